@@ -1,0 +1,182 @@
+//! The caller's account: `GET /api/me` and API token management.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::app::Ctx;
+use crate::auth::mint_api_token;
+use crate::http::input::Input;
+use crate::http::{success, ApiError, ApiResult, Reply};
+use crate::time::{iso, normalize};
+
+/// Tokens a user may hold at once; a leaked script minting tokens in a loop stops here.
+const MAX_ACTIVE_TOKENS: i64 = 100;
+
+/// `GET /api/me` → `{user: {id, email, name, role}}`.
+pub async fn me(ctx: &Ctx) -> ApiResult<Reply> {
+    let c = ctx.caller()?;
+    Reply::ok(&json!({ "user": { "id": c.id, "email": c.email, "name": c.name, "role": c.role.as_str() } }))
+}
+
+#[derive(Deserialize)]
+struct TokenRow {
+    id: String,
+    name: String,
+    prefix: Option<String>,
+    created_at: String,
+    last_used_at: Option<String>,
+    expires_at: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenView {
+    id: String,
+    name: String,
+    prefix: Option<String>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+impl From<TokenRow> for TokenView {
+    fn from(r: TokenRow) -> Self {
+        TokenView {
+            id: r.id,
+            name: r.name,
+            prefix: r.prefix,
+            created_at: normalize(&r.created_at),
+            last_used_at: r.last_used_at.as_deref().map(normalize),
+            expires_at: r.expires_at.as_deref().map(normalize),
+        }
+    }
+}
+
+/// Opaque list cursor: base64url of `<createdAt>|<id>` of the last item returned.
+pub fn encode_cursor(created_at: &str, id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}|{id}"))
+}
+
+pub fn decode_cursor(cursor: &str) -> ApiResult<(String, String)> {
+    use base64::Engine;
+    let bad = || ApiError::invalid_field("cursor", "Invalid cursor");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (a, b) = text.split_once('|').ok_or_else(bad)?;
+    Ok((a.to_string(), b.to_string()))
+}
+
+/// `GET /api/api-tokens?limit&cursor` → `{tokens, cursor?, hasMore}` (newest first;
+/// revoked tokens are gone, expired ones stay visible with their `expiresAt`).
+pub async fn list_tokens(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let limit = ctx.query.limit(50)?;
+    let (after_created, after_id) = match ctx.query.get("cursor") {
+        Some(c) => decode_cursor(c)?,
+        None => ("\u{10FFFF}".to_string(), String::new()),
+    };
+    let db = ctx.db()?;
+    let rows: Vec<TokenRow> = worker::query!(
+        &db,
+        "SELECT id, name, prefix, created_at, last_used_at, expires_at FROM api_tokens
+          WHERE user_id = ?1 AND revoked_at IS NULL
+            AND (created_at < ?2 OR (created_at = ?2 AND ?3 <> '' AND id < ?3))
+          ORDER BY created_at DESC, id DESC LIMIT ?4",
+        &caller.id,
+        &after_created,
+        &after_id,
+        &(limit + 1)
+    )?
+    .all()
+    .await?
+    .results()?;
+    let has_more = rows.len() > limit as usize;
+    let tokens: Vec<TokenView> = rows.into_iter().take(limit as usize).map(TokenView::from).collect();
+    let mut body = json!({ "tokens": tokens, "hasMore": has_more });
+    if has_more {
+        // Tokens are written by this service in ISO form, so the shown value is the stored one.
+        if let Some(last) = tokens.last() {
+            body["cursor"] = json!(encode_cursor(&last.created_at, &last.id));
+        }
+    }
+    Reply::ok(&body)
+}
+
+/// `POST /api/api-tokens` `{name, expiresAt?}` → 201 `{id, name, prefix, token, createdAt, expiresAt?}`.
+/// The token text is in this answer only; the database keeps its hash.
+pub async fn create_token(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let mut input = Input::parse(&ctx.body)?;
+    let name = input.str("name", 1, 100);
+    let expires_at = input.opt_future_time("expiresAt", ctx.now).map(iso);
+    input.finish()?;
+
+    let db = ctx.db()?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let token = mint_api_token();
+    let created_at = iso(ctx.now);
+    // Insert only while the user is under the cap: one statement, no race.
+    let result = worker::query!(
+        &db,
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, scopes, expires_at, created_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, '[]', ?6, ?7
+          WHERE (SELECT COUNT(*) FROM api_tokens WHERE user_id = ?2 AND revoked_at IS NULL) < ?8",
+        &id,
+        &caller.id,
+        &name,
+        &token.hash,
+        &token.prefix,
+        &expires_at,
+        &created_at,
+        &MAX_ACTIVE_TOKENS
+    )?
+    .run()
+    .await?;
+    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+        return Err(ApiError::conflict(
+            "TOO_MANY_TOKENS",
+            format!("A user may hold at most {MAX_ACTIVE_TOKENS} active API tokens; revoke one first"),
+        ));
+    }
+    let mut body = json!({ "id": id, "name": name, "prefix": token.prefix, "token": token.text, "createdAt": created_at });
+    if let Some(e) = expires_at {
+        body["expiresAt"] = json!(e);
+    }
+    Reply::json(201, &body)
+}
+
+/// `DELETE /api/api-tokens/:id` → `{success: true}`; another user's token is a 404.
+pub async fn revoke_token(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let id = ctx.params.get("id");
+    let db = ctx.db()?;
+    let result = worker::query!(
+        &db,
+        "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
+        &iso(ctx.now),
+        &id,
+        &caller.id
+    )?
+    .run()
+    .await?;
+    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+        return Err(ApiError::not_found(format!("API token with id '{id}' not found")));
+    }
+    Reply::ok(&success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_garbage() {
+        let c = encode_cursor("2026-01-01T00:00:00.000Z", "abc");
+        assert_eq!(decode_cursor(&c).unwrap(), ("2026-01-01T00:00:00.000Z".into(), "abc".into()));
+        assert_eq!(decode_cursor("!!!").unwrap_err().code, "VALIDATION_ERROR");
+        assert!(decode_cursor("bm9waXBl").is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! The request pipeline: request id → CORS preflight → route → size limit → auth → handler →
+//! envelope and headers. Auth happens here, once, before any handler runs.
+
+use futures::StreamExt;
+use worker::d1::D1Database;
+use worker::{Context, Env, Headers, Request, Response};
+
+use crate::auth::{self, Caller, Role};
+use crate::http::input::Query;
+use crate::http::router::{self, Access, Match, Params, Route};
+use crate::http::{self as h, ApiError, ApiResult, Reply, ReplyBody};
+use crate::time::{now_ms, Millis};
+use crate::{account, config, credentials};
+
+/// Everything a handler gets: the parsed request and the caller.
+pub struct Ctx {
+    pub env: Env,
+    pub request_id: String,
+    pub params: Params,
+    pub query: Query,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    pub now: Millis,
+    caller: Option<Caller>,
+}
+
+impl Ctx {
+    /// The authenticated caller (always present on `Access::User`/`Admin` routes).
+    pub fn caller(&self) -> ApiResult<&Caller> {
+        self.caller.as_ref().ok_or_else(ApiError::unauthorized)
+    }
+
+    pub fn db(&self) -> ApiResult<D1Database> {
+        Ok(self.env.d1("DB")?)
+    }
+}
+
+async fn dispatch(route: Route, ctx: &Ctx) -> ApiResult<Reply> {
+    match route {
+        Route::Health => Reply::ok(&serde_json::json!({ "status": "ok", "timestamp": crate::time::iso(ctx.now) })),
+        Route::OpenApi => Ok(Reply::raw_json(crate::openapi::DOCUMENT)),
+        Route::Me => account::me(ctx).await,
+        Route::ListApiTokens => account::list_tokens(ctx).await,
+        Route::CreateApiToken => account::create_token(ctx).await,
+        Route::RevokeApiToken => account::revoke_token(ctx).await,
+        Route::ListCredentials => credentials::list(ctx).await,
+        Route::PutCredential => credentials::put(ctx).await,
+        Route::DeleteCredential => credentials::delete(ctx).await,
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes without buffering the excess.
+async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
+    if let Some(len) = req.headers().get("Content-Length")?.and_then(|v| v.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+    }
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new()); // no body
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn run(mut req: Request, env: Env, wctx: &Context, request_id: &str) -> ApiResult<Reply> {
+    let url = req.url()?;
+    let method = req.method().to_string();
+    let (def, params) = match router::find(&method, url.path()) {
+        Match::Found(def, params) => (def, params),
+        Match::MethodNotAllowed(allowed) => return Err(ApiError::method_not_allowed(&allowed)),
+        Match::NotFound => return Err(ApiError::route_not_found()),
+    };
+    if let Some(len) = req.headers().get("Content-Length")?.and_then(|v| v.parse::<usize>().ok()) {
+        if len > def.body_limit {
+            return Err(ApiError::payload_too_large(def.body_limit));
+        }
+    }
+    let now = now_ms();
+    let mut caller = None;
+    if def.access != Access::Public {
+        let header = req.headers().get("Authorization")?;
+        let token = auth::bearer_token(header.as_deref()).ok_or_else(ApiError::unauthorized)?;
+        let db = env.d1("DB")?;
+        let who = auth::authenticate(&db, token, now).await?;
+        if def.access == Access::Admin && who.role != Role::Admin {
+            return Err(ApiError::admin_required());
+        }
+        if auth::needs_touch(who.last_used_at.as_deref(), now) {
+            wctx.wait_until(auth::touch(db, who.token_table, who.token_id.clone(), now));
+        }
+        caller = Some(who);
+    }
+    let body = match method.as_str() {
+        "GET" | "HEAD" | "OPTIONS" => Vec::new(),
+        _ => read_body(&mut req, def.body_limit).await?,
+    };
+    let ctx = Ctx {
+        env,
+        request_id: request_id.to_string(),
+        params,
+        query: Query::parse(url.query()),
+        headers: req.headers().clone(),
+        body,
+        now,
+        caller,
+    };
+    dispatch(def.route, &ctx).await
+}
+
+fn preflight(req: &Request) -> bool {
+    req.method() == worker::Method::Options
+        && req.headers().has("Origin").unwrap_or(false)
+        && req.headers().has("Access-Control-Request-Method").unwrap_or(false)
+}
+
+/// The Worker's `fetch` handler.
+pub async fn handle(req: Request, env: Env, wctx: Context) -> worker::Result<Response> {
+    let request_id = h::request_id(req.headers().get("X-Request-Id").ok().flatten().as_deref());
+    let origin = req.headers().get("Origin").ok().flatten();
+    let frontend = config::var(&env, "FRONTEND_URL");
+    let cors_origin = origin.filter(|o| h::cors_allows(o, frontend.as_deref()));
+
+    let reply = if preflight(&req) {
+        Reply::no_content()
+            .with_header("Access-Control-Allow-Methods", h::CORS_METHODS)
+            .with_header("Access-Control-Allow-Headers", h::CORS_HEADERS)
+            .with_header("Access-Control-Max-Age", "86400")
+    } else {
+        match run(req, env, &wctx, &request_id).await {
+            Ok(reply) => reply,
+            Err(err) => {
+                if err.status >= 500 {
+                    let cause = err.internal.as_deref().unwrap_or(&err.message);
+                    config::log_error(&format!("request {request_id} failed: {} {cause}", err.status));
+                }
+                Reply::error(&err, &request_id)
+            }
+        }
+    };
+    respond(reply, &request_id, cors_origin.as_deref())
+}
+
+fn respond(reply: Reply, request_id: &str, cors_origin: Option<&str>) -> worker::Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in h::SECURITY_HEADERS {
+        headers.set(name, value)?;
+    }
+    headers.set("X-Request-Id", request_id)?;
+    headers.set("Vary", "Origin")?;
+    if let Some(origin) = cors_origin {
+        headers.set("Access-Control-Allow-Origin", origin)?;
+        headers.set("Access-Control-Allow-Credentials", "true")?;
+        headers.set("Access-Control-Expose-Headers", "X-Request-Id")?;
+    }
+    for (name, value) in &reply.headers {
+        headers.set(name, value)?;
+    }
+    let resp = match reply.body {
+        ReplyBody::Json(text) => {
+            headers.set("Content-Type", "application/json; charset=utf-8")?;
+            Response::from_bytes(text.into_bytes())?
+        }
+        ReplyBody::Empty => Response::empty()?,
+    };
+    Ok(resp.with_status(reply.status).with_headers(headers))
+}

@@ -1,0 +1,171 @@
+//! Authentication: `Authorization: Bearer <token>` only. Tokens are stored as the
+//! lowercase hex SHA-256 of their text, in `api_tokens` (revocable, optional expiry)
+//! or `auth_sessions` (login sessions, always expiring).
+
+use serde::Deserialize;
+use worker::d1::D1Database;
+
+use crate::crypto::{random_token, sha256_hex};
+use crate::http::{ApiError, ApiResult};
+use crate::time::{iso, parse_stored, Millis};
+
+/// API tokens start with this, so they are recognisable in configs and secret scanners.
+pub const TOKEN_PREFIX: &str = "itk_";
+/// How much of a token is kept in clear for recognition (`itk_` + 8 characters).
+pub const DISPLAY_PREFIX_LEN: usize = 12;
+/// `last_used_at` is written at most this often per token, to keep reads cheap.
+const TOUCH_INTERVAL_MS: Millis = 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Member,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Role {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Role,
+    /// `api_tokens` or `auth_sessions`, and the row id, for `last_used_at`.
+    pub token_table: &'static str,
+    pub token_id: String,
+    pub last_used_at: Option<String>,
+}
+
+/// A freshly minted API token: the text is shown once, only the hash is stored.
+pub struct NewToken {
+    pub text: String,
+    pub hash: String,
+    pub prefix: String,
+}
+
+pub fn mint_api_token() -> NewToken {
+    let text = format!("{TOKEN_PREFIX}{}", random_token::<32>());
+    NewToken { hash: sha256_hex(text.as_bytes()), prefix: text[..DISPLAY_PREFIX_LEN].to_string(), text }
+}
+
+/// The token of an `Authorization: Bearer …` header (scheme case-insensitive).
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let header = header?.trim();
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 512).then_some(token)
+}
+
+/// Whether `last_used_at` is old enough to be worth writing again.
+pub fn needs_touch(last_used_at: Option<&str>, now: Millis) -> bool {
+    match last_used_at.and_then(parse_stored) {
+        Some(t) => now - t >= TOUCH_INTERVAL_MS,
+        None => true,
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthRow {
+    id: String,
+    email: String,
+    name: Option<String>,
+    role: String,
+    kind: String,
+    token_id: String,
+    last_used_at: Option<String>,
+}
+
+/// Looks the token up in both tables with one query. `julianday` compares our ISO
+/// timestamps and SQLite `datetime()` text (rows migrated from the original) alike.
+pub async fn authenticate(db: &D1Database, token: &str, now: Millis) -> ApiResult<Caller> {
+    let hash = sha256_hex(token.as_bytes());
+    let now = iso(now);
+    let row: Option<AuthRow> = worker::query!(
+        db,
+        "SELECT u.id, u.email, u.name, u.role, t.kind, t.token_id, t.last_used_at FROM (
+           SELECT 'api' AS kind, id AS token_id, user_id, last_used_at FROM api_tokens
+            WHERE token_hash = ?1 AND revoked_at IS NULL
+              AND (expires_at IS NULL OR julianday(expires_at) > julianday(?2))
+           UNION ALL
+           SELECT 'session', id, user_id, last_used_at FROM auth_sessions
+            WHERE token_hash = ?1 AND julianday(expires_at) > julianday(?2)
+         ) t JOIN users u ON u.id = t.user_id LIMIT 1",
+        &hash,
+        &now
+    )?
+    .first(None)
+    .await?;
+    let row = row.ok_or_else(ApiError::unauthorized)?;
+    Ok(Caller {
+        id: row.id,
+        email: row.email,
+        name: row.name,
+        role: Role::parse(&row.role),
+        token_table: if row.kind == "api" { "api_tokens" } else { "auth_sessions" },
+        token_id: row.token_id,
+        last_used_at: row.last_used_at,
+    })
+}
+
+/// Records that the caller's token was used (run after the response via `wait_until`).
+pub async fn touch(db: D1Database, table: &'static str, token_id: String, now: Millis) {
+    let sql = format!("UPDATE {table} SET last_used_at = ?1 WHERE id = ?2");
+    let result = match worker::query!(&db, &sql, &iso(now), &token_id) {
+        Ok(stmt) => stmt.run().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        crate::config::log_error(&format!("last_used_at update failed: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens() {
+        let t = mint_api_token();
+        assert!(t.text.starts_with("itk_"));
+        assert_eq!(t.text.len(), 4 + 43);
+        assert_eq!(t.prefix, &t.text[..12]);
+        assert_eq!(t.hash, sha256_hex(t.text.as_bytes()));
+        assert_eq!(t.hash.len(), 64);
+        assert_ne!(mint_api_token().text, t.text);
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(Some("Bearer ")), None);
+        assert_eq!(bearer_token(Some("abc")), None);
+        assert_eq!(bearer_token(None), None);
+    }
+
+    #[test]
+    fn touch_throttle() {
+        let now = 1_767_323_045_678;
+        assert!(needs_touch(None, now));
+        assert!(!needs_touch(Some(&iso(now - 1_000)), now));
+        assert!(needs_touch(Some(&iso(now - 61_000)), now));
+        assert!(needs_touch(Some("2020-01-01 00:00:00"), now));
+    }
+}

@@ -1,0 +1,132 @@
+//! Credential storage: the typed client of the per-user `API_KEYS` Durable Object and the
+//! user-facing routes (`/api/me/credentials`), which show metadata, never values.
+
+pub mod protocol;
+pub mod vault;
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+use worker::{Env, Method, Request, RequestInit};
+
+use crate::app::Ctx;
+use crate::http::input::Input;
+use crate::http::{ApiError, ApiResult, Reply};
+use protocol::*;
+use vault::{valid_service, Meta, Secret};
+
+pub const BINDING: &str = "API_KEYS";
+
+/// A handle on one user's `API_KEYS` object.
+pub struct ApiKeys {
+    env: Env,
+    user_id: String,
+}
+
+impl ApiKeys {
+    pub fn for_user(env: &Env, user_id: &str) -> Self {
+        ApiKeys { env: env.clone(), user_id: user_id.to_string() }
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> ApiResult<T> {
+        let stub = self.env.durable_object(BINDING)?.get_by_name(&self.user_id)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(serde_json::to_string(body)?.into()));
+        // The stub ignores the host, but the URL must be absolute.
+        let req = Request::new_with_init(&format!("https://api-keys.internal{path}"), &init)?;
+        let mut resp = stub.fetch_with_request(req).await?;
+        let status = resp.status_code();
+        if status == 200 {
+            return Ok(resp.json().await?);
+        }
+        let err: Option<ErrorBody> = resp.json().await.ok();
+        let code = err.as_ref().map(|e| e.code.as_str()).unwrap_or("");
+        Err(match (status, code) {
+            (404, _) => ApiError::not_found("Credentials not found"),
+            (410, _) => ApiError::new(410, "CREDENTIALS_EXPIRED", "Credentials expired"),
+            (503, "ENCRYPTION_NOT_CONFIGURED") => ApiError::encryption_not_configured(),
+            (400, _) => ApiError::new(400, "VALIDATION_ERROR", err.map(|e| e.error).unwrap_or_default()),
+            _ => ApiError::internal(format!("API_KEYS {path} answered {status} {code}")),
+        })
+    }
+
+    pub async fn store(
+        &self,
+        service: &str,
+        credentials: BTreeMap<String, String>,
+        scopes: Vec<String>,
+        expires_at: Option<String>,
+    ) -> ApiResult<Meta> {
+        let req = StoreRequest { user_id: self.user_id.clone(), service: service.into(), credentials, scopes, expires_at };
+        let resp: StoreResponse = self.call(STORE, &req).await?;
+        Ok(resp.credential)
+    }
+
+    /// Opens a credential for internal use. Never put the result in a response.
+    pub async fn retrieve(&self, service: &str) -> ApiResult<Secret> {
+        self.call(RETRIEVE, &ServiceRequest { user_id: self.user_id.clone(), service: service.into() }).await
+    }
+
+    pub async fn list(&self) -> ApiResult<Vec<Meta>> {
+        let resp: ListResponse = self.call(LIST, &ListRequest { user_id: self.user_id.clone() }).await?;
+        Ok(resp.credentials)
+    }
+
+    pub async fn rotate(&self, service: &str, new_credentials: BTreeMap<String, String>) -> ApiResult<Meta> {
+        let req = RotateRequest { user_id: self.user_id.clone(), service: service.into(), new_credentials };
+        let resp: StoreResponse = self.call(ROTATE, &req).await?;
+        Ok(resp.credential)
+    }
+
+    /// Removes a credential; says whether one existed.
+    pub async fn revoke(&self, service: &str) -> ApiResult<bool> {
+        let resp: RevokeResponse =
+            self.call(REVOKE, &ServiceRequest { user_id: self.user_id.clone(), service: service.into() }).await?;
+        Ok(resp.existed)
+    }
+}
+
+fn service_param(ctx: &Ctx) -> ApiResult<String> {
+    let service = ctx.params.get("service");
+    if valid_service(service) {
+        Ok(service.to_string())
+    } else {
+        Err(ApiError::invalid_field("service", "Must match [a-z0-9][a-z0-9_.-]{0,63}"))
+    }
+}
+
+/// `GET /api/me/credentials` → `{credentials: [{service, scopes, createdAt, expiresAt?}]}`.
+pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let credentials = ApiKeys::for_user(&ctx.env, &caller.id).list().await?;
+    Reply::ok(&json!({ "credentials": credentials }))
+}
+
+/// `PUT /api/me/credentials/:service` with `{credentials: {k: v}, scopes?, expiresAt?}`:
+/// stores a secret (an LLM API key, say) for the caller. The answer is metadata only.
+pub async fn put(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let service = service_param(ctx)?;
+    let mut input = Input::parse(&ctx.body)?;
+    let credentials = input.str_map("credentials", 32, 16 * 1024);
+    let scopes = input.opt_str_list("scopes", 64, 128).unwrap_or_default();
+    let expires_at = input.opt_future_time("expiresAt", ctx.now);
+    input.finish()?;
+    let meta = ApiKeys::for_user(&ctx.env, &caller.id)
+        .store(&service, credentials.into_iter().collect(), scopes, expires_at.map(crate::time::iso))
+        .await?;
+    Reply::ok(&json!({ "credential": meta }))
+}
+
+/// `DELETE /api/me/credentials/:service` → `{success: true}`, 404 when none is stored.
+pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let service = service_param(ctx)?;
+    if ApiKeys::for_user(&ctx.env, &caller.id).revoke(&service).await? {
+        Reply::ok(&crate::http::success())
+    } else {
+        Err(ApiError::not_found("Credentials not found"))
+    }
+}

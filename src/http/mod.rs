@@ -1,0 +1,141 @@
+//! HTTP conventions shared by every route: replies, request ids, CORS and security headers.
+
+pub mod error;
+pub mod input;
+pub mod router;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use error::{ApiError, ApiResult};
+
+/// What a handler answers; `app.rs` turns it into a `worker::Response`.
+pub struct Reply {
+    pub status: u16,
+    pub body: ReplyBody,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+pub enum ReplyBody {
+    Json(String),
+    Empty,
+}
+
+impl Reply {
+    pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Reply> {
+        Ok(Reply { status, body: ReplyBody::Json(serde_json::to_string(value)?), headers: Vec::new() })
+    }
+
+    pub fn ok<T: Serialize>(value: &T) -> ApiResult<Reply> {
+        Self::json(200, value)
+    }
+
+    /// A JSON document that is already serialized (e.g. the embedded OpenAPI file).
+    pub fn raw_json(text: &str) -> Reply {
+        Reply { status: 200, body: ReplyBody::Json(text.to_string()), headers: Vec::new() }
+    }
+
+    pub fn no_content() -> Reply {
+        Reply { status: 204, body: ReplyBody::Empty, headers: Vec::new() }
+    }
+
+    pub fn error(err: &ApiError, request_id: &str) -> Reply {
+        let body = err.body(request_id);
+        Reply { status: err.status, body: ReplyBody::Json(body.to_string()), headers: err.headers.clone() }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// `{"success": true}`, the acknowledgement shape of the original worker.
+pub fn success() -> Value {
+    serde_json::json!({ "success": true })
+}
+
+/// Echo a well-formed inbound `X-Request-Id` (`[A-Za-z0-9_=-]{1,255}`, as Hono's
+/// requestId middleware accepts), else mint a UUID.
+pub fn request_id(inbound: Option<&str>) -> String {
+    match inbound {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 255
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'=') =>
+        {
+            id.to_string()
+        }
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// Local development origins allowed besides `FRONTEND_URL` (Vite dev server and preview).
+const DEV_ORIGINS: [&str; 2] = ["http://localhost:5173", "http://localhost:4173"];
+
+/// CORS: `FRONTEND_URL`, the dev origins, and `https://*.<frontend host>` (preview deploys).
+pub fn cors_allows(origin: &str, frontend_url: Option<&str>) -> bool {
+    if DEV_ORIGINS.contains(&origin) {
+        return true;
+    }
+    let Some(frontend) = frontend_url.and_then(|f| url::Url::parse(f).ok()) else {
+        return false;
+    };
+    let Ok(o) = url::Url::parse(origin) else {
+        return false;
+    };
+    if o.origin() == frontend.origin() {
+        return true;
+    }
+    match (o.scheme(), o.host_str(), frontend.host_str()) {
+        ("https", Some(host), Some(fh)) => host.strip_suffix(fh).is_some_and(|sub| sub.ends_with('.') && sub.len() > 1),
+        _ => false,
+    }
+}
+
+pub const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
+pub const CORS_HEADERS: &str = "Content-Type, Authorization, X-Request-Id";
+
+/// Security headers on every response (the set Hono's `secureHeaders()` sends, plus no-store,
+/// since every API answer is per-user).
+pub const SECURITY_HEADERS: [(&str, &str); 12] = [
+    ("Cache-Control", "no-store"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+    ("Origin-Agent-Cluster", "?1"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Strict-Transport-Security", "max-age=15552000; includeSubDomains"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-DNS-Prefetch-Control", "off"),
+    ("X-Download-Options", "noopen"),
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("X-Permitted-Cross-Domain-Policies", "none"),
+    ("X-XSS-Protection", "0"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_echo_rules() {
+        assert_eq!(request_id(Some("abc-DEF_1=")), "abc-DEF_1=");
+        let minted = request_id(Some("has space"));
+        assert_eq!(minted.len(), 36);
+        assert_ne!(request_id(Some(&"a".repeat(256))), "a".repeat(256));
+        assert_eq!(request_id(None).len(), 36);
+    }
+
+    #[test]
+    fn cors_origins() {
+        let fe = Some("https://app.example.com");
+        assert!(cors_allows("https://app.example.com", fe));
+        assert!(cors_allows("https://pr-12.app.example.com", fe));
+        assert!(cors_allows("http://localhost:5173", None));
+        assert!(!cors_allows("http://pr-12.app.example.com", fe));
+        assert!(!cors_allows("https://evilapp.example.com", fe));
+        assert!(!cors_allows("https://app.example.com.evil.io", fe));
+        assert!(!cors_allows("https://other.dev", fe));
+        assert!(!cors_allows("null", fe));
+    }
+}

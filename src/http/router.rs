@@ -1,0 +1,174 @@
+//! The route table and a small matcher. The table is plain data, so a native test can
+//! check it against the OpenAPI document (every routed path must be documented).
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    User,
+    Admin,
+}
+
+/// Every handler the service has. `app.rs` maps each to its function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    OpenApi,
+    Me,
+    ListApiTokens,
+    CreateApiToken,
+    RevokeApiToken,
+    ListCredentials,
+    PutCredential,
+    DeleteCredential,
+}
+
+pub const KIB: usize = 1024;
+pub const MIB: usize = 1024 * KIB;
+/// Default request body limit (contract §4).
+pub const DEFAULT_BODY_LIMIT: usize = MIB;
+
+pub struct RouteDef {
+    pub method: &'static str,
+    /// Segments separated by `/`; `:name` captures one segment.
+    pub pattern: &'static str,
+    pub route: Route,
+    pub access: Access,
+    pub body_limit: usize,
+}
+
+const fn def(method: &'static str, pattern: &'static str, route: Route, access: Access) -> RouteDef {
+    RouteDef { method, pattern, route, access, body_limit: DEFAULT_BODY_LIMIT }
+}
+
+pub static ROUTES: &[RouteDef] = &[
+    def("GET", "/health", Route::Health, Access::Public),
+    def("GET", "/openapi.json", Route::OpenApi, Access::Public),
+    def("GET", "/api/me", Route::Me, Access::User),
+    def("GET", "/api/api-tokens", Route::ListApiTokens, Access::User),
+    def("POST", "/api/api-tokens", Route::CreateApiToken, Access::User),
+    def("DELETE", "/api/api-tokens/:id", Route::RevokeApiToken, Access::User),
+    def("GET", "/api/me/credentials", Route::ListCredentials, Access::User),
+    def("PUT", "/api/me/credentials/:service", Route::PutCredential, Access::User),
+    def("DELETE", "/api/me/credentials/:service", Route::DeleteCredential, Access::User),
+];
+
+/// Path parameters captured by a match, percent-decoded.
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+pub enum Match {
+    Found(&'static RouteDef, Params),
+    /// The path exists with other methods.
+    MethodNotAllowed(Vec<&'static str>),
+    NotFound,
+}
+
+fn match_pattern(pattern: &'static str, path: &str) -> Option<Params> {
+    let mut params = Vec::new();
+    let mut pat = pattern.split('/');
+    let mut segs = path.split('/');
+    loop {
+        match (pat.next(), segs.next()) {
+            (None, None) => return Some(Params(params)),
+            (Some(p), Some(s)) => {
+                if let Some(name) = p.strip_prefix(':') {
+                    if s.is_empty() {
+                        return None;
+                    }
+                    let decoded = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+                    params.push((name, decoded.into_owned()));
+                } else if p != s {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Finds the route for `method` and `path` (a trailing slash is ignored; HEAD is GET).
+pub fn find(method: &str, path: &str) -> Match {
+    let path = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
+    let method = if method == "HEAD" { "GET" } else { method };
+    let mut allowed = Vec::new();
+    for def in ROUTES {
+        if let Some(params) = match_pattern(def.pattern, path) {
+            if def.method == method {
+                return Match::Found(def, params);
+            }
+            allowed.push(def.method);
+        }
+    }
+    if allowed.is_empty() {
+        Match::NotFound
+    } else {
+        allowed.push("OPTIONS");
+        Match::MethodNotAllowed(allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn matches_params_and_methods() {
+        match find("DELETE", "/api/api-tokens/abc%20d") {
+            Match::Found(def, params) => {
+                assert_eq!(def.route, Route::RevokeApiToken);
+                assert_eq!(params.get("id"), "abc d");
+            }
+            _ => panic!("expected a match"),
+        }
+        assert!(matches!(find("GET", "/api/me/"), Match::Found(d, _) if d.route == Route::Me));
+        assert!(matches!(find("HEAD", "/health"), Match::Found(d, _) if d.route == Route::Health));
+        match find("PATCH", "/api/api-tokens") {
+            Match::MethodNotAllowed(m) => assert_eq!(m, ["GET", "POST", "OPTIONS"]),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(find("GET", "/api/nope"), Match::NotFound));
+        assert!(matches!(find("DELETE", "/api/api-tokens/"), Match::MethodNotAllowed(_)));
+        assert!(matches!(find("GET", "/api/me/credentials/x/y"), Match::NotFound));
+    }
+
+    fn openapi_path(pattern: &str) -> String {
+        pattern
+            .split('/')
+            .map(|s| s.strip_prefix(':').map(|n| format!("{{{n}}}")).unwrap_or_else(|| s.to_string()))
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// Fails when a routed path is missing from `/openapi.json`, or documented but not routed.
+    #[test]
+    fn openapi_documents_every_route() {
+        let doc: Value = serde_json::from_str(crate::openapi::DOCUMENT).unwrap();
+        assert_eq!(doc["openapi"].as_str().unwrap().get(..3), Some("3.1"));
+        let paths = doc["paths"].as_object().unwrap();
+        for def in ROUTES {
+            let p = openapi_path(def.pattern);
+            let op = &paths.get(&p).unwrap_or_else(|| panic!("{p} missing from openapi.json"))[def.method.to_lowercase()];
+            assert!(op.is_object(), "{} {p} missing from openapi.json", def.method);
+            assert!(op["responses"].is_object(), "{} {p} has no responses", def.method);
+            let secured = op.get("security").map(|s| s.as_array().map(|a| !a.is_empty()).unwrap_or(false));
+            match def.access {
+                Access::Public => assert_eq!(secured, Some(false), "{} {p} must declare security: []", def.method),
+                _ => assert_ne!(secured, Some(false), "{} {p} is authenticated", def.method),
+            }
+        }
+        for (p, item) in paths {
+            for method in item.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+                let routed = ROUTES.iter().any(|d| openapi_path(d.pattern) == *p && d.method.eq_ignore_ascii_case(method));
+                assert!(routed, "{method} {p} is documented but not routed");
+            }
+        }
+    }
+}

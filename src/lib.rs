@@ -1,0 +1,33 @@
+//! Integrations service of an AI-agent platform, on Cloudflare Workers.
+//!
+//! This file is only the Worker's entry points; see `app.rs` for the request pipeline
+//! and one module per capability.
+
+pub mod account;
+pub mod api_keys_do;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod credentials;
+pub mod crypto;
+pub mod http;
+pub mod maintenance;
+pub mod openapi;
+pub mod time;
+
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    app::handle(req, env, ctx).await
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    maintenance::run(&event.cron(), &env).await;
+}

@@ -1,0 +1,31 @@
+//! Scheduled maintenance (cron `0 3 * * *`): removes what can no longer authenticate.
+
+use worker::Env;
+
+use crate::config::log_error;
+use crate::time::{iso, now_ms};
+
+/// Revoked or expired API tokens are kept this long (for audit) before deletion.
+const RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+pub async fn run(cron: &str, env: &Env) {
+    if let Err(e) = purge(env).await {
+        log_error(&format!("maintenance ({cron}) failed: {e}"));
+    }
+}
+
+async fn purge(env: &Env) -> worker::Result<()> {
+    let db = env.d1("DB")?;
+    let now = iso(now_ms());
+    let horizon = iso(now_ms() - RETENTION_MS);
+    db.batch(vec![
+        worker::query!(&db, "DELETE FROM auth_sessions WHERE julianday(expires_at) <= julianday(?1)", &now)?,
+        worker::query!(
+            &db,
+            "DELETE FROM api_tokens WHERE julianday(COALESCE(revoked_at, expires_at)) <= julianday(?1)",
+            &horizon
+        )?,
+    ])
+    .await?;
+    Ok(())
+}
