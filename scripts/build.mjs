@@ -1,0 +1,46 @@
+// Builds the worker: `worker-build --release` → build/index.js + build/index_bg.wasm.
+// With --if-needed (used by wrangler's [build] hook) it skips when the build is newer than
+// every source file, so `wrangler dev`/`deploy` after `npm start`/`npm test` cost nothing.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { root, cargoBin, run, log, exists, toolEnv } from './lib.mjs';
+
+const output = join(root, 'build', 'index_bg.wasm');
+
+function newestSource() {
+  let newest = 0;
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  walk(join(root, 'src'));
+  for (const f of ['Cargo.toml', 'Cargo.lock', 'openapi.json', 'tests/fixtures/legacy-ciphertexts.json']) {
+    if (exists(join(root, f))) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
+  }
+  return newest;
+}
+
+export function upToDate() {
+  return exists(output) && exists(join(root, 'build', 'index.js')) && statSync(output).mtimeMs >= newestSource();
+}
+
+export function build({ ifNeeded = false } = {}) {
+  if (ifNeeded && upToDate()) {
+    log('worker build is up to date');
+    return;
+  }
+  log('building the worker (worker-build --release)');
+  const t0 = Date.now();
+  const env = exists(join(root, '.use-debian-rust'))
+    ? toolEnv({ PATH: `/usr/bin:${toolEnv().PATH}` })
+    : toolEnv();
+  run(join(cargoBin, 'worker-build'), ['--release'], { env });
+  log(`worker built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  build({ ifNeeded: process.argv.includes('--if-needed') });
+}

@@ -1,0 +1,148 @@
+// Integration harness: runs the compiled worker (build/) in workerd through Miniflare with a
+// fresh state directory, D1 migrated by `wrangler d1 migrations apply` exactly as production
+// is, real SQLite-backed Durable Objects, and configuration pointing every upstream base URL
+// at local fake servers. Everything it starts is stopped by `stop()`, also on failure.
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Miniflare } from 'miniflare';
+import { root, run, toolEnv } from '../../scripts/lib.mjs';
+import { userStatements } from '../../scripts/users.mjs';
+
+export const DATABASE_ID = '00000000-0000-4000-8000-000000000000';
+export const COMPATIBILITY_DATE = '2026-04-20';
+export const TEST_KEY = 'test-encryption-key-0123456789abcdef';
+
+const stateRoot = join(root, '.test-state');
+
+/** Every secret a test configures, so output scans can look for them. */
+export const knownSecrets = new Set([TEST_KEY]);
+
+export class Service {
+  constructor({ vars = {}, upstreams = {} } = {}) {
+    this.vars = vars;
+    this.upstreams = upstreams;
+    this.logs = [];
+  }
+
+  bindings(overrides = {}) {
+    const up = this.upstreams;
+    const base = {
+      ENCRYPTION_KEY: TEST_KEY,
+      FRONTEND_URL: 'https://app.example.com',
+      GITHUB_API_URL: up.github ?? 'http://127.0.0.1:9/github',
+      GITHUB_WEB_URL: up.githubWeb ?? 'http://127.0.0.1:9/github-web',
+      TELEGRAM_API_URL: up.telegram ?? 'http://127.0.0.1:9/telegram',
+      GOOGLE_ACCOUNTS_URL: up.googleAccounts ?? 'http://127.0.0.1:9/accounts',
+      GOOGLE_OAUTH_TOKEN_URL: up.googleToken ?? 'http://127.0.0.1:9/token',
+      GMAIL_API_URL: up.gmail ?? 'http://127.0.0.1:9/gmail',
+      GOOGLE_CALENDAR_API_URL: up.calendar ?? 'http://127.0.0.1:9/calendar',
+      ...this.vars,
+      ...overrides,
+    };
+    for (const [k, v] of Object.entries(base)) {
+      if (/KEY|SECRET|TOKEN$/.test(k) && typeof v === 'string' && v.length >= 8) knownSecrets.add(v);
+    }
+    // Miniflare bindings must be strings; `undefined` removes a variable.
+    return Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined));
+  }
+
+  options(bindings) {
+    return {
+      host: '127.0.0.1',
+      port: 0,
+      modules: true,
+      scriptPath: join(root, 'build', 'index.js'),
+      modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+      compatibilityDate: COMPATIBILITY_DATE,
+      d1Databases: { DB: DATABASE_ID },
+      d1Persist: join(this.dir, 'v3', 'd1'),
+      durableObjects: { API_KEYS: { className: 'ApiKeys', useSQLite: true } },
+      durableObjectsPersist: join(this.dir, 'v3', 'do'),
+      bindings,
+      handleRuntimeStdio: (stdout, stderr) => {
+        for (const s of [stdout, stderr]) s.on('data', (chunk) => this.logs.push(String(chunk)));
+      },
+    };
+  }
+
+  async start() {
+    mkdirSync(stateRoot, { recursive: true });
+    this.dir = mkdtempSync(join(stateRoot, 'run-'));
+    // Production path: wrangler applies migrations/ to the (local) D1.
+    run('node', [join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js'), 'd1', 'migrations', 'apply', 'DB', '--local', '--persist-to', this.dir],
+      { quiet: true, env: toolEnv({ CI: '1' }) });
+    this.mf = new Miniflare(this.options(this.bindings()));
+    this.url = (await this.mf.ready).toString().replace(/\/$/, '');
+    return this;
+  }
+
+  /** Restarts the worker with changed variables (state is kept): e.g. a key rotation. */
+  async reconfigure(overrides) {
+    await this.mf.setOptions(this.options(this.bindings(overrides)));
+    this.url = (await this.mf.ready).toString().replace(/\/$/, '');
+  }
+
+  async stop() {
+    try {
+      await this.mf?.dispose();
+    } finally {
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Direct D1 access for arranging and inspecting state. */
+  db() {
+    return this.mf.getD1Database('DB');
+  }
+
+  /** The `API_KEYS` object of a user, spoken to over its internal protocol. */
+  async apiKeys(userId) {
+    const ns = await this.mf.getDurableObjectNamespace('API_KEYS');
+    const stub = ns.get(ns.idFromName(userId));
+    return async (op, body) => {
+      const r = await stub.fetch(`https://api-keys.internal/${op}`, { method: 'POST', body: JSON.stringify(body) });
+      return { status: r.status, body: await r.json() };
+    };
+  }
+
+  /** Creates (or finds) a user and a fresh API token, as `npm run user:create` does. */
+  async createUser({ email = `u${Math.random().toString(36).slice(2, 10)}@example.com`, name = 'Test User', admin = false } = {}) {
+    const { token, statements } = userStatements({ email, name, admin, tokenName: 'test' });
+    const db = await this.db();
+    const results = await db.batch(statements.map(([sql, params]) => db.prepare(sql).bind(...params)));
+    const userId = results[2].results[0].id;
+    knownSecrets.add(token);
+    return { userId, token, email };
+  }
+
+  /** Calls the service over HTTP. Returns {status, headers, body (parsed JSON or text), text}. */
+  async request(method, path, { token, body, headers = {}, raw } = {}) {
+    const h = { ...headers };
+    if (token) h.authorization = `Bearer ${token}`;
+    let payload = raw;
+    if (body !== undefined) {
+      payload = JSON.stringify(body);
+      h['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(this.url + path, { method, headers: h, body: payload });
+    const text = await res.text();
+    this.logs.push(text); // responses are scanned for secrets too
+    let parsed = text;
+    try { parsed = text ? JSON.parse(text) : null; } catch {}
+    return { status: res.status, headers: res.headers, body: parsed, text };
+  }
+
+  /** Secrets that appeared in a response body or in workerd's output. */
+  leakedSecrets() {
+    const all = this.logs.join('\n');
+    return [...knownSecrets].filter((s) => all.includes(s) && !this.allowedEchoes?.has(s));
+  }
+}
+
+/** Starts a service for one test file; registers teardown with node:test. */
+export async function startService(t, options) {
+  const svc = new Service(options);
+  t.after(() => svc.stop());
+  await svc.start();
+  return svc;
+}
