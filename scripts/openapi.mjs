@@ -30,10 +30,20 @@ const listParams = [
   { name: 'cursor', in: 'query', schema: str(), description: 'Opaque cursor from the previous page' },
 ];
 
+const admin = (op) => ({ security: [{ bearer: [] }], ...op, responses: { ...op.responses, ...errors(401, 403, 500) } });
 const user = (op) => ({ security: [{ bearer: [] }], ...op, responses: { ...op.responses, ...errors(401, 500) } });
 const publicOp = (op) => ({ security: [], ...op });
 
 const paths = {
+  '/api/admin/users': {
+    get: admin({
+      tags: ['admin'], summary: 'List users (newest first)', parameters: listParams,
+      responses: {
+        200: json(obj({ users: { type: 'array', items: ref('AdminUser') }, cursor: str(), hasMore: { type: 'boolean' } }, ['users', 'hasMore'])),
+        ...errors(400),
+      },
+    }),
+  },
   '/health': {
     get: publicOp({
       tags: ['service'], summary: 'Liveness check',
@@ -115,6 +125,7 @@ const doc = {
       InternalError: obj({ error: { const: 'Internal server error' }, code: { const: 'INTERNAL_ERROR' }, requestId: str() }, ['error', 'code', 'requestId']),
       Success: obj({ success: { const: true } }, ['success']),
       User: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] } }, ['id', 'email', 'name', 'role']),
+      AdminUser: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] }, createdAt: time }, ['id', 'email', 'name', 'role', 'createdAt']),
       ApiToken: obj({ id: str(), name: str(), prefix: str(), createdAt: time, lastUsedAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'createdAt']),
       CredentialMeta: obj({ service: str(), scopes: { type: 'array', items: str() }, createdAt: time, expiresAt: time }, ['service', 'scopes', 'createdAt']),
     },

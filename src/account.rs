@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::app::Ctx;
 use crate::auth::mint_api_token;
 use crate::http::input::Input;
+use crate::http::page::{encode_cursor, start_after};
 use crate::http::{success, ApiError, ApiResult, Reply};
 use crate::time::{iso, normalize};
 
@@ -54,30 +55,12 @@ impl From<TokenRow> for TokenView {
     }
 }
 
-/// Opaque list cursor: base64url of `<createdAt>|<id>` of the last item returned.
-pub fn encode_cursor(created_at: &str, id: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}|{id}"))
-}
-
-pub fn decode_cursor(cursor: &str) -> ApiResult<(String, String)> {
-    use base64::Engine;
-    let bad = || ApiError::invalid_field("cursor", "Invalid cursor");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (a, b) = text.split_once('|').ok_or_else(bad)?;
-    Ok((a.to_string(), b.to_string()))
-}
-
 /// `GET /api/api-tokens?limit&cursor` → `{tokens, cursor?, hasMore}` (newest first;
 /// revoked tokens are gone, expired ones stay visible with their `expiresAt`).
 pub async fn list_tokens(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let limit = ctx.query.limit(50)?;
-    let (after_created, after_id) = match ctx.query.get("cursor") {
-        Some(c) => decode_cursor(c)?,
-        None => ("\u{10FFFF}".to_string(), String::new()),
-    };
+    let (after_created, after_id) = start_after(ctx.query.get("cursor"))?;
     let db = ctx.db()?;
     let rows: Vec<TokenRow> = worker::query!(
         &db,
@@ -141,7 +124,8 @@ pub async fn create_token(ctx: &Ctx) -> ApiResult<Reply> {
             format!("A user may hold at most {MAX_ACTIVE_TOKENS} active API tokens; revoke one first"),
         ));
     }
-    let mut body = json!({ "id": id, "name": name, "prefix": token.prefix, "token": token.text, "createdAt": created_at });
+    let mut body =
+        json!({ "id": id, "name": name, "prefix": token.prefix, "token": token.text, "createdAt": created_at });
     if let Some(e) = expires_at {
         body["expiresAt"] = json!(e);
     }
@@ -168,15 +152,43 @@ pub async fn revoke_token(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&success())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(Deserialize, Serialize)]
+struct UserRow {
+    id: String,
+    email: String,
+    name: Option<String>,
+    role: String,
+    created_at: String,
+}
 
-    #[test]
-    fn cursor_round_trip_and_garbage() {
-        let c = encode_cursor("2026-01-01T00:00:00.000Z", "abc");
-        assert_eq!(decode_cursor(&c).unwrap(), ("2026-01-01T00:00:00.000Z".into(), "abc".into()));
-        assert_eq!(decode_cursor("!!!").unwrap_err().code, "VALIDATION_ERROR");
-        assert!(decode_cursor("bm9waXBl").is_err());
+/// `GET /api/admin/users?limit&cursor` (admin) → `{users: [{id, email, name, role, createdAt}], cursor?, hasMore}`.
+pub async fn list_users(ctx: &Ctx) -> ApiResult<Reply> {
+    let limit = ctx.query.limit(50)?;
+    let (after_created, after_id) = start_after(ctx.query.get("cursor"))?;
+    let db = ctx.db()?;
+    let rows: Vec<UserRow> = worker::query!(
+        &db,
+        "SELECT id, email, name, role, created_at FROM users
+          WHERE created_at < ?1 OR (created_at = ?1 AND ?2 <> '' AND id < ?2)
+          ORDER BY created_at DESC, id DESC LIMIT ?3",
+        &after_created,
+        &after_id,
+        &(limit + 1)
+    )?
+    .all()
+    .await?
+    .results()?;
+    let has_more = rows.len() > limit as usize;
+    let users: Vec<serde_json::Value> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "createdAt": normalize(&u.created_at) }))
+        .collect();
+    let mut body = json!({ "users": users, "hasMore": has_more });
+    if has_more {
+        if let Some(last) = rows.get(limit as usize - 1) {
+            body["cursor"] = json!(encode_cursor(&last.created_at, &last.id));
+        }
     }
+    Reply::ok(&body)
 }

@@ -6,7 +6,9 @@ use std::cell::Cell;
 
 use serde::Deserialize;
 use serde_json::json;
-use worker::{durable_object, DurableObject, Env, ListOptions, Request, Response, Result, SqlStorage, SqlStorageValue, State};
+use worker::{
+    durable_object, DurableObject, Env, ListOptions, Request, Response, Result, SqlStorage, SqlStorageValue, State,
+};
 
 use crate::credentials::protocol::*;
 use crate::credentials::vault::{valid_service, Record, Vault, VaultError, VaultRows};
@@ -216,9 +218,9 @@ impl ApiKeys {
                     other => other.flatten(),
                 };
                 let vault = Vault { rows: &rows, keys: &keys, user_id: &r.user_id };
-                vault.store(&r.service, &r.credentials, r.scopes, expires_at, now).map(|meta| {
-                    json!(StoreResponse { success: true, id: r.service.clone(), credential: meta })
-                })
+                vault
+                    .store(&r.service, &r.credentials, r.scopes, expires_at, now)
+                    .map(|meta| json!(StoreResponse { success: true, id: r.service.clone(), credential: meta }))
             }
             RETRIEVE => {
                 let r = parse!(ServiceRequest);

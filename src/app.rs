@@ -46,6 +46,7 @@ async fn dispatch(route: Route, ctx: &Ctx) -> ApiResult<Reply> {
         Route::ListCredentials => credentials::list(ctx).await,
         Route::PutCredential => credentials::put(ctx).await,
         Route::DeleteCredential => credentials::delete(ctx).await,
+        Route::AdminListUsers => account::list_users(ctx).await,
     }
 }
 

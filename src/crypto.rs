@@ -81,11 +81,7 @@ impl DataKey {
         // Both lengths are far below HKDF's 255·32-byte limit.
         hk.expand(INFO_DATA_KEY, &mut key).expect("hkdf length");
         hk.expand(INFO_KEY_ID, &mut id).expect("hkdf length");
-        DataKey {
-            kid: hex(&id),
-            cipher: Aes256Gcm::new(&key.into()),
-            secret: secret.to_string(),
-        }
+        DataKey { kid: hex(&id), cipher: Aes256Gcm::new(&key.into()), secret: secret.to_string() }
     }
 }
 
@@ -172,9 +168,7 @@ fn open_raw(cipher: &Aes256Gcm, raw: &[u8], aad: &[u8]) -> Result<Vec<u8>, Crypt
         return Err(CryptoError::Undecryptable);
     }
     let (nonce, ct) = raw.split_at(NONCE_LEN);
-    cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-        .map_err(|_| CryptoError::Undecryptable)
+    cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).map_err(|_| CryptoError::Undecryptable)
 }
 
 /// Anchor §4.1: the secret as UTF-16 code units, right-padded with `'0'` to 32 units and cut
@@ -355,7 +349,11 @@ mod tests {
         // RFC 4231 test case 2.
         let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-        assert!(verify_hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?", "5BDCC146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+        assert!(verify_hmac_sha256_hex(
+            b"Jefe",
+            b"what do ya want for nothing?",
+            "5BDCC146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        ));
         assert!(!verify_hmac_sha256_hex(b"Jefe", b"what do ya want for nothing!", &hex(&mac)));
         assert!(constant_time_eq(b"same", b"same"));
         assert!(!constant_time_eq(b"same", b"sane"));

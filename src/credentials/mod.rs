@@ -59,7 +59,8 @@ impl ApiKeys {
         scopes: Vec<String>,
         expires_at: Option<String>,
     ) -> ApiResult<Meta> {
-        let req = StoreRequest { user_id: self.user_id.clone(), service: service.into(), credentials, scopes, expires_at };
+        let req =
+            StoreRequest { user_id: self.user_id.clone(), service: service.into(), credentials, scopes, expires_at };
         let resp: StoreResponse = self.call(STORE, &req).await?;
         Ok(resp.credential)
     }

@@ -129,7 +129,12 @@ impl<R: VaultRows> Vault<'_, R> {
     }
 
     /// Replaces the value, keeping scopes and expiry; `createdAt` restarts.
-    pub fn rotate(&self, service: &str, credentials: &BTreeMap<String, String>, now: Millis) -> Result<Meta, VaultError> {
+    pub fn rotate(
+        &self,
+        service: &str,
+        credentials: &BTreeMap<String, String>,
+        now: Millis,
+    ) -> Result<Meta, VaultError> {
         let mut record = self.load(service)?;
         record.encrypted_data = self.seal(service, credentials);
         record.created_at = iso(now);

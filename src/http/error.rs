@@ -3,9 +3,13 @@
 
 use serde_json::{json, Value};
 
-/// A client-visible failure. Internal causes are logged, never returned.
+/// A client-visible failure. Internal causes are logged, never returned. Boxed so that
+/// `Result<T, ApiError>` stays one pointer wide on the happy path.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorInfo>);
+
+#[derive(Debug)]
+pub struct ErrorInfo {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
@@ -27,7 +31,14 @@ pub struct FieldError {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: None, headers: Vec::new(), internal: None }
+        ApiError(Box::new(ErrorInfo {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            headers: Vec::new(),
+            internal: None,
+        }))
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -108,6 +119,19 @@ impl ApiError {
             body["details"] = details.clone();
         }
         body
+    }
+}
+
+impl std::ops::Deref for ApiError {
+    type Target = ErrorInfo;
+    fn deref(&self) -> &ErrorInfo {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorInfo {
+        &mut self.0
     }
 }
 

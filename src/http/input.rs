@@ -169,11 +169,7 @@ pub struct Query(Vec<(String, String)>);
 impl Query {
     pub fn parse(query: Option<&str>) -> Self {
         let pairs = query
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect()
-            })
+            .map(|q| url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
             .unwrap_or_default();
         Query(pairs)
     }
@@ -214,7 +210,15 @@ mod tests {
         let _ = input.opt_str_list("scopes", 10, 10);
         let _ = input.str("missing", 1, 5);
         let err = input.finish().unwrap_err();
-        let fields: Vec<_> = err.details.unwrap().as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap().to_string()).collect();
+        let fields: Vec<_> = err
+            .details
+            .clone()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(fields, ["name", "expiresAt", "scopes[0]", "missing"]);
     }
 

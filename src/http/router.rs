@@ -21,6 +21,7 @@ pub enum Route {
     ListCredentials,
     PutCredential,
     DeleteCredential,
+    AdminListUsers,
 }
 
 pub const KIB: usize = 1024;
@@ -51,6 +52,7 @@ pub static ROUTES: &[RouteDef] = &[
     def("GET", "/api/me/credentials", Route::ListCredentials, Access::User),
     def("PUT", "/api/me/credentials/:service", Route::PutCredential, Access::User),
     def("DELETE", "/api/me/credentials/:service", Route::DeleteCredential, Access::User),
+    def("GET", "/api/admin/users", Route::AdminListUsers, Access::Admin),
 ];
 
 /// Path parameters captured by a match, percent-decoded.
@@ -155,7 +157,8 @@ mod tests {
         let paths = doc["paths"].as_object().unwrap();
         for def in ROUTES {
             let p = openapi_path(def.pattern);
-            let op = &paths.get(&p).unwrap_or_else(|| panic!("{p} missing from openapi.json"))[def.method.to_lowercase()];
+            let op =
+                &paths.get(&p).unwrap_or_else(|| panic!("{p} missing from openapi.json"))[def.method.to_lowercase()];
             assert!(op.is_object(), "{} {p} missing from openapi.json", def.method);
             assert!(op["responses"].is_object(), "{} {p} has no responses", def.method);
             let secured = op.get("security").map(|s| s.as_array().map(|a| !a.is_empty()).unwrap_or(false));
@@ -166,7 +169,8 @@ mod tests {
         }
         for (p, item) in paths {
             for method in item.as_object().unwrap().keys().filter(|k| *k != "parameters") {
-                let routed = ROUTES.iter().any(|d| openapi_path(d.pattern) == *p && d.method.eq_ignore_ascii_case(method));
+                let routed =
+                    ROUTES.iter().any(|d| openapi_path(d.pattern) == *p && d.method.eq_ignore_ascii_case(method));
                 assert!(routed, "{method} {p} is documented but not routed");
             }
         }
