@@ -1,0 +1,136 @@
+// Authentication and the admin guard (contract §3): Bearer only, hashed lookup in
+// api_tokens and auth_sessions, expiry, revocation, last_used_at; and user:create.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { startService } from '../lib/harness.mjs';
+import { root } from '../../scripts/lib.mjs';
+
+const UNAUTHORIZED = { error: 'Missing or invalid authentication', code: 'UNAUTHORIZED' };
+const sha = (s) => createHash('sha256').update(s).digest('hex');
+const iso = (offsetMs) => new Date(Date.now() + offsetMs).toISOString();
+
+test('authentication', async (t) => {
+  const svc = await startService(t);
+  const member = await svc.createUser({ email: 'member@example.com', name: 'Mem Ber' });
+  const admin = await svc.createUser({ email: 'admin@example.com', admin: true });
+  const db = await svc.db();
+
+  await t.test('missing, malformed and wrong tokens → 401', async () => {
+    const cases = [
+      {},
+      { headers: { authorization: 'Basic dXNlcjpwYXNz' } },
+      { headers: { authorization: 'Bearer' } },
+      { headers: { authorization: 'Bearer ' } },
+      { headers: { authorization: member.token } },
+      { token: 'itk_not-a-real-token' },
+      { token: member.token.slice(0, -1) },
+    ];
+    for (const c of cases) {
+      const r = await svc.request('GET', '/api/me', c);
+      assert.equal(r.status, 401, JSON.stringify(c));
+      assert.deepEqual(r.body, UNAUTHORIZED);
+    }
+  });
+
+  await t.test('a token in the query string is not accepted', async () => {
+    const r = await svc.request('GET', `/api/me?token=${member.token}`);
+    assert.equal(r.status, 401);
+  });
+
+  await t.test('GET /api/me returns the caller', async () => {
+    const r = await svc.request('GET', '/api/me', { token: member.token });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { user: { id: member.userId, email: 'member@example.com', name: 'Mem Ber', role: 'member' } });
+    const a = await svc.request('GET', '/api/me', { headers: { authorization: `bearer ${admin.token}` } });
+    assert.equal(a.body.user.role, 'admin');
+  });
+
+  await t.test('expired and revoked API tokens → 401', async () => {
+    const expired = 'itk_expired-token-for-tests-0000000000000000000';
+    const revoked = 'itk_revoked-token-for-tests-0000000000000000000';
+    const future = 'itk_future-expiry-token-for-tests-0000000000000';
+    await db.batch([
+      db.prepare('INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .bind(randomUUID(), member.userId, 'old', sha(expired), expired.slice(0, 12), iso(-1000)),
+      db.prepare('INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, revoked_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .bind(randomUUID(), member.userId, 'revoked', sha(revoked), revoked.slice(0, 12), iso(-1000)),
+      db.prepare('INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .bind(randomUUID(), member.userId, 'future', sha(future), future.slice(0, 12), iso(3600_000)),
+    ]);
+    assert.equal((await svc.request('GET', '/api/me', { token: expired })).status, 401);
+    assert.equal((await svc.request('GET', '/api/me', { token: revoked })).status, 401);
+    assert.equal((await svc.request('GET', '/api/me', { token: future })).status, 200);
+  });
+
+  await t.test('login session tokens authenticate until they expire', async () => {
+    const live = `session-live-${randomUUID()}`;
+    const dead = `session-dead-${randomUUID()}`;
+    // One row in the original worker's datetime('now') format, which must still compare correctly.
+    const sqliteFormat = new Date(Date.now() + 3600_000).toISOString().slice(0, 19).replace('T', ' ');
+    await db.batch([
+      db.prepare('INSERT INTO auth_sessions (id, user_id, token_hash, provider, expires_at) VALUES (?, ?, ?, ?, ?)')
+        .bind(randomUUID(), admin.userId, sha(live), 'github', sqliteFormat),
+      db.prepare('INSERT INTO auth_sessions (id, user_id, token_hash, provider, expires_at) VALUES (?, ?, ?, ?, ?)')
+        .bind(randomUUID(), admin.userId, sha(dead), 'github', iso(-1)),
+    ]);
+    const r = await svc.request('GET', '/api/me', { token: live });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.user.id, admin.userId);
+    assert.equal((await svc.request('GET', '/api/me', { token: dead })).status, 401);
+  });
+
+  await t.test('last_used_at is recorded', async () => {
+    const fresh = await svc.createUser();
+    const before = await db.prepare('SELECT last_used_at FROM api_tokens WHERE user_id = ?').bind(fresh.userId).first();
+    assert.equal(before.last_used_at, null);
+    await svc.request('GET', '/api/me', { token: fresh.token });
+    let after;
+    for (let i = 0; i < 20 && !after?.last_used_at; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await db.prepare('SELECT last_used_at FROM api_tokens WHERE user_id = ?').bind(fresh.userId).first();
+    }
+    assert.match(after.last_used_at, /^\d{4}-\d\d-\d\dT/);
+  });
+
+  await t.test('admin guard: members get 403, admins pass, strangers 401', async () => {
+    const m = await svc.request('GET', '/api/admin/users', { token: member.token });
+    assert.equal(m.status, 403);
+    assert.deepEqual(m.body, { error: 'Admin access required', code: 'FORBIDDEN' });
+    assert.equal((await svc.request('GET', '/api/admin/users')).status, 401);
+    const a = await svc.request('GET', '/api/admin/users?limit=1', { token: admin.token });
+    assert.equal(a.status, 200);
+    assert.equal(a.body.users.length, 1);
+    assert.equal(a.body.hasMore, true);
+    const next = await svc.request('GET', `/api/admin/users?limit=100&cursor=${a.body.cursor}`, { token: admin.token });
+    const all = [...a.body.users, ...next.body.users].map((u) => u.email);
+    assert.ok(all.includes('member@example.com') && all.includes('admin@example.com'));
+    assert.equal(new Set(all).size, all.length, 'pages do not overlap');
+  });
+
+  await t.test('npm run user:create prints one JSON line whose token authenticates', async () => {
+    const script = join(root, 'scripts', 'user-create.mjs');
+    const r = spawnSync('node', [script, '--email', 'Cli.User@Example.com', '--name', 'Cli', '--admin', '--persist-to', svc.dir], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    const { userId, token } = JSON.parse(lines[0]);
+    assert.match(token, /^itk_[A-Za-z0-9_-]{43}$/);
+    const me = await svc.request('GET', '/api/me', { token });
+    assert.equal(me.status, 200);
+    assert.deepEqual(me.body.user, { id: userId, email: 'cli.user@example.com', name: 'Cli', role: 'admin' });
+    // Running it again finds the same user and mints another token.
+    const again = JSON.parse(spawnSync('node', [script, '--email', 'cli.user@example.com', '--persist-to', svc.dir], { encoding: 'utf8' }).stdout);
+    assert.equal(again.userId, userId);
+    assert.notEqual(again.token, token);
+    const bad = spawnSync('node', [script, '--email', 'not-an-email', '--persist-to', svc.dir], { encoding: 'utf8' });
+    assert.notEqual(bad.status, 0);
+    assert.equal(bad.stdout, '');
+  });
+
+  await t.test('no secret in any response or log line', () => {
+    assert.deepEqual(svc.leakedSecrets(), []);
+  });
+});
