@@ -10,7 +10,7 @@ use crate::http::input::Query;
 use crate::http::router::{self, Access, Match, Params, Route};
 use crate::http::{self as h, ApiError, ApiResult, Reply, ReplyBody};
 use crate::time::{now_ms, Millis};
-use crate::{account, config, credentials};
+use crate::{account, channels, config, credentials, sessions};
 
 /// Everything a handler gets: the parsed request and the caller.
 pub struct Ctx {
@@ -47,6 +47,24 @@ async fn dispatch(route: Route, ctx: &Ctx) -> ApiResult<Reply> {
         Route::PutCredential => credentials::put(ctx).await,
         Route::DeleteCredential => credentials::delete(ctx).await,
         Route::AdminListUsers => account::list_users(ctx).await,
+        Route::CreateSession => sessions::create(ctx).await,
+        Route::ListSessions => sessions::list(ctx).await,
+        Route::GetSession => sessions::get(ctx).await,
+        Route::GetGitState => sessions::get_git_state(ctx).await,
+        Route::SessionChildren => sessions::children(ctx).await,
+        Route::Orchestrator => sessions::orchestrator(ctx).await,
+        Route::SessionMessages => sessions::read(ctx, "messages").await,
+        Route::SessionQueue => sessions::read(ctx, "queue").await,
+        Route::SessionEvents => sessions::read(ctx, "events").await,
+        Route::ClaimPrompt => sessions::claim(ctx).await,
+        Route::CompletePrompt => sessions::complete(ctx).await,
+        Route::ClearQueue => sessions::clear(ctx, false).await,
+        Route::StopSession => sessions::clear(ctx, true).await,
+        Route::ListBindings => channels::list_bindings(ctx).await,
+        Route::CreateBinding => channels::create_binding(ctx).await,
+        Route::UpdateBinding => channels::update_binding(ctx).await,
+        Route::DeleteBinding => channels::delete_binding(ctx).await,
+        Route::Prompt => channels::prompt(ctx).await,
     }
 }
 

@@ -7,12 +7,16 @@ pub mod account;
 pub mod api_keys_do;
 pub mod app;
 pub mod auth;
+pub mod channels;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
+pub mod do_client;
 pub mod http;
 pub mod maintenance;
 pub mod openapi;
+pub mod session_agent_do;
+pub mod sessions;
 pub mod time;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};

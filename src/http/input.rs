@@ -72,6 +72,22 @@ impl Input {
         }
     }
 
+    /// An optional string kept exactly as sent (no trimming), at most `max` characters.
+    pub fn opt_text(&mut self, field: &str, max: usize) -> Option<String> {
+        match self.present(field) {
+            None => None,
+            Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
+            Some(Value::String(_)) => {
+                self.error(field, format!("At most {max} characters"));
+                None
+            }
+            Some(_) => {
+                self.error(field, "Expected a string");
+                None
+            }
+        }
+    }
+
     /// A required string (see [`Input::opt_str`]).
     pub fn str(&mut self, field: &str, min: usize, max: usize) -> String {
         if self.present(field).is_none() {
@@ -95,6 +111,61 @@ impl Input {
                 None
             }
         }
+    }
+
+    /// An optional integer in `min..=max`.
+    pub fn opt_int(&mut self, field: &str, min: i64, max: i64) -> Option<i64> {
+        match self.present(field) {
+            None => None,
+            Some(v) => match v.as_i64() {
+                Some(n) if (min..=max).contains(&n) => Some(n),
+                _ => {
+                    self.error(field, format!("Expected an integer between {min} and {max}"));
+                    None
+                }
+            },
+        }
+    }
+
+    /// An optional boolean.
+    pub fn opt_bool(&mut self, field: &str) -> Option<bool> {
+        match self.present(field) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.error(field, "Expected a boolean");
+                None
+            }
+        }
+    }
+
+    /// An optional value from a fixed set, parsed by `parse`.
+    pub fn opt_enum<T>(&mut self, field: &str, allowed: &[&str], parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+        match self.present(field) {
+            None => None,
+            Some(Value::String(s)) if parse(s).is_some() => parse(s),
+            Some(_) => {
+                self.error(field, format!("Expected one of: {}", allowed.join(", ")));
+                None
+            }
+        }
+    }
+
+    /// An optional array of arbitrary values (for nested shapes parsed by the caller).
+    pub fn opt_array(&mut self, field: &str) -> Option<Vec<Value>> {
+        match self.present(field) {
+            None => None,
+            Some(Value::Array(items)) => Some(items.clone()),
+            Some(_) => {
+                self.error(field, "Expected an array");
+                None
+            }
+        }
+    }
+
+    /// Whether the body has this field (with a non-null value).
+    pub fn has(&self, field: &str) -> bool {
+        self.present(field).is_some()
     }
 
     /// An optional array of strings (each 1..=max_len characters, at most max_items).

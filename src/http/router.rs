@@ -22,6 +22,24 @@ pub enum Route {
     PutCredential,
     DeleteCredential,
     AdminListUsers,
+    CreateSession,
+    ListSessions,
+    GetSession,
+    GetGitState,
+    SessionChildren,
+    Orchestrator,
+    SessionMessages,
+    SessionQueue,
+    SessionEvents,
+    ClaimPrompt,
+    CompletePrompt,
+    ClearQueue,
+    StopSession,
+    ListBindings,
+    CreateBinding,
+    UpdateBinding,
+    DeleteBinding,
+    Prompt,
 }
 
 pub const KIB: usize = 1024;
@@ -42,6 +60,11 @@ const fn def(method: &'static str, pattern: &'static str, route: Route, access: 
     RouteDef { method, pattern, route, access, body_limit: DEFAULT_BODY_LIMIT }
 }
 
+/// A route whose bodies may be larger than the default (media, provider payloads).
+const fn big(method: &'static str, pattern: &'static str, route: Route, body_limit: usize) -> RouteDef {
+    RouteDef { method, pattern, route, access: Access::User, body_limit }
+}
+
 pub static ROUTES: &[RouteDef] = &[
     def("GET", "/health", Route::Health, Access::Public),
     def("GET", "/openapi.json", Route::OpenApi, Access::Public),
@@ -53,6 +76,25 @@ pub static ROUTES: &[RouteDef] = &[
     def("PUT", "/api/me/credentials/:service", Route::PutCredential, Access::User),
     def("DELETE", "/api/me/credentials/:service", Route::DeleteCredential, Access::User),
     def("GET", "/api/admin/users", Route::AdminListUsers, Access::Admin),
+    def("POST", "/api/sessions", Route::CreateSession, Access::User),
+    def("GET", "/api/sessions", Route::ListSessions, Access::User),
+    def("GET", "/api/sessions/:id", Route::GetSession, Access::User),
+    def("GET", "/api/sessions/:id/git-state", Route::GetGitState, Access::User),
+    def("GET", "/api/sessions/:id/children", Route::SessionChildren, Access::User),
+    def("GET", "/api/sessions/:id/messages", Route::SessionMessages, Access::User),
+    def("GET", "/api/sessions/:id/queue", Route::SessionQueue, Access::User),
+    def("GET", "/api/sessions/:id/events", Route::SessionEvents, Access::User),
+    def("POST", "/api/sessions/:id/queue/claim", Route::ClaimPrompt, Access::User),
+    def("POST", "/api/sessions/:id/queue/clear", Route::ClearQueue, Access::User),
+    big("POST", "/api/sessions/:id/queue/:promptId/complete", Route::CompletePrompt, 2 * MIB),
+    def("POST", "/api/sessions/:id/stop", Route::StopSession, Access::User),
+    def("POST", "/api/me/orchestrator", Route::Orchestrator, Access::User),
+    def("GET", "/api/channels/bindings", Route::ListBindings, Access::User),
+    def("POST", "/api/channels/bindings", Route::CreateBinding, Access::User),
+    def("PATCH", "/api/channels/bindings/:id", Route::UpdateBinding, Access::User),
+    def("DELETE", "/api/channels/bindings/:id", Route::DeleteBinding, Access::User),
+    // Prompts may carry up to 25 MB of base64 attachments (contract §4: 32 MiB).
+    big("POST", "/api/prompt", Route::Prompt, 32 * MIB),
 ];
 
 /// Path parameters captured by a match, percent-decoded.

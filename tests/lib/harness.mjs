@@ -56,7 +56,10 @@ export class Service {
       compatibilityDate: COMPATIBILITY_DATE,
       d1Databases: { DB: DATABASE_ID },
       d1Persist: join(this.dir, 'v3', 'd1'),
-      durableObjects: { API_KEYS: { className: 'ApiKeys', useSQLite: true } },
+      durableObjects: {
+        API_KEYS: { className: 'ApiKeys', useSQLite: true },
+        SESSIONS: { className: 'SessionAgent', useSQLite: true },
+      },
       durableObjectsPersist: join(this.dir, 'v3', 'do'),
       bindings,
       handleRuntimeStdio: (stdout, stderr) => {

@@ -1,0 +1,118 @@
+//! Channels and scope keys (anchor §7.2). A scope key always starts with the owner's user id,
+//! so it is computed by the server for the caller and can never name someone else's channel.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelType {
+    Web,
+    Api,
+    Telegram,
+    Slack,
+    Github,
+}
+
+impl ChannelType {
+    pub const ALL: [&'static str; 5] = ["web", "api", "telegram", "slack", "github"];
+
+    pub fn parse(s: &str) -> Option<ChannelType> {
+        Some(match s {
+            "web" => ChannelType::Web,
+            "api" => ChannelType::Api,
+            "telegram" => ChannelType::Telegram,
+            "slack" => ChannelType::Slack,
+            "github" => ChannelType::Github,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelType::Web => "web",
+            ChannelType::Api => "api",
+            ChannelType::Telegram => "telegram",
+            ChannelType::Slack => "slack",
+            ChannelType::Github => "github",
+        }
+    }
+
+    /// Why a channel id is not acceptable for this type, if it is not.
+    pub fn check_id(self, id: &str) -> Result<(), &'static str> {
+        if id.is_empty() || id.chars().count() > 500 || id.chars().any(char::is_control) {
+            return Err("Must be 1 to 500 characters without control characters");
+        }
+        match self {
+            ChannelType::Telegram => {
+                let digits = id.strip_prefix('-').unwrap_or(id);
+                if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err("A Telegram chat id is an integer");
+                }
+            }
+            ChannelType::Github => {
+                // `<owner>/<repo>:pr:<number>`, as githubPrScopeKey builds it.
+                let ok = id.rsplit_once(":pr:").is_some_and(|(repo, n)| {
+                    super::super::sessions::repo::RepoRef::parse_full_name(repo).is_some()
+                        && !n.is_empty()
+                        && n.bytes().all(|b| b.is_ascii_digit())
+                });
+                if !ok {
+                    return Err("A GitHub channel id is <owner>/<repo>:pr:<number>");
+                }
+            }
+            ChannelType::Slack => {
+                // `<teamId>:<channelId>:<threadTs>`, as slackScopeKey builds it.
+                if id.split(':').count() != 3 || id.split(':').any(str::is_empty) {
+                    return Err("A Slack channel id is <teamId>:<channelId>:<threadTs>");
+                }
+            }
+            ChannelType::Web | ChannelType::Api => {}
+        }
+        Ok(())
+    }
+}
+
+/// The scope key of a user's channel: `user:<userId>:manual:<sessionId>` for web,
+/// `user:<userId>:<type>:<channelId>` otherwise (telegram, slack, github, api).
+pub fn scope_key(user_id: &str, channel: ChannelType, channel_id: &str) -> String {
+    let segment = if channel == ChannelType::Web { "manual" } else { channel.as_str() };
+    format!("user:{user_id}:{segment}:{channel_id}")
+}
+
+/// The session DO's per-channel queue key (`<type>:<id>`, or `web:default` without a channel).
+pub fn channel_key(channel_type: Option<&str>, channel_id: Option<&str>) -> String {
+    match (channel_type, channel_id) {
+        (Some(t), Some(i)) => format!("{t}:{i}"),
+        _ => "web:default".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_match_the_original_helpers() {
+        assert_eq!(scope_key("u1", ChannelType::Web, "s1"), "user:u1:manual:s1");
+        assert_eq!(scope_key("u1", ChannelType::Telegram, "-100123"), "user:u1:telegram:-100123");
+        assert_eq!(scope_key("u1", ChannelType::Slack, "T1:C1:1.2"), "user:u1:slack:T1:C1:1.2");
+        assert_eq!(scope_key("u1", ChannelType::Github, "o/r.x:pr:7"), "user:u1:github:o/r.x:pr:7");
+        assert_eq!(scope_key("u1", ChannelType::Api, "idem-1"), "user:u1:api:idem-1");
+        assert_eq!(channel_key(Some("telegram"), Some("5")), "telegram:5");
+        assert_eq!(channel_key(None, None), "web:default");
+    }
+
+    #[test]
+    fn channel_ids_are_checked_per_type() {
+        assert!(ChannelType::Telegram.check_id("-1001234").is_ok());
+        assert!(ChannelType::Telegram.check_id("12a").is_err());
+        assert!(ChannelType::Github.check_id("octo/my.repo:pr:12").is_ok());
+        assert!(ChannelType::Github.check_id("octo:pr:12").is_err());
+        assert!(ChannelType::Slack.check_id("T:C:1").is_ok());
+        assert!(ChannelType::Slack.check_id("T:C").is_err());
+        assert!(ChannelType::Api.check_id("anything").is_ok());
+        assert!(ChannelType::Web.check_id("").is_err());
+        assert!(ChannelType::Web.check_id(&"x".repeat(501)).is_err());
+        assert_eq!(ChannelType::parse("email"), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! The session registry (D1) and the routes that read and drive a session's `SessionAgent`.
+
+pub mod agent;
+pub mod prompt;
+pub mod repo;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::d1::D1Database;
+
+use crate::app::Ctx;
+use crate::channels::scope::{scope_key, ChannelType};
+use crate::http::input::Input;
+use crate::http::page::{encode_cursor, start_after};
+use crate::http::{ApiError, ApiResult, Reply};
+use crate::time::{iso, normalize};
+use agent::{CompleteRequest, SessionAgent};
+use repo::RepoRef;
+
+/// Statuses in which a session no longer takes work.
+pub const FINISHED_STATUSES: [&str; 3] = ["terminated", "archived", "error"];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub workspace: String,
+    pub status: String,
+    pub title: Option<String>,
+    pub parent_session_id: Option<String>,
+    pub is_orchestrator: i64,
+    pub purpose: String,
+    pub created_at: String,
+    pub last_active_at: String,
+}
+
+pub const SESSION_COLUMNS: &str =
+    "id, user_id, workspace, status, title, parent_session_id, is_orchestrator, purpose, created_at, last_active_at";
+
+impl SessionRow {
+    pub fn view(&self) -> Value {
+        json!({
+            "id": self.id, "userId": self.user_id, "workspace": self.workspace, "title": self.title,
+            "status": self.status, "isOrchestrator": self.is_orchestrator != 0, "purpose": self.purpose,
+            "parentSessionId": self.parent_session_id,
+            "createdAt": normalize(&self.created_at), "lastActiveAt": normalize(&self.last_active_at),
+        })
+    }
+
+    pub fn is_finished(&self) -> bool {
+        FINISHED_STATUSES.contains(&self.status.as_str())
+    }
+}
+
+#[derive(Deserialize)]
+struct GitStateRow {
+    source_type: Option<String>,
+    source_pr_number: Option<i64>,
+    source_issue_number: Option<i64>,
+    source_repo_full_name: Option<String>,
+    source_repo_url: Option<String>,
+    branch: Option<String>,
+    base_branch: Option<String>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    commit_count: Option<i64>,
+    pr_number: Option<i64>,
+    pr_title: Option<String>,
+    pr_state: Option<String>,
+    pr_url: Option<String>,
+    pr_created_at: Option<String>,
+    pr_merged_at: Option<String>,
+    agent_authored: Option<i64>,
+    updated_at: String,
+}
+
+impl GitStateRow {
+    fn view(&self) -> Value {
+        json!({
+            "sourceType": self.source_type, "sourcePrNumber": self.source_pr_number,
+            "sourceIssueNumber": self.source_issue_number, "sourceRepoFullName": self.source_repo_full_name,
+            "sourceRepoUrl": self.source_repo_url, "branch": self.branch, "baseBranch": self.base_branch,
+            "ref": self.git_ref, "commitCount": self.commit_count.unwrap_or(0), "prNumber": self.pr_number,
+            "prTitle": self.pr_title, "prState": self.pr_state, "prUrl": self.pr_url,
+            "prCreatedAt": self.pr_created_at, "prMergedAt": self.pr_merged_at,
+            "agentAuthored": self.agent_authored.unwrap_or(1) != 0, "updatedAt": normalize(&self.updated_at),
+        })
+    }
+}
+
+/// The caller's session, or 404 (another user's session is indistinguishable from none).
+pub async fn owned_session(db: &D1Database, user_id: &str, session_id: &str) -> ApiResult<SessionRow> {
+    let row: Option<SessionRow> = worker::query!(
+        db,
+        &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1 AND user_id = ?2"),
+        &session_id,
+        &user_id
+    )?
+    .first(None)
+    .await?;
+    row.ok_or_else(|| ApiError::not_found(format!("Session with id '{session_id}' not found")))
+}
+
+async fn git_state(db: &D1Database, session_id: &str) -> ApiResult<Option<Value>> {
+    let row: Option<GitStateRow> =
+        worker::query!(db, "SELECT * FROM session_git_state WHERE session_id = ?1", &session_id)?.first(None).await?;
+    Ok(row.map(|r| r.view()))
+}
+
+/// `POST /api/sessions` → 201 `{session}`: the session, its git state and its `web` binding,
+/// written in one batch (all or nothing).
+pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let mut input = Input::parse(&ctx.body)?;
+    let workspace = input.str("workspace", 1, 100);
+    let title = input.opt_str("title", 1, 200);
+    let repo_url = input.opt_str("repoUrl", 1, 500);
+    let branch = input.opt_str("branch", 1, 255);
+    let git_ref = input.opt_str("ref", 1, 255);
+    let parent = input.opt_str("parentSessionId", 1, 100);
+    let source_type = input.opt_enum("sourceType", &["pr", "issue", "branch", "manual"], |s| {
+        ["pr", "issue", "branch", "manual"].contains(&s).then(|| s.to_string())
+    });
+    let source_pr = input.opt_int("sourcePrNumber", 1, 1_000_000_000);
+    let source_issue = input.opt_int("sourceIssueNumber", 1, 1_000_000_000);
+    let explicit_repo = input.opt_str("sourceRepoFullName", 3, 140);
+    let mut repo = None;
+    if let Some(url) = &repo_url {
+        match RepoRef::parse(url) {
+            Some(r) => repo = Some(r),
+            None => input.error("repoUrl", "Expected a repository URL or owner/name"),
+        }
+    }
+    if let Some(full) = &explicit_repo {
+        match RepoRef::parse_full_name(full) {
+            Some(r) => repo = Some(r),
+            None => input.error("sourceRepoFullName", "Expected owner/name"),
+        }
+    }
+    input.finish()?;
+
+    let db = ctx.db()?;
+    if let Some(p) = &parent {
+        owned_session(&db, &caller.id, p)
+            .await
+            .map_err(|_| ApiError::invalid_field("parentSessionId", "No such session"))?;
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = iso(ctx.now);
+    let mut batch = vec![worker::query!(
+        &db,
+        "INSERT INTO sessions (id, user_id, workspace, status, title, parent_session_id, is_orchestrator, purpose, created_at, last_active_at)
+         VALUES (?1, ?2, ?3, 'idle', ?4, ?5, 0, 'interactive', ?6, ?6)",
+        &id,
+        &caller.id,
+        &workspace,
+        &title,
+        &parent,
+        &now
+    )?];
+    let has_git = repo.is_some()
+        || branch.is_some()
+        || git_ref.is_some()
+        || source_type.is_some()
+        || source_pr.is_some()
+        || source_issue.is_some();
+    if has_git {
+        let full_name = repo.as_ref().map(RepoRef::full_name);
+        let url = repo_url.clone().or_else(|| full_name.as_ref().map(|f| format!("https://github.com/{f}")));
+        let source_type = source_type.or_else(|| {
+            Some(
+                if source_pr.is_some() {
+                    "pr"
+                } else if source_issue.is_some() {
+                    "issue"
+                } else if branch.is_some() {
+                    "branch"
+                } else {
+                    "manual"
+                }
+                .to_string(),
+            )
+        });
+        batch.push(worker::query!(
+            &db,
+            "INSERT INTO session_git_state (id, session_id, source_type, source_pr_number, source_issue_number,
+               source_repo_full_name, source_repo_url, branch, ref, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+            &uuid::Uuid::new_v4().to_string(),
+            &id,
+            &source_type,
+            &source_pr,
+            &source_issue,
+            &full_name,
+            &url,
+            &branch,
+            &git_ref,
+            &now
+        )?);
+    }
+    batch.push(worker::query!(
+        &db,
+        "INSERT INTO channel_bindings (id, session_id, channel_type, channel_id, scope_key, user_id, queue_mode, collect_debounce_ms, created_at, updated_at)
+         VALUES (?1, ?2, 'web', ?2, ?3, ?4, 'followup', 3000, ?5, ?5)",
+        &uuid::Uuid::new_v4().to_string(),
+        &id,
+        &scope_key(&caller.id, ChannelType::Web, &id),
+        &caller.id,
+        &now
+    )?);
+    db.batch(batch).await?;
+    let session = owned_session(&db, &caller.id, &id).await?;
+    let mut view = session.view();
+    view["gitState"] = git_state(&db, &id).await?.unwrap_or(Value::Null);
+    Reply::json(201, &json!({ "session": view }))
+}
+
+/// `GET /api/sessions?limit&cursor` → `{sessions, cursor?, hasMore}` (newest first).
+pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let limit = ctx.query.limit(50)?;
+    let (after_created, after_id) = start_after(ctx.query.get("cursor"))?;
+    let db = ctx.db()?;
+    let rows: Vec<SessionRow> = worker::query!(
+        &db,
+        &format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1
+               AND (created_at < ?2 OR (created_at = ?2 AND ?3 <> '' AND id < ?3))
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        ),
+        &caller.id,
+        &after_created,
+        &after_id,
+        &(limit + 1)
+    )?
+    .all()
+    .await?
+    .results()?;
+    Reply::ok(&page("sessions", rows, limit))
+}
+
+fn page(key: &str, rows: Vec<SessionRow>, limit: u32) -> Value {
+    let has_more = rows.len() > limit as usize;
+    let items: Vec<&SessionRow> = rows.iter().take(limit as usize).collect();
+    let mut body = json!({ key: items.iter().map(|r| r.view()).collect::<Vec<_>>(), "hasMore": has_more });
+    if has_more {
+        if let Some(last) = items.last() {
+            body["cursor"] = json!(encode_cursor(&last.created_at, &last.id));
+        }
+    }
+    body
+}
+
+/// `GET /api/sessions/:id` → `{session: {…, gitState}}`.
+pub async fn get(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let db = ctx.db()?;
+    let session = owned_session(&db, &caller.id, ctx.params.get("id")).await?;
+    let mut view = session.view();
+    view["gitState"] = git_state(&db, &session.id).await?.unwrap_or(Value::Null);
+    Reply::ok(&json!({ "session": view }))
+}
+
+/// `GET /api/sessions/:id/git-state` → `{gitState}` (null when the session has no repository).
+pub async fn get_git_state(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let db = ctx.db()?;
+    let session = owned_session(&db, &caller.id, ctx.params.get("id")).await?;
+    Reply::ok(&json!({ "gitState": git_state(&db, &session.id).await? }))
+}
+
+/// `GET /api/sessions/:id/children` → `{sessions}` (oldest first).
+pub async fn children(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let db = ctx.db()?;
+    let session = owned_session(&db, &caller.id, ctx.params.get("id")).await?;
+    let rows: Vec<SessionRow> = worker::query!(
+        &db,
+        &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE parent_session_id = ?1 AND user_id = ?2 ORDER BY created_at, id"),
+        &session.id,
+        &caller.id
+    )?
+    .all()
+    .await?
+    .results()?;
+    Reply::ok(&json!({ "sessions": rows.iter().map(SessionRow::view).collect::<Vec<_>>() }))
+}
+
+/// The caller's live orchestrator session, if any.
+pub async fn find_orchestrator(db: &D1Database, user_id: &str) -> ApiResult<Option<SessionRow>> {
+    Ok(worker::query!(
+        db,
+        &format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND is_orchestrator = 1
+             ORDER BY CASE WHEN status IN ('terminated', 'archived', 'error') THEN 1 ELSE 0 END, created_at DESC LIMIT 1"
+        ),
+        &user_id
+    )?
+    .first(None)
+    .await?)
+}
+
+/// `POST /api/me/orchestrator` → `{session}`: 201 when created, 200 when it already exists.
+pub async fn orchestrator(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let db = ctx.db()?;
+    if let Some(s) = find_orchestrator(&db, &caller.id).await?.filter(|s| !s.is_finished()) {
+        return Reply::ok(&json!({ "session": s.view() }));
+    }
+    let now = iso(ctx.now);
+    // The partial unique index makes a concurrent second insert a no-op.
+    worker::query!(
+        &db,
+        "INSERT INTO sessions (id, user_id, workspace, status, title, is_orchestrator, purpose, created_at, last_active_at)
+         VALUES (?1, ?2, 'orchestrator', 'idle', 'Orchestrator', 1, 'orchestrator', ?3, ?3) ON CONFLICT DO NOTHING",
+        &uuid::Uuid::new_v4().to_string(),
+        &caller.id,
+        &now
+    )?
+    .run()
+    .await?;
+    let s =
+        find_orchestrator(&db, &caller.id).await?.ok_or_else(|| ApiError::internal("orchestrator insert vanished"))?;
+    let status = if s.created_at == now { 201 } else { 200 };
+    Reply::json(status, &json!({ "session": s.view() }))
+}
+
+/// `GET /api/sessions/:id/{messages,queue,events}`: the session object's logs, owner only.
+pub async fn read(ctx: &Ctx, what: &str) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
+    let body = SessionAgent::new(&ctx.env, &session.id).read(&format!("/{what}")).await?;
+    Reply::ok(&body)
+}
+
+/// `POST /api/sessions/:id/queue/claim` → 200 `{prompt}` (with attachment data), 204 when the
+/// queue is empty, 409 `PROMPT_IN_PROGRESS` while one is being processed.
+pub async fn claim(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
+    let r = SessionAgent::new(&ctx.env, &session.id).post("/claim", &json!({})).await?;
+    match r.status {
+        200 => Ok(Reply::raw_json(&r.text)),
+        204 => Ok(Reply::no_content()),
+        409 => Err(ApiError::conflict("PROMPT_IN_PROGRESS", "A prompt is already being processed")
+            .with_details(r.json::<Value>()?["details"].clone())),
+        s => Err(ApiError::internal(format!("claim answered {s}"))),
+    }
+}
+
+/// `POST /api/sessions/:id/queue/:promptId/complete` with `{result?, error?}`.
+pub async fn complete(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let mut input = Input::parse(&ctx.body)?;
+    let result = input.opt_str("result", 0, 1_000_000);
+    let error = input.opt_str("error", 1, 2_000);
+    input.finish()?;
+    let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
+    let path = format!("/complete/{}", ctx.params.get("promptId"));
+    let r = SessionAgent::new(&ctx.env, &session.id).post(&path, &CompleteRequest { result, error }).await?;
+    match r.status {
+        200 => Ok(Reply::raw_json(&r.text)),
+        404 => Err(ApiError::not_found("Prompt not found")),
+        409 => {
+            let code: &'static str = match r.code().as_str() {
+                "PROMPT_ABORTED" => "PROMPT_ABORTED",
+                "PROMPT_NOT_CLAIMED" => "PROMPT_NOT_CLAIMED",
+                _ => "PROMPT_ALREADY_COMPLETED",
+            };
+            let message = r.json::<Value>()?["error"].as_str().unwrap_or("Conflict").to_string();
+            Err(ApiError::conflict(code, message))
+        }
+        s => Err(ApiError::internal(format!("complete answered {s}"))),
+    }
+}
+
+/// `POST /api/sessions/:id/queue/clear` and `POST /api/sessions/:id/stop`.
+pub async fn clear(ctx: &Ctx, stop: bool) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
+    let r =
+        SessionAgent::new(&ctx.env, &session.id).post(if stop { "/stop" } else { "/clear-queue" }, &json!({})).await?;
+    if r.status == 200 {
+        Ok(Reply::raw_json(&r.text))
+    } else {
+        Err(ApiError::internal(format!("clear answered {}", r.status)))
+    }
+}
