@@ -79,13 +79,12 @@ impl VaultRows for SqlRows {
     }
 
     fn delete(&self, service: &str) -> std::result::Result<bool, String> {
-        let cursor = self
+        let deleted: Vec<serde_json::Value> = self
             .0
-            .exec("DELETE FROM credentials WHERE service = ?", vec![service.into()])
+            .exec("DELETE FROM credentials WHERE service = ? RETURNING 1", vec![service.into()])
+            .and_then(|c| c.to_array())
             .map_err(|e| e.to_string())?;
-        // Drain the cursor so the write counter is final.
-        let _ = cursor.to_array::<serde_json::Value>();
-        Ok(cursor.rows_written() > 0)
+        Ok(!deleted.is_empty())
     }
 
     fn list(&self) -> std::result::Result<Vec<Record>, String> {

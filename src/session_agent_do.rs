@@ -58,10 +58,14 @@ fn rows<T: DeserializeOwned>(sql: &Sql, query: &str, args: Vec<SqlStorageValue>)
     sql.exec(query, args)?.to_array()
 }
 
-fn exec(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<usize> {
-    let cursor = sql.exec(query, args)?;
-    let _ = cursor.to_array::<Value>();
-    Ok(cursor.rows_written())
+fn exec(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<()> {
+    sql.exec(query, args)?.to_array::<Value>().map(|_| ())
+}
+
+/// Runs an UPDATE/DELETE ending in `RETURNING 1` and counts the rows it touched
+/// (`rows_written` also counts index entries, so it is not a row count).
+fn changed(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<usize> {
+    Ok(sql.exec(query, args)?.to_array::<Value>()?.len())
 }
 
 fn opt(v: &Option<String>) -> SqlStorageValue {
@@ -280,10 +284,10 @@ impl SessionAgent {
             QueueMode::Followup | QueueMode::Steer => {
                 let mut priority = 0;
                 if mode == QueueMode::Steer {
-                    let aborted = exec(
+                    let aborted = changed(
                         &sql,
                         "UPDATE prompts SET status = 'aborted', finished_at = ?, error = 'steered'
-                          WHERE status = 'processing' OR (status = 'queued' AND channel_key = ?)",
+                          WHERE status = 'processing' OR (status = 'queued' AND channel_key = ?) RETURNING 1",
                         vec![iso(now).into(), key.as_str().into()],
                     )?;
                     Self::event(&sql, "prompt.steer", json!({ "channelKey": key, "aborted": aborted }), now)?;
@@ -558,18 +562,18 @@ impl SessionAgent {
     /// Aborts queued prompts (and collect buffers); with `stop`, also the one in progress.
     fn clear(&self, stop: bool, now: Millis) -> Result<Response> {
         let sql = self.sql();
-        let cleared = exec(
+        let cleared = changed(
             &sql,
-            "UPDATE prompts SET status = 'aborted', finished_at = ?, error = 'cleared' WHERE status = 'queued'",
+            "UPDATE prompts SET status = 'aborted', finished_at = ?, error = 'cleared' WHERE status = 'queued' RETURNING 1",
             vec![iso(now).into()],
         )?;
-        let buffered = exec(&sql, "DELETE FROM collect_buffer", vec![])?;
+        let buffered = changed(&sql, "DELETE FROM collect_buffer RETURNING 1", vec![])?;
         exec(&sql, "DELETE FROM collect_flush", vec![])?;
         let mut interrupted = 0;
         if stop {
-            interrupted = exec(
+            interrupted = changed(
                 &sql,
-                "UPDATE prompts SET status = 'aborted', finished_at = ?, error = 'stopped' WHERE status = 'processing'",
+                "UPDATE prompts SET status = 'aborted', finished_at = ?, error = 'stopped' WHERE status = 'processing' RETURNING 1",
                 vec![iso(now).into()],
             )?;
         }
