@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::app::Ctx;
 use crate::auth::mint_api_token;
 use crate::http::input::Input;
-use crate::http::page::{encode_cursor, start_after};
+use crate::http::page::{page_body, Keyed, PageQuery};
 use crate::http::{success, ApiError, ApiResult, Reply};
 use crate::time::{iso, normalize};
 
@@ -42,12 +42,21 @@ struct TokenView {
     expires_at: Option<String>,
 }
 
-impl From<TokenRow> for TokenView {
-    fn from(r: TokenRow) -> Self {
+impl Keyed for TokenRow {
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl From<&TokenRow> for TokenView {
+    fn from(r: &TokenRow) -> Self {
         TokenView {
-            id: r.id,
-            name: r.name,
-            prefix: r.prefix,
+            id: r.id.clone(),
+            name: r.name.clone(),
+            prefix: r.prefix.clone(),
             created_at: normalize(&r.created_at),
             last_used_at: r.last_used_at.as_deref().map(normalize),
             expires_at: r.expires_at.as_deref().map(normalize),
@@ -59,8 +68,7 @@ impl From<TokenRow> for TokenView {
 /// revoked tokens are gone, expired ones stay visible with their `expiresAt`).
 pub async fn list_tokens(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let limit = ctx.query.limit(50)?;
-    let (after_created, after_id) = start_after(ctx.query.get("cursor"))?;
+    let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
     let rows: Vec<TokenRow> = worker::query!(
         &db,
@@ -69,23 +77,14 @@ pub async fn list_tokens(ctx: &Ctx) -> ApiResult<Reply> {
             AND (created_at < ?2 OR (created_at = ?2 AND ?3 <> '' AND id < ?3))
           ORDER BY created_at DESC, id DESC LIMIT ?4",
         &caller.id,
-        &after_created,
-        &after_id,
-        &(limit + 1)
+        &page.after_created,
+        &page.after_id,
+        &page.fetch()
     )?
     .all()
     .await?
     .results()?;
-    let has_more = rows.len() > limit as usize;
-    let tokens: Vec<TokenView> = rows.into_iter().take(limit as usize).map(TokenView::from).collect();
-    let mut body = json!({ "tokens": tokens, "hasMore": has_more });
-    if has_more {
-        // Tokens are written by this service in ISO form, so the shown value is the stored one.
-        if let Some(last) = tokens.last() {
-            body["cursor"] = json!(encode_cursor(&last.created_at, &last.id));
-        }
-    }
-    Reply::ok(&body)
+    Reply::ok(&page_body("tokens", &rows, page.limit, |r| json!(TokenView::from(r))))
 }
 
 /// `POST /api/api-tokens` `{name, expiresAt?}` → 201 `{id, name, prefix, token, createdAt, expiresAt?}`.
@@ -152,6 +151,15 @@ pub async fn revoke_token(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&success())
 }
 
+impl Keyed for UserRow {
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 #[derive(Deserialize, Serialize)]
 struct UserRow {
     id: String,
@@ -163,32 +171,24 @@ struct UserRow {
 
 /// `GET /api/admin/users?limit&cursor` (admin) → `{users: [{id, email, name, role, createdAt}], cursor?, hasMore}`.
 pub async fn list_users(ctx: &Ctx) -> ApiResult<Reply> {
-    let limit = ctx.query.limit(50)?;
-    let (after_created, after_id) = start_after(ctx.query.get("cursor"))?;
+    let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
     let rows: Vec<UserRow> = worker::query!(
         &db,
         "SELECT id, email, name, role, created_at FROM users
           WHERE created_at < ?1 OR (created_at = ?1 AND ?2 <> '' AND id < ?2)
           ORDER BY created_at DESC, id DESC LIMIT ?3",
-        &after_created,
-        &after_id,
-        &(limit + 1)
+        &page.after_created,
+        &page.after_id,
+        &page.fetch()
     )?
     .all()
     .await?
     .results()?;
-    let has_more = rows.len() > limit as usize;
-    let users: Vec<serde_json::Value> = rows
-        .iter()
-        .take(limit as usize)
-        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "createdAt": normalize(&u.created_at) }))
-        .collect();
-    let mut body = json!({ "users": users, "hasMore": has_more });
-    if has_more {
-        if let Some(last) = rows.get(limit as usize - 1) {
-            body["cursor"] = json!(encode_cursor(&last.created_at, &last.id));
-        }
-    }
-    Reply::ok(&body)
+    Reply::ok(&page_body(
+        "users",
+        &rows,
+        page.limit,
+        |u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "createdAt": normalize(&u.created_at) }),
+    ))
 }

@@ -10,7 +10,7 @@ use worker::Env;
 
 use crate::app::Ctx;
 use crate::http::input::Input;
-use crate::http::page::{encode_cursor, start_after};
+use crate::http::page::{page_body, Keyed, PageQuery};
 use crate::http::{success, ApiError, ApiResult, Reply};
 use crate::sessions::agent::{PromptAccepted, PromptRequest, SessionAgent};
 use crate::sessions::prompt::{parse_api_attachments, QueueMode, MAX_CONTENT_CHARS};
@@ -34,6 +34,15 @@ pub struct BindingRow {
 
 const BINDING_COLUMNS: &str =
     "id, session_id, channel_type, channel_id, scope_key, queue_mode, collect_debounce_ms, created_at";
+
+impl Keyed for BindingRow {
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 impl BindingRow {
     fn view(&self) -> Value {
@@ -60,8 +69,7 @@ async fn owned_binding(db: &D1Database, user_id: &str, id: &str) -> ApiResult<Bi
 /// `GET /api/channels/bindings?limit&cursor` → `{bindings, cursor?, hasMore}`.
 pub async fn list_bindings(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let limit = ctx.query.limit(100)?;
-    let (after_created, after_id) = start_after(ctx.query.get("cursor"))?;
+    let page = PageQuery::parse(&ctx.query, 100)?;
     let db = ctx.db()?;
     let rows: Vec<BindingRow> = worker::query!(
         &db,
@@ -71,20 +79,14 @@ pub async fn list_bindings(ctx: &Ctx) -> ApiResult<Reply> {
              ORDER BY created_at DESC, id DESC LIMIT ?4"
         ),
         &caller.id,
-        &after_created,
-        &after_id,
-        &(limit + 1)
+        &page.after_created,
+        &page.after_id,
+        &page.fetch()
     )?
     .all()
     .await?
     .results()?;
-    let has_more = rows.len() > limit as usize;
-    let items: Vec<&BindingRow> = rows.iter().take(limit as usize).collect();
-    let mut body = json!({ "bindings": items.iter().map(|b| b.view()).collect::<Vec<_>>(), "hasMore": has_more });
-    if let (true, Some(last)) = (has_more, items.last()) {
-        body["cursor"] = json!(encode_cursor(&last.created_at, &last.id));
-    }
-    Reply::ok(&body)
+    Reply::ok(&page_body("bindings", &rows, page.limit, BindingRow::view))
 }
 
 /// `POST /api/channels/bindings` `{sessionId, channelType, channelId, queueMode?, collectDebounceMs?}`

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
-use worker::{Env, Method, Request, RequestInit};
+use worker::{Env, Method};
 
 use crate::app::Ctx;
 use crate::http::input::Input;
@@ -31,24 +31,16 @@ impl ApiKeys {
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> ApiResult<T> {
-        let stub = self.env.durable_object(BINDING)?.get_by_name(&self.user_id)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(serde_json::to_string(body)?.into()));
-        // The stub ignores the host, but the URL must be absolute.
-        let req = Request::new_with_init(&format!("https://api-keys.internal{path}"), &init)?;
-        let mut resp = stub.fetch_with_request(req).await?;
-        let status = resp.status_code();
-        if status == 200 {
-            return Ok(resp.json().await?);
+        let r = crate::do_client::call(&self.env, BINDING, &self.user_id, Method::Post, path, Some(body)).await?;
+        if r.status == 200 {
+            return r.json();
         }
-        let err: Option<ErrorBody> = resp.json().await.ok();
-        let code = err.as_ref().map(|e| e.code.as_str()).unwrap_or("");
-        Err(match (status, code) {
+        Err(match (r.status, r.code().as_str()) {
             (404, _) => ApiError::not_found("Credentials not found"),
             (410, _) => ApiError::new(410, "CREDENTIALS_EXPIRED", "Credentials expired"),
             (503, "ENCRYPTION_NOT_CONFIGURED") => ApiError::encryption_not_configured(),
-            (400, _) => ApiError::new(400, "VALIDATION_ERROR", err.map(|e| e.error).unwrap_or_default()),
-            _ => ApiError::internal(format!("API_KEYS {path} answered {status} {code}")),
+            (400, _) => ApiError::new(400, "VALIDATION_ERROR", "Invalid credential request"),
+            (status, code) => ApiError::internal(format!("API_KEYS {path} answered {status} {code}")),
         })
     }
 

@@ -28,6 +28,49 @@ pub fn start_after(cursor: Option<&str>) -> ApiResult<(String, String)> {
     }
 }
 
+/// `limit` and `cursor` of a newest-first list, parsed once.
+pub struct PageQuery {
+    pub limit: u32,
+    /// Rows strictly after this `(created_at, id)` position are returned.
+    pub after_created: String,
+    pub after_id: String,
+}
+
+impl PageQuery {
+    pub fn parse(query: &super::input::Query, default_limit: u32) -> ApiResult<Self> {
+        let limit = query.limit(default_limit)?;
+        let (after_created, after_id) = start_after(query.get("cursor"))?;
+        Ok(PageQuery { limit, after_created, after_id })
+    }
+
+    /// How many rows to fetch: one more than the page, to learn whether more exist.
+    pub fn fetch(&self) -> u32 {
+        self.limit + 1
+    }
+}
+
+/// A row of a keyset-paginated list.
+pub trait Keyed {
+    fn created_at(&self) -> &str;
+    fn id(&self) -> &str;
+}
+
+/// `{<key>: [...], hasMore, cursor?}` from up to `limit + 1` fetched rows.
+pub fn page_body<T: Keyed>(
+    key: &str,
+    rows: &[T],
+    limit: u32,
+    view: impl Fn(&T) -> serde_json::Value,
+) -> serde_json::Value {
+    let has_more = rows.len() > limit as usize;
+    let items = &rows[..rows.len().min(limit as usize)];
+    let mut body = serde_json::json!({ key: items.iter().map(view).collect::<Vec<_>>(), "hasMore": has_more });
+    if let (true, Some(last)) = (has_more, items.last()) {
+        body["cursor"] = serde_json::json!(encode_cursor(last.created_at(), last.id()));
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +82,26 @@ mod tests {
         assert_eq!(decode_cursor("!!!").unwrap_err().code, "VALIDATION_ERROR");
         assert!(decode_cursor("bm9waXBl").is_err());
         assert_eq!(start_after(None).unwrap().1, "");
+    }
+
+    struct R(&'static str, &'static str);
+    impl Keyed for R {
+        fn created_at(&self) -> &str {
+            self.0
+        }
+        fn id(&self) -> &str {
+            self.1
+        }
+    }
+
+    #[test]
+    fn page_bodies() {
+        let rows = [R("t3", "c"), R("t2", "b"), R("t1", "a")];
+        let body = page_body("items", &rows, 2, |r| serde_json::json!(r.1));
+        assert_eq!(body["items"], serde_json::json!(["c", "b"]));
+        assert_eq!(body["hasMore"], true);
+        assert_eq!(decode_cursor(body["cursor"].as_str().unwrap()).unwrap(), ("t2".into(), "b".into()));
+        let last = page_body("items", &rows[..1], 2, |r| serde_json::json!(r.1));
+        assert_eq!((last["hasMore"].as_bool(), last.get("cursor")), (Some(false), None));
     }
 }

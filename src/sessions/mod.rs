@@ -11,7 +11,7 @@ use worker::d1::D1Database;
 use crate::app::Ctx;
 use crate::channels::scope::{scope_key, ChannelType};
 use crate::http::input::Input;
-use crate::http::page::{encode_cursor, start_after};
+use crate::http::page::{page_body, Keyed, PageQuery};
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::time::{iso, normalize};
 use agent::{CompleteRequest, SessionAgent};
@@ -36,6 +36,15 @@ pub struct SessionRow {
 
 pub const SESSION_COLUMNS: &str =
     "id, user_id, workspace, status, title, parent_session_id, is_orchestrator, purpose, created_at, last_active_at";
+
+impl Keyed for SessionRow {
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 impl SessionRow {
     pub fn view(&self) -> Value {
@@ -218,8 +227,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
 /// `GET /api/sessions?limit&cursor` → `{sessions, cursor?, hasMore}` (newest first).
 pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let limit = ctx.query.limit(50)?;
-    let (after_created, after_id) = start_after(ctx.query.get("cursor"))?;
+    let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
     let rows: Vec<SessionRow> = worker::query!(
         &db,
@@ -229,26 +237,14 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
              ORDER BY created_at DESC, id DESC LIMIT ?4"
         ),
         &caller.id,
-        &after_created,
-        &after_id,
-        &(limit + 1)
+        &page.after_created,
+        &page.after_id,
+        &page.fetch()
     )?
     .all()
     .await?
     .results()?;
-    Reply::ok(&page("sessions", rows, limit))
-}
-
-fn page(key: &str, rows: Vec<SessionRow>, limit: u32) -> Value {
-    let has_more = rows.len() > limit as usize;
-    let items: Vec<&SessionRow> = rows.iter().take(limit as usize).collect();
-    let mut body = json!({ key: items.iter().map(|r| r.view()).collect::<Vec<_>>(), "hasMore": has_more });
-    if has_more {
-        if let Some(last) = items.last() {
-            body["cursor"] = json!(encode_cursor(&last.created_at, &last.id));
-        }
-    }
-    body
+    Reply::ok(&page_body("sessions", &rows, page.limit, SessionRow::view))
 }
 
 /// `GET /api/sessions/:id` → `{session: {…, gitState}}`.
