@@ -40,10 +40,11 @@ CREATE TABLE session_git_state (
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
   updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
--- Webhook lookups: PR events by (repo, pr_number) and (repo, source_pr_number), pushes by (repo, branch).
-CREATE INDEX idx_sgs_repo_pr ON session_git_state(source_repo_full_name, pr_number);
-CREATE INDEX idx_sgs_repo_source_pr ON session_git_state(source_repo_full_name, source_pr_number);
-CREATE INDEX idx_sgs_repo_branch ON session_git_state(source_repo_full_name, branch);
+-- Webhook lookups (repository names compare case-insensitively, as GitHub's do): PR events by
+-- (repo, pr_number) and (repo, source_pr_number), pushes by (repo, branch).
+CREATE INDEX idx_sgs_repo_pr ON session_git_state(source_repo_full_name COLLATE NOCASE, pr_number);
+CREATE INDEX idx_sgs_repo_source_pr ON session_git_state(source_repo_full_name COLLATE NOCASE, source_pr_number);
+CREATE INDEX idx_sgs_repo_branch ON session_git_state(source_repo_full_name COLLATE NOCASE, branch);
 CREATE INDEX idx_sgs_agent_pr_state ON session_git_state(agent_authored, pr_state);
 
 -- A user's channel leads to one session. The scope key embeds the owner's id, so it is

@@ -49,7 +49,112 @@ const attachmentIn = {
   description: 'image/* or audio/* only; at most 8 per prompt, 12,000,000 characters each, 25,000,000 in total',
 };
 
+const redirectOnly = (summary, description) => publicOp({
+  tags: ['auth'], summary, description,
+  responses: { 302: { description: 'Redirect', headers: { Location: { schema: str() } } }, 503: err('GitHub sign-in is not configured (`OAUTH_NOT_CONFIGURED`)') },
+});
+const pageQuery = [
+  { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 } },
+  { name: 'perPage', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 }, description: 'also accepted as per_page' },
+];
+const ghErrors = { ...errors(400, 502), 429: err('GitHub rate limit (`RATE_LIMITED`, `details.retryAfter` seconds, `Retry-After` header)') };
+const ghPaged = (key, item) => json(obj({ [key]: { type: 'array', items: item }, page: { type: 'integer' }, perPage: { type: 'integer' }, hasMore: { type: 'boolean' }, nextPage: { type: 'integer' } }, [key, 'page', 'perPage', 'hasMore']));
+const ok = json(obj({ ok: { const: true } }, ['ok']));
+const orgRepoBody = (required) => obj({
+  ...(required ? { fullName: str({ pattern: '^[^/]+/[^/]+$' }) } : {}),
+  description: str({ maxLength: 1000 }), language: str({ maxLength: 50 }), defaultBranch: str(),
+  topics: { type: 'array', items: str({ maxLength: 50 }), maxItems: 20 },
+  ...(required ? {} : { enabled: { type: 'boolean' } }),
+}, required ? ['fullName'] : []);
+
 const paths = {
+  '/auth/github': { get: redirectOnly('Start signing in with GitHub', 'Sets an HttpOnly nonce cookie and redirects to GitHub\'s authorize page with a single-use, 10-minute state.') },
+  '/auth/github/callback': {
+    get: redirectOnly('GitHub sign-in callback',
+      'Redirects to `FRONTEND_URL/auth/callback#token=<session token>&provider=github`, or to `FRONTEND_URL/login?error=<code>` with code one of ' +
+      'missing_params, invalid_state, access_denied, token_exchange_failed, github_profile_failed, no_email, not_allowed, oauth_error.'),
+  },
+  '/api/me/github-token': {
+    put: user({
+      tags: ['github'], summary: 'Connect a GitHub personal access token (checked with GET /user first)',
+      requestBody: body(obj({ token: str({ minLength: 20, maxLength: 512 }) }, ['token'])),
+      responses: { 200: json(obj({ connected: { const: true }, login: str(), scopes: { type: 'array', items: str() } }, ['connected', 'login', 'scopes'])), ...errors(400, 502, 503) },
+    }),
+    delete: user({ tags: ['github'], summary: 'Remove the stored GitHub token', responses: { 200: json(obj({ connected: { const: false } })), ...errors(404) } }),
+  },
+  '/api/repos': {
+    get: user({
+      tags: ['github'], summary: 'The caller\'s GitHub repositories',
+      parameters: [...pageQuery, { name: 'sort', in: 'query', schema: { enum: ['created', 'updated', 'pushed', 'full_name'] } }],
+      responses: { 200: ghPaged('repos', obj({ id: { type: 'integer' }, name: str(), fullName: str(), private: { type: 'boolean' }, description: {}, url: str(), cloneUrl: str(), defaultBranch: str(), updatedAt: str(), language: {} })), ...ghErrors },
+    }),
+  },
+  '/api/repos/validate': {
+    get: user({
+      tags: ['github'], summary: 'Check a repository URL and the caller\'s push access',
+      parameters: [{ name: 'url', in: 'query', required: true, schema: str(), description: 'https://github.com/o/r(.git), git@github.com:o/r.git or o/r' }],
+      responses: { 200: json({ oneOf: [
+        obj({ valid: { const: true }, repo: obj({ fullName: str(), defaultBranch: str(), private: { type: 'boolean' }, canPush: { type: 'boolean' }, cloneUrl: str() }), pushDeniedReason: str() }, ['valid', 'repo']),
+        obj({ valid: { const: false }, error: str() }, ['valid', 'error']),
+      ] }), ...ghErrors },
+    }),
+  },
+  '/api/repos/{owner}/{repo}/pulls': {
+    parameters: [pathParam('owner', 'Owner'), pathParam('repo', 'Repository (dots allowed)')],
+    get: user({ tags: ['github'], summary: 'Open pull requests', parameters: pageQuery, responses: { 200: ghPaged('pulls', { type: 'object' }), ...ghErrors } }),
+  },
+  '/api/repos/{owner}/{repo}/issues': {
+    parameters: [pathParam('owner', 'Owner'), pathParam('repo', 'Repository (dots allowed)')],
+    get: user({ tags: ['github'], summary: 'Open issues (pull requests excluded)', parameters: pageQuery, responses: { 200: ghPaged('issues', { type: 'object' }), ...ghErrors } }),
+  },
+  '/api/repos/pull-request': {
+    post: user({
+      tags: ['github'], summary: 'Create a pull request; an existing one for the same head is returned instead',
+      parameters: [{ name: 'repo', in: 'query', required: true, schema: str() }],
+      requestBody: body(obj({ branch: str({ minLength: 1 }), title: str({ minLength: 1, maxLength: 256 }), body: str(), base: str({ description: 'default: the repository\'s default branch' }) }, ['branch', 'title'])),
+      responses: { 200: json(obj({ pr: obj({ number: { type: 'integer' }, url: str(), title: str(), state: str() }), existing: { type: 'boolean' } }, ['pr', 'existing'])), ...ghErrors },
+    }),
+  },
+  '/api/repos/org': {
+    get: user({ tags: ['org'], summary: 'Enabled org repositories', responses: { 200: json(obj({ repos: { type: 'array', items: ref('OrgRepo') } }, ['repos'])) } }),
+  },
+  '/api/admin/repos': {
+    get: admin({ tags: ['org'], summary: 'All org repositories, disabled ones included', responses: { 200: json(obj({ repos: { type: 'array', items: ref('OrgRepo') } }, ['repos'])) } }),
+    post: admin({ tags: ['org'], summary: 'Add an org repository', requestBody: body(orgRepoBody(true)), responses: { 201: json(ref('OrgRepo'), 'Created'), ...errors(400, 409) } }),
+  },
+  '/api/admin/repos/{id}': {
+    parameters: [pathParam('id', 'Org repository id')],
+    put: admin({ tags: ['org'], summary: 'Update an org repository', requestBody: body(orgRepoBody(false)), responses: { 200: json(obj({ ok: { const: true }, repo: ref('OrgRepo') })), ...errors(400, 404) } }),
+    delete: admin({ tags: ['org'], summary: 'Remove an org repository', responses: { 200: ok, ...errors(404) } }),
+  },
+  '/api/admin/repos/{id}/persona-default': {
+    parameters: [pathParam('id', 'Org repository id')],
+    put: admin({ tags: ['org'], summary: 'Set the default persona (must exist and be shared)', requestBody: body(obj({ personaId: str() }, ['personaId'])), responses: { 200: ok, ...errors(400, 404) } }),
+    delete: admin({ tags: ['org'], summary: 'Clear the default persona', responses: { 200: ok, ...errors(404) } }),
+  },
+  '/api/admin/personas': {
+    get: admin({ tags: ['org'], summary: 'Personas', responses: { 200: json(obj({ personas: { type: 'array', items: ref('Persona') } }, ['personas'])) } }),
+    post: admin({ tags: ['org'], summary: 'Create a persona', requestBody: body(obj({ name: str({ maxLength: 100 }), slug: str({ pattern: '^[a-z0-9-]+$' }), description: str(), visibility: { enum: ['private', 'shared'] } }, ['name'])), responses: { 201: json(ref('Persona'), 'Created'), ...errors(400, 409) } }),
+  },
+  '/api/admin/personas/{id}': {
+    parameters: [pathParam('id', 'Persona id')],
+    delete: admin({ tags: ['org'], summary: 'Delete a persona', responses: { 200: ok, ...errors(404) } }),
+  },
+  '/webhooks/github': {
+    post: publicOp({
+      tags: ['webhooks'], summary: 'GitHub webhook (pull_request, push, ping). Body limit 25 MiB.',
+      description: 'Verified with X-Hub-Signature-256 (HMAC-SHA256 of the raw body, GITHUB_WEBHOOK_SECRET) before anything else; idempotent per X-GitHub-Delivery.',
+      parameters: ['X-GitHub-Event', 'X-GitHub-Delivery', 'X-Hub-Signature-256'].map((name) => ({ name, in: 'header', schema: str(), required: name !== 'X-GitHub-Delivery' })),
+      requestBody: body({ type: 'object' }),
+      responses: {
+        200: json(obj({ received: { const: true }, event: str(), deliveryId: str(), sessionsUpdated: { type: 'integer' }, duplicate: { type: 'boolean' } }, ['received', 'event'])),
+        400: err('Missing event header (`MISSING_EVENT`) or body not JSON (`INVALID_JSON`)'),
+        401: err('Missing or wrong signature (`INVALID_SIGNATURE`)'),
+        413: E[413],
+        503: err('No GITHUB_WEBHOOK_SECRET configured (`WEBHOOK_NOT_CONFIGURED`): deliveries are refused'),
+      },
+    }),
+  },
   '/api/sessions': {
     post: user({
       tags: ['sessions'], summary: 'Create a session (and its web channel binding)',
@@ -269,6 +374,11 @@ const doc = {
         id: str(), sessionId: str(), channelType, channelId: str(), scopeKey: str(), queueMode,
         collectDebounceMs: { type: 'integer' }, createdAt: time,
       }, ['id', 'sessionId', 'channelType', 'channelId', 'scopeKey', 'queueMode', 'collectDebounceMs', 'createdAt']),
+      OrgRepo: { type: 'object', properties: {
+        id: str(), orgId: str(), provider: str(), owner: str(), name: str(), fullName: str(), description: {}, defaultBranch: str(),
+        language: {}, topics: { type: 'array', items: str() }, enabled: { type: 'boolean' }, personaId: {}, personaName: {}, createdAt: time, updatedAt: time,
+      }, required: ['id', 'fullName', 'enabled', 'createdAt', 'updatedAt'] },
+      Persona: obj({ id: str(), name: str(), slug: str(), description: {}, visibility: { enum: ['private', 'shared'] }, createdAt: time }, ['id', 'name', 'slug', 'visibility', 'createdAt']),
       ApiToken: obj({ id: str(), name: str(), prefix: str(), createdAt: time, lastUsedAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'createdAt']),
       CredentialMeta: obj({ service: str(), scopes: { type: 'array', items: str() }, createdAt: time, expiresAt: time }, ['service', 'scopes', 'createdAt']),
     },

@@ -10,12 +10,14 @@ use crate::http::input::Query;
 use crate::http::router::{self, Access, Match, Params, Route};
 use crate::http::{self as h, ApiError, ApiResult, Reply, ReplyBody};
 use crate::time::{now_ms, Millis};
-use crate::{account, channels, config, credentials, sessions};
+use crate::{account, channels, config, credentials, github, sessions};
 
 /// Everything a handler gets: the parsed request and the caller.
 pub struct Ctx {
     pub env: Env,
     pub request_id: String,
+    /// The request's own origin (`scheme://host[:port]`).
+    pub origin: String,
     pub params: Params,
     pub query: Query,
     pub headers: Headers,
@@ -28,6 +30,16 @@ impl Ctx {
     /// The authenticated caller (always present on `Access::User`/`Admin` routes).
     pub fn caller(&self) -> ApiResult<&Caller> {
         self.caller.as_ref().ok_or_else(ApiError::unauthorized)
+    }
+
+    /// The raw request body (webhook signatures are checked over these exact bytes).
+    pub fn raw_body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// A request header.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).ok().flatten()
     }
 
     pub fn db(&self) -> ApiResult<D1Database> {
@@ -65,6 +77,26 @@ async fn dispatch(route: Route, ctx: &Ctx) -> ApiResult<Reply> {
         Route::UpdateBinding => channels::update_binding(ctx).await,
         Route::DeleteBinding => channels::delete_binding(ctx).await,
         Route::Prompt => channels::prompt(ctx).await,
+        Route::GithubLogin => github::oauth::start(ctx).await,
+        Route::GithubCallback => github::oauth::callback(ctx).await,
+        Route::PutGithubToken => github::token::put(ctx).await,
+        Route::DeleteGithubToken => github::token::delete(ctx).await,
+        Route::ListRepos => github::proxy::list(ctx).await,
+        Route::ValidateRepo => github::proxy::validate(ctx).await,
+        Route::RepoPulls => github::proxy::pulls(ctx).await,
+        Route::RepoIssues => github::proxy::issues(ctx).await,
+        Route::CreatePullRequest => github::proxy::create_pr(ctx).await,
+        Route::OrgRepos => github::org_repos::list(ctx).await,
+        Route::AdminListRepos => github::org_repos::admin_list(ctx).await,
+        Route::AdminCreateRepo => github::org_repos::create(ctx).await,
+        Route::AdminUpdateRepo => github::org_repos::update(ctx).await,
+        Route::AdminDeleteRepo => github::org_repos::delete(ctx).await,
+        Route::AdminSetPersonaDefault => github::org_repos::set_persona(ctx).await,
+        Route::AdminClearPersonaDefault => github::org_repos::clear_persona(ctx).await,
+        Route::AdminListPersonas => github::org_repos::list_personas(ctx).await,
+        Route::AdminCreatePersona => github::org_repos::create_persona(ctx).await,
+        Route::AdminDeletePersona => github::org_repos::delete_persona(ctx).await,
+        Route::GithubWebhook => github::webhooks::handle(ctx).await,
     }
 }
 
@@ -124,6 +156,7 @@ async fn run(mut req: Request, env: Env, wctx: &Context, request_id: &str) -> Ap
     let ctx = Ctx {
         env,
         request_id: request_id.to_string(),
+        origin: url.origin().ascii_serialization(),
         params,
         query: Query::parse(url.query()),
         headers: req.headers().clone(),

@@ -36,6 +36,11 @@ impl Reply {
         Reply { status: 200, body: ReplyBody::Json(text.to_string()), headers: Vec::new() }
     }
 
+    /// A 302 to `location` (OAuth flows).
+    pub fn redirect(location: &str) -> Reply {
+        Reply { status: 302, body: ReplyBody::Empty, headers: vec![("Location", location.to_string())] }
+    }
+
     pub fn no_content() -> Reply {
         Reply { status: 204, body: ReplyBody::Empty, headers: Vec::new() }
     }

@@ -40,6 +40,26 @@ pub enum Route {
     UpdateBinding,
     DeleteBinding,
     Prompt,
+    GithubLogin,
+    GithubCallback,
+    PutGithubToken,
+    DeleteGithubToken,
+    ListRepos,
+    ValidateRepo,
+    RepoPulls,
+    RepoIssues,
+    CreatePullRequest,
+    OrgRepos,
+    AdminListRepos,
+    AdminCreateRepo,
+    AdminUpdateRepo,
+    AdminDeleteRepo,
+    AdminSetPersonaDefault,
+    AdminClearPersonaDefault,
+    AdminListPersonas,
+    AdminCreatePersona,
+    AdminDeletePersona,
+    GithubWebhook,
 }
 
 pub const KIB: usize = 1024;
@@ -58,6 +78,11 @@ pub struct RouteDef {
 
 const fn def(method: &'static str, pattern: &'static str, route: Route, access: Access) -> RouteDef {
     RouteDef { method, pattern, route, access, body_limit: DEFAULT_BODY_LIMIT }
+}
+
+/// A public, signature-checked provider endpoint with its own body limit.
+const fn webhook(pattern: &'static str, route: Route, body_limit: usize) -> RouteDef {
+    RouteDef { method: "POST", pattern, route, access: Access::Public, body_limit }
 }
 
 /// A route whose bodies may be larger than the default (media, provider payloads).
@@ -95,6 +120,27 @@ pub static ROUTES: &[RouteDef] = &[
     def("DELETE", "/api/channels/bindings/:id", Route::DeleteBinding, Access::User),
     // Prompts may carry up to 25 MB of base64 attachments (contract §4: 32 MiB).
     big("POST", "/api/prompt", Route::Prompt, 32 * MIB),
+    def("GET", "/auth/github", Route::GithubLogin, Access::Public),
+    def("GET", "/auth/github/callback", Route::GithubCallback, Access::Public),
+    def("PUT", "/api/me/github-token", Route::PutGithubToken, Access::User),
+    def("DELETE", "/api/me/github-token", Route::DeleteGithubToken, Access::User),
+    def("GET", "/api/repos", Route::ListRepos, Access::User),
+    def("GET", "/api/repos/validate", Route::ValidateRepo, Access::User),
+    def("GET", "/api/repos/org", Route::OrgRepos, Access::User),
+    def("POST", "/api/repos/pull-request", Route::CreatePullRequest, Access::User),
+    def("GET", "/api/repos/:owner/:repo/pulls", Route::RepoPulls, Access::User),
+    def("GET", "/api/repos/:owner/:repo/issues", Route::RepoIssues, Access::User),
+    def("GET", "/api/admin/repos", Route::AdminListRepos, Access::Admin),
+    def("POST", "/api/admin/repos", Route::AdminCreateRepo, Access::Admin),
+    def("PUT", "/api/admin/repos/:id", Route::AdminUpdateRepo, Access::Admin),
+    def("DELETE", "/api/admin/repos/:id", Route::AdminDeleteRepo, Access::Admin),
+    def("PUT", "/api/admin/repos/:id/persona-default", Route::AdminSetPersonaDefault, Access::Admin),
+    def("DELETE", "/api/admin/repos/:id/persona-default", Route::AdminClearPersonaDefault, Access::Admin),
+    def("GET", "/api/admin/personas", Route::AdminListPersonas, Access::Admin),
+    def("POST", "/api/admin/personas", Route::AdminCreatePersona, Access::Admin),
+    def("DELETE", "/api/admin/personas/:id", Route::AdminDeletePersona, Access::Admin),
+    // GitHub's own maximum payload is 25 MB.
+    webhook("/webhooks/github", Route::GithubWebhook, 25 * MIB),
 ];
 
 /// Path parameters captured by a match, percent-decoded.

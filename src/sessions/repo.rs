@@ -21,17 +21,36 @@ impl RepoRef {
 
     /// Parses a clone/web URL or an `owner/name` pair.
     pub fn parse(input: &str) -> Option<RepoRef> {
+        Self::parse_with_host(input).map(|(_, r)| r)
+    }
+
+    /// Parses only references to one of `hosts` (or a bare `owner/name`): the whole input
+    /// must be the reference, not merely contain one.
+    pub fn parse_on_hosts(input: &str, hosts: &[&str]) -> Option<RepoRef> {
+        match Self::parse_with_host(input)? {
+            (Some(host), r) if hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) => Some(r),
+            (None, r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The host (for URL forms) and the repository.
+    pub fn parse_with_host(input: &str) -> Option<(Option<String>, RepoRef)> {
         let s = input.trim();
-        let path = if let Some(rest) = s.strip_prefix("git@") {
-            rest.split_once(':')?.1.to_string()
+        let (host, path) = if let Some(rest) = s.strip_prefix("git@") {
+            let (host, path) = rest.split_once(':')?;
+            (Some(host.to_string()), path.to_string())
         } else if s.contains("://") {
             let url = url::Url::parse(s).ok()?;
-            if !matches!(url.scheme(), "https" | "http" | "ssh" | "git") || url.host_str().is_none() {
+            if !matches!(url.scheme(), "https" | "http" | "ssh" | "git")
+                || url.query().is_some()
+                || url.fragment().is_some()
+            {
                 return None;
             }
-            url.path().trim_start_matches('/').to_string()
+            (Some(url.host_str()?.to_string()), url.path().trim_start_matches('/').to_string())
         } else {
-            s.to_string()
+            (None, s.to_string())
         };
         let mut parts = path.trim_end_matches('/').splitn(3, '/');
         let owner = parts.next()?;
@@ -39,7 +58,7 @@ impl RepoRef {
         // Web URLs may continue (`/tree/main`, `/pull/3`); clone URLs end in `.git`.
         name = name.strip_suffix(".git").unwrap_or(name);
         let repo = RepoRef { owner: owner.to_string(), name: name.to_string() };
-        (valid_owner(owner) && valid_name(name)).then_some(repo)
+        (valid_owner(owner) && valid_name(name)).then_some((host, repo))
     }
 }
 
@@ -89,5 +108,16 @@ mod tests {
         }
         assert_eq!(RepoRef::parse_full_name("o/r/x"), None);
         assert!(RepoRef::parse_full_name("o/r.x").is_some());
+    }
+
+    #[test]
+    fn host_anchored() {
+        let hosts = ["github.com", "ghe.example.com"];
+        assert!(RepoRef::parse_on_hosts("https://github.com/o/r.js", &hosts).is_some());
+        assert!(RepoRef::parse_on_hosts("git@GHE.example.com:o/r.git", &hosts).is_some());
+        assert!(RepoRef::parse_on_hosts("o/r", &hosts).is_some());
+        assert!(RepoRef::parse_on_hosts("https://evil.com/o/r", &hosts).is_none());
+        assert!(RepoRef::parse_on_hosts("https://evil.com/x?u=https://github.com/o/r", &hosts).is_none());
+        assert!(RepoRef::parse_on_hosts("https://github.com/o/r?tab=readme", &hosts).is_none());
     }
 }

@@ -127,7 +127,7 @@ export class Service {
       payload = JSON.stringify(body);
       h['content-type'] ??= 'application/json';
     }
-    const res = await fetch(this.url + path, { method, headers: h, body: payload });
+    const res = await fetch(this.url + path, { method, headers: h, body: payload, redirect: 'manual' });
     const text = await res.text();
     this.logs.push(text); // responses are scanned for secrets too
     let parsed = text;

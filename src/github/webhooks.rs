@@ -1,0 +1,278 @@
+//! `POST /webhooks/github`: verified over the raw bytes before anything happens, fails closed
+//! without a secret, idempotent per `X-GitHub-Delivery`, and updates only the sessions that
+//! track the repository — atomically, then tells each session's `SessionAgent`.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::Env;
+
+use crate::app::Ctx;
+use crate::config::{log_error, var};
+use crate::crypto::verify_hmac_sha256_hex;
+use crate::http::{ApiError, ApiResult, Reply};
+use crate::sessions::agent::{GitUpdate, SessionAgent};
+use crate::time::iso;
+
+/// Statuses whose sessions no longer receive updates.
+const LIVE: &str = "('terminated', 'archived', 'error')";
+
+/// Checks `X-Hub-Signature-256: sha256=<hex>` over the exact body bytes, in constant time.
+pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    match header.and_then(|h| h.trim().strip_prefix("sha256=")) {
+        Some(hex) => verify_hmac_sha256_hex(secret.as_bytes(), body, hex),
+        None => false,
+    }
+}
+
+/// The PR state to record for a `pull_request` delivery (anchor §9.2's rules).
+pub fn pr_state(action: &str, pr: &Value) -> &'static str {
+    let merged = pr["merged_at"].as_str().is_some_and(|s| !s.is_empty())
+        || (action == "closed" && pr["merged"].as_bool() == Some(true));
+    let draft = pr["draft"].as_bool() == Some(true);
+    if merged {
+        "merged"
+    } else if action == "closed" || pr["state"].as_str() == Some("closed") {
+        "closed"
+    } else if draft {
+        "draft"
+    } else {
+        "open"
+    }
+}
+
+/// The payload: JSON, or the `payload` field of a form-encoded delivery.
+fn parse_payload(body: &[u8], content_type: Option<&str>) -> Option<Value> {
+    if content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
+        let payload = url::form_urlencoded::parse(body).find(|(k, _)| k == "payload")?.1;
+        return serde_json::from_str(&payload).ok();
+    }
+    serde_json::from_slice(body).ok()
+}
+
+pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
+    let Some(secret) = var(&ctx.env, "GITHUB_WEBHOOK_SECRET") else {
+        return Err(ApiError::new(
+            503,
+            "WEBHOOK_NOT_CONFIGURED",
+            "GitHub webhooks are not configured (GITHUB_WEBHOOK_SECRET)",
+        ));
+    };
+    if !signature_valid(&secret, ctx.raw_body(), ctx.header("X-Hub-Signature-256").as_deref()) {
+        return Err(ApiError::new(401, "INVALID_SIGNATURE", "Invalid signature"));
+    }
+    let event =
+        ctx.header("X-GitHub-Event").ok_or_else(|| ApiError::new(400, "MISSING_EVENT", "Missing event header"))?;
+    let delivery = ctx.header("X-GitHub-Delivery").filter(|d| !d.is_empty() && d.len() <= 100);
+    let payload =
+        parse_payload(ctx.raw_body(), ctx.header("Content-Type").as_deref()).ok_or_else(ApiError::invalid_json)?;
+    let db = ctx.db()?;
+    if let Some(id) = &delivery {
+        let r = worker::query!(
+            &db,
+            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at) VALUES ('github', ?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            id,
+            &event,
+            &iso(ctx.now)
+        )?
+        .run()
+        .await?;
+        if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+            return Reply::ok(&json!({ "received": true, "event": event, "deliveryId": id, "duplicate": true }));
+        }
+    }
+    let outcome = match event.as_str() {
+        "ping" => Ok(0),
+        "pull_request" => pull_request(ctx, &payload).await,
+        "push" => push(ctx, &payload).await,
+        _ => Ok(0),
+    };
+    let updated = match outcome {
+        Ok(n) => n,
+        Err(e) => {
+            // Forget the delivery so GitHub's redelivery can act on it.
+            if let Some(id) = &delivery {
+                if let Ok(stmt) = worker::query!(
+                    &db,
+                    "DELETE FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1",
+                    id
+                ) {
+                    let _ = stmt.run().await;
+                }
+            }
+            return Err(e);
+        }
+    };
+    offer_to_integrations(&ctx.env, &event, &payload).await;
+    let mut body = json!({ "received": true, "event": event, "sessionsUpdated": updated });
+    if let Some(id) = delivery {
+        body["deliveryId"] = json!(id);
+    }
+    Reply::ok(&body)
+}
+
+/// Deliveries are also offered to the integrations framework's GitHub integration, which
+/// consumes the events it syncs; nothing else subscribes yet.
+async fn offer_to_integrations(_env: &Env, _event: &str, _payload: &Value) {}
+
+#[derive(Deserialize)]
+struct Touched {
+    session_id: String,
+}
+
+async fn notify(env: &Env, sessions: &[String], update: &GitUpdate) {
+    let calls = sessions.iter().map(|id| async move {
+        if let Err(e) = SessionAgent::new(env, id).post("/webhook-update", update).await {
+            log_error(&format!("session {id}: git-state notification failed: {}", e.message));
+        }
+    });
+    futures::future::join_all(calls).await;
+}
+
+/// Updates the sessions whose own PR this is; notifies those working on it (`source_pr_number`)
+/// without writing the source PR into their "created PR" fields.
+async fn pull_request(ctx: &Ctx, p: &Value) -> ApiResult<usize> {
+    let (Some(repo), Some(number)) = (p["repository"]["full_name"].as_str(), p["pull_request"]["number"].as_i64())
+    else {
+        return Err(ApiError::invalid_field("pull_request", "Missing repository.full_name or pull_request.number"));
+    };
+    let pr = &p["pull_request"];
+    let state = pr_state(p["action"].as_str().unwrap_or(""), pr);
+    let title = pr["title"].as_str();
+    let url = pr["html_url"].as_str();
+    let merged_at = pr["merged_at"].as_str().filter(|s| !s.is_empty());
+    let db = ctx.db()?;
+    let own: Vec<Touched> = worker::query!(
+        &db,
+        &format!(
+            "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
+               pr_merged_at = ?4, updated_at = ?5
+             WHERE source_repo_full_name = ?6 COLLATE NOCASE AND pr_number = ?7
+               AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE})
+             RETURNING session_id"
+        ),
+        &state,
+        &title,
+        &url,
+        &merged_at,
+        &iso(ctx.now),
+        &repo,
+        &number
+    )?
+    .all()
+    .await?
+    .results()?;
+    let working_on: Vec<Touched> = worker::query!(
+        &db,
+        &format!(
+            "SELECT g.session_id FROM session_git_state g JOIN sessions s ON s.id = g.session_id
+             WHERE g.source_repo_full_name = ?1 COLLATE NOCASE AND g.source_pr_number = ?2
+               AND (g.pr_number IS NULL OR g.pr_number <> ?2) AND s.status NOT IN {LIVE}"
+        ),
+        &repo,
+        &number
+    )?
+    .all()
+    .await?
+    .results()?;
+    let update = GitUpdate {
+        kind: Some("git-state-update".into()),
+        pr_state: Some(state.into()),
+        pr_title: title.map(str::to_string),
+        pr_url: url.map(str::to_string),
+        pr_merged_at: merged_at.map(str::to_string),
+        ..Default::default()
+    };
+    let own_ids: Vec<String> = own.into_iter().map(|t| t.session_id).collect();
+    notify(&ctx.env, &own_ids, &update).await;
+    let source_ids: Vec<String> = working_on.into_iter().map(|t| t.session_id).collect();
+    notify(&ctx.env, &source_ids, &GitUpdate { kind: Some("source-pr-update".into()), ..update }).await;
+    Ok(own_ids.len() + source_ids.len())
+}
+
+#[derive(Deserialize)]
+struct Counted {
+    session_id: String,
+    commit_count: i64,
+}
+
+/// Adds the pushed commits to the sessions on that branch whose owner made the push (their
+/// GitHub account is the sender): one atomic increment, so concurrent deliveries all count.
+async fn push(ctx: &Ctx, p: &Value) -> ApiResult<usize> {
+    let (Some(git_ref), Some(repo)) = (p["ref"].as_str(), p["repository"]["full_name"].as_str()) else {
+        return Err(ApiError::invalid_field("ref", "Missing ref or repository.full_name"));
+    };
+    let commits = p["commits"].as_array().map(Vec::len).unwrap_or(0);
+    // Tags, branch deletions and empty pushes change no session.
+    let Some(branch) = git_ref.strip_prefix("refs/heads/") else { return Ok(0) };
+    if commits == 0 || p["deleted"].as_bool() == Some(true) {
+        return Ok(0);
+    }
+    let Some(sender) = p["sender"]["id"].as_i64().map(|i| i.to_string()) else { return Ok(0) };
+    let db = ctx.db()?;
+    let rows: Vec<Counted> = worker::query!(
+        &db,
+        &format!(
+            "UPDATE session_git_state SET commit_count = commit_count + ?1, updated_at = ?2
+             WHERE source_repo_full_name = ?3 COLLATE NOCASE AND branch = ?4
+               AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+                                   WHERE s.status NOT IN {LIVE} AND u.github_id = ?5)
+             RETURNING session_id, commit_count"
+        ),
+        &(commits as i64),
+        &iso(ctx.now),
+        &repo,
+        &branch,
+        &sender
+    )?
+    .all()
+    .await?
+    .results()?;
+    let calls = rows.iter().map(|r| {
+        let update = GitUpdate {
+            kind: Some("git-state-update".into()),
+            commit_count: Some(r.commit_count),
+            branch: Some(branch.to_string()),
+            ..Default::default()
+        };
+        async move { notify(&ctx.env, std::slice::from_ref(&r.session_id), &update).await }
+    });
+    futures::future::join_all(calls).await;
+    Ok(rows.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pr_states() {
+        let pr = |state: &str, draft: bool, merged_at: Option<&str>| json!({ "state": state, "draft": draft, "merged_at": merged_at });
+        assert_eq!(pr_state("opened", &pr("open", false, None)), "open");
+        assert_eq!(pr_state("opened", &pr("open", true, None)), "draft");
+        assert_eq!(pr_state("ready_for_review", &pr("open", false, None)), "open");
+        assert_eq!(pr_state("converted_to_draft", &pr("open", true, None)), "draft");
+        assert_eq!(pr_state("closed", &pr("closed", false, None)), "closed");
+        assert_eq!(pr_state("closed", &pr("closed", false, Some("2026-01-01T00:00:00Z"))), "merged");
+        assert_eq!(pr_state("closed", &json!({ "state": "closed", "merged": true })), "merged");
+        assert_eq!(pr_state("edited", &pr("closed", false, None)), "closed");
+        assert_eq!(pr_state("reopened", &pr("open", false, None)), "open");
+    }
+
+    #[test]
+    fn signatures_over_raw_bytes() {
+        let body = b"{\"zen\": \"caf\\u00e9\",\n  \"n\": 1.0}";
+        let sig = format!("sha256={}", crate::crypto::hex(&crate::crypto::hmac_sha256(b"s3cret", body)));
+        assert!(signature_valid("s3cret", body, Some(&sig)));
+        assert!(!signature_valid("other", body, Some(&sig)));
+        assert!(!signature_valid("s3cret", b"{\"zen\":\"caf\xc3\xa9\",\"n\":1}", Some(&sig)));
+        assert!(!signature_valid("s3cret", body, None));
+        assert!(!signature_valid("s3cret", body, Some(sig.trim_start_matches("sha256="))));
+    }
+
+    #[test]
+    fn form_encoded_payloads() {
+        let v = parse_payload(b"payload=%7B%22a%22%3A1%7D", Some("application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(v["a"], 1);
+        assert!(parse_payload(b"{oops", Some("application/json")).is_none());
+    }
+}

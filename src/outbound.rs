@@ -1,0 +1,139 @@
+//! Outbound HTTP to third-party APIs: one place that sets a timeout and a User-Agent and
+//! reads the whole answer. Base URLs come from configuration, so tests point them at fakes.
+
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+pub const USER_AGENT: &str = "integrations-service";
+/// GitHub fails a webhook delivery after 10 s; every upstream call stays well inside that.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// A complete upstream answer.
+pub struct Upstream {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+impl Upstream {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).ok().flatten()
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+#[derive(Debug)]
+pub enum OutboundError {
+    Timeout,
+    Network(String),
+}
+
+impl std::fmt::Display for OutboundError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutboundError::Timeout => write!(f, "upstream timed out"),
+            OutboundError::Network(e) => write!(f, "upstream unreachable: {e}"),
+        }
+    }
+}
+
+/// An outbound request being built.
+pub struct Call {
+    method: Method,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    timeout: Duration,
+}
+
+impl Call {
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Call {
+            method,
+            url: url.into(),
+            headers: vec![("User-Agent", USER_AGENT.into())],
+            body: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn json_body(mut self, value: &serde_json::Value) -> Self {
+        self.body = Some(value.to_string().into_bytes());
+        self.header("Content-Type", "application/json")
+    }
+
+    pub fn form_body(mut self, pairs: &[(&str, &str)]) -> Self {
+        let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        self.body = Some(encoded.into_bytes());
+        self.header("Content-Type", "application/x-www-form-urlencoded")
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends the request; a slow upstream is abandoned after the timeout.
+    pub async fn send(self) -> Result<Upstream, OutboundError> {
+        let net = |e: worker::Error| OutboundError::Network(e.to_string());
+        let headers = Headers::new();
+        for (k, v) in &self.headers {
+            headers.set(k, v).map_err(net)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(self.method).with_headers(headers);
+        if let Some(body) = self.body {
+            init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
+        }
+        let req = Request::new_with_init(&self.url, &init).map_err(net)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(req);
+        let sending = Box::pin(async move {
+            let mut resp = fetch.send_with_signal(&signal).await?;
+            let body = resp.bytes().await?;
+            Ok::<_, worker::Error>((resp.status_code(), resp.headers().clone(), body))
+        });
+        match select(sending, Delay::from(self.timeout)).await {
+            Either::Left((Ok((status, headers, body)), _)) => Ok(Upstream { status, headers, body }),
+            Either::Left((Err(e), _)) => Err(net(e)),
+            Either::Right(_) => {
+                controller.abort();
+                Err(OutboundError::Timeout)
+            }
+        }
+    }
+}
+
+/// Percent-encodes one URL path segment (`/`, `?`, `#`, spaces … are escaped).
+pub fn segment(s: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    utf8_percent_encode(s, KEEP).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(segment("socket.io"), "socket.io");
+        assert_eq!(segment("a/b c?#"), "a%2Fb%20c%3F%23");
+        assert_eq!(segment("feature/x"), "feature%2Fx");
+    }
+}
