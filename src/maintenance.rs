@@ -1,4 +1,6 @@
-//! Scheduled maintenance (cron `0 3 * * *`): removes what can no longer authenticate.
+//! Scheduled maintenance (cron `0 3 * * *`): removes what can no longer authenticate or
+//! protect anything: expired sessions and OAuth states, long-revoked tokens, and webhook
+//! delivery ids older than any redelivery GitHub or Telegram would attempt.
 
 use worker::Env;
 
@@ -25,6 +27,8 @@ async fn purge(env: &Env) -> worker::Result<()> {
             "DELETE FROM api_tokens WHERE julianday(COALESCE(revoked_at, expires_at)) <= julianday(?1)",
             &horizon
         )?,
+        worker::query!(&db, "DELETE FROM oauth_states WHERE expires_at <= ?1", &now)?,
+        worker::query!(&db, "DELETE FROM webhook_deliveries WHERE received_at <= ?1", &horizon)?,
     ])
     .await?;
     Ok(())

@@ -1,0 +1,158 @@
+// POST /webhooks/github: raw-body HMAC, fail closed, idempotent deliveries, PR state mapping,
+// atomic push counting scoped to the pusher's own sessions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomUUID } from 'node:crypto';
+import { startService } from '../lib/harness.mjs';
+
+const SECRET = 'github-webhook-secret-for-tests';
+
+test('GitHub webhooks', async (t) => {
+  const svc = await startService(t, { vars: { GITHUB_WEBHOOK_SECRET: SECRET } });
+  let db = await svc.db();
+  const alice = await svc.createUser({ email: 'alice@example.com' });
+  const bob = await svc.createUser({ email: 'bob@example.com' });
+  await db.prepare("UPDATE users SET github_id = '101' WHERE id = ?").bind(alice.userId).run();
+  await db.prepare("UPDATE users SET github_id = '202' WHERE id = ?").bind(bob.userId).run();
+
+  const sign = (raw, secret = SECRET) => `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`;
+  const deliver = (event, raw, { delivery = randomUUID(), signature, headers = {} } = {}) =>
+    svc.request('POST', '/webhooks/github', {
+      raw,
+      headers: { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': delivery,
+        ...(signature === null ? {} : { 'x-hub-signature-256': signature ?? sign(raw) }), ...headers },
+    });
+  const session = async (user, body) => (await svc.request('POST', '/api/sessions', { token: user.token, body: { workspace: 'w', ...body } })).body.session;
+  const git = async (user, id) => (await svc.request('GET', `/api/sessions/${id}/git-state`, { token: user.token })).body.gitState;
+  const events = async (user, id) => (await svc.request('GET', `/api/sessions/${id}/events`, { token: user.token })).body.events;
+
+  // Alice's session created PR #7 on Octo/Hello.World; Bob's session works on PR #7 as its source.
+  const own = await session(alice, { repoUrl: 'https://github.com/octo/hello.world', branch: 'feat' });
+  await db.prepare('UPDATE session_git_state SET pr_number = 7 WHERE session_id = ?').bind(own.id).run();
+  const reviewing = await session(bob, { repoUrl: 'octo/hello.world', sourcePrNumber: 7 });
+  const prPayload = (action, pr) => JSON.stringify({
+    action, number: 7, repository: { full_name: 'Octo/Hello.World' },
+    pull_request: { number: 7, title: 'Add feature', html_url: 'https://github.com/octo/hello.world/pull/7', state: 'open', draft: false, merged_at: null, ...pr },
+  });
+
+  await t.test('signatures: valid passes; wrong, missing or other-secret ones change nothing', async () => {
+    const raw = prPayload('opened', {});
+    for (const signature of [null, 'sha256=deadbeef', sign(raw, 'not-the-secret'), sign(raw).replace('sha256=', 'sha1=')]) {
+      const r = await deliver('pull_request', raw, { signature });
+      assert.equal(r.status, 401);
+      assert.deepEqual(r.body, { error: 'Invalid signature', code: 'INVALID_SIGNATURE' });
+    }
+    assert.equal((await git(alice, own.id)).prState, null);
+    const ok = await deliver('ping', JSON.stringify({ zen: 'Keep it logically awesome.', hook_id: 1 }));
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.event, 'ping');
+    const noEvent = await svc.request('POST', '/webhooks/github', { raw: '{}', headers: { 'x-hub-signature-256': sign('{}') } });
+    assert.equal(noEvent.status, 400);
+    assert.equal(noEvent.body.code, 'MISSING_EVENT');
+  });
+
+  await t.test('a body with whitespace and escaped unicode verifies over its exact bytes', async () => {
+    const raw = `{\n  "action": "opened",\n  "number": 7,\n  "repository": {"full_name": "octo/hello.world"},\n  "pull_request": {\n    "number": 7,\n    "title": "Caf\\u00e9 \\ud83d\\ude80 \\/ fix",\n    "html_url": "https:\\/\\/github.com\\/octo\\/hello.world\\/pull\\/7",\n    "state": "open", "draft": true, "merged_at": null\n  }\n}\n`;
+    const r = await deliver('pull_request', raw);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const gs = await git(alice, own.id);
+    assert.equal(gs.prState, 'draft');
+    assert.equal(gs.prTitle, 'Café 🚀 / fix');
+    // The source-PR session is notified, not overwritten.
+    const bobGit = await git(bob, reviewing.id);
+    assert.equal(bobGit.prState, null);
+    assert.ok((await events(bob, reviewing.id)).some((e) => e.type === 'git-state' && e.data.prState === 'draft'));
+  });
+
+  await t.test('PR opened / draft / closed / merged / reopened', async () => {
+    const steps = [
+      ['ready_for_review', { draft: false }, 'open'],
+      ['converted_to_draft', { draft: true }, 'draft'],
+      ['closed', { state: 'closed' }, 'closed'],
+      ['reopened', { state: 'open' }, 'open'],
+      ['closed', { state: 'closed', merged: true, merged_at: '2026-11-20T10:00:00Z' }, 'merged'],
+    ];
+    for (const [action, pr, expected] of steps) {
+      const r = await deliver('pull_request', prPayload(action, pr));
+      assert.equal(r.status, 200);
+      assert.equal(r.body.sessionsUpdated, 2);
+      assert.equal((await git(alice, own.id)).prState, expected, action);
+    }
+    const gs = await git(alice, own.id);
+    assert.equal(gs.prMergedAt, '2026-11-20T10:00:00Z');
+    const evs = (await events(alice, own.id)).filter((e) => e.type === 'git-state');
+    assert.equal(evs.at(-1).data.prState, 'merged');
+  });
+
+  await t.test('a redelivered delivery id is acknowledged without acting twice', async () => {
+    const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'redeliver' });
+    const raw = JSON.stringify({ ref: 'refs/heads/redeliver', repository: { full_name: 'octo/hello.world' }, sender: { id: 101 }, commits: [{ id: 'a' }, { id: 'b' }] });
+    const delivery = randomUUID();
+    const first = await deliver('push', raw, { delivery });
+    assert.equal(first.body.sessionsUpdated, 1);
+    const again = await deliver('push', raw, { delivery });
+    assert.equal(again.status, 200);
+    assert.equal(again.body.duplicate, true);
+    assert.equal((await git(alice, s.id)).commitCount, 2);
+  });
+
+  await t.test('two concurrent pushes to a tracked branch are both counted', async () => {
+    const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'feat/concurrent' });
+    const push = (n) => JSON.stringify({ ref: 'refs/heads/feat/concurrent', repository: { full_name: 'OCTO/hello.world' }, sender: { id: 101 },
+      commits: Array.from({ length: n }, (_, i) => ({ id: `c${n}${i}` })) });
+    const [a, b] = await Promise.all([deliver('push', push(2)), deliver('push', push(3))]);
+    assert.equal(a.status, 200);
+    assert.equal(b.status, 200);
+    assert.equal((await git(alice, s.id)).commitCount, 5);
+    const counts = (await events(alice, s.id)).filter((e) => e.type === 'git-state').map((e) => e.data.commitCount).sort();
+    assert.equal(counts.length, 2);
+    assert.equal(counts.at(-1), 5);
+  });
+
+  await t.test('pushes touch only the pusher\'s sessions; untracked repos, tags and deletions touch nothing', async () => {
+    const aliceMain = await session(alice, { repoUrl: 'octo/hello.world', branch: 'main' });
+    const bobMain = await session(bob, { repoUrl: 'octo/hello.world', branch: 'main' });
+    const raw = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'x' }] });
+    const r = await deliver('push', raw);
+    assert.equal(r.body.sessionsUpdated, 1);
+    assert.equal((await git(bob, bobMain.id)).commitCount, 1);
+    assert.equal((await git(alice, aliceMain.id)).commitCount, 0, 'no cross-user effect');
+    for (const body of [
+      { ref: 'refs/heads/main', repository: { full_name: 'nobody/tracks-this' }, sender: { id: 202 }, commits: [{ id: 'y' }] },
+      { ref: 'refs/tags/v1.0', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'y' }] },
+      { ref: 'refs/heads/main', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [], deleted: true },
+    ]) {
+      const res = await deliver('push', JSON.stringify(body));
+      assert.equal(res.status, 200);
+      assert.equal(res.body.sessionsUpdated, 0);
+    }
+    // Finished sessions are left alone.
+    await db.prepare("UPDATE sessions SET status = 'archived' WHERE id = ?").bind(bobMain.id).run();
+    assert.equal((await deliver('push', raw)).body.sessionsUpdated, 0);
+  });
+
+  await t.test('malformed bodies are 400; form-encoded deliveries work', async () => {
+    assert.equal((await deliver('push', '{not json')).status, 400);
+    const s = await session(alice, { repoUrl: 'octo/form', branch: 'f' });
+    const payload = JSON.stringify({ ref: 'refs/heads/f', repository: { full_name: 'octo/form' }, sender: { id: 101 }, commits: [{ id: 'a' }] });
+    const raw = `payload=${encodeURIComponent(payload)}`;
+    const r = await deliver('push', raw, { headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    assert.equal(r.status, 200);
+    assert.equal((await git(alice, s.id)).commitCount, 1);
+  });
+
+  await t.test('without GITHUB_WEBHOOK_SECRET every delivery is refused', async () => {
+    await svc.reconfigure({ GITHUB_WEBHOOK_SECRET: undefined });
+    db = await svc.db();
+    const raw = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'z' }] });
+    const r = await deliver('push', raw);
+    assert.equal(r.status, 503);
+    assert.equal(r.body.code, 'WEBHOOK_NOT_CONFIGURED');
+    const unsigned = await deliver('push', raw, { signature: null });
+    assert.equal(unsigned.status, 503);
+  });
+
+  await t.test('payloads are not logged', () => {
+    assert.ok(!svc.logs.join('').includes('Keep it logically awesome'));
+  });
+});
