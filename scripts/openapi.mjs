@@ -155,6 +155,51 @@ const paths = {
       },
     }),
   },
+  '/api/me/telegram': {
+    post: user({
+      tags: ['telegram'], summary: 'Set up the caller\'s Telegram bot (getMe, authenticated webhook, commands)',
+      requestBody: body(obj({ botToken: str({ description: '123456789:AA… from @BotFather' }) }, ['botToken'])),
+      responses: {
+        200: json(obj({ config: ref('TelegramConfig'), webhookUrl: str() }, ['config', 'webhookUrl'])),
+        400: err('Malformed token (`VALIDATION_ERROR`) or rejected by Telegram (`INVALID_BOT_TOKEN`)'),
+        502: err('Telegram refused the webhook (`UPSTREAM_ERROR`); nothing new is saved and a previous setup is marked inactive'),
+        ...errors(503),
+      },
+    }),
+    get: user({ tags: ['telegram'], summary: 'The caller\'s Telegram setup (never the token)', responses: { 200: json(obj({ config: { oneOf: [ref('TelegramConfig'), { type: 'null' }] } }, ['config'])) } }),
+    delete: user({ tags: ['telegram'], summary: 'Disconnect: remove the webhook (best effort) and the setup', responses: { 200: json(ref('Success')) } }),
+  },
+  '/telegram/webhook/{userId}': {
+    parameters: [pathParam('userId', 'The bot owner')],
+    post: publicOp({
+      tags: ['webhooks'], summary: 'Telegram updates for a user\'s bot (message: text, photo, voice, audio, image/audio documents, commands)',
+      parameters: [{ name: 'X-Telegram-Bot-Api-Secret-Token', in: 'header', required: true, schema: str() }],
+      requestBody: body(obj({ update_id: { type: 'integer', minimum: 0 }, message: { type: 'object' } }, ['update_id'])),
+      responses: {
+        200: json(obj({ ok: { const: true }, duplicate: { type: 'boolean' } }, ['ok'])),
+        400: err('Not JSON or no update_id'),
+        401: err('Missing or wrong secret token (`INVALID_SECRET`)'),
+        404: err('No Telegram setup for this user'),
+        500: E[500],
+      },
+    }),
+  },
+  '/api/sessions/{id}/reply': {
+    parameters: idParam,
+    post: user({
+      tags: ['telegram'], summary: 'Send a reply from a session to a chat through the owner\'s bot (Markdown → Telegram HTML, split under 4096). Body limit 16 MiB.',
+      requestBody: body(obj({
+        channelType: { const: 'telegram' }, channelId: str({ description: 'Telegram chat id' }), text: str({ maxLength: 100000 }),
+        photo: obj({ data: str({ description: 'base64 or a data: URL' }), mimeType: { enum: ['image/png', 'image/jpeg', 'image/webp', 'image/gif'] } }, ['data', 'mimeType']),
+        caption: str({ description: 'Markdown; over 1024 characters it follows as messages' }),
+      }, ['channelType', 'channelId'])),
+      responses: {
+        202: json(obj({ delivered: { const: true }, parts: { type: 'integer' } }, ['delivered', 'parts']), 'Delivered'),
+        409: err('Telegram is not set up (`TELEGRAM_NOT_CONFIGURED`)'),
+        ...errors(400, 404, 413, 502),
+      },
+    }),
+  },
   '/api/sessions': {
     post: user({
       tags: ['sessions'], summary: 'Create a session (and its web channel binding)',
@@ -196,7 +241,7 @@ const paths = {
       tags: ['runner'], summary: 'Report the outcome of a claimed prompt (the result becomes the assistant\'s message)',
       requestBody: body(obj({ result: str({ maxLength: 1000000 }), error: str({ maxLength: 2000 }) }), false),
       responses: {
-        200: json(ref('Success')),
+        200: json(obj({ success: { const: true }, reply: { type: 'object', description: 'when the prompt came from Telegram: {channelType, channelId, delivered, parts?, error?}' } }, ['success'])),
         409: err('`PROMPT_ABORTED` (steered, cleared or stopped), `PROMPT_NOT_CLAIMED` or `PROMPT_ALREADY_COMPLETED`'),
         ...errors(400, 404, 413),
       },
@@ -379,6 +424,10 @@ const doc = {
         language: {}, topics: { type: 'array', items: str() }, enabled: { type: 'boolean' }, personaId: {}, personaName: {}, createdAt: time, updatedAt: time,
       }, required: ['id', 'fullName', 'enabled', 'createdAt', 'updatedAt'] },
       Persona: obj({ id: str(), name: str(), slug: str(), description: {}, visibility: { enum: ['private', 'shared'] }, createdAt: time }, ['id', 'name', 'slug', 'visibility', 'createdAt']),
+      TelegramConfig: obj({
+        id: str(), userId: str(), botUsername: str(), botInfo: str({ description: 'JSON of getMe' }),
+        webhookActive: { type: 'boolean' }, createdAt: time, updatedAt: time,
+      }, ['id', 'userId', 'botUsername', 'botInfo', 'webhookActive', 'createdAt', 'updatedAt']),
       ApiToken: obj({ id: str(), name: str(), prefix: str(), createdAt: time, lastUsedAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'createdAt']),
       CredentialMeta: obj({ service: str(), scopes: { type: 'array', items: str() }, createdAt: time, expiresAt: time }, ['service', 'scopes', 'createdAt']),
     },

@@ -10,7 +10,7 @@ use crate::http::input::Query;
 use crate::http::router::{self, Access, Match, Params, Route};
 use crate::http::{self as h, ApiError, ApiResult, Reply, ReplyBody};
 use crate::time::{now_ms, Millis};
-use crate::{account, channels, config, credentials, github, sessions};
+use crate::{account, channels, config, credentials, github, sessions, telegram};
 
 /// Everything a handler gets: the parsed request and the caller.
 pub struct Ctx {
@@ -97,6 +97,11 @@ async fn dispatch(route: Route, ctx: &Ctx) -> ApiResult<Reply> {
         Route::AdminCreatePersona => github::org_repos::create_persona(ctx).await,
         Route::AdminDeletePersona => github::org_repos::delete_persona(ctx).await,
         Route::GithubWebhook => github::webhooks::handle(ctx).await,
+        Route::TelegramSetup => telegram::setup(ctx).await,
+        Route::TelegramGet => telegram::get(ctx).await,
+        Route::TelegramDisconnect => telegram::disconnect(ctx).await,
+        Route::TelegramWebhook => telegram::webhook::handle(ctx).await,
+        Route::SessionReply => telegram::reply::reply(ctx).await,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod outbound;
 pub mod session_agent_do;
 pub mod sessions;
+pub mod telegram;
 pub mod time;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};

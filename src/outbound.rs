@@ -82,6 +82,12 @@ impl Call {
         self.header("Content-Type", "application/x-www-form-urlencoded")
     }
 
+    /// A body of any type (multipart uploads).
+    pub fn raw_body(mut self, body: Vec<u8>, content_type: impl Into<String>) -> Self {
+        self.body = Some(body);
+        self.header("Content-Type", content_type)
+    }
+
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

@@ -556,7 +556,8 @@ impl SessionAgent {
             )?;
         }
         Self::event(&sql, "prompt.completed", json!({ "promptId": prompt_id, "error": req.error }), now)?;
-        Response::from_json(&json!({ "success": true }))
+        // The channel lets the Worker deliver the result back to where the prompt came from.
+        Response::from_json(&json!({ "success": true, "channelType": p.channel_type, "channelId": p.channel_id }))
     }
 
     /// Aborts queued prompts (and collect buffers); with `stop`, also the one in progress.

@@ -163,6 +163,18 @@ impl Input {
         }
     }
 
+    /// An optional nested object (parsed further by the caller).
+    pub fn opt_object(&mut self, field: &str) -> Option<Map<String, Value>> {
+        match self.present(field) {
+            None => None,
+            Some(Value::Object(o)) => Some(o.clone()),
+            Some(_) => {
+                self.error(field, "Expected an object");
+                None
+            }
+        }
+    }
+
     /// Whether the body has this field (with a non-null value).
     pub fn has(&self, field: &str) -> bool {
         self.present(field).is_some()

@@ -60,6 +60,11 @@ pub enum Route {
     AdminCreatePersona,
     AdminDeletePersona,
     GithubWebhook,
+    TelegramSetup,
+    TelegramGet,
+    TelegramDisconnect,
+    TelegramWebhook,
+    SessionReply,
 }
 
 pub const KIB: usize = 1024;
@@ -141,6 +146,12 @@ pub static ROUTES: &[RouteDef] = &[
     def("DELETE", "/api/admin/personas/:id", Route::AdminDeletePersona, Access::Admin),
     // GitHub's own maximum payload is 25 MB.
     webhook("/webhooks/github", Route::GithubWebhook, 25 * MIB),
+    def("POST", "/api/me/telegram", Route::TelegramSetup, Access::User),
+    def("GET", "/api/me/telegram", Route::TelegramGet, Access::User),
+    def("DELETE", "/api/me/telegram", Route::TelegramDisconnect, Access::User),
+    webhook("/telegram/webhook/:userId", Route::TelegramWebhook, MIB),
+    // A reply may carry a photo (Telegram's limit is 10 MB, base64 in JSON).
+    big("POST", "/api/sessions/:id/reply", Route::SessionReply, 16 * MIB),
 ];
 
 /// Path parameters captured by a match, percent-decoded.

@@ -296,29 +296,80 @@ pub async fn find_orchestrator(db: &D1Database, user_id: &str) -> ApiResult<Opti
     .await?)
 }
 
-/// `POST /api/me/orchestrator` → `{session}`: 201 when created, 200 when it already exists.
-pub async fn orchestrator(ctx: &Ctx) -> ApiResult<Reply> {
-    let caller = ctx.caller()?;
-    let db = ctx.db()?;
-    if let Some(s) = find_orchestrator(&db, &caller.id).await?.filter(|s| !s.is_finished()) {
-        return Reply::ok(&json!({ "session": s.view() }));
+/// The caller's live orchestrator, created when missing; `true` when it was created now.
+pub async fn ensure_orchestrator(db: &D1Database, user_id: &str, now: i64) -> ApiResult<(SessionRow, bool)> {
+    if let Some(s) = find_orchestrator(db, user_id).await?.filter(|s| !s.is_finished()) {
+        return Ok((s, false));
     }
-    let now = iso(ctx.now);
+    let id = uuid::Uuid::new_v4().to_string();
     // The partial unique index makes a concurrent second insert a no-op.
     worker::query!(
-        &db,
+        db,
         "INSERT INTO sessions (id, user_id, workspace, status, title, is_orchestrator, purpose, created_at, last_active_at)
          VALUES (?1, ?2, 'orchestrator', 'idle', 'Orchestrator', 1, 'orchestrator', ?3, ?3) ON CONFLICT DO NOTHING",
-        &uuid::Uuid::new_v4().to_string(),
-        &caller.id,
-        &now
+        &id,
+        &user_id,
+        &iso(now)
     )?
     .run()
     .await?;
-    let s =
-        find_orchestrator(&db, &caller.id).await?.ok_or_else(|| ApiError::internal("orchestrator insert vanished"))?;
-    let status = if s.created_at == now { 201 } else { 200 };
-    Reply::json(status, &json!({ "session": s.view() }))
+    let s = find_orchestrator(db, user_id).await?.ok_or_else(|| ApiError::internal("orchestrator insert vanished"))?;
+    let created = s.id == id;
+    Ok((s, created))
+}
+
+/// Replaces the caller's orchestrator with a fresh one (Telegram `/refresh`): the old one is
+/// terminated, its queue cleared, its children and every binding that led to it move to the
+/// new one, so nothing the user set up stops working.
+pub async fn replace_orchestrator(
+    env: &worker::Env,
+    db: &D1Database,
+    user_id: &str,
+    now: i64,
+) -> ApiResult<SessionRow> {
+    let old = find_orchestrator(db, user_id).await?.filter(|s| !s.is_finished());
+    if let Some(old) = &old {
+        worker::query!(
+            db,
+            "UPDATE sessions SET status = 'terminated', last_active_at = ?1 WHERE id = ?2",
+            &iso(now),
+            &old.id
+        )?
+        .run()
+        .await?;
+        if let Err(e) = SessionAgent::new(env, &old.id).post("/stop", &json!({})).await {
+            crate::config::log_error(&format!("orchestrator refresh: stopping the old one failed: {}", e.message));
+        }
+    }
+    let (fresh, _) = ensure_orchestrator(db, user_id, now).await?;
+    if let Some(old) = old {
+        db.batch(vec![
+            worker::query!(
+                db,
+                "UPDATE channel_bindings SET session_id = ?1, updated_at = ?3 WHERE session_id = ?2 AND user_id = ?4",
+                &fresh.id,
+                &old.id,
+                &iso(now),
+                &user_id
+            )?,
+            worker::query!(
+                db,
+                "UPDATE sessions SET parent_session_id = ?1 WHERE parent_session_id = ?2 AND user_id = ?3",
+                &fresh.id,
+                &old.id,
+                &user_id
+            )?,
+        ])
+        .await?;
+    }
+    Ok(fresh)
+}
+
+/// `POST /api/me/orchestrator` → `{session}`: 201 when created, 200 when it already exists.
+pub async fn orchestrator(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let (s, created) = ensure_orchestrator(&ctx.db()?, &caller.id, ctx.now).await?;
+    Reply::json(if created { 201 } else { 200 }, &json!({ "session": s.view() }))
 }
 
 /// `GET /api/sessions/:id/{messages,queue,events}`: the session object's logs, owner only.
@@ -351,11 +402,35 @@ pub async fn complete(ctx: &Ctx) -> ApiResult<Reply> {
     let result = input.opt_str("result", 0, 1_000_000);
     let error = input.opt_str("error", 1, 2_000);
     input.finish()?;
-    let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
+    let db = ctx.db()?;
+    let session = owned_session(&db, &caller.id, ctx.params.get("id")).await?;
     let path = format!("/complete/{}", ctx.params.get("promptId"));
-    let r = SessionAgent::new(&ctx.env, &session.id).post(&path, &CompleteRequest { result, error }).await?;
+    let r = SessionAgent::new(&ctx.env, &session.id)
+        .post(&path, &CompleteRequest { result: result.clone(), error })
+        .await?;
     match r.status {
-        200 => Ok(Reply::raw_json(&r.text)),
+        200 => {
+            let done: Value = r.json()?;
+            let mut body = json!({ "success": true });
+            // A prompt from a Telegram chat gets its result back in that chat.
+            if let (Some("telegram"), Some(chat), Some(text)) = (
+                done["channelType"].as_str(),
+                done["channelId"].as_str(),
+                result.as_deref().filter(|t| !t.trim().is_empty()),
+            ) {
+                body["reply"] = match crate::telegram::reply::deliver_text(&ctx.env, &db, &caller.id, chat, text).await
+                {
+                    Ok(parts) => {
+                        json!({ "channelType": "telegram", "channelId": chat, "delivered": true, "parts": parts })
+                    }
+                    Err(e) => {
+                        crate::config::log_error(&format!("reply to telegram chat failed: {}", e.message));
+                        json!({ "channelType": "telegram", "channelId": chat, "delivered": false, "error": e.message })
+                    }
+                };
+            }
+            Reply::ok(&body)
+        }
         404 => Err(ApiError::not_found("Prompt not found")),
         409 => {
             let code: &'static str = match r.code().as_str() {
