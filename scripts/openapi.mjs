@@ -155,6 +155,88 @@ const paths = {
       },
     }),
   },
+  '/api/integrations': {
+    get: user({ tags: ['integrations'], summary: 'The caller\'s integrations, then org-scope ones of others', responses: { 200: json(obj({ integrations: { type: 'array', items: ref('Integration') } }, ['integrations'])) } }),
+    post: user({
+      tags: ['integrations'], summary: 'Connect a service: credentials validated, tested and stored encrypted',
+      requestBody: body(obj({
+        service: { enum: ['github', 'gmail', 'google_calendar', 'google_drive', 'notion', 'hubspot', 'ashby', 'discord', 'xero'] },
+        credentials: { type: 'object', additionalProperties: str() },
+        config: ref('IntegrationConfig'),
+      }, ['service', 'credentials', 'config'])),
+      responses: {
+        201: json(obj({ integration: ref('Integration') }, ['integration']), 'Created'),
+        400: err('`VALIDATION_ERROR`, `UNSUPPORTED_INTEGRATION`, `INVALID_CREDENTIALS` or `INTEGRATION_AUTH_FAILED`'),
+        409: err('`INTEGRATION_ALREADY_EXISTS`'),
+        ...errors(429, 503),
+      },
+    }),
+  },
+  '/api/integrations/available': {
+    get: user({ tags: ['integrations'], summary: 'Registered services and their entity types', responses: { 200: json(obj({ services: { type: 'array', items: obj({ service: str(), supportedEntities: { type: 'array', items: str() }, oauth: { type: 'boolean' } }) } }, ['services'])) } }),
+  },
+  '/api/integrations/{id}': {
+    parameters: [pathParam('id', 'Integration id')],
+    get: user({ tags: ['integrations'], summary: 'One integration (own, or org-scope)', responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), ...errors(404) } }),
+    patch: user({
+      tags: ['integrations'], summary: 'Update config; reactivate (status "active", after re-testing the connection); set scope (admins)',
+      requestBody: body(obj({ config: ref('IntegrationConfig'), status: { const: 'active' }, scope: { enum: ['user', 'org'] } })),
+      responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), ...errors(400, 403, 404) },
+    }),
+    delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, stored entities removed', responses: { 200: json(ref('Success')), ...errors(404) } }),
+  },
+  '/api/integrations/{id}/sync': {
+    parameters: [pathParam('id', 'Integration id')],
+    post: user({
+      tags: ['integrations'], summary: 'Start a sync in the background (empty or missing entities = all)',
+      requestBody: body(obj({ entities: { type: 'array', items: str() }, fullSync: { type: 'boolean' } }), false),
+      responses: { 202: json(obj({ syncId: str(), status: { const: 'started' } }, ['syncId', 'status']), 'Started'), 409: err('`SYNC_IN_PROGRESS`'), ...errors(400, 404) },
+    }),
+  },
+  '/api/integrations/{id}/sync/{syncId}': {
+    parameters: [pathParam('id', 'Integration id'), pathParam('syncId', 'Sync id')],
+    get: user({ tags: ['integrations'], summary: 'A sync run and its progress', responses: { 200: json(ref('SyncRun')), ...errors(404) } }),
+  },
+  '/api/integrations/{id}/entities/{type}': {
+    parameters: [pathParam('id', 'Integration id'), pathParam('type', 'Entity type')],
+    get: user({
+      tags: ['integrations'], summary: 'Synced entities, by external id; deleted ones are marked (`_sync.deleted`)',
+      parameters: [...listParams, { name: 'modifiedAfter', in: 'query', schema: time }, { name: 'includeDeleted', in: 'query', schema: { enum: ['true', 'false'] } }],
+      responses: { 200: json(obj({ entities: { type: 'array', items: { type: 'object' } }, cursor: str(), hasMore: { type: 'boolean' } }, ['entities', 'hasMore'])), ...errors(400, 404) },
+    }),
+  },
+  '/api/integrations/{id}/fetch': {
+    parameters: [pathParam('id', 'Integration id')],
+    post: user({
+      tags: ['integrations'], summary: 'Fetch one entity live (repositories: owner/repo; issues, pull_requests: owner/repo#n) and store it',
+      requestBody: body(obj({ entityType: { enum: ['repositories', 'issues', 'pull_requests'] }, externalId: str() }, ['entityType', 'externalId'])),
+      responses: { 200: json(obj({ entity: { type: 'object' } }, ['entity'])), ...errors(400, 404, 429, 502) },
+    }),
+  },
+  '/api/integrations/{id}/push': {
+    parameters: [pathParam('id', 'Integration id')],
+    post: user({
+      tags: ['integrations'], summary: 'Create an issue ({repository, title, body?}) or a comment ({repository, number, body}) on GitHub',
+      requestBody: body(obj({ entityType: { enum: ['issues', 'comments'] }, data: { type: 'object' } }, ['entityType', 'data'])),
+      responses: { 201: json(obj({ result: { type: 'object' } }, ['result']), 'Created'), ...errors(400, 404, 429, 502) },
+    }),
+  },
+  '/api/integrations/{service}/oauth': {
+    parameters: [pathParam('service', 'Service (github)')],
+    get: user({
+      tags: ['integrations'], summary: 'Start connecting through OAuth: {url, state}; the state is stored server-side, bound to the caller',
+      parameters: [{ name: 'redirect_uri', in: 'query', required: true, schema: str(), description: 'on FRONTEND_URL or this service' }],
+      responses: { 200: json(obj({ url: str(), state: str() }, ['url', 'state'])), ...errors(400, 503) },
+    }),
+  },
+  '/api/integrations/{service}/oauth/callback': {
+    parameters: [pathParam('service', 'Service (github)')],
+    post: user({
+      tags: ['integrations'], summary: 'Finish OAuth: the code is exchanged and stored here; answers the integration, never a token',
+      requestBody: body(obj({ code: str(), state: str(), redirect_uri: str() }, ['code', 'state', 'redirect_uri'])),
+      responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), 400: err('`INVALID_STATE`, `OAUTH_EXCHANGE_FAILED`, `INTEGRATION_AUTH_FAILED`'), ...errors(503) },
+    }),
+  },
   '/api/me/telegram': {
     post: user({
       tags: ['telegram'], summary: 'Set up the caller\'s Telegram bot (getMe, authenticated webhook, commands)',
@@ -428,6 +510,18 @@ const doc = {
         id: str(), userId: str(), botUsername: str(), botInfo: str({ description: 'JSON of getMe' }),
         webhookActive: { type: 'boolean' }, createdAt: time, updatedAt: time,
       }, ['id', 'userId', 'botUsername', 'botInfo', 'webhookActive', 'createdAt', 'updatedAt']),
+      IntegrationConfig: obj({ syncFrequency: { enum: ['realtime', 'hourly', 'daily', 'manual'] }, entities: { type: 'array', items: str() }, filters: { type: 'object' } }),
+      Integration: { type: 'object', properties: {
+        id: str(), service: str(), status: { enum: ['pending', 'active', 'error', 'disconnected'] }, scope: { enum: ['user', 'org'] },
+        config: ref('IntegrationConfig'), errorMessage: { type: ['string', 'null'] }, lastSyncedAt: { type: ['string', 'null'] },
+        createdAt: time, updatedAt: time, owned: { type: 'boolean' },
+      }, required: ['id', 'service', 'status', 'scope', 'config', 'createdAt'] },
+      SyncRun: { type: 'object', properties: {
+        id: str(), integrationId: str(), status: { enum: ['pending', 'running', 'completed', 'failed'] }, fullSync: { type: 'boolean' },
+        progress: { type: 'integer' }, currentEntity: { type: ['string', 'null'] }, requestsMade: { type: 'integer' }, invocations: { type: 'integer' },
+        resumeAt: { type: ['string', 'null'] }, startedAt: time, completedAt: { type: ['string', 'null'] },
+        result: obj({ success: { type: 'boolean' }, recordsSynced: { type: 'integer' }, errors: { type: 'array' }, completedAt: time }),
+      }, required: ['id', 'integrationId', 'status', 'progress', 'startedAt'] },
       ApiToken: obj({ id: str(), name: str(), prefix: str(), createdAt: time, lastUsedAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'createdAt']),
       CredentialMeta: obj({ service: str(), scopes: { type: 'array', items: str() }, createdAt: time, expiresAt: time }, ['service', 'scopes', 'createdAt']),
     },

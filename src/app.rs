@@ -1,6 +1,8 @@
 //! The request pipeline: request id → CORS preflight → route → size limit → auth → handler →
 //! envelope and headers. Auth happens here, once, before any handler runs.
 
+use std::rc::Rc;
+
 use futures::StreamExt;
 use worker::d1::D1Database;
 use worker::{Context, Env, Headers, Request, Response};
@@ -10,7 +12,7 @@ use crate::http::input::Query;
 use crate::http::router::{self, Access, Match, Params, Route};
 use crate::http::{self as h, ApiError, ApiResult, Reply, ReplyBody};
 use crate::time::{now_ms, Millis};
-use crate::{account, channels, config, credentials, github, sessions, telegram};
+use crate::{account, channels, config, credentials, github, integrations, sessions, telegram};
 
 /// Everything a handler gets: the parsed request and the caller.
 pub struct Ctx {
@@ -23,6 +25,8 @@ pub struct Ctx {
     pub headers: Headers,
     pub body: Vec<u8>,
     pub now: Millis,
+    /// The invocation, for work that continues after the response (`wait_until`).
+    pub wctx: Rc<Context>,
     caller: Option<Caller>,
 }
 
@@ -102,6 +106,19 @@ async fn dispatch(route: Route, ctx: &Ctx) -> ApiResult<Reply> {
         Route::TelegramDisconnect => telegram::disconnect(ctx).await,
         Route::TelegramWebhook => telegram::webhook::handle(ctx).await,
         Route::SessionReply => telegram::reply::reply(ctx).await,
+        Route::ListIntegrations => integrations::list(ctx).await,
+        Route::AvailableIntegrations => integrations::available(ctx).await,
+        Route::ConfigureIntegration => integrations::configure(ctx).await,
+        Route::GetIntegration => integrations::get(ctx).await,
+        Route::PatchIntegration => integrations::patch(ctx).await,
+        Route::DeleteIntegration => integrations::delete(ctx).await,
+        Route::SyncIntegration => integrations::sync(ctx).await,
+        Route::SyncStatus => integrations::sync_status(ctx).await,
+        Route::IntegrationEntities => integrations::entities(ctx).await,
+        Route::IntegrationFetch => integrations::fetch(ctx).await,
+        Route::IntegrationPush => integrations::push(ctx).await,
+        Route::IntegrationOauth => integrations::oauth_start(ctx).await,
+        Route::IntegrationOauthCallback => integrations::oauth_callback(ctx).await,
     }
 }
 
@@ -126,7 +143,7 @@ async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
     Ok(body)
 }
 
-async fn run(mut req: Request, env: Env, wctx: &Context, request_id: &str) -> ApiResult<Reply> {
+async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) -> ApiResult<Reply> {
     let url = req.url()?;
     let method = req.method().to_string();
     let (def, params) = match router::find(&method, url.path()) {
@@ -167,6 +184,7 @@ async fn run(mut req: Request, env: Env, wctx: &Context, request_id: &str) -> Ap
         headers: req.headers().clone(),
         body,
         now,
+        wctx,
         caller,
     };
     dispatch(def.route, &ctx).await
@@ -191,7 +209,7 @@ pub async fn handle(req: Request, env: Env, wctx: Context) -> worker::Result<Res
             .with_header("Access-Control-Allow-Headers", h::CORS_HEADERS)
             .with_header("Access-Control-Max-Age", "86400")
     } else {
-        match run(req, env, &wctx, &request_id).await {
+        match run(req, env, Rc::new(wctx), &request_id).await {
             Ok(reply) => reply,
             Err(err) => {
                 if err.status >= 500 {

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod do_client;
 pub mod github;
 pub mod http;
+pub mod integrations;
 pub mod maintenance;
 pub mod openapi;
 pub mod outbound;

@@ -10,11 +10,20 @@ use crate::time::{iso, now_ms};
 /// Revoked or expired API tokens are kept this long (for audit) before deletion.
 const RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
 
+/// The cron entry point: every minute the sync engine ticks; once a day, the purge.
 pub async fn run(cron: &str, env: &Env) {
-    if let Err(e) = purge(env).await {
-        log_error(&format!("maintenance ({cron}) failed: {e}"));
+    if cron == DAILY {
+        if let Err(e) = purge(env).await {
+            log_error(&format!("maintenance ({cron}) failed: {e}"));
+        }
+        return;
+    }
+    if let Err(e) = crate::integrations::engine::tick(env).await {
+        log_error(&format!("sync tick failed: {}", e.message));
     }
 }
+
+pub const DAILY: &str = "0 3 * * *";
 
 async fn purge(env: &Env) -> worker::Result<()> {
     let db = env.d1("DB")?;

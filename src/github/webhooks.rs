@@ -84,6 +84,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         "ping" => Ok(0),
         "pull_request" => pull_request(ctx, &payload).await,
         "push" => push(ctx, &payload).await,
+        // Other events (issues, repository, …) only feed the integrations framework.
         _ => Ok(0),
     };
     let updated = match outcome {
@@ -111,8 +112,12 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// Deliveries are also offered to the integrations framework's GitHub integration, which
-/// consumes the events it syncs; nothing else subscribes yet.
-async fn offer_to_integrations(_env: &Env, _event: &str, _payload: &Value) {}
+/// updates the stored entities of the repositories it covers.
+async fn offer_to_integrations(env: &Env, event: &str, payload: &Value) {
+    if let Err(e) = crate::integrations::on_github_webhook(env, event, payload).await {
+        log_error(&format!("github webhook: integration update failed: {}", e.message));
+    }
+}
 
 #[derive(Deserialize)]
 struct Touched {

@@ -65,6 +65,19 @@ pub enum Route {
     TelegramDisconnect,
     TelegramWebhook,
     SessionReply,
+    ListIntegrations,
+    AvailableIntegrations,
+    ConfigureIntegration,
+    GetIntegration,
+    PatchIntegration,
+    DeleteIntegration,
+    SyncIntegration,
+    SyncStatus,
+    IntegrationEntities,
+    IntegrationFetch,
+    IntegrationPush,
+    IntegrationOauth,
+    IntegrationOauthCallback,
 }
 
 pub const KIB: usize = 1024;
@@ -152,6 +165,19 @@ pub static ROUTES: &[RouteDef] = &[
     webhook("/telegram/webhook/:userId", Route::TelegramWebhook, MIB),
     // A reply may carry a photo (Telegram's limit is 10 MB, base64 in JSON).
     big("POST", "/api/sessions/:id/reply", Route::SessionReply, 16 * MIB),
+    def("GET", "/api/integrations", Route::ListIntegrations, Access::User),
+    def("GET", "/api/integrations/available", Route::AvailableIntegrations, Access::User),
+    def("POST", "/api/integrations", Route::ConfigureIntegration, Access::User),
+    def("GET", "/api/integrations/:id", Route::GetIntegration, Access::User),
+    def("PATCH", "/api/integrations/:id", Route::PatchIntegration, Access::User),
+    def("DELETE", "/api/integrations/:id", Route::DeleteIntegration, Access::User),
+    def("POST", "/api/integrations/:id/sync", Route::SyncIntegration, Access::User),
+    def("GET", "/api/integrations/:id/sync/:syncId", Route::SyncStatus, Access::User),
+    def("GET", "/api/integrations/:id/entities/:type", Route::IntegrationEntities, Access::User),
+    def("POST", "/api/integrations/:id/fetch", Route::IntegrationFetch, Access::User),
+    def("POST", "/api/integrations/:id/push", Route::IntegrationPush, Access::User),
+    def("GET", "/api/integrations/:service/oauth", Route::IntegrationOauth, Access::User),
+    def("POST", "/api/integrations/:service/oauth/callback", Route::IntegrationOauthCallback, Access::User),
 ];
 
 /// Path parameters captured by a match, percent-decoded.

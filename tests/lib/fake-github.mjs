@@ -14,6 +14,36 @@ export async function startFakeGitHub(t) {
     repos: new Map(), // "owner/name" (lowercase) → repo
     pulls: new Map(), // "owner/name" → [pr]
     issues: new Map(),
+    commits: new Map(), // "owner/name" → [commit]
+    comments: [],
+    clock: Date.parse('2026-10-01T00:00:00Z'),
+    /** A strictly increasing timestamp, so `since` cursors are exact. */
+    tick() {
+      this.clock += 1000;
+      return new Date(this.clock).toISOString().replace('.000Z', 'Z');
+    },
+    makeIssue(repo, number, extra = {}) {
+      const now = this.tick();
+      return {
+        id: 500000 + number, number, title: `Issue ${number}`, body: 'text', state: 'open', html_url: `https://github.com/${repo}/issues/${number}`,
+        user: { login: 'alice' }, labels: [{ name: 'bug' }], comments: 0, created_at: now, updated_at: now, closed_at: null, ...extra,
+      };
+    },
+    addIssues(repo, count) {
+      const list = this.issues.get(repo.toLowerCase()) ?? [];
+      for (let i = 0; i < count; i++) list.push(this.makeIssue(repo, Math.max(0, ...list.map((x) => x.number)) + 1));
+      this.issues.set(repo.toLowerCase(), list);
+      return list;
+    },
+    addCommits(repo, count) {
+      const list = this.commits.get(repo.toLowerCase()) ?? [];
+      for (let i = 0; i < count; i++) {
+        const date = this.tick();
+        const sha = `${repo.replace(/\W/g, '')}${String(list.length).padStart(8, '0')}`;
+        list.unshift({ sha, html_url: `https://github.com/${repo}/commit/${sha}`, commit: { message: `commit ${list.length}`, author: { name: 'A', date }, committer: { date } }, author: { login: 'alice' } });
+      }
+      this.commits.set(repo.toLowerCase(), list);
+    },
     addUser(token, user) {
       this.users.set(token, { scopes: 'repo, read:user, user:email', emails: [], ...user });
       return this.users.get(token);
@@ -73,10 +103,45 @@ export async function startFakeGitHub(t) {
   fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)\/pulls$/, (req, m) => {
     if (!auth(req)) return unauthorized;
     if (!gh.repos.has(repoKey(m))) return { status: 404, json: { message: 'Not Found' } };
-    let pulls = (gh.pulls.get(repoKey(m)) ?? []).filter((p) => p.state === 'open');
+    const state = req.query.get('state') ?? 'open';
+    let pulls = (gh.pulls.get(repoKey(m)) ?? []).filter((p) => state === 'all' || p.state === state);
     const head = req.query.get('head');
     if (head) pulls = pulls.filter((p) => `${p.head.repo.owner.login}:${p.head.ref}` === head);
+    if (req.query.get('sort') === 'updated') {
+      pulls = [...pulls].sort((a, b) => (a.updated_at < b.updated_at ? 1 : -1) * (req.query.get('direction') === 'asc' ? -1 : 1));
+    }
     return page(req, pulls, `/repos/${m[1]}/${m[2]}/pulls`);
+  });
+  fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)\/(issues|pulls)\/(\d+)$/, (req, m) => {
+    if (!auth(req)) return unauthorized;
+    const list = (m[3] === 'issues' ? gh.issues : gh.pulls).get(repoKey(m)) ?? [];
+    const item = list.find((i) => i.number === Number(m[4]));
+    return item ? { json: item } : { status: 404, json: { message: 'Not Found' } };
+  });
+  fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)\/commits$/, (req, m) => {
+    if (!auth(req)) return unauthorized;
+    const commits = gh.commits.get(repoKey(m));
+    if (!commits) return { status: 409, json: { message: 'Git Repository is empty.' } };
+    const since = req.query.get('since');
+    return page(req, commits.filter((c) => !since || c.commit.committer.date >= since), `/repos/${m[1]}/${m[2]}/commits`);
+  });
+  fake.on('POST', /^\/api\/repos\/([^/]+)\/([^/]+)\/issues$/, (req, m) => {
+    const u = auth(req);
+    if (!u) return unauthorized;
+    const key = repoKey(m);
+    if (!gh.repos.has(key)) return { status: 404, json: { message: 'Not Found' } };
+    const list = gh.issues.get(key) ?? [];
+    const issue = gh.makeIssue(key, Math.max(0, ...list.map((i) => i.number)) + 1, { title: req.json.title, body: req.json.body, user: { login: u.login } });
+    gh.issues.set(key, [...list, issue]);
+    return { status: 201, json: issue };
+  });
+  fake.on('POST', /^\/api\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (req, m) => {
+    if (!auth(req)) return unauthorized;
+    const issue = (gh.issues.get(repoKey(m)) ?? []).find((i) => i.number === Number(m[3]));
+    if (!issue) return { status: 404, json: { message: 'Not Found' } };
+    issue.comments = (issue.comments ?? 0) + 1;
+    gh.comments.push({ repo: repoKey(m), number: issue.number, body: req.json.body });
+    return { status: 201, json: { id: 9000 + gh.comments.length, body: req.json.body, html_url: `${issue.html_url}#comment` } };
   });
   fake.on('POST', /^\/api\/repos\/([^/]+)\/([^/]+)\/pulls$/, (req, m) => {
     const u = auth(req);
@@ -100,7 +165,11 @@ export async function startFakeGitHub(t) {
   });
   fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)\/issues$/, (req, m) => {
     if (!auth(req)) return unauthorized;
-    return page(req, gh.issues.get(repoKey(m)) ?? [], `/repos/${m[1]}/${m[2]}/issues`);
+    const state = req.query.get('state') ?? 'open';
+    const since = req.query.get('since');
+    let issues = (gh.issues.get(repoKey(m)) ?? []).filter((i) => (state === 'all' || (i.state ?? 'open') === state) && (!since || (i.updated_at ?? '') >= since));
+    if (req.query.get('sort') === 'updated') issues = [...issues].sort((a, b) => (a.updated_at < b.updated_at ? -1 : 1) * (req.query.get('direction') === 'desc' ? -1 : 1));
+    return page(req, issues, `/repos/${m[1]}/${m[2]}/issues`);
   });
   return gh;
 }

@@ -1,0 +1,281 @@
+// The integration framework with the GitHub integration against the fake GitHub: configure,
+// OAuth, full/incremental syncs with exact counts, deletions, faults, budget resumption, rate
+// limits, concurrency, cron, webhooks, fetch/push, org scope.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomUUID } from 'node:crypto';
+import { startService, knownSecrets } from '../lib/harness.mjs';
+import { startFakeGitHub } from '../lib/fake-github.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const HOOK_SECRET = 'integration-webhook-secret-000';
+
+test('integration framework and GitHub sync', async (t) => {
+  const gh = await startFakeGitHub(t);
+  const svc = await startService(t, {
+    upstreams: { github: gh.api, githubWeb: gh.web },
+    vars: { SYNC_REQUEST_BUDGET: '1000', GITHUB_CLIENT_ID: 'gh-client-id', GITHUB_CLIENT_SECRET: 'gh-client-secret', GITHUB_WEBHOOK_SECRET: HOOK_SECRET },
+  });
+  const alice = await svc.createUser({ email: 'alice@example.com' });
+  const bob = await svc.createUser({ email: 'bob@example.com' });
+  const admin = await svc.createUser({ email: 'root@example.com', admin: true });
+  const TOKEN = 'gho_integration_token_abcdef0123456789';
+  knownSecrets.add(TOKEN);
+  gh.addUser(TOKEN, { id: 5, login: 'alice' });
+  gh.addRepo('alice/app');
+  gh.addRepo('alice/lib.js');
+  gh.addRepo('alice/empty');
+  gh.addIssues('alice/app', 250);
+  gh.addIssues('alice/lib.js', 20);
+  gh.issues.get('alice/app').push({ ...gh.makeIssue('alice/app', 251), pull_request: { url: 'x' } }); // a PR in the issues list
+  gh.pulls.set('alice/app', Array.from({ length: 5 }, (_, i) => ({
+    number: 300 + i, title: `PR ${i}`, state: 'open', draft: false, html_url: 'h', updated_at: gh.tick(), created_at: 'c',
+    user: { login: 'alice' }, head: { ref: `b${i}`, repo: { full_name: 'alice/app', owner: { login: 'alice' } } }, base: { ref: 'main' },
+  })));
+  gh.addCommits('alice/app', 120);
+  gh.addCommits('alice/lib.js', 3);
+  const api = (method, path, body, user = alice) => svc.request(method, path, { token: user.token, body });
+  const count = async (id, type, extra = '') => {
+    let n = 0;
+    let cursor;
+    do {
+      const r = await api('GET', `/api/integrations/${id}/entities/${type}?limit=100${cursor ? `&cursor=${cursor}` : ''}${extra}`);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      n += r.body.entities.length;
+      cursor = r.body.hasMore ? r.body.cursor : undefined;
+    } while (cursor);
+    return n;
+  };
+  const waitSync = async (id, syncId, { until = ['completed', 'failed'], timeout = 20000 } = {}) => {
+    const t0 = Date.now();
+    for (;;) {
+      const r = await api('GET', `/api/integrations/${id}/sync/${syncId}`);
+      if (until.includes(r.body.status)) return r.body;
+      if (Date.now() - t0 > timeout) throw new Error(`sync stuck: ${JSON.stringify(r.body)}`);
+      await sleep(50);
+    }
+  };
+  const tick = async () => (await svc.mf.getWorker()).scheduled({ cron: '* * * * *' });
+  let integ;
+
+  await t.test('configure: validation, unsupported services, bad credentials, duplicates', async () => {
+    const bad = [
+      {}, { service: 'myspace', credentials: { a: 'b' }, config: {} }, { service: 'github', credentials: {}, config: {} },
+      { service: 'github', credentials: { access_token: 'x' }, config: { syncFrequency: 'weekly' } },
+      { service: 'github', credentials: { access_token: 'x' }, config: { entities: ['wikis'] } },
+    ];
+    for (const body of bad) assert.equal((await api('POST', '/api/integrations', body)).status, 400, JSON.stringify(body));
+    const notion = await api('POST', '/api/integrations', { service: 'notion', credentials: { token: 'x' }, config: {} });
+    assert.deepEqual([notion.status, notion.body.code], [400, 'UNSUPPORTED_INTEGRATION']);
+    const wrong = await api('POST', '/api/integrations', { service: 'github', credentials: { access_token: 'gho_wrong' }, config: {} });
+    assert.deepEqual([wrong.status, wrong.body.code], [400, 'INTEGRATION_AUTH_FAILED']);
+    const r = await api('POST', '/api/integrations', { service: 'github', credentials: { access_token: TOKEN }, config: { syncFrequency: 'manual' } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    integ = r.body.integration;
+    assert.deepEqual([integ.status, integ.config.syncFrequency, integ.config.entities, integ.scope], ['active', 'manual', [], 'user']);
+    assert.ok(!r.text.includes(TOKEN));
+    const dup = await api('POST', '/api/integrations', { service: 'github', credentials: { access_token: TOKEN }, config: {} });
+    assert.deepEqual([dup.status, dup.body.code], [409, 'INTEGRATION_ALREADY_EXISTS']);
+    const avail = await api('GET', '/api/integrations/available');
+    assert.deepEqual(avail.body.services[0].supportedEntities, ['repositories', 'issues', 'pull_requests', 'commits']);
+    assert.equal((await api('GET', `/api/integrations/${integ.id}`, undefined, bob)).status, 404);
+    assert.deepEqual((await api('GET', '/api/integrations', undefined, bob)).body.integrations, []);
+  });
+
+  await t.test('a full sync persists every entity with exact counts', async () => {
+    const r = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true });
+    assert.equal(r.status, 202);
+    const done = await waitSync(integ.id, r.body.syncId);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    assert.equal(done.result.success, true);
+    assert.equal(await count(integ.id, 'repositories'), 3);
+    assert.equal(await count(integ.id, 'issues'), 270);
+    assert.equal(await count(integ.id, 'pull_requests'), 5);
+    assert.equal(await count(integ.id, 'commits'), 123);
+    assert.equal(done.progress, 3 + 270 + 5 + 123);
+    const one = await api('GET', `/api/integrations/${integ.id}/entities/issues?limit=1`);
+    assert.equal(one.body.entities[0].id, 'alice/app#1');
+    assert.equal(one.body.entities[0].title, 'Issue 1');
+    assert.equal(one.body.entities[0]._sync.deleted, false);
+    assert.match((await api('GET', `/api/integrations/${integ.id}`)).body.integration.lastSyncedAt, /Z$/);
+  });
+
+  await t.test('an incremental sync fetches only what changed; a full sync marks deletions', async () => {
+    const before = gh.fake.requests.length;
+    const issues = gh.issues.get('alice/app');
+    issues[10].title = 'Changed title';
+    issues[10].updated_at = gh.tick();
+    gh.addIssues('alice/lib.js', 1);
+    const r = await api('POST', `/api/integrations/${integ.id}/sync`, {});
+    const done = await waitSync(integ.id, r.body.syncId);
+    assert.equal(done.status, 'completed');
+    assert.ok(done.progress >= 2 && done.progress < 20, `incremental progress ${done.progress}`);
+    assert.ok(gh.fake.requests.length - before < 12, 'few requests');
+    assert.equal(await count(integ.id, 'issues'), 271);
+    const changed = await api('GET', `/api/integrations/${integ.id}/entities/issues?limit=100&modifiedAfter=2026-10-01T00:00:00Z`);
+    assert.ok(changed.body.entities.some((e) => e.title === 'Changed title'));
+    // Remove an issue upstream; a full run marks it deleted instead of dropping it silently.
+    gh.issues.set('alice/lib.js', gh.issues.get('alice/lib.js').filter((i) => i.number !== 3));
+    const full = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true, entities: ['issues'] });
+    assert.equal((await waitSync(integ.id, full.body.syncId)).status, 'completed');
+    assert.equal(await count(integ.id, 'issues'), 271);
+    assert.equal(await count(integ.id, 'issues', '&includeDeleted=false'), 270);
+    const deleted = (await api('GET', `/api/integrations/${integ.id}/entities/issues?limit=100&cursor=${Buffer.from('alice/lib.js#2').toString('base64url')}`)).body.entities.find((e) => e.id === 'alice/lib.js#3');
+    assert.equal(deleted._sync.deleted, true);
+  });
+
+  await t.test('a fault mid-run leaves a failed log with a reason; the next run completes', async () => {
+    gh.fake.fault(/\/issues$/, { status: 502, json: { message: 'Server Error' } }, 1);
+    const r = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true, entities: ['issues'] });
+    const failed = await waitSync(integ.id, r.body.syncId);
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.result.errors[0].message, /issues: GitHub answered 502/);
+    const i = (await api('GET', `/api/integrations/${integ.id}`)).body.integration;
+    assert.equal(i.status, 'active');
+    assert.equal(await count(integ.id, 'issues', '&includeDeleted=false'), 270, 'nothing half-deleted');
+    gh.fake.fault(/\/issues$/, { malformed: true }, 1);
+    assert.equal((await waitSync(integ.id, (await api('POST', `/api/integrations/${integ.id}/sync`, { entities: ['issues'] })).body.syncId)).status, 'failed');
+    const again = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true, entities: ['issues'] });
+    assert.equal((await waitSync(integ.id, again.body.syncId)).status, 'completed');
+  });
+
+  await t.test('concurrent sync requests: one runs, the other is 409', async () => {
+    const [a, b] = await Promise.all([api('POST', `/api/integrations/${integ.id}/sync`, {}), api('POST', `/api/integrations/${integ.id}/sync`, {})]);
+    assert.deepEqual([a.status, b.status].sort(), [202, 409]);
+    const winner = a.status === 202 ? a : b;
+    assert.equal((a.status === 409 ? a : b).body.code, 'SYNC_IN_PROGRESS');
+    await waitSync(integ.id, winner.body.syncId);
+  });
+
+  await t.test('a run larger than the request budget resumes from its checkpoint and completes', async () => {
+    await svc.reconfigure({ SYNC_REQUEST_BUDGET: '4' });
+    const r = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true });
+    const paused = await waitSync(integ.id, r.body.syncId, { until: ['running', 'completed', 'failed'] });
+    await sleep(300);
+    let s = (await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body;
+    assert.equal(s.status, 'running', JSON.stringify(paused));
+    assert.equal(s.requestsMade, 4);
+    assert.ok(s.resumeAt);
+    for (let i = 0; i < 20 && s.status === 'running'; i++) {
+      await tick();
+      s = (await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body;
+    }
+    assert.equal(s.status, 'completed');
+    assert.ok(s.invocations > 3);
+    assert.equal(await count(integ.id, 'issues', '&includeDeleted=false'), 270);
+    assert.equal(await count(integ.id, 'commits'), 123);
+    await svc.reconfigure({ SYNC_REQUEST_BUDGET: '1000' });
+  });
+
+  await t.test('a rate limit defers the run until the reset instead of failing it', async () => {
+    const reset = Math.floor(Date.now() / 1000) + 1;
+    gh.fake.fault(/\/commits$/, { status: 403, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) }, json: { message: 'API rate limit exceeded' } });
+    const r = await api('POST', `/api/integrations/${integ.id}/sync`, { entities: ['commits'], fullSync: true });
+    const s = await waitSync(integ.id, r.body.syncId, { until: ['running', 'completed', 'failed'] });
+    await sleep(200);
+    const deferred = (await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body;
+    assert.equal(deferred.status, 'running', JSON.stringify(s));
+    assert.ok(Date.parse(deferred.resumeAt) >= (reset - 1) * 1000);
+    await tick();
+    assert.equal((await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body.status, 'running', 'not before the reset');
+    await sleep(2100);
+    await tick();
+    assert.equal((await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body.status, 'completed');
+  });
+
+  await t.test('cron: hourly integrations sync on schedule; stuck runs are failed', async () => {
+    assert.equal((await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'hourly', entities: ['repositories'] } })).status, 200);
+    let db = await svc.db();
+    await db.prepare("UPDATE integrations SET last_synced_at = '2026-01-01T00:00:00.000Z' WHERE id = ?").bind(integ.id).run();
+    const before = (await db.prepare('SELECT COUNT(*) AS n FROM sync_logs WHERE integration_id = ?').bind(integ.id).first()).n;
+    await tick();
+    const logs = (await db.prepare('SELECT status FROM sync_logs WHERE integration_id = ? ORDER BY started_at DESC').bind(integ.id).all()).results;
+    assert.equal(logs.length, before + 1);
+    assert.equal(logs[0].status, 'completed');
+    await db.prepare("INSERT INTO sync_logs (id, integration_id, status, state, started_at, heartbeat_at) VALUES ('stuck-run', ?, 'running', '{}', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')").bind(integ.id).run();
+    await tick();
+    const stuck = (await api('GET', `/api/integrations/${integ.id}/sync/stuck-run`)).body;
+    assert.equal(stuck.status, 'failed');
+    assert.equal(stuck.result.errors[0].code, 'SYNC_TIMEOUT');
+    db = undefined;
+  });
+
+  await t.test('a GitHub webhook updates a stored issue', async () => {
+    const repo = gh.repos.get('alice/app');
+    const raw = JSON.stringify({ action: 'edited', repository: { id: repo.id, full_name: 'alice/app' }, issue: { ...gh.issues.get('alice/app')[4], title: 'Edited on GitHub', updated_at: gh.tick() } });
+    const r = await svc.request('POST', '/webhooks/github', {
+      raw, headers: { 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK_SECRET).update(raw).digest('hex')}`, 'content-type': 'application/json' },
+    });
+    assert.equal(r.status, 200);
+    const e = (await api('GET', `/api/integrations/${integ.id}/entities/issues?limit=100&cursor=${Buffer.from('alice/app#49').toString('base64url')}`)).body.entities.find((x) => x.id === 'alice/app#5');
+    assert.equal(e.title, 'Edited on GitHub');
+  });
+
+  await t.test('fetch and push', async () => {
+    const pushed = await api('POST', `/api/integrations/${integ.id}/push`, { entityType: 'issues', data: { repository: 'alice/lib.js', title: 'From the agent', body: 'b' } });
+    assert.equal(pushed.status, 201, JSON.stringify(pushed.body));
+    const n = pushed.body.result.number;
+    assert.equal(gh.issues.get('alice/lib.js').at(-1).title, 'From the agent');
+    const comment = await api('POST', `/api/integrations/${integ.id}/push`, { entityType: 'comments', data: { repository: 'alice/lib.js', number: n, body: 'hello' } });
+    assert.equal(comment.status, 201);
+    assert.equal(gh.comments.at(-1).body, 'hello');
+    const fetched = await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'issues', externalId: `alice/lib.js#${n}` });
+    assert.equal(fetched.body.entity.title, 'From the agent');
+    assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'issues', externalId: 'alice/lib.js#9999' })).status, 404);
+    assert.equal((await api('POST', `/api/integrations/${integ.id}/push`, { entityType: 'wiki', data: { repository: 'a/b' } })).status, 400);
+  });
+
+  await t.test('patch: reactivation re-tests the connection; scope is admin-only; org members read', async () => {
+    let db = await svc.db();
+    await db.prepare("UPDATE integrations SET status = 'error', error_message = 'x' WHERE id = ?").bind(integ.id).run();
+    assert.equal((await api('POST', `/api/integrations/${integ.id}/sync`, {})).status, 400);
+    const re = await api('PATCH', `/api/integrations/${integ.id}`, { status: 'active' });
+    assert.equal(re.status, 200);
+    assert.deepEqual([re.body.integration.status, re.body.integration.errorMessage], ['active', null]);
+    assert.equal((await api('PATCH', `/api/integrations/${integ.id}`, { scope: 'org' })).status, 403);
+    // An admin's own integration shared with the org.
+    const token2 = 'gho_admin_integration_token_0000000';
+    knownSecrets.add(token2);
+    gh.addUser(token2, { id: 6, login: 'root' });
+    const mine = await api('POST', '/api/integrations', { service: 'github', credentials: { access_token: token2 }, config: {} }, admin);
+    assert.equal((await api('PATCH', `/api/integrations/${mine.body.integration.id}`, { scope: 'org' }, admin)).body.integration.scope, 'org');
+    const seen = (await api('GET', '/api/integrations', undefined, bob)).body.integrations;
+    assert.deepEqual(seen.map((i) => [i.id, i.owned]), [[mine.body.integration.id, false]]);
+    assert.equal((await api('GET', `/api/integrations/${mine.body.integration.id}`, undefined, bob)).status, 200);
+    assert.equal((await api('POST', `/api/integrations/${mine.body.integration.id}/sync`, {}, bob)).status, 404, 'read-only for others');
+    assert.equal((await api('DELETE', `/api/integrations/${mine.body.integration.id}`, undefined, bob)).status, 404);
+  });
+
+  await t.test('OAuth round trip creates the integration; no token reaches the client', async () => {
+    const start = await api('GET', `/api/integrations/github/oauth?redirect_uri=${encodeURIComponent('https://app.example.com/integrations/callback')}`, undefined, bob);
+    assert.equal(start.status, 200);
+    assert.ok(start.body.url.startsWith(`${gh.web}/login/oauth/authorize?`));
+    assert.equal((await api('GET', `/api/integrations/github/oauth?redirect_uri=${encodeURIComponent('https://evil.example/cb')}`, undefined, bob)).status, 400);
+    const bobToken = 'gho_bob_oauth_token_000000000000000';
+    knownSecrets.add(bobToken);
+    gh.addUser(bobToken, { id: 7, login: 'bob' });
+    gh.codes.set('bob-code', bobToken);
+    const cb = { code: 'bob-code', state: start.body.state, redirect_uri: 'https://app.example.com/integrations/callback' };
+    assert.equal((await api('POST', '/api/integrations/github/oauth/callback', cb, alice)).status, 400, 'state bound to its user');
+    const done = await api('POST', '/api/integrations/github/oauth/callback', cb, bob);
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.deepEqual([done.body.integration.service, done.body.integration.status], ['github', 'active']);
+    assert.ok(!done.text.includes(bobToken));
+    assert.equal((await api('POST', '/api/integrations/github/oauth/callback', cb, bob)).body.code, 'INVALID_STATE', 'single use');
+    const keys = await svc.apiKeys(bob.userId);
+    assert.equal((await keys('retrieve', { userId: bob.userId, service: 'github' })).body.credentials.access_token, bobToken);
+  });
+
+  await t.test('delete removes credentials and entities', async () => {
+    assert.deepEqual((await api('DELETE', `/api/integrations/${integ.id}`)).body, { success: true });
+    assert.equal((await api('GET', `/api/integrations/${integ.id}/entities/issues`)).status, 404);
+    const db = await svc.db();
+    assert.equal((await db.prepare('SELECT COUNT(*) AS n FROM synced_entities WHERE integration_id = ?').bind(integ.id).first()).n, 0);
+    const keys = await svc.apiKeys(alice.userId);
+    assert.equal((await keys('retrieve', { userId: alice.userId, service: 'github' })).status, 404);
+  });
+
+  await t.test('no secret in any response or log line', () => {
+    assert.deepEqual(svc.leakedSecrets(), []);
+  });
+});
