@@ -4,7 +4,11 @@
 import { startFake } from './fake-upstream.mjs';
 
 export async function startFakeGitHub(t) {
-  const fake = await startFake(t, 'github');
+  return startFakeGitHubOn(await startFake(t, 'github'));
+}
+
+/** The fake GitHub's routes on an already started fake server. */
+export function startFakeGitHubOn(fake) {
   const gh = {
     fake,
     api: `${fake.url}/api`,

@@ -1,0 +1,72 @@
+// Sync benchmark: 10,000 issues across several repositories from the local fake GitHub,
+// synced by the compiled worker in workerd. Reports wall time, entities/s and the peak
+// resident memory of the workerd process.
+import { readFileSync, readdirSync } from 'node:fs';
+import { Service, knownSecrets } from '../tests/lib/harness.mjs';
+import { FakeUpstream } from '../tests/lib/fake-upstream.mjs';
+
+/** workerd processes started by this Node process (Miniflare's children). */
+function workerdPids() {
+  const pids = [];
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (ppid === process.pid && cmd.includes('workerd')) pids.push(Number(d));
+    } catch {}
+  }
+  return pids;
+}
+
+function rssKiB(pid, field) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+}
+
+export async function benchSync({ issues = 10_000, repos = 8 } = {}) {
+  // A fake GitHub with its own ctx-free lifecycle (the test helper needs node:test).
+  const fake = await new FakeUpstream('github').start();
+  const { startFakeGitHubOn } = await import('../tests/lib/fake-github.mjs');
+  const gh = startFakeGitHubOn(fake);
+  const token = 'gho_bench_token_0000000000000000000';
+  knownSecrets.add(token);
+  gh.addUser(token, { id: 1, login: 'bench' });
+  for (let r = 0; r < repos; r++) {
+    gh.addRepo(`bench/repo-${r}`);
+    gh.addIssues(`bench/repo-${r}`, Math.floor(issues / repos) + (r < issues % repos ? 1 : 0));
+  }
+  const svc = new Service({ upstreams: { github: gh.api, githubWeb: gh.web }, vars: { SYNC_REQUEST_BUDGET: '1000' } });
+  try {
+    await svc.start();
+    const user = await svc.createUser({ email: 'bench@example.com' });
+    const pid = workerdPids()[0];
+    const created = await svc.request('POST', '/api/integrations', { token: user.token, body: { service: 'github', credentials: { access_token: token }, config: { entities: ['repositories', 'issues'] } } });
+    if (created.status !== 201) throw new Error(`configure failed: ${created.text}`);
+    const id = created.body.integration.id;
+    const t0 = performance.now();
+    const started = await svc.request('POST', `/api/integrations/${id}/sync`, { token: user.token, body: { fullSync: true } });
+    let peak = 0;
+    let status;
+    for (;;) {
+      if (pid) peak = Math.max(peak, rssKiB(pid, 'VmRSS'));
+      status = (await svc.request('GET', `/api/integrations/${id}/sync/${started.body.syncId}`, { token: user.token })).body;
+      if (status.status === 'completed' || status.status === 'failed') break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const wall = (performance.now() - t0) / 1000;
+    if (status.status !== 'completed') throw new Error(`sync failed: ${JSON.stringify(status)}`);
+    const hwm = pid ? rssKiB(pid, 'VmHWM') : 0;
+    return {
+      issues, repos, recordsSynced: status.progress, requests: status.requestsMade, wallSeconds: Number(wall.toFixed(2)),
+      entitiesPerSecond: Math.round(status.progress / wall), workerdPeakRssMiB: Number((Math.max(peak, hwm) / 1024).toFixed(1)),
+    };
+  } finally {
+    await svc.stop();
+    await fake.stop();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(JSON.stringify(await benchSync(), null, 2));
+}
