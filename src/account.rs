@@ -70,7 +70,7 @@ pub async fn list_tokens(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
-    let rows: Vec<TokenRow> = worker::query!(
+    let rows: Vec<TokenRow> = crate::q!(
         &db,
         "SELECT id, name, prefix, created_at, last_used_at, expires_at FROM api_tokens
           WHERE user_id = ?1 AND revoked_at IS NULL
@@ -101,7 +101,7 @@ pub async fn create_token(ctx: &Ctx) -> ApiResult<Reply> {
     let token = mint_api_token();
     let created_at = iso(ctx.now);
     // Insert only while the user is under the cap: one statement, no race.
-    let result = worker::query!(
+    let result = crate::q!(
         &db,
         "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, scopes, expires_at, created_at)
          SELECT ?1, ?2, ?3, ?4, ?5, '[]', ?6, ?7
@@ -136,7 +136,7 @@ pub async fn revoke_token(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let id = ctx.params.get("id");
     let db = ctx.db()?;
-    let result = worker::query!(
+    let result = crate::q!(
         &db,
         "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
         &iso(ctx.now),
@@ -173,7 +173,7 @@ struct UserRow {
 pub async fn list_users(ctx: &Ctx) -> ApiResult<Reply> {
     let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
-    let rows: Vec<UserRow> = worker::query!(
+    let rows: Vec<UserRow> = crate::q!(
         &db,
         "SELECT id, email, name, role, created_at FROM users
           WHERE created_at < ?1 OR (created_at = ?1 AND ?2 <> '' AND id < ?2)

@@ -96,7 +96,7 @@ struct AuthRow {
 pub async fn authenticate(db: &D1Database, token: &str, now: Millis) -> ApiResult<Caller> {
     let hash = sha256_hex(token.as_bytes());
     let now = iso(now);
-    let row: Option<AuthRow> = worker::query!(
+    let row: Option<AuthRow> = crate::q!(
         db,
         "SELECT u.id, u.email, u.name, u.role, t.kind, t.token_id, t.last_used_at FROM (
            SELECT 'api' AS kind, id AS token_id, user_id, last_used_at FROM api_tokens
@@ -126,7 +126,7 @@ pub async fn authenticate(db: &D1Database, token: &str, now: Millis) -> ApiResul
 /// Records that the caller's token was used (run after the response via `wait_until`).
 pub async fn touch(db: D1Database, table: &'static str, token_id: String, now: Millis) {
     let sql = format!("UPDATE {table} SET last_used_at = ?1 WHERE id = ?2");
-    let result = match worker::query!(&db, &sql, &iso(now), &token_id) {
+    let result = match crate::q!(&db, &sql, &iso(now), &token_id) {
         Ok(stmt) => stmt.run().await.map(|_| ()),
         Err(e) => Err(e),
     };

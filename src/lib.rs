@@ -11,6 +11,7 @@ pub mod channels;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
+pub mod db;
 pub mod do_client;
 pub mod github;
 pub mod http;

@@ -30,14 +30,14 @@ async fn purge(env: &Env) -> worker::Result<()> {
     let now = iso(now_ms());
     let horizon = iso(now_ms() - RETENTION_MS);
     db.batch(vec![
-        worker::query!(&db, "DELETE FROM auth_sessions WHERE julianday(expires_at) <= julianday(?1)", &now)?,
-        worker::query!(
+        crate::q!(&db, "DELETE FROM auth_sessions WHERE julianday(expires_at) <= julianday(?1)", &now)?,
+        crate::q!(
             &db,
             "DELETE FROM api_tokens WHERE julianday(COALESCE(revoked_at, expires_at)) <= julianday(?1)",
             &horizon
         )?,
-        worker::query!(&db, "DELETE FROM oauth_states WHERE expires_at <= ?1", &now)?,
-        worker::query!(&db, "DELETE FROM webhook_deliveries WHERE received_at <= ?1", &horizon)?,
+        crate::q!(&db, "DELETE FROM oauth_states WHERE expires_at <= ?1", &now)?,
+        crate::q!(&db, "DELETE FROM webhook_deliveries WHERE received_at <= ?1", &horizon)?,
     ])
     .await?;
     Ok(())

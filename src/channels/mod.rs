@@ -55,7 +55,7 @@ impl BindingRow {
 }
 
 async fn owned_binding(db: &D1Database, user_id: &str, id: &str) -> ApiResult<BindingRow> {
-    let row: Option<BindingRow> = worker::query!(
+    let row: Option<BindingRow> = crate::q!(
         db,
         &format!("SELECT {BINDING_COLUMNS} FROM channel_bindings WHERE id = ?1 AND user_id = ?2"),
         &id,
@@ -71,7 +71,7 @@ pub async fn list_bindings(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let page = PageQuery::parse(&ctx.query, 100)?;
     let db = ctx.db()?;
-    let rows: Vec<BindingRow> = worker::query!(
+    let rows: Vec<BindingRow> = crate::q!(
         &db,
         &format!(
             "SELECT {BINDING_COLUMNS} FROM channel_bindings WHERE user_id = ?1
@@ -118,7 +118,7 @@ pub async fn create_binding(ctx: &Ctx) -> ApiResult<Reply> {
     let id = uuid::Uuid::new_v4().to_string();
     let key = scope_key(&caller.id, channel, &channel_id);
     let now = iso(ctx.now);
-    let result = worker::query!(
+    let result = crate::q!(
         &db,
         "INSERT INTO channel_bindings (id, session_id, channel_type, channel_id, scope_key, user_id, queue_mode, collect_debounce_ms, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT DO NOTHING",
@@ -163,7 +163,7 @@ pub async fn update_binding(ctx: &Ctx) -> ApiResult<Reply> {
             return Err(ApiError::conflict("SESSION_FINISHED", format!("Session is {}", target.status)));
         }
     }
-    worker::query!(
+    crate::q!(
         &db,
         "UPDATE channel_bindings SET queue_mode = COALESCE(?1, queue_mode), collect_debounce_ms = COALESCE(?2, collect_debounce_ms),
            session_id = COALESCE(?3, session_id), updated_at = ?4 WHERE id = ?5 AND user_id = ?6",
@@ -185,7 +185,7 @@ pub async fn delete_binding(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let db = ctx.db()?;
     let binding = owned_binding(&db, &caller.id, ctx.params.get("id")).await?;
-    worker::query!(&db, "DELETE FROM channel_bindings WHERE id = ?1 AND user_id = ?2", &binding.id, &caller.id)?
+    crate::q!(&db, "DELETE FROM channel_bindings WHERE id = ?1 AND user_id = ?2", &binding.id, &caller.id)?
         .run()
         .await?;
     Reply::ok(&success())
@@ -266,7 +266,7 @@ pub async fn prompt(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let bound: Option<RouteRow> = match &key {
         Some(k) => {
-            worker::query!(
+            crate::q!(
                 &db,
                 "SELECT b.session_id, b.channel_type, b.channel_id, b.queue_mode, b.collect_debounce_ms, s.status
                    FROM channel_bindings b JOIN sessions s ON s.id = b.session_id

@@ -50,7 +50,7 @@ pub async fn start(ctx: &Ctx) -> ApiResult<Reply> {
     let nonce = random_token::<32>();
     let redirect_uri = format!("{}/auth/github/callback", public_origin(ctx));
     let db = ctx.db()?;
-    worker::query!(
+    crate::q!(
         &db,
         "INSERT INTO oauth_states (state_hash, purpose, browser_hash, redirect_uri, expires_at, created_at)
          VALUES (?1, 'login:github', ?2, ?3, ?4, ?5)",
@@ -106,7 +106,7 @@ pub async fn callback(ctx: &Ctx) -> ApiResult<Reply> {
     };
     let db = ctx.db()?;
     // Consuming the state row is the single-use check: a second callback finds nothing.
-    let row: Option<StateRow> = worker::query!(
+    let row: Option<StateRow> = crate::q!(
         &db,
         "DELETE FROM oauth_states WHERE state_hash = ?1 AND purpose = 'login:github' AND expires_at > ?2
          RETURNING redirect_uri, browser_hash",
@@ -167,7 +167,7 @@ async fn complete(ctx: &Ctx, code: &str, redirect_uri: &str) -> Result<String, &
     let email = email.ok_or("no_email")?.to_lowercase();
     let db = ctx.db().map_err(|_| "oauth_error")?;
     let existing: Option<UserRow> = async {
-        worker::query!(
+        crate::q!(
             &db,
             "SELECT id FROM users WHERE github_id = ?1 UNION ALL SELECT id FROM users WHERE email = ?2 LIMIT 1",
             &github_id,
@@ -190,7 +190,7 @@ async fn complete(ctx: &Ctx, code: &str, redirect_uri: &str) -> Result<String, &
     };
     // The first user of a fresh deployment becomes its admin.
     let upsert = async {
-        worker::query!(
+        crate::q!(
             &db,
             "INSERT INTO users (id, email, name, avatar_url, github_id, github_username, role, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN (SELECT COUNT(*) FROM users) = 0 THEN 'admin' ELSE 'member' END, ?7, ?7)
@@ -215,7 +215,7 @@ async fn complete(ctx: &Ctx, code: &str, redirect_uri: &str) -> Result<String, &
     token::store(&db, &keys, &user_id, &access, &scopes, ctx.now).await.map_err(|_| "oauth_error")?;
     let session = random_token::<32>();
     let insert = async {
-        worker::query!(
+        crate::q!(
             &db,
             "INSERT INTO auth_sessions (id, user_id, token_hash, provider, expires_at, created_at) VALUES (?1, ?2, ?3, 'github', ?4, ?5)",
             &uuid::Uuid::new_v4().to_string(),

@@ -61,7 +61,7 @@ async fn list_where(db: &D1Database, only_enabled: bool) -> ApiResult<Vec<Value>
 }
 
 async fn find(db: &D1Database, id: &str) -> ApiResult<RepoRow> {
-    let row: Option<RepoRow> = worker::query!(db, &format!("{SELECT} WHERE r.id = ?1"), &id)?.first(None).await?;
+    let row: Option<RepoRow> = crate::q!(db, &format!("{SELECT} WHERE r.id = ?1"), &id)?.first(None).await?;
     row.ok_or_else(|| ApiError::not_found("Repository not found"))
 }
 
@@ -96,7 +96,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let id = uuid::Uuid::new_v4().to_string();
     let now = iso(ctx.now);
-    let r = worker::query!(
+    let r = crate::q!(
         &db,
         "INSERT INTO org_repositories (id, owner, name, full_name, description, default_branch, language, topics, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT DO NOTHING",
@@ -134,7 +134,7 @@ pub async fn update(ctx: &Ctx) -> ApiResult<Reply> {
     input.finish()?;
     let db = ctx.db()?;
     let repo = find(&db, ctx.params.get("id")).await?;
-    worker::query!(
+    crate::q!(
         &db,
         "UPDATE org_repositories SET
            description = CASE WHEN ?1 THEN ?2 ELSE description END,
@@ -163,7 +163,7 @@ pub async fn update(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let repo = find(&db, ctx.params.get("id")).await?;
-    worker::query!(&db, "DELETE FROM org_repositories WHERE id = ?1", &repo.id)?.run().await?;
+    crate::q!(&db, "DELETE FROM org_repositories WHERE id = ?1", &repo.id)?.run().await?;
     Reply::ok(&json!({ "ok": true }))
 }
 
@@ -178,7 +178,7 @@ pub async fn set_persona(ctx: &Ctx) -> ApiResult<Reply> {
     struct P {
         visibility: String,
     }
-    let persona: Option<P> = worker::query!(
+    let persona: Option<P> = crate::q!(
         &db,
         "SELECT visibility FROM agent_personas WHERE id = ?1 AND org_id = ?2",
         &persona_id,
@@ -193,7 +193,7 @@ pub async fn set_persona(ctx: &Ctx) -> ApiResult<Reply> {
         }
         Some(_) => {}
     }
-    worker::query!(
+    crate::q!(
         &db,
         "INSERT INTO org_repo_persona_defaults (id, org_repo_id, persona_id, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(org_repo_id) DO UPDATE SET persona_id = excluded.persona_id",
@@ -211,8 +211,7 @@ pub async fn set_persona(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn clear_persona(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let repo = find(&db, ctx.params.get("id")).await?;
-    let r =
-        worker::query!(&db, "DELETE FROM org_repo_persona_defaults WHERE org_repo_id = ?1", &repo.id)?.run().await?;
+    let r = crate::q!(&db, "DELETE FROM org_repo_persona_defaults WHERE org_repo_id = ?1", &repo.id)?.run().await?;
     if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
         return Err(ApiError::not_found("No persona default is set"));
     }
@@ -277,7 +276,7 @@ pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let db = ctx.db()?;
     let id = uuid::Uuid::new_v4().to_string();
-    let r = worker::query!(
+    let r = crate::q!(
         &db,
         "INSERT INTO agent_personas (id, name, slug, description, visibility, created_by, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING",
@@ -294,7 +293,7 @@ pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
     if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
         return Err(ApiError::conflict("PERSONA_EXISTS", format!("A persona with slug '{slug}' exists")));
     }
-    let row: Option<PersonaRow> = worker::query!(
+    let row: Option<PersonaRow> = crate::q!(
         &db,
         "SELECT id, name, slug, description, visibility, created_at FROM agent_personas WHERE id = ?1",
         &id
@@ -307,7 +306,7 @@ pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
 /// `DELETE /api/admin/personas/:id` → `{ok: true}` (repository defaults using it go with it).
 pub async fn delete_persona(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
-    let r = worker::query!(&db, "DELETE FROM agent_personas WHERE id = ?1", &ctx.params.get("id"))?.run().await?;
+    let r = crate::q!(&db, "DELETE FROM agent_personas WHERE id = ?1", &ctx.params.get("id"))?.run().await?;
     if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
         return Err(ApiError::new(404, "PERSONA_NOT_FOUND", "Persona not found"));
     }

@@ -30,7 +30,7 @@ pub async fn store(
     now: i64,
 ) -> ApiResult<()> {
     let sealed = keys.seal_str(&Aad { purpose: PURPOSE, owner: user_id }, token);
-    worker::query!(
+    crate::q!(
         db,
         "INSERT INTO oauth_tokens (id, user_id, provider, encrypted_access_token, scopes, created_at, updated_at)
          VALUES (?1, ?2, 'github', ?3, ?4, ?5, ?5)
@@ -50,7 +50,7 @@ pub async fn store(
 /// The user's GitHub token, if connected.
 pub async fn load(ctx: &Ctx, user_id: &str) -> ApiResult<Option<String>> {
     let db = ctx.db()?;
-    let row: Option<Row> = worker::query!(
+    let row: Option<Row> = crate::q!(
         &db,
         "SELECT encrypted_access_token FROM oauth_tokens WHERE user_id = ?1 AND provider = 'github'",
         &user_id
@@ -63,7 +63,7 @@ pub async fn load(ctx: &Ctx, user_id: &str) -> ApiResult<Option<String>> {
     let (token, stale) = keys.open_str(&aad, &row.encrypted_access_token, Legacy::D1Column)?;
     if stale {
         let resealed = keys.seal_str(&aad, &token);
-        worker::query!(
+        crate::q!(
             &db,
             "UPDATE oauth_tokens SET encrypted_access_token = ?1 WHERE user_id = ?2 AND provider = 'github'",
             &resealed,
@@ -108,7 +108,7 @@ pub async fn put(ctx: &Ctx) -> ApiResult<Reply> {
         .unwrap_or_default();
     let db = ctx.db()?;
     store(&db, &keys, &caller.id, &token, &scopes.join(","), ctx.now).await?;
-    worker::query!(
+    crate::q!(
         &db,
         "UPDATE users SET github_id = ?1, github_username = ?2, updated_at = ?3 WHERE id = ?4
            AND NOT EXISTS (SELECT 1 FROM users o WHERE o.id <> ?4 AND (o.github_id = ?1 OR o.github_username = ?2 COLLATE NOCASE))",
@@ -126,7 +126,7 @@ pub async fn put(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let db = ctx.db()?;
-    let r = worker::query!(&db, "DELETE FROM oauth_tokens WHERE user_id = ?1 AND provider = 'github'", &caller.id)?
+    let r = crate::q!(&db, "DELETE FROM oauth_tokens WHERE user_id = ?1 AND provider = 'github'", &caller.id)?
         .run()
         .await?;
     if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {

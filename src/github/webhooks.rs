@@ -67,7 +67,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         parse_payload(ctx.raw_body(), ctx.header("Content-Type").as_deref()).ok_or_else(ApiError::invalid_json)?;
     let db = ctx.db()?;
     if let Some(id) = &delivery {
-        let r = worker::query!(
+        let r = crate::q!(
             &db,
             "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at) VALUES ('github', ?1, ?2, ?3) ON CONFLICT DO NOTHING",
             id,
@@ -92,11 +92,9 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         Err(e) => {
             // Forget the delivery so GitHub's redelivery can act on it.
             if let Some(id) = &delivery {
-                if let Ok(stmt) = worker::query!(
-                    &db,
-                    "DELETE FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1",
-                    id
-                ) {
+                if let Ok(stmt) =
+                    crate::q!(&db, "DELETE FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1", id)
+                {
                     let _ = stmt.run().await;
                 }
             }
@@ -146,7 +144,7 @@ async fn pull_request(ctx: &Ctx, p: &Value) -> ApiResult<usize> {
     let url = pr["html_url"].as_str();
     let merged_at = pr["merged_at"].as_str().filter(|s| !s.is_empty());
     let db = ctx.db()?;
-    let own: Vec<Touched> = worker::query!(
+    let own: Vec<Touched> = crate::q!(
         &db,
         &format!(
             "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
@@ -166,7 +164,7 @@ async fn pull_request(ctx: &Ctx, p: &Value) -> ApiResult<usize> {
     .all()
     .await?
     .results()?;
-    let working_on: Vec<Touched> = worker::query!(
+    let working_on: Vec<Touched> = crate::q!(
         &db,
         &format!(
             "SELECT g.session_id FROM session_git_state g JOIN sessions s ON s.id = g.session_id
@@ -214,7 +212,7 @@ async fn push(ctx: &Ctx, p: &Value) -> ApiResult<usize> {
     }
     let Some(sender) = p["sender"]["id"].as_i64().map(|i| i.to_string()) else { return Ok(0) };
     let db = ctx.db()?;
-    let rows: Vec<Counted> = worker::query!(
+    let rows: Vec<Counted> = crate::q!(
         &db,
         &format!(
             "UPDATE session_git_state SET commit_count = commit_count + ?1, updated_at = ?2

@@ -44,7 +44,7 @@ fn upsert(
     run: &str,
     now: &str,
 ) -> worker::Result<D1PreparedStatement> {
-    worker::query!(
+    crate::q!(
         db,
         "INSERT INTO synced_entities (id, integration_id, entity_type, external_id, data, first_seen_at, last_modified_at, synced_at, seen_run)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8)
@@ -81,16 +81,16 @@ async fn finish(
 ) -> ApiResult<()> {
     let stmts = match &outcome {
         Ok(()) => vec![
-            worker::query!(db, "UPDATE sync_logs SET status = 'completed', errors = '[]', completed_at = ?1, heartbeat_at = ?1, resume_at = NULL, current_entity = NULL WHERE id = ?2", &now, &log)?,
-            worker::query!(db, "UPDATE integrations SET last_synced_at = ?1, updated_at = ?1, error_message = NULL WHERE id = ?2", &now, &integration)?,
+            crate::q!(db, "UPDATE sync_logs SET status = 'completed', errors = '[]', completed_at = ?1, heartbeat_at = ?1, resume_at = NULL, current_entity = NULL WHERE id = ?2", &now, &log)?,
+            crate::q!(db, "UPDATE integrations SET last_synced_at = ?1, updated_at = ?1, error_message = NULL WHERE id = ?2", &now, &integration)?,
         ],
         Err(e) => {
             let errors = json!([{ "entity": "sync", "message": e.message(), "code": if matches!(e, SyncError::Auth(_)) { "AUTH_FAILED" } else { "SYNC_ERROR" } }]).to_string();
             // Only an authentication failure needs the user; other failures leave it active.
             let status = if matches!(e, SyncError::Auth(_)) { "error" } else { "active" };
             vec![
-                worker::query!(db, "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2, heartbeat_at = ?2, resume_at = NULL WHERE id = ?3", &errors, &now, &log)?,
-                worker::query!(db, "UPDATE integrations SET status = ?1, error_message = ?2, updated_at = ?3 WHERE id = ?4", &status, &e.message(), &now, &integration)?,
+                crate::q!(db, "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2, heartbeat_at = ?2, resume_at = NULL WHERE id = ?3", &errors, &now, &log)?,
+                crate::q!(db, "UPDATE integrations SET status = ?1, error_message = ?2, updated_at = ?3 WHERE id = ?4", &status, &e.message(), &now, &integration)?,
             ]
         }
     };
@@ -101,17 +101,16 @@ async fn finish(
 /// Runs (or continues) a sync for as long as this invocation's budget allows.
 pub async fn run(env: &Env, log_id: &str) -> ApiResult<()> {
     let db = env.d1("DB")?;
-    let log: Option<LogRow> = worker::query!(&db, "SELECT id, integration_id, status, full_sync, state, records_synced, requests_made FROM sync_logs WHERE id = ?1", &log_id)?
+    let log: Option<LogRow> = crate::q!(&db, "SELECT id, integration_id, status, full_sync, state, records_synced, requests_made FROM sync_logs WHERE id = ?1", &log_id)?
         .first(None)
         .await?;
     let Some(log) = log.filter(|l| l.status == "pending" || l.status == "running") else { return Ok(()) };
-    let integration: IntegrationRow =
-        worker::query!(&db, "SELECT * FROM integrations WHERE id = ?1", &log.integration_id)?
-            .first(None)
-            .await?
-            .ok_or_else(|| ApiError::internal("integration vanished"))?;
+    let integration: IntegrationRow = crate::q!(&db, "SELECT * FROM integrations WHERE id = ?1", &log.integration_id)?
+        .first(None)
+        .await?
+        .ok_or_else(|| ApiError::internal("integration vanished"))?;
     let now = iso(now_ms());
-    worker::query!(&db, "UPDATE sync_logs SET status = 'running', invocations = invocations + 1, heartbeat_at = ?1, resume_at = NULL WHERE id = ?2", &now, &log.id)?
+    crate::q!(&db, "UPDATE sync_logs SET status = 'running', invocations = invocations + 1, heartbeat_at = ?1, resume_at = NULL WHERE id = ?2", &now, &log.id)?
         .run()
         .await?;
     let creds = match load_credentials(env, &integration).await {
@@ -151,7 +150,7 @@ pub async fn run(env: &Env, log_id: &str) -> ApiResult<()> {
         }
         if left == 0 {
             // Budget spent: save and let the next invocation (the cron tick) continue.
-            worker::query!(
+            crate::q!(
                 &db,
                 "UPDATE sync_logs SET state = ?1, heartbeat_at = ?2, resume_at = ?2 WHERE id = ?3",
                 &serde_json::to_string(&state)?,
@@ -181,7 +180,7 @@ pub async fn run(env: &Env, log_id: &str) -> ApiResult<()> {
                 if page.next.is_none() {
                     // The entity type is done: deletions (full runs) and the next checkpoint.
                     if full {
-                        stmts.push(worker::query!(
+                        stmts.push(crate::q!(
                             &db,
                             "UPDATE synced_entities SET deleted_at = ?1 WHERE integration_id = ?2 AND entity_type = ?3
                                AND deleted_at IS NULL AND (seen_run IS NULL OR seen_run <> ?4)",
@@ -192,7 +191,7 @@ pub async fn run(env: &Env, log_id: &str) -> ApiResult<()> {
                         )?);
                     }
                     if let Some(cp) = &next_pos.max_modified {
-                        stmts.push(worker::query!(
+                        stmts.push(crate::q!(
                             &db,
                             "INSERT INTO sync_checkpoints (integration_id, entity_type, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
                              ON CONFLICT(integration_id, entity_type) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
@@ -207,7 +206,7 @@ pub async fn run(env: &Env, log_id: &str) -> ApiResult<()> {
                 } else {
                     state.position = Some(next_pos);
                 }
-                stmts.push(worker::query!(
+                stmts.push(crate::q!(
                     &db,
                     "UPDATE sync_logs SET state = ?1, records_synced = ?2, requests_made = ?3, current_entity = ?4, heartbeat_at = ?5 WHERE id = ?6",
                     &serde_json::to_string(&state)?,
@@ -221,14 +220,14 @@ pub async fn run(env: &Env, log_id: &str) -> ApiResult<()> {
             }
             Err(SyncError::RateLimited(secs)) => {
                 let resume = iso(now_ms() + secs as i64 * 1000);
-                worker::query!(&db, "UPDATE sync_logs SET state = ?1, requests_made = ?2, heartbeat_at = ?3, resume_at = ?4 WHERE id = ?5",
+                crate::q!(&db, "UPDATE sync_logs SET state = ?1, requests_made = ?2, heartbeat_at = ?3, resume_at = ?4 WHERE id = ?5",
                     &serde_json::to_string(&state)?, &requests, &now, &resume, &log.id)?
                 .run()
                 .await?;
                 return Ok(());
             }
             Err(e) => {
-                worker::query!(&db, "UPDATE sync_logs SET requests_made = ?1 WHERE id = ?2", &requests, &log.id)?
+                crate::q!(&db, "UPDATE sync_logs SET requests_made = ?1 WHERE id = ?2", &requests, &log.id)?
                     .run()
                     .await?;
                 let e = match e {
@@ -256,7 +255,7 @@ async fn start_position(db: &D1Database, integration: &str, entity: &str, full: 
     let since = if full {
         None
     } else {
-        let cp: Option<Cp> = worker::query!(
+        let cp: Option<Cp> = crate::q!(
             db,
             "SELECT cursor FROM sync_checkpoints WHERE integration_id = ?1 AND entity_type = ?2",
             &integration,
@@ -270,7 +269,7 @@ async fn start_position(db: &D1Database, integration: &str, entity: &str, full: 
     let parents = if entity == "repositories" {
         Vec::new()
     } else {
-        let rows: Vec<Repo> = worker::query!(
+        let rows: Vec<Repo> = crate::q!(
             db,
             "SELECT json_extract(data, '$.full_name') AS full_name FROM synced_entities
               WHERE integration_id = ?1 AND entity_type = 'repositories' AND deleted_at IS NULL ORDER BY external_id",
@@ -296,7 +295,7 @@ pub async fn start(
     fail_stuck(db, now).await?;
     let id = uuid::Uuid::new_v4().to_string();
     let state = RunState { entities, index: 0, position: None };
-    let r = worker::query!(
+    let r = crate::q!(
         db,
         "INSERT INTO sync_logs (id, integration_id, status, full_sync, state, started_at, heartbeat_at) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5)
          ON CONFLICT DO NOTHING",
@@ -318,7 +317,7 @@ pub async fn start(
 pub async fn fail_stuck(db: &D1Database, now: i64) -> ApiResult<()> {
     let cutoff = iso(now - STUCK_AFTER_MS);
     let errors = json!([{ "entity": "sync", "message": "The sync stopped responding and was marked failed", "code": "SYNC_TIMEOUT" }]).to_string();
-    worker::query!(
+    crate::q!(
         db,
         "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2
           WHERE status IN ('pending', 'running') AND heartbeat_at < ?3 AND (resume_at IS NULL OR resume_at < ?3)",
@@ -340,7 +339,7 @@ pub async fn tick(env: &Env) -> ApiResult<()> {
     struct Id {
         id: String,
     }
-    let due: Vec<Id> = worker::query!(&db, "SELECT id FROM sync_logs WHERE status IN ('pending', 'running') AND resume_at IS NOT NULL AND resume_at <= ?1 LIMIT 5", &iso(now))?
+    let due: Vec<Id> = crate::q!(&db, "SELECT id FROM sync_logs WHERE status IN ('pending', 'running') AND resume_at IS NOT NULL AND resume_at <= ?1 LIMIT 5", &iso(now))?
         .all()
         .await?
         .results()?;
@@ -351,7 +350,7 @@ pub async fn tick(env: &Env) -> ApiResult<()> {
     }
     let hour_ago = iso(now - 3_600_000);
     let day_ago = iso(now - 86_400_000);
-    let scheduled: Vec<IntegrationRow> = worker::query!(
+    let scheduled: Vec<IntegrationRow> = crate::q!(
         &db,
         "SELECT * FROM integrations i WHERE status = 'active'
            AND ((json_extract(config, '$.syncFrequency') = 'hourly' AND (last_synced_at IS NULL OR last_synced_at < ?1))

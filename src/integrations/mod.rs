@@ -80,7 +80,7 @@ async fn find(ctx: &Ctx, write: bool) -> ApiResult<IntegrationRow> {
     let db = ctx.db()?;
     let caller = ctx.caller()?;
     let id = ctx.params.get("id");
-    let row: Option<IntegrationRow> = worker::query!(
+    let row: Option<IntegrationRow> = crate::q!(
         &db,
         "SELECT * FROM integrations WHERE id = ?1 AND (user_id = ?2 OR (?3 AND scope = 'org'))",
         &id,
@@ -96,7 +96,7 @@ async fn find(ctx: &Ctx, write: bool) -> ApiResult<IntegrationRow> {
 pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let caller = ctx.caller()?;
-    let rows: Vec<IntegrationRow> = worker::query!(
+    let rows: Vec<IntegrationRow> = crate::q!(
         &db,
         "SELECT * FROM integrations WHERE user_id = ?1 OR scope = 'org'
           ORDER BY CASE WHEN user_id = ?1 THEN 0 ELSE 1 END, created_at DESC",
@@ -195,7 +195,7 @@ async fn connect(
         "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)
          ON CONFLICT DO NOTHING"
     };
-    let r = worker::query!(&db, sql, &id, &caller.id, &service, &config.to_string(), &now)?.run().await?;
+    let r = crate::q!(&db, sql, &id, &caller.id, &service, &config.to_string(), &now)?.run().await?;
     if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
         return Err(ApiError::conflict(
             "INTEGRATION_ALREADY_EXISTS",
@@ -209,12 +209,12 @@ async fn connect(
         .unwrap_or_default();
     if let Err(e) = ApiKeys::for_user(&ctx.env, &caller.id).store(service, creds, scopes, None).await {
         if !upsert {
-            worker::query!(&db, "DELETE FROM integrations WHERE id = ?1", &id)?.run().await?;
+            crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &id)?.run().await?;
         }
         return Err(e);
     }
     let row: Option<IntegrationRow> =
-        worker::query!(&db, "SELECT * FROM integrations WHERE user_id = ?1 AND service = ?2", &caller.id, &service)?
+        crate::q!(&db, "SELECT * FROM integrations WHERE user_id = ?1 AND service = ?2", &caller.id, &service)?
             .first(None)
             .await?;
     row.ok_or_else(|| ApiError::internal("integration vanished"))
@@ -233,7 +233,7 @@ pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
     let config = parse_config(&mut input, Some(service.as_str()), true);
     input.finish()?;
     let exists: Option<Value> =
-        worker::query!(&db, "SELECT id FROM integrations WHERE user_id = ?1 AND service = ?2", &caller.id, &service)?
+        crate::q!(&db, "SELECT id FROM integrations WHERE user_id = ?1 AND service = ?2", &caller.id, &service)?
             .first(None)
             .await?;
     if exists.is_some() {
@@ -281,7 +281,7 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
         }
     }
     let db = ctx.db()?;
-    worker::query!(
+    crate::q!(
         &db,
         "UPDATE integrations SET config = COALESCE(?1, config), status = COALESCE(?2, status),
            error_message = CASE WHEN ?2 IS NULL THEN error_message ELSE NULL END, scope = COALESCE(?3, scope), updated_at = ?4
@@ -294,7 +294,7 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
     )?
     .run()
     .await?;
-    let updated: IntegrationRow = worker::query!(&db, "SELECT * FROM integrations WHERE id = ?1", &row.id)?
+    let updated: IntegrationRow = crate::q!(&db, "SELECT * FROM integrations WHERE id = ?1", &row.id)?
         .first(None)
         .await?
         .ok_or_else(|| ApiError::internal("vanished"))?;
@@ -306,7 +306,7 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let row = find(ctx, true).await?;
     ApiKeys::for_user(&ctx.env, &row.user_id).revoke(&row.service).await?;
-    worker::query!(&db, "DELETE FROM integrations WHERE id = ?1", &row.id)?.run().await?;
+    crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &row.id)?.run().await?;
     Reply::ok(&success())
 }
 
@@ -363,7 +363,7 @@ pub async fn sync_status(ctx: &Ctx) -> ApiResult<Reply> {
     let row = find(ctx, false).await?;
     let sync_id = ctx.params.get("syncId");
     let log: LogView =
-        worker::query!(&db, "SELECT * FROM sync_logs WHERE id = ?1 AND integration_id = ?2", &sync_id, &row.id)?
+        crate::q!(&db, "SELECT * FROM sync_logs WHERE id = ?1 AND integration_id = ?2", &sync_id, &row.id)?
             .first(None)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("Sync with id '{sync_id}' not found")))?;
@@ -417,7 +417,7 @@ pub async fn entities(ctx: &Ctx) -> ApiResult<Reply> {
         None => None,
     };
     let include_deleted = ctx.query.get("includeDeleted") != Some("false");
-    let rows: Vec<EntityRow> = worker::query!(
+    let rows: Vec<EntityRow> = crate::q!(
         &db,
         "SELECT external_id, data, first_seen_at, last_modified_at, deleted_at FROM synced_entities
           WHERE integration_id = ?1 AND entity_type = ?2 AND external_id > ?3
@@ -517,7 +517,7 @@ pub async fn on_github_webhook(env: &Env, event: &str, payload: &Value) -> ApiRe
     struct I {
         integration_id: String,
     }
-    let holders: Vec<I> = worker::query!(
+    let holders: Vec<I> = crate::q!(
         &db,
         "SELECT e.integration_id FROM synced_entities e JOIN integrations i ON i.id = e.integration_id
           WHERE e.entity_type = 'repositories' AND e.external_id = ?1 AND e.deleted_at IS NULL AND i.service = 'github' AND i.status = 'active'",
@@ -562,7 +562,7 @@ pub async fn oauth_start(ctx: &Ctx) -> ApiResult<Reply> {
     let client_id = crate::config::var(&ctx.env, "GITHUB_CLIENT_ID")
         .ok_or_else(|| ApiError::new(503, "OAUTH_NOT_CONFIGURED", "GitHub OAuth is not configured"))?;
     let state = random_token::<32>();
-    worker::query!(
+    crate::q!(
         &db,
         "INSERT INTO oauth_states (state_hash, purpose, user_id, redirect_uri, expires_at, created_at) VALUES (?1, 'integration:github', ?2, ?3, ?4, ?5)",
         &sha256_hex(state.as_bytes()),
@@ -602,7 +602,7 @@ pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
     struct S {
         redirect_uri: String,
     }
-    let consumed: Option<S> = worker::query!(
+    let consumed: Option<S> = crate::q!(
         &db,
         "DELETE FROM oauth_states WHERE state_hash = ?1 AND purpose = 'integration:github' AND user_id = ?2 AND expires_at > ?3 RETURNING redirect_uri",
         &sha256_hex(state.as_bytes()),

@@ -99,7 +99,7 @@ impl GitStateRow {
 
 /// The caller's session, or 404 (another user's session is indistinguishable from none).
 pub async fn owned_session(db: &D1Database, user_id: &str, session_id: &str) -> ApiResult<SessionRow> {
-    let row: Option<SessionRow> = worker::query!(
+    let row: Option<SessionRow> = crate::q!(
         db,
         &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1 AND user_id = ?2"),
         &session_id,
@@ -112,7 +112,7 @@ pub async fn owned_session(db: &D1Database, user_id: &str, session_id: &str) -> 
 
 async fn git_state(db: &D1Database, session_id: &str) -> ApiResult<Option<Value>> {
     let row: Option<GitStateRow> =
-        worker::query!(db, "SELECT * FROM session_git_state WHERE session_id = ?1", &session_id)?.first(None).await?;
+        crate::q!(db, "SELECT * FROM session_git_state WHERE session_id = ?1", &session_id)?.first(None).await?;
     Ok(row.map(|r| r.view()))
 }
 
@@ -156,7 +156,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let id = uuid::Uuid::new_v4().to_string();
     let now = iso(ctx.now);
-    let mut batch = vec![worker::query!(
+    let mut batch = vec![crate::q!(
         &db,
         "INSERT INTO sessions (id, user_id, workspace, status, title, parent_session_id, is_orchestrator, purpose, created_at, last_active_at)
          VALUES (?1, ?2, ?3, 'idle', ?4, ?5, 0, 'interactive', ?6, ?6)",
@@ -190,7 +190,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
                 .to_string(),
             )
         });
-        batch.push(worker::query!(
+        batch.push(crate::q!(
             &db,
             "INSERT INTO session_git_state (id, session_id, source_type, source_pr_number, source_issue_number,
                source_repo_full_name, source_repo_url, branch, ref, created_at, updated_at)
@@ -207,7 +207,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
             &now
         )?);
     }
-    batch.push(worker::query!(
+    batch.push(crate::q!(
         &db,
         "INSERT INTO channel_bindings (id, session_id, channel_type, channel_id, scope_key, user_id, queue_mode, collect_debounce_ms, created_at, updated_at)
          VALUES (?1, ?2, 'web', ?2, ?3, ?4, 'followup', 3000, ?5, ?5)",
@@ -229,7 +229,7 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
-    let rows: Vec<SessionRow> = worker::query!(
+    let rows: Vec<SessionRow> = crate::q!(
         &db,
         &format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1
@@ -270,7 +270,7 @@ pub async fn children(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let db = ctx.db()?;
     let session = owned_session(&db, &caller.id, ctx.params.get("id")).await?;
-    let rows: Vec<SessionRow> = worker::query!(
+    let rows: Vec<SessionRow> = crate::q!(
         &db,
         &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE parent_session_id = ?1 AND user_id = ?2 ORDER BY created_at, id"),
         &session.id,
@@ -284,7 +284,7 @@ pub async fn children(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// The caller's live orchestrator session, if any.
 pub async fn find_orchestrator(db: &D1Database, user_id: &str) -> ApiResult<Option<SessionRow>> {
-    Ok(worker::query!(
+    Ok(crate::q!(
         db,
         &format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND is_orchestrator = 1
@@ -303,7 +303,7 @@ pub async fn ensure_orchestrator(db: &D1Database, user_id: &str, now: i64) -> Ap
     }
     let id = uuid::Uuid::new_v4().to_string();
     // The partial unique index makes a concurrent second insert a no-op.
-    worker::query!(
+    crate::q!(
         db,
         "INSERT INTO sessions (id, user_id, workspace, status, title, is_orchestrator, purpose, created_at, last_active_at)
          VALUES (?1, ?2, 'orchestrator', 'idle', 'Orchestrator', 1, 'orchestrator', ?3, ?3) ON CONFLICT DO NOTHING",
@@ -329,7 +329,7 @@ pub async fn replace_orchestrator(
 ) -> ApiResult<SessionRow> {
     let old = find_orchestrator(db, user_id).await?.filter(|s| !s.is_finished());
     if let Some(old) = &old {
-        worker::query!(
+        crate::q!(
             db,
             "UPDATE sessions SET status = 'terminated', last_active_at = ?1 WHERE id = ?2",
             &iso(now),
@@ -344,7 +344,7 @@ pub async fn replace_orchestrator(
     let (fresh, _) = ensure_orchestrator(db, user_id, now).await?;
     if let Some(old) = old {
         db.batch(vec![
-            worker::query!(
+            crate::q!(
                 db,
                 "UPDATE channel_bindings SET session_id = ?1, updated_at = ?3 WHERE session_id = ?2 AND user_id = ?4",
                 &fresh.id,
@@ -352,7 +352,7 @@ pub async fn replace_orchestrator(
                 &iso(now),
                 &user_id
             )?,
-            worker::query!(
+            crate::q!(
                 db,
                 "UPDATE sessions SET parent_session_id = ?1 WHERE parent_session_id = ?2 AND user_id = ?3",
                 &fresh.id,

@@ -50,7 +50,7 @@ impl ConfigRow {
 }
 
 pub async fn load_config(db: &D1Database, user_id: &str) -> ApiResult<Option<ConfigRow>> {
-    Ok(worker::query!(db, "SELECT * FROM user_telegram_config WHERE user_id = ?1", &user_id)?.first(None).await?)
+    Ok(crate::q!(db, "SELECT * FROM user_telegram_config WHERE user_id = ?1", &user_id)?.first(None).await?)
 }
 
 /// The user's bot, with its token opened (and re-sealed when stale).
@@ -59,7 +59,7 @@ pub async fn bot_for(env: &Env, db: &D1Database, row: &ConfigRow) -> ApiResult<B
     let aad = Aad { purpose: PURPOSE, owner: &row.user_id };
     let (token, stale) = keys.open_str(&aad, &row.bot_token_encrypted, Legacy::D1Column)?;
     if stale {
-        worker::query!(
+        crate::q!(
             db,
             "UPDATE user_telegram_config SET bot_token_encrypted = ?1 WHERE user_id = ?2",
             &keys.seal_str(&aad, &token),
@@ -112,7 +112,7 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
         // Nothing new is saved; a previous configuration is kept but marked inactive,
         // since its webhook may no longer point here.
         if existing.is_some() {
-            worker::query!(
+            crate::q!(
                 &db,
                 "UPDATE user_telegram_config SET webhook_active = 0, updated_at = ?1 WHERE user_id = ?2",
                 &now,
@@ -124,7 +124,7 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
         return Err(ApiError::upstream(format!("Telegram refused the webhook: {}", e.description)));
     }
     let sealed = keys.seal_str(&Aad { purpose: PURPOSE, owner: &caller.id }, &token);
-    worker::query!(
+    crate::q!(
         &db,
         "INSERT INTO user_telegram_config (id, user_id, bot_token_encrypted, bot_username, bot_info, bot_id, webhook_url,
            webhook_active, webhook_secret_hash, created_at, updated_at)
@@ -174,7 +174,7 @@ pub async fn disconnect(ctx: &Ctx) -> ApiResult<Reply> {
                 "telegram disconnect: the stored bot token could not be opened; removing the configuration anyway",
             ),
         }
-        worker::query!(&db, "DELETE FROM user_telegram_config WHERE user_id = ?1", &caller.id)?.run().await?;
+        crate::q!(&db, "DELETE FROM user_telegram_config WHERE user_id = ?1", &caller.id)?.run().await?;
     }
     Reply::ok(&success())
 }

@@ -195,7 +195,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         .filter(|u| *u >= 0)
         .ok_or_else(|| ApiError::invalid_field("update_id", "Required"))?;
     let provider = format!("telegram:{user_id}");
-    let recorded = worker::query!(
+    let recorded = crate::q!(
         &db,
         "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at) VALUES (?1, ?2, 'update', ?3) ON CONFLICT DO NOTHING",
         &provider,
@@ -213,7 +213,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     let bot = bot_for(&ctx.env, &db, &config).await?;
     if let Err(e) = process(ctx, &bot, &user_id, update_id, message).await {
         // Let Telegram deliver it again: forget the update and fail.
-        if let Ok(stmt) = worker::query!(
+        if let Ok(stmt) = crate::q!(
             &db,
             "DELETE FROM webhook_deliveries WHERE provider = ?1 AND delivery_id = ?2",
             &provider,
@@ -317,7 +317,7 @@ async fn route(
 ) -> ApiResult<()> {
     let db = ctx.db()?;
     let key = scope_key(user_id, ChannelType::Telegram, chat);
-    let bound: Option<Bound> = worker::query!(
+    let bound: Option<Bound> = crate::q!(
         &db,
         "SELECT b.session_id, b.queue_mode, b.collect_debounce_ms, s.status FROM channel_bindings b
            JOIN sessions s ON s.id = b.session_id WHERE b.scope_key = ?1 AND b.user_id = ?2",
@@ -429,7 +429,7 @@ async fn children_lines(db: &worker::d1::D1Database, parent: &str) -> ApiResult<
         workspace: String,
         status: String,
     }
-    let rows: Vec<C> = worker::query!(
+    let rows: Vec<C> = crate::q!(
         db,
         "SELECT id, title, workspace, status FROM sessions WHERE parent_session_id = ?1 ORDER BY created_at",
         &parent
