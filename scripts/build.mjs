@@ -42,5 +42,6 @@ export function build({ ifNeeded = false } = {}) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  build({ ifNeeded: process.argv.includes('--if-needed') });
+  // The bench and the test harness build first; wrangler's [build] hook then has nothing to do.
+  if (process.env.SKIP_WORKER_BUILD !== '1') build({ ifNeeded: process.argv.includes('--if-needed') });
 }

@@ -43,7 +43,11 @@ export function checkHtml(html) {
 }
 
 export async function startFakeTelegram(t) {
-  const fake = await startFake(t, 'telegram');
+  return startFakeTelegramOn(await startFake(t, 'telegram'));
+}
+
+/** The fake Bot API's routes on an already started fake server. */
+export function startFakeTelegramOn(fake) {
   const tg = {
     fake,
     url: fake.url,
