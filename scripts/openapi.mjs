@@ -77,7 +77,7 @@ const paths = {
   '/api/me/github-token': {
     put: user({
       tags: ['github'], summary: 'Connect a GitHub personal access token (checked with GET /user first)',
-      requestBody: body(obj({ token: str({ minLength: 20, maxLength: 512 }) }, ['token'])),
+      requestBody: body(obj({ token: str({ minLength: 20, maxLength: 255, pattern: '^[A-Za-z0-9_]+$' }) }, ['token'])),
       responses: { 200: json(obj({ connected: { const: true }, login: str(), scopes: { type: 'array', items: str() } }, ['connected', 'login', 'scopes'])), ...errors(400, 502, 503) },
     }),
     delete: user({ tags: ['github'], summary: 'Remove the stored GitHub token', responses: { 200: json(obj({ connected: { const: false } })), ...errors(404) } }),

@@ -86,14 +86,18 @@ pub async fn require(ctx: &Ctx) -> ApiResult<String> {
 pub async fn put(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let mut input = Input::parse(&ctx.body)?;
-    let token = input.str("token", 20, 512);
+    let token = input.str("token", 20, 255);
+    // Every GitHub token format (ghp_, gho_, github_pat_, 40-hex) is letters, digits, `_`.
+    if !token.is_empty() && !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        input.error("token", "Not a GitHub token (letters, digits and _ only)");
+    }
     input.finish()?;
     let keys = config::keyring(&ctx.env)?;
     let api = super::api_url(&ctx.env);
     let gh = super::client::GitHub::new(&api, &token);
     let user = match gh.get("/user").await {
         Ok(r) => r,
-        Err(super::client::GhError::Status(401, _)) | Err(super::client::GhError::Status(403, _)) => {
+        Err(super::client::GhError::Status(400 | 401 | 403, _)) => {
             return Err(ApiError::new(400, "INVALID_TOKEN", "GitHub rejected this token"));
         }
         Err(e) => return Err(e.into_api("Could not check the token with GitHub")),

@@ -1,0 +1,53 @@
+// Schemathesis (PyPI) against /openapi.json with a valid admin token: every documented
+// operation is fuzzed; the run fails on any 5xx, any response that does not match the
+// documented schema, or an undocumented status code. Upstreams are the local fakes, so a
+// 5xx can only be the service's own fault.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { spawnSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { startService } from '../lib/harness.mjs';
+import { startFakeGitHub } from '../lib/fake-github.mjs';
+import { startFakeTelegram } from '../lib/fake-telegram.mjs';
+import { root } from '../../scripts/lib.mjs';
+
+const VERSION = '4.32.5';
+const venv = join(root, '.venv-schemathesis');
+const bin = join(venv, 'bin', 'schemathesis');
+
+function ensureSchemathesis() {
+  const have = existsSync(bin) && spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.includes(VERSION);
+  if (have) return;
+  const mk = spawnSync('python3', ['-m', 'venv', venv], { encoding: 'utf8' });
+  assert.equal(mk.status, 0, mk.stderr);
+  const pip = spawnSync(join(venv, 'bin', 'pip'), ['install', '-q', '--disable-pip-version-check', `schemathesis==${VERSION}`], { encoding: 'utf8', timeout: 600_000 });
+  assert.equal(pip.status, 0, pip.stderr);
+}
+
+test('schemathesis fuzzes every documented operation without a server error', { timeout: 900_000 }, async (t) => {
+  ensureSchemathesis();
+  const gh = await startFakeGitHub(t);
+  const tg = await startFakeTelegram(t);
+  const svc = await startService(t, {
+    upstreams: { github: gh.api, githubWeb: gh.web, telegram: tg.url },
+    vars: { GITHUB_CLIENT_ID: 'gh-client-id', GITHUB_CLIENT_SECRET: 'gh-client-secret', GITHUB_WEBHOOK_SECRET: 'st-secret' },
+  });
+  const admin = await svc.createUser({ email: 'fuzz@example.com', admin: true });
+  const args = [
+    'run', `${svc.url}/openapi.json`, '--url', svc.url, '-H', `Authorization: Bearer ${admin.token}`,
+    '-c', 'not_a_server_error,response_schema_conformance,status_code_conformance',
+    '-n', '5', '--generation-deterministic', '--request-timeout', '15', '--max-failures', '50', '--no-color',
+  ];
+  const out = await new Promise((resolve) => {
+    const child = spawn(bin, args, { cwd: root });
+    let text = '';
+    child.stdout.on('data', (d) => { text += d; });
+    child.stderr.on('data', (d) => { text += d; });
+    child.on('exit', (code) => resolve({ code, text }));
+  });
+  const summary = out.text.slice(out.text.lastIndexOf('SUMMARY'));
+  console.log(summary.slice(0, 1500));
+  assert.match(out.text, /Tested: \d+/);
+  assert.equal(out.code, 0, out.text.slice(out.text.indexOf('FAILURES'), out.text.indexOf('FAILURES') + 6000));
+});
