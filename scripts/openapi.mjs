@@ -529,7 +529,8 @@ const doc = {
   paths,
 };
 
-const text = JSON.stringify(doc, null, 2) + '\n';
+// Minified: the document is embedded in the Worker, and every byte is upload size.
+const text = JSON.stringify(doc) + '\n';
 const file = new URL('../openapi.json', import.meta.url);
 if (process.argv.includes('--check')) {
   let current = '';

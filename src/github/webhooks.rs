@@ -66,42 +66,85 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     let payload =
         parse_payload(ctx.raw_body(), ctx.header("Content-Type").as_deref()).ok_or_else(ApiError::invalid_json)?;
     let db = ctx.db()?;
+    let now = iso(ctx.now);
+
+    // One D1 batch (one transaction, one round trip): record the delivery, apply its effects
+    // only if this batch is the one that recorded it, and read back who recorded it. A
+    // redelivery changes nothing; a failure rolls everything back so a redelivery can retry.
+    let claim = uuid::Uuid::new_v4().to_string();
+    let guard = |sql: &str| -> String {
+        if delivery.is_some() {
+            sql.replace(
+                "/*GUARD*/",
+                "AND EXISTS (SELECT 1 FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?90 AND claim = ?91)",
+            )
+        } else {
+            sql.replace("/*GUARD*/", "")
+        }
+    };
+    let plan = match event.as_str() {
+        "pull_request" => pull_request_plan(&payload)?,
+        "push" => push_plan(&payload)?,
+        _ => None,
+    };
+    let mut stmts = Vec::new();
     if let Some(id) = &delivery {
-        let r = crate::q!(
+        stmts.push(crate::q!(
             &db,
-            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at) VALUES ('github', ?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, claim) VALUES ('github', ?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
             id,
             &event,
-            &iso(ctx.now)
-        )?
-        .run()
-        .await?;
-        if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+            &now,
+            &claim
+        )?);
+    }
+    let effects_at = stmts.len();
+    if let Some(p) = &plan {
+        for sql in p.statements() {
+            let mut args = p.args(&now);
+            if delivery.is_some() {
+                // ?90 / ?91 are the guard's parameters; the positions in between stay unused.
+                args.resize(89, wasm_bindgen::JsValue::NULL);
+                args.push(crate::db::Bind::js(&delivery));
+                args.push(crate::db::Bind::js(&claim));
+            }
+            stmts.push(crate::db::prepare(&db, &guard(&sql), &args)?);
+        }
+    }
+    if let Some(id) = &delivery {
+        stmts.push(crate::q!(
+            &db,
+            "SELECT claim FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1",
+            id
+        )?);
+    }
+    let results = if stmts.is_empty() { Vec::new() } else { db.batch(stmts).await? };
+    if let Some(id) = &delivery {
+        #[derive(Deserialize)]
+        struct Claim {
+            claim: Option<String>,
+        }
+        let recorded: Vec<Claim> = results.last().map(|r| r.results()).transpose()?.unwrap_or_default();
+        if recorded.first().and_then(|c| c.claim.as_deref()) != Some(claim.as_str()) {
             return Reply::ok(&json!({ "received": true, "event": event, "deliveryId": id, "duplicate": true }));
         }
     }
-    let outcome = match event.as_str() {
-        "ping" => Ok(0),
-        "pull_request" => pull_request(ctx, &payload).await,
-        "push" => push(ctx, &payload).await,
-        // Other events (issues, repository, …) only feed the integrations framework.
-        _ => Ok(0),
-    };
-    let updated = match outcome {
-        Ok(n) => n,
-        Err(e) => {
-            // Forget the delivery so GitHub's redelivery can act on it.
-            if let Some(id) = &delivery {
-                if let Ok(stmt) =
-                    crate::q!(&db, "DELETE FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1", id)
-                {
-                    let _ = stmt.run().await;
-                }
-            }
-            return Err(e);
-        }
-    };
-    offer_to_integrations(&ctx.env, &event, &payload).await;
+    let mut updated = 0;
+    if let Some(p) = plan {
+        let touched: Vec<Vec<Touched>> = results[effects_at..effects_at + p.statements().len()]
+            .iter()
+            .map(|r| r.results())
+            .collect::<worker::Result<_>>()?;
+        updated = touched.iter().map(Vec::len).sum();
+        // Session objects are told after the answer: GitHub wants a quick 2xx, and the D1 rows
+        // above are the record of truth.
+        let env = ctx.env.clone();
+        ctx.wctx.wait_until(async move { p.notify(&env, touched).await });
+    }
+    let env = ctx.env.clone();
+    let ev = event.clone();
+    ctx.wctx.wait_until(async move { offer_to_integrations(&env, &ev, &payload).await });
     let mut body = json!({ "received": true, "event": event, "sessionsUpdated": updated });
     if let Some(id) = delivery {
         body["deliveryId"] = json!(id);
@@ -120,6 +163,8 @@ async fn offer_to_integrations(env: &Env, event: &str, payload: &Value) {
 #[derive(Deserialize)]
 struct Touched {
     session_id: String,
+    #[serde(default)]
+    commit_count: Option<i64>,
 }
 
 async fn notify(env: &Env, sessions: &[String], update: &GitUpdate) {
@@ -131,116 +176,124 @@ async fn notify(env: &Env, sessions: &[String], update: &GitUpdate) {
     futures::future::join_all(calls).await;
 }
 
-/// Updates the sessions whose own PR this is; notifies those working on it (`source_pr_number`)
-/// without writing the source PR into their "created PR" fields.
-async fn pull_request(ctx: &Ctx, p: &Value) -> ApiResult<usize> {
+/// What a delivery changes: its SQL (with a `/*GUARD*/` slot) and the notifications after it.
+enum Plan {
+    /// A PR's state: sessions whose own PR it is are updated; sessions working on it are told.
+    PullRequest {
+        repo: String,
+        number: i64,
+        state: &'static str,
+        title: Option<String>,
+        url: Option<String>,
+        merged_at: Option<String>,
+    },
+    /// Pushed commits, counted for the pusher's own sessions on that branch.
+    Push { repo: String, branch: String, commits: i64, sender: String },
+}
+
+impl Plan {
+    fn statements(&self) -> Vec<String> {
+        match self {
+            Plan::PullRequest { .. } => vec![
+                format!(
+                    "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
+                       pr_merged_at = ?4, updated_at = ?5
+                     WHERE source_repo_full_name = ?6 COLLATE NOCASE AND pr_number = ?7
+                       AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/
+                     RETURNING session_id"
+                ),
+                format!(
+                    "SELECT g.session_id FROM session_git_state g JOIN sessions s ON s.id = g.session_id
+                     WHERE g.source_repo_full_name = ?6 COLLATE NOCASE AND g.source_pr_number = ?7
+                       AND (g.pr_number IS NULL OR g.pr_number <> ?7) AND s.status NOT IN {LIVE} /*GUARD*/"
+                ),
+            ],
+            Plan::Push { .. } => vec![format!(
+                "UPDATE session_git_state SET commit_count = commit_count + ?1, updated_at = ?2
+                 WHERE source_repo_full_name = ?3 COLLATE NOCASE AND branch = ?4
+                   AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+                                       WHERE s.status NOT IN {LIVE} AND u.github_id = ?5) /*GUARD*/
+                 RETURNING session_id, commit_count"
+            )],
+        }
+    }
+
+    fn args(&self, now: &str) -> Vec<wasm_bindgen::JsValue> {
+        use crate::db::Bind;
+        match self {
+            Plan::PullRequest { repo, number, state, title, url, merged_at } => {
+                vec![state.js(), title.js(), url.js(), merged_at.js(), now.js(), repo.js(), number.js()]
+            }
+            Plan::Push { repo, branch, commits, sender } => {
+                vec![commits.js(), now.js(), repo.js(), branch.js(), sender.js()]
+            }
+        }
+    }
+
+    async fn notify(self, env: &Env, touched: Vec<Vec<Touched>>) {
+        match self {
+            Plan::PullRequest { state, title, url, merged_at, .. } => {
+                let update = GitUpdate {
+                    kind: Some("git-state-update".into()),
+                    pr_state: Some(state.into()),
+                    pr_title: title,
+                    pr_url: url,
+                    pr_merged_at: merged_at,
+                    ..Default::default()
+                };
+                let ids = |i: usize| {
+                    touched
+                        .get(i)
+                        .map(|t| t.iter().map(|x| x.session_id.clone()).collect::<Vec<_>>())
+                        .unwrap_or_default()
+                };
+                notify(env, &ids(0), &update).await;
+                notify(env, &ids(1), &GitUpdate { kind: Some("source-pr-update".into()), ..update }).await;
+            }
+            Plan::Push { branch, .. } => {
+                let calls = touched.into_iter().flatten().map(|r| {
+                    let update = GitUpdate {
+                        kind: Some("git-state-update".into()),
+                        commit_count: r.commit_count,
+                        branch: Some(branch.clone()),
+                        ..Default::default()
+                    };
+                    async move { notify(env, std::slice::from_ref(&r.session_id), &update).await }
+                });
+                futures::future::join_all(calls).await;
+            }
+        }
+    }
+}
+
+fn pull_request_plan(p: &Value) -> ApiResult<Option<Plan>> {
     let (Some(repo), Some(number)) = (p["repository"]["full_name"].as_str(), p["pull_request"]["number"].as_i64())
     else {
         return Err(ApiError::invalid_field("pull_request", "Missing repository.full_name or pull_request.number"));
     };
     let pr = &p["pull_request"];
-    let state = pr_state(p["action"].as_str().unwrap_or(""), pr);
-    let title = pr["title"].as_str();
-    let url = pr["html_url"].as_str();
-    let merged_at = pr["merged_at"].as_str().filter(|s| !s.is_empty());
-    let db = ctx.db()?;
-    let own: Vec<Touched> = crate::q!(
-        &db,
-        &format!(
-            "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
-               pr_merged_at = ?4, updated_at = ?5
-             WHERE source_repo_full_name = ?6 COLLATE NOCASE AND pr_number = ?7
-               AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE})
-             RETURNING session_id"
-        ),
-        &state,
-        &title,
-        &url,
-        &merged_at,
-        &iso(ctx.now),
-        &repo,
-        &number
-    )?
-    .all()
-    .await?
-    .results()?;
-    let working_on: Vec<Touched> = crate::q!(
-        &db,
-        &format!(
-            "SELECT g.session_id FROM session_git_state g JOIN sessions s ON s.id = g.session_id
-             WHERE g.source_repo_full_name = ?1 COLLATE NOCASE AND g.source_pr_number = ?2
-               AND (g.pr_number IS NULL OR g.pr_number <> ?2) AND s.status NOT IN {LIVE}"
-        ),
-        &repo,
-        &number
-    )?
-    .all()
-    .await?
-    .results()?;
-    let update = GitUpdate {
-        kind: Some("git-state-update".into()),
-        pr_state: Some(state.into()),
-        pr_title: title.map(str::to_string),
-        pr_url: url.map(str::to_string),
-        pr_merged_at: merged_at.map(str::to_string),
-        ..Default::default()
-    };
-    let own_ids: Vec<String> = own.into_iter().map(|t| t.session_id).collect();
-    notify(&ctx.env, &own_ids, &update).await;
-    let source_ids: Vec<String> = working_on.into_iter().map(|t| t.session_id).collect();
-    notify(&ctx.env, &source_ids, &GitUpdate { kind: Some("source-pr-update".into()), ..update }).await;
-    Ok(own_ids.len() + source_ids.len())
+    Ok(Some(Plan::PullRequest {
+        repo: repo.to_string(),
+        number,
+        state: pr_state(p["action"].as_str().unwrap_or(""), pr),
+        title: pr["title"].as_str().map(str::to_string),
+        url: pr["html_url"].as_str().map(str::to_string),
+        merged_at: pr["merged_at"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+    }))
 }
 
-#[derive(Deserialize)]
-struct Counted {
-    session_id: String,
-    commit_count: i64,
-}
-
-/// Adds the pushed commits to the sessions on that branch whose owner made the push (their
-/// GitHub account is the sender): one atomic increment, so concurrent deliveries all count.
-async fn push(ctx: &Ctx, p: &Value) -> ApiResult<usize> {
+fn push_plan(p: &Value) -> ApiResult<Option<Plan>> {
     let (Some(git_ref), Some(repo)) = (p["ref"].as_str(), p["repository"]["full_name"].as_str()) else {
         return Err(ApiError::invalid_field("ref", "Missing ref or repository.full_name"));
     };
-    let commits = p["commits"].as_array().map(Vec::len).unwrap_or(0);
+    let commits = p["commits"].as_array().map(Vec::len).unwrap_or(0) as i64;
     // Tags, branch deletions and empty pushes change no session.
-    let Some(branch) = git_ref.strip_prefix("refs/heads/") else { return Ok(0) };
+    let Some(branch) = git_ref.strip_prefix("refs/heads/") else { return Ok(None) };
     if commits == 0 || p["deleted"].as_bool() == Some(true) {
-        return Ok(0);
+        return Ok(None);
     }
-    let Some(sender) = p["sender"]["id"].as_i64().map(|i| i.to_string()) else { return Ok(0) };
-    let db = ctx.db()?;
-    let rows: Vec<Counted> = crate::q!(
-        &db,
-        &format!(
-            "UPDATE session_git_state SET commit_count = commit_count + ?1, updated_at = ?2
-             WHERE source_repo_full_name = ?3 COLLATE NOCASE AND branch = ?4
-               AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-                                   WHERE s.status NOT IN {LIVE} AND u.github_id = ?5)
-             RETURNING session_id, commit_count"
-        ),
-        &(commits as i64),
-        &iso(ctx.now),
-        &repo,
-        &branch,
-        &sender
-    )?
-    .all()
-    .await?
-    .results()?;
-    let calls = rows.iter().map(|r| {
-        let update = GitUpdate {
-            kind: Some("git-state-update".into()),
-            commit_count: Some(r.commit_count),
-            branch: Some(branch.to_string()),
-            ..Default::default()
-        };
-        async move { notify(&ctx.env, std::slice::from_ref(&r.session_id), &update).await }
-    });
-    futures::future::join_all(calls).await;
-    Ok(rows.len())
+    let Some(sender) = p["sender"]["id"].as_i64().map(|i| i.to_string()) else { return Ok(None) };
+    Ok(Some(Plan::Push { repo: repo.to_string(), branch: branch.to_string(), commits, sender }))
 }
 
 #[cfg(test)]

@@ -24,7 +24,17 @@ test('GitHub webhooks', async (t) => {
     });
   const session = async (user, body) => (await svc.request('POST', '/api/sessions', { token: user.token, body: { workspace: 'w', ...body } })).body.session;
   const git = async (user, id) => (await svc.request('GET', `/api/sessions/${id}/git-state`, { token: user.token })).body.gitState;
-  const events = async (user, id) => (await svc.request('GET', `/api/sessions/${id}/events`, { token: user.token })).body.events;
+  const eventsNow = async (user, id) => (await svc.request('GET', `/api/sessions/${id}/events`, { token: user.token })).body.events;
+  // Session objects are notified after the webhook's answer: wait briefly for the events.
+  const events = async (user, id, min = 1) => {
+    let evs = [];
+    for (let i = 0; i < 40; i++) {
+      evs = await eventsNow(user, id);
+      if (evs.filter((e) => e.type === 'git-state').length >= min) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return evs;
+  };
 
   // Alice's session created PR #7 on Octo/Hello.World; Bob's session works on PR #7 as its source.
   const own = await session(alice, { repoUrl: 'https://github.com/octo/hello.world', branch: 'feat' });
@@ -80,7 +90,7 @@ test('GitHub webhooks', async (t) => {
     }
     const gs = await git(alice, own.id);
     assert.equal(gs.prMergedAt, '2026-11-20T10:00:00Z');
-    const evs = (await events(alice, own.id)).filter((e) => e.type === 'git-state');
+    const evs = (await events(alice, own.id, 6)).filter((e) => e.type === 'git-state');
     assert.equal(evs.at(-1).data.prState, 'merged');
   });
 
@@ -104,7 +114,7 @@ test('GitHub webhooks', async (t) => {
     assert.equal(a.status, 200);
     assert.equal(b.status, 200);
     assert.equal((await git(alice, s.id)).commitCount, 5);
-    const counts = (await events(alice, s.id)).filter((e) => e.type === 'git-state').map((e) => e.data.commitCount).sort();
+    const counts = (await events(alice, s.id, 2)).filter((e) => e.type === 'git-state').map((e) => e.data.commitCount).sort();
     assert.equal(counts.length, 2);
     assert.equal(counts.at(-1), 5);
   });
