@@ -207,7 +207,12 @@ test('integration framework and GitHub sync', async (t) => {
       raw, headers: { 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK_SECRET).update(raw).digest('hex')}`, 'content-type': 'application/json' },
     });
     assert.equal(r.status, 200);
-    const e = (await api('GET', `/api/integrations/${integ.id}/entities/issues?limit=100&cursor=${Buffer.from('alice/app#49').toString('base64url')}`)).body.entities.find((x) => x.id === 'alice/app#5');
+    // The integration is updated after the webhook's answer: give it a moment.
+    let e;
+    for (let i = 0; i < 40 && e?.title !== 'Edited on GitHub'; i++) {
+      e = (await api('GET', `/api/integrations/${integ.id}/entities/issues?limit=100&cursor=${Buffer.from('alice/app#49').toString('base64url')}`)).body.entities.find((x) => x.id === 'alice/app#5');
+      if (e?.title !== 'Edited on GitHub') await sleep(25);
+    }
     assert.equal(e.title, 'Edited on GitHub');
   });
 
