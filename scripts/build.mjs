@@ -3,7 +3,7 @@
 // every source file, so `wrangler dev`/`deploy` after `npm start`/`npm test` cost nothing.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { root, cargoBin, run, log, exists, toolEnv } from './lib.mjs';
+import { root, cargoBin, bin, run, log, exists, toolEnv } from './lib.mjs';
 
 const output = join(root, 'build', 'index_bg.wasm');
 
@@ -38,6 +38,11 @@ export function build({ ifNeeded = false } = {}) {
     ? toolEnv({ PATH: `/usr/bin:${toolEnv().PATH}` })
     : toolEnv();
   run(join(cargoBin, 'worker-build'), ['--release'], { env });
+  // Drop the function-name section (about 250 KB) that wasm-bindgen keeps: Workers never
+  // needs it, and every byte is upload size. (Cargo's `strip = true` would also remove the
+  // target_features section wasm-bindgen needs, cloudflare/workers-rs#1014.)
+  const wasm = join(root, 'build', 'index_bg.wasm');
+  run(bin('wasm-opt'), [wasm, '--strip-debug', '--strip-producers', '-o', wasm], { env });
   log(`worker built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
