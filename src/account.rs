@@ -70,20 +70,8 @@ pub async fn list_tokens(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
-    let rows: Vec<TokenRow> = crate::q!(
-        &db,
-        "SELECT id, name, prefix, created_at, last_used_at, expires_at FROM api_tokens
-          WHERE user_id = ?1 AND revoked_at IS NULL
-            AND (created_at < ?2 OR (created_at = ?2 AND ?3 <> '' AND id < ?3))
-          ORDER BY created_at DESC, id DESC LIMIT ?4",
-        &caller.id,
-        &page.after_created,
-        &page.after_id,
-        &page.fetch()
-    )?
-    .all()
-    .await?
-    .results()?;
+    let select = "SELECT id, name, prefix, created_at, last_used_at, expires_at FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL";
+    let rows: Vec<TokenRow> = crate::db::newest_first(&db, select, &caller.id, &page).await?;
     Reply::ok(&page_body("tokens", &rows, page.limit, |r| json!(TokenView::from(r))))
 }
 
@@ -173,18 +161,10 @@ struct UserRow {
 pub async fn list_users(ctx: &Ctx) -> ApiResult<Reply> {
     let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
-    let rows: Vec<UserRow> = crate::q!(
-        &db,
-        "SELECT id, email, name, role, created_at FROM users
-          WHERE created_at < ?1 OR (created_at = ?1 AND ?2 <> '' AND id < ?2)
-          ORDER BY created_at DESC, id DESC LIMIT ?3",
-        &page.after_created,
-        &page.after_id,
-        &page.fetch()
-    )?
-    .all()
-    .await?
-    .results()?;
+    // `?1 = ?1` keeps the helper's owner parameter meaningful for a table-wide list.
+    let rows: Vec<UserRow> =
+        crate::db::newest_first(&db, "SELECT id, email, name, role, created_at FROM users WHERE ?1 = ?1", "", &page)
+            .await?;
     Reply::ok(&page_body(
         "users",
         &rows,

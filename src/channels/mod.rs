@@ -71,21 +71,8 @@ pub async fn list_bindings(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let page = PageQuery::parse(&ctx.query, 100)?;
     let db = ctx.db()?;
-    let rows: Vec<BindingRow> = crate::q!(
-        &db,
-        &format!(
-            "SELECT {BINDING_COLUMNS} FROM channel_bindings WHERE user_id = ?1
-               AND (created_at < ?2 OR (created_at = ?2 AND ?3 <> '' AND id < ?3))
-             ORDER BY created_at DESC, id DESC LIMIT ?4"
-        ),
-        &caller.id,
-        &page.after_created,
-        &page.after_id,
-        &page.fetch()
-    )?
-    .all()
-    .await?
-    .results()?;
+    let select = format!("SELECT {BINDING_COLUMNS} FROM channel_bindings WHERE user_id = ?1");
+    let rows: Vec<BindingRow> = crate::db::newest_first(&db, &select, &caller.id, &page).await?;
     Reply::ok(&page_body("bindings", &rows, page.limit, BindingRow::view))
 }
 

@@ -229,21 +229,8 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
-    let rows: Vec<SessionRow> = crate::q!(
-        &db,
-        &format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1
-               AND (created_at < ?2 OR (created_at = ?2 AND ?3 <> '' AND id < ?3))
-             ORDER BY created_at DESC, id DESC LIMIT ?4"
-        ),
-        &caller.id,
-        &page.after_created,
-        &page.after_id,
-        &page.fetch()
-    )?
-    .all()
-    .await?
-    .results()?;
+    let select = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1");
+    let rows: Vec<SessionRow> = crate::db::newest_first(&db, &select, &caller.id, &page).await?;
     Reply::ok(&page_body("sessions", &rows, page.limit, SessionRow::view))
 }
 
