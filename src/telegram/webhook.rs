@@ -251,13 +251,11 @@ async fn process(ctx: &Ctx, bot: &Bot, user_id: &str, update_id: i64, message: &
         }
         Incoming::Text(content) => route(ctx, bot, user_id, &chat, update_id, author, content, Vec::new()).await,
         Incoming::Media(media) => {
+            let too_large =
+                format!("That {} is too large (the limit is {} MB).", media.kind, MAX_FILE_BYTES / 1_000_000);
+            // Telegram's announced size first (no download), then the bytes actually received.
             if media.size.is_some_and(|s| s > MAX_FILE_BYTES) {
-                say(
-                    bot,
-                    &chat,
-                    &format!("That {} is too large (the limit is {} MB).", media.kind, MAX_FILE_BYTES / 1_000_000),
-                )
-                .await;
+                say(bot, &chat, &too_large).await;
                 return Ok(());
             }
             let (path, bytes) = match bot.download(&media.file_id).await {
@@ -269,12 +267,7 @@ async fn process(ctx: &Ctx, bot: &Bot, user_id: &str, update_id: i64, message: &
                 }
             };
             if bytes.len() as u64 > MAX_FILE_BYTES {
-                say(
-                    bot,
-                    &chat,
-                    &format!("That {} is too large (the limit is {} MB).", media.kind, MAX_FILE_BYTES / 1_000_000),
-                )
-                .await;
+                say(bot, &chat, &too_large).await;
                 return Ok(());
             }
             let mime =
