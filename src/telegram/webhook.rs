@@ -195,23 +195,50 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         .filter(|u| *u >= 0)
         .ok_or_else(|| ApiError::invalid_field("update_id", "Required"))?;
     let provider = format!("telegram:{user_id}");
-    let recorded = crate::q!(
-        &db,
-        "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at) VALUES (?1, ?2, 'update', ?3) ON CONFLICT DO NOTHING",
-        &provider,
-        &update_id.to_string(),
-        &iso(ctx.now)
-    )?
-    .run()
-    .await?;
-    if recorded.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    let message = update.get("message").filter(|m| m.is_object());
+    let chat = message.and_then(|m| m["chat"]["id"].as_i64()).map(|c| c.to_string());
+    // One round trip: record the update (with a claim marker, to tell a redelivery apart), read
+    // back who recorded it, and look up the chat's binding.
+    let claim = uuid::Uuid::new_v4().to_string();
+    let mut stmts = vec![
+        crate::q!(
+            &db,
+            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, claim) VALUES (?1, ?2, 'update', ?3, ?4)
+             ON CONFLICT DO NOTHING",
+            &provider,
+            &update_id.to_string(),
+            &iso(ctx.now),
+            &claim
+        )?,
+        crate::q!(&db, "SELECT claim FROM webhook_deliveries WHERE provider = ?1 AND delivery_id = ?2", &provider, &update_id.to_string())?,
+    ];
+    if let Some(chat) = &chat {
+        stmts.push(crate::q!(
+            &db,
+            "SELECT b.session_id, b.queue_mode, b.collect_debounce_ms, s.status FROM channel_bindings b
+               JOIN sessions s ON s.id = b.session_id WHERE b.scope_key = ?1 AND b.user_id = ?2",
+            &scope_key(&user_id, ChannelType::Telegram, chat),
+            &user_id
+        )?);
+    }
+    let results = db.batch(stmts).await?;
+    #[derive(serde::Deserialize)]
+    struct Claim {
+        claim: Option<String>,
+    }
+    let recorded: Vec<Claim> = results[1].results()?;
+    if recorded.first().and_then(|c| c.claim.as_deref()) != Some(claim.as_str()) {
         return Reply::ok(&json!({ "ok": true, "duplicate": true }));
     }
-    let Some(message) = update.get("message").filter(|m| m.is_object()) else {
+    let Some(message) = message else {
         return Reply::ok(&json!({ "ok": true }));
     };
+    let bound: Option<Bound> = match results.get(2) {
+        Some(r) => r.results::<Bound>()?.into_iter().next(),
+        None => None,
+    };
     let bot = bot_for(&ctx.env, &db, &config).await?;
-    if let Err(e) = process(ctx, &bot, &user_id, update_id, message).await {
+    if let Err(e) = process(ctx, &bot, &user_id, update_id, message, bound).await {
         // Let Telegram deliver it again: forget the update and fail.
         if let Ok(stmt) = crate::q!(
             &db,
@@ -232,7 +259,14 @@ async fn say(bot: &Bot, chat: &str, text: &str) {
     }
 }
 
-async fn process(ctx: &Ctx, bot: &Bot, user_id: &str, update_id: i64, message: &Value) -> ApiResult<()> {
+async fn process(
+    ctx: &Ctx,
+    bot: &Bot,
+    user_id: &str,
+    update_id: i64,
+    message: &Value,
+    bound: Option<Bound>,
+) -> ApiResult<()> {
     let Some(chat) = message["chat"]["id"].as_i64().map(|c| c.to_string()) else { return Ok(()) };
     let author = display_name(&message["from"]);
     match classify(message) {
@@ -249,7 +283,7 @@ async fn process(ctx: &Ctx, bot: &Bot, user_id: &str, update_id: i64, message: &
             .await;
             Ok(())
         }
-        Incoming::Text(content) => route(ctx, bot, user_id, &chat, update_id, author, content, Vec::new()).await,
+        Incoming::Text(content) => route(ctx, bot, user_id, &chat, update_id, author, content, Vec::new(), bound).await,
         Incoming::Media(media) => {
             let too_large =
                 format!("That {} is too large (the limit is {} MB).", media.kind, MAX_FILE_BYTES / 1_000_000);
@@ -282,7 +316,7 @@ async fn process(ctx: &Ctx, bot: &Bot, user_id: &str, update_id: i64, message: &
                 mime,
                 filename: media.filename.or_else(|| last_segment(&path)),
             };
-            route(ctx, bot, user_id, &chat, update_id, author, media.content, vec![attachment]).await
+            route(ctx, bot, user_id, &chat, update_id, author, media.content, vec![attachment], bound).await
         }
     }
 }
@@ -295,8 +329,9 @@ struct Bound {
     status: String,
 }
 
-/// Through the chat's binding, else to the orchestrator; the prompt carries the update id, so a
-/// redelivery that slipped past the delivery log still stores it once.
+/// Through the chat's binding (looked up with the delivery record), else to the orchestrator;
+/// the prompt carries the update id, so a redelivery that slipped past the delivery log still
+/// stores it once.
 #[allow(clippy::too_many_arguments)]
 async fn route(
     ctx: &Ctx,
@@ -307,18 +342,9 @@ async fn route(
     author: Option<String>,
     content: String,
     attachments: Vec<Attachment>,
+    bound: Option<Bound>,
 ) -> ApiResult<()> {
     let db = ctx.db()?;
-    let key = scope_key(user_id, ChannelType::Telegram, chat);
-    let bound: Option<Bound> = crate::q!(
-        &db,
-        "SELECT b.session_id, b.queue_mode, b.collect_debounce_ms, s.status FROM channel_bindings b
-           JOIN sessions s ON s.id = b.session_id WHERE b.scope_key = ?1 AND b.user_id = ?2",
-        &key,
-        &user_id
-    )?
-    .first(None)
-    .await?;
     let mut req = PromptRequest {
         content,
         attachments,
