@@ -168,7 +168,13 @@ async function main() {
     await call('PUT', `${base}/api/me/github-token`, { token, body: { token: GH_TOKEN } });
     await call('POST', `${base}/api/integrations`, { token, body: { service: 'github', credentials: { access_token: GH_TOKEN }, config: { syncFrequency: 'manual' } } });
     const session = (await call('POST', `${base}/api/sessions`, { token, body: { workspace: 'bench', repoUrl: 'bench/app', branch: 'main' } })).body.session;
-    await call('POST', `${base}/api/me/telegram`, { token, body: { botToken: BOT } });
+    const tgSetup = await call('POST', `${base}/api/me/telegram`, { token, body: { botToken: BOT } });
+    const me = (await call('GET', `${base}/api/me`, { token })).body.user.id;
+    // Pair the bench's Telegram user (id 1) with the bot.
+    await call('POST', `${base}/telegram/webhook/${me}`, {
+      body: { update_id: 0, message: { message_id: 0, date: 1, chat: { id: 777, type: 'private' }, from: { id: 1, first_name: 'B' }, text: `/start ${tgSetup.body.pairingCode}` } },
+      headers: { 'x-telegram-bot-api-secret-token': tg.webhooks.get(BOT)?.secret_token },
+    });
     await call('POST', `${base}/api/channels/bindings`, { token, body: { sessionId: session.id, channelType: 'telegram', channelId: '777' } });
     const secret = tg.webhooks.get(BOT)?.secret_token;
 

@@ -242,7 +242,11 @@ const paths = {
       tags: ['telegram'], summary: 'Set up the caller\'s Telegram bot (getMe, authenticated webhook, commands)',
       requestBody: body(obj({ botToken: str({ description: '123456789:AA… from @BotFather' }) }, ['botToken'])),
       responses: {
-        200: json(obj({ config: ref('TelegramConfig'), webhookUrl: str() }, ['config', 'webhookUrl'])),
+        200: json(obj({
+          config: ref('TelegramConfig'), webhookUrl: str(),
+          pairingCode: str({ description: 'until paired: send "/start <code>" to the bot from your Telegram account (shown once)' }),
+          pairingLink: str({ description: 'https://t.me/<bot>?start=<code>' }),
+        }, ['config', 'webhookUrl'])),
         400: err('Malformed token (`VALIDATION_ERROR`) or rejected by Telegram (`INVALID_BOT_TOKEN`)'),
         502: err('Telegram refused the webhook (`UPSTREAM_ERROR`); nothing new is saved and a previous setup is marked inactive'),
         ...errors(503),
@@ -508,8 +512,8 @@ const doc = {
       Persona: obj({ id: str(), name: str(), slug: str(), description: {}, visibility: { enum: ['private', 'shared'] }, createdAt: time }, ['id', 'name', 'slug', 'visibility', 'createdAt']),
       TelegramConfig: obj({
         id: str(), userId: str(), botUsername: str(), botInfo: str({ description: 'JSON of getMe' }),
-        webhookActive: { type: 'boolean' }, createdAt: time, updatedAt: time,
-      }, ['id', 'userId', 'botUsername', 'botInfo', 'webhookActive', 'createdAt', 'updatedAt']),
+        webhookActive: { type: 'boolean' }, paired: { type: 'boolean', description: 'the bot answers only its paired owner' }, createdAt: time, updatedAt: time,
+      }, ['id', 'userId', 'botUsername', 'botInfo', 'webhookActive', 'paired', 'createdAt', 'updatedAt']),
       IntegrationConfig: obj({ syncFrequency: { enum: ['realtime', 'hourly', 'daily', 'manual'] }, entities: { type: 'array', items: str() }, filters: { type: 'object' } }),
       Integration: { type: 'object', properties: {
         id: str(), service: str(), status: { enum: ['pending', 'active', 'error', 'disconnected'] }, scope: { enum: ['user', 'org'] },

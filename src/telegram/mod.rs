@@ -35,6 +35,10 @@ pub struct ConfigRow {
     pub bot_id: Option<String>,
     pub webhook_active: i64,
     pub webhook_secret_hash: Option<String>,
+    #[serde(default)]
+    pub owner_telegram_id: Option<String>,
+    #[serde(default)]
+    pub pairing_code_hash: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -43,7 +47,7 @@ impl ConfigRow {
     fn view(&self) -> Value {
         json!({
             "id": self.id, "userId": self.user_id, "botUsername": self.bot_username, "botInfo": self.bot_info,
-            "webhookActive": self.webhook_active != 0,
+            "webhookActive": self.webhook_active != 0, "paired": self.owner_telegram_id.is_some(),
             "createdAt": normalize(&self.created_at), "updatedAt": normalize(&self.updated_at),
         })
     }
@@ -124,14 +128,19 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
         return Err(ApiError::upstream(format!("Telegram refused the webhook: {}", e.description)));
     }
     let sealed = keys.seal_str(&Aad { purpose: PURPOSE, owner: &caller.id }, &token);
+    let pairing = random_token::<6>();
+    // The same bot keeps its paired owner; a different bot must be paired again.
     crate::q!(
         &db,
         "INSERT INTO user_telegram_config (id, user_id, bot_token_encrypted, bot_username, bot_info, bot_id, webhook_url,
-           webhook_active, webhook_secret_hash, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?9)
+           webhook_active, webhook_secret_hash, pairing_code_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?10, ?9, ?9)
          ON CONFLICT(user_id) DO UPDATE SET bot_token_encrypted = excluded.bot_token_encrypted, bot_username = excluded.bot_username,
            bot_info = excluded.bot_info, bot_id = excluded.bot_id, webhook_url = excluded.webhook_url, webhook_active = 1,
-           webhook_secret_hash = excluded.webhook_secret_hash, updated_at = excluded.updated_at",
+           webhook_secret_hash = excluded.webhook_secret_hash, updated_at = excluded.updated_at,
+           owner_telegram_id = CASE WHEN user_telegram_config.bot_id IS excluded.bot_id THEN user_telegram_config.owner_telegram_id END,
+           pairing_code_hash = CASE WHEN user_telegram_config.bot_id IS excluded.bot_id AND user_telegram_config.owner_telegram_id IS NOT NULL
+                                    THEN NULL ELSE excluded.pairing_code_hash END",
         &uuid::Uuid::new_v4().to_string(),
         &caller.id,
         &sealed,
@@ -140,7 +149,8 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
         &bot_id,
         &webhook_url,
         &sha256_hex(secret.as_bytes()),
-        &now
+        &now,
+        &sha256_hex(pairing.as_bytes())
     )?
     .run()
     .await?;
@@ -148,7 +158,13 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
         log_error(&format!("telegram setup: {e}"));
     }
     let row = load_config(&db, &caller.id).await?.ok_or_else(|| ApiError::internal("telegram config vanished"))?;
-    Reply::ok(&json!({ "config": row.view(), "webhookUrl": webhook_url }))
+    let mut body = json!({ "config": row.view(), "webhookUrl": webhook_url });
+    if row.owner_telegram_id.is_none() {
+        // Shown once: the owner sends it to the bot (the link opens the chat with it).
+        body["pairingCode"] = json!(pairing);
+        body["pairingLink"] = json!(format!("https://t.me/{}?start={pairing}", row.bot_username));
+    }
+    Reply::ok(&body)
 }
 
 /// `GET /api/me/telegram` → `{config}` (null when not set up; never the token).

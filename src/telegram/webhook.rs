@@ -238,6 +238,9 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         None => None,
     };
     let bot = bot_for(&ctx.env, &db, &config).await?;
+    if !owner_may_talk(ctx, &bot, &config, message).await? {
+        return Reply::ok(&json!({ "ok": true }));
+    }
     if let Err(e) = process(ctx, &bot, &user_id, update_id, message, bound).await {
         // Let Telegram deliver it again: forget the update and fail.
         if let Ok(stmt) = crate::q!(
@@ -251,6 +254,54 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         return Err(e);
     }
     Reply::ok(&json!({ "ok": true }))
+}
+
+const PRIVATE: &str =
+    "This bot is private. If it is yours, send /start followed by the pairing code shown when you connected it.";
+
+/// A personal bot answers only its owner. Until paired, `/start <pairing code>` (shown once at
+/// setup) claims it; anyone else gets a short refusal and nothing reaches a session.
+async fn owner_may_talk(ctx: &Ctx, bot: &Bot, config: &super::ConfigRow, message: &Value) -> ApiResult<bool> {
+    let chat = message["chat"]["id"].as_i64().map(|c| c.to_string()).unwrap_or_default();
+    let Some(from) = message["from"]["id"].as_i64().map(|i| i.to_string()) else { return Ok(false) };
+    match &config.owner_telegram_id {
+        Some(owner) if *owner == from => Ok(true),
+        Some(_) => {
+            say(bot, &chat, PRIVATE).await;
+            Ok(false)
+        }
+        None => {
+            let code =
+                message["text"].as_str().and_then(|t| t.strip_prefix("/start")).map(|rest| rest.trim()).unwrap_or("");
+            let matches = !code.is_empty()
+                && config
+                    .pairing_code_hash
+                    .as_deref()
+                    .is_some_and(|h| constant_time_eq(sha256_hex(code.as_bytes()).as_bytes(), h.as_bytes()));
+            if !matches {
+                say(bot, &chat, PRIVATE).await;
+                return Ok(false);
+            }
+            let db = ctx.db()?;
+            crate::q!(
+                &db,
+                "UPDATE user_telegram_config SET owner_telegram_id = ?1, pairing_code_hash = NULL, updated_at = ?2
+                  WHERE user_id = ?3 AND owner_telegram_id IS NULL",
+                &from,
+                &iso(ctx.now),
+                &config.user_id
+            )?
+            .run()
+            .await?;
+            say(
+                bot,
+                &chat,
+                "Paired! This bot now answers only you. Send me a message and it will be routed to your orchestrator.",
+            )
+            .await;
+            Ok(false)
+        }
+    }
 }
 
 async fn say(bot: &Bot, chat: &str, text: &str) {

@@ -43,7 +43,12 @@ test('reliability', async (t) => {
   const prompt = (await as(owner, 'GET', `/api/sessions/${session.id}/queue`)).body.prompts[0];
   const repo = (await as(admin, 'POST', '/api/admin/repos', { fullName: 'org/matrix' })).body;
   const persona = (await as(admin, 'POST', '/api/admin/personas', { name: 'Matrix' })).body;
-  await as(owner, 'POST', '/api/me/telegram', { botToken: BOT });
+  const tgSetup = await as(owner, 'POST', '/api/me/telegram', { botToken: BOT });
+  svc.shownOnce(tgSetup.body.pairingCode, 2); // the code and the t.me link
+  await svc.request('POST', `/telegram/webhook/${owner.userId}`, {
+    body: { update_id: 1, message: { message_id: 1, date: 1, chat: { id: 4242, type: 'private' }, from: { id: 1, first_name: 'S' }, text: `/start ${tgSetup.body.pairingCode}` } },
+    headers: { 'x-telegram-bot-api-secret-token': tg.webhooks.get(BOT).secret_token },
+  });
   assert.ok(session && child && binding && integ && sync.syncId && prompt && repo.id && persona.id);
 
   const doc = (await svc.request('GET', '/openapi.json')).body;

@@ -22,12 +22,13 @@ test('Telegram bot', async (t) => {
   let db = await svc.db();
   let updateId = 1000;
   const secretOf = (token) => tg.webhooks.get(token)?.secret_token;
-  const deliver = (user, message, { secret = secretOf(BOT), id = ++updateId } = {}) =>
+  const deliver = (user, message, { secret = secretOf(BOT), id = ++updateId, from = 77 } = {}) =>
     svc.request('POST', `/telegram/webhook/${user.userId}`, {
-      body: { update_id: id, message: { message_id: id, date: 1, chat: { id: Number(CHAT), type: 'private' }, from: { id: 77, first_name: 'Tele', last_name: 'Gram' }, ...message } },
+      body: { update_id: id, message: { message_id: id, date: 1, chat: { id: Number(CHAT), type: 'private' }, from: { id: from, first_name: 'Tele', last_name: 'Gram' }, ...message } },
       headers: secret ? { 'x-telegram-bot-api-secret-token': secret } : {},
     });
   const lastReply = () => tg.messagesTo(CHAT).at(-1)?.text;
+  let pairingCode;
   const messagesOf = async (user, sessionId) => (await svc.request('GET', `/api/sessions/${sessionId}/messages`, { token: user.token })).body.messages;
 
   await t.test('setup validates the token, registers an authenticated webhook and the commands', async () => {
@@ -42,6 +43,11 @@ test('Telegram bot', async (t) => {
     assert.equal(r.body.webhookUrl, `https://svc.example.com/telegram/webhook/${alice.userId}`);
     assert.deepEqual([r.body.config.userId, r.body.config.botUsername, r.body.config.webhookActive], [alice.userId, 'agent_bot', true]);
     assert.equal(JSON.parse(r.body.config.botInfo).id, 123456789);
+    assert.equal(r.body.config.paired, false);
+    pairingCode = r.body.pairingCode;
+    assert.match(pairingCode, /^[A-Za-z0-9_-]{8}$/);
+    svc.shownOnce(pairingCode, 2); // the code and the t.me link
+    assert.equal(r.body.pairingLink, `https://t.me/agent_bot?start=${pairingCode}`);
     const hook = tg.webhooks.get(BOT);
     assert.equal(hook.url, r.body.webhookUrl);
     assert.match(hook.secret_token, /^[A-Za-z0-9_-]{32,256}$/);
@@ -76,6 +82,26 @@ test('Telegram bot', async (t) => {
     const junk = await svc.request('POST', `/telegram/webhook/${alice.userId}`, { raw: '{oops', headers: { 'x-telegram-bot-api-secret-token': secretOf(BOT) } });
     assert.equal(junk.status, 400);
     assert.equal((await deliver(bob, { text: 'hi' })).status, 404);
+  });
+
+  await t.test('the bot answers only its paired owner', async () => {
+    await deliver(alice, { text: 'hello?' });
+    assert.match(lastReply(), /^This bot is private/);
+    await deliver(alice, { text: '/start not-the-code' });
+    assert.match(lastReply(), /^This bot is private/);
+    await deliver(alice, { text: `/start ${pairingCode}` });
+    assert.match(lastReply(), /^Paired!/);
+    assert.equal((await svc.request('GET', '/api/me/telegram', { token: alice.token })).body.config.paired, true);
+    // The code is spent, and strangers are refused from now on.
+    await deliver(alice, { text: `/start ${pairingCode}` }, { from: 999 });
+    assert.match(lastReply(), /^This bot is private/);
+    await svc.request('POST', '/api/me/orchestrator', { token: alice.token });
+    const orchestrator = (await svc.request('POST', '/api/me/orchestrator', { token: alice.token })).body.session;
+    await deliver(alice, { text: 'let me in' }, { from: 999 });
+    assert.match(lastReply(), /^This bot is private/);
+    assert.deepEqual(await messagesOf(alice, orchestrator.id), []);
+    // (Back to no orchestrator for the next test.)
+    await db.prepare("UPDATE sessions SET status = 'terminated' WHERE id = ?").bind(orchestrator.id).run();
   });
 
   await t.test('without an orchestrator the chat is told so', async () => {

@@ -135,16 +135,17 @@ export class Service {
     return { status: res.status, headers: res.headers, body: parsed, text };
   }
 
-  /** A secret that is shown exactly once by design (e.g. a new API token in its create response). */
-  shownOnce(secret) {
+  /** A secret shown once by design (e.g. a new API token in its create response), appearing
+   * `times` times in that one response. */
+  shownOnce(secret, times = 1) {
     knownSecrets.add(secret);
-    (this.once ??= new Set()).add(secret);
+    (this.once ??= new Map()).set(secret, times);
   }
 
   /** Secrets that appeared in a response body or in workerd's output (beyond their one showing). */
   leakedSecrets() {
     const all = this.logs.join('\n');
-    return [...knownSecrets].filter((s) => all.split(s).length - 1 > (this.once?.has(s) ? 1 : 0));
+    return [...knownSecrets].filter((s) => all.split(s).length - 1 > (this.once?.get(s) ?? 0));
   }
 }
 
