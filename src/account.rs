@@ -105,7 +105,7 @@ pub async fn create_token(ctx: &Ctx) -> ApiResult<Reply> {
     )?
     .run()
     .await?;
-    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&result)? == 0 {
         return Err(ApiError::conflict(
             "TOO_MANY_TOKENS",
             format!("A user may hold at most {MAX_ACTIVE_TOKENS} active API tokens; revoke one first"),
@@ -133,7 +133,7 @@ pub async fn revoke_token(ctx: &Ctx) -> ApiResult<Reply> {
     )?
     .run()
     .await?;
-    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&result)? == 0 {
         return Err(ApiError::not_found(format!("API token with id '{id}' not found")));
     }
     Reply::ok(&success())

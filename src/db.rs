@@ -56,6 +56,11 @@ impl<T: Bind> Bind for Option<T> {
     }
 }
 
+/// How many rows a `run()` changed (0 when D1 reports no metadata).
+pub fn changes(result: &worker::d1::D1Result) -> worker::Result<usize> {
+    Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0))
+}
+
 /// Prepares `sql` with its arguments bound in order.
 pub fn prepare(db: &D1Database, sql: &str, args: &[JsValue]) -> worker::Result<D1PreparedStatement> {
     db.prepare(sql).bind(args)

@@ -95,7 +95,8 @@ impl Call {
 
     /// Sends the request; a slow upstream is abandoned after the timeout.
     pub async fn send(self) -> Result<Upstream, OutboundError> {
-        let net = |e: worker::Error| OutboundError::Network(e.to_string());
+        // Runtime fetch errors can quote the URL, and Telegram URLs embed the bot token.
+        let net = |e: worker::Error| OutboundError::Network(redact(&e.to_string(), &self.url));
         let headers = Headers::new();
         for (k, v) in &self.headers {
             headers.set(k, v).map_err(net)?;
@@ -125,6 +126,16 @@ impl Call {
     }
 }
 
+/// Removes the URL (and its path, which may carry a token) from an error message.
+pub fn redact(message: &str, url: &str) -> String {
+    let path = url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("");
+    let mut m = message.replace(url, "<url>");
+    if path.len() > 1 {
+        m = m.replace(path, "<path>");
+    }
+    m
+}
+
 /// Percent-encodes one URL path segment (`/`, `?`, `#`, spaces … are escaped).
 pub fn segment(s: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -134,7 +145,15 @@ pub fn segment(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::segment;
+    use super::{redact, segment};
+
+    #[test]
+    fn errors_never_quote_urls() {
+        let url = "https://api.telegram.org/bot123:SECRET/getMe";
+        assert_eq!(redact(&format!("Fetch API cannot load: {url}"), url), "Fetch API cannot load: <url>");
+        assert_eq!(redact("failed GET /bot123:SECRET/getMe", url), "failed GET <path>");
+        assert_eq!(redact("connection refused", url), "connection refused");
+    }
 
     #[test]
     fn segments_are_encoded() {

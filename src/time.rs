@@ -53,11 +53,6 @@ pub fn iso(ms: Millis) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
-/// The current instant as ISO text.
-pub fn now_iso() -> String {
-    iso(now_ms())
-}
-
 fn digits(s: &[u8]) -> Option<i64> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;

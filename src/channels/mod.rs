@@ -121,7 +121,7 @@ pub async fn create_binding(ctx: &Ctx) -> ApiResult<Reply> {
     )?
     .run()
     .await?;
-    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&result)? == 0 {
         return Err(ApiError::conflict(
             "BINDING_EXISTS",
             "This channel is already bound; update or delete that binding instead",

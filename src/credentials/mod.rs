@@ -67,12 +67,6 @@ impl ApiKeys {
         Ok(resp.credentials)
     }
 
-    pub async fn rotate(&self, service: &str, new_credentials: BTreeMap<String, String>) -> ApiResult<Meta> {
-        let req = RotateRequest { user_id: self.user_id.clone(), service: service.into(), new_credentials };
-        let resp: StoreResponse = self.call(ROTATE, &req).await?;
-        Ok(resp.credential)
-    }
-
     /// Removes a credential; says whether one existed.
     pub async fn revoke(&self, service: &str) -> ApiResult<bool> {
         let resp: RevokeResponse =

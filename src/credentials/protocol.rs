@@ -64,9 +64,3 @@ pub struct RevokeResponse {
     /// Whether a credential existed (revoking an absent one still succeeds).
     pub existed: bool,
 }
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
-    pub code: String,
-}

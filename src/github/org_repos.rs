@@ -112,7 +112,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     )?
     .run()
     .await?;
-    if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&r)? == 0 {
         return Err(ApiError::conflict(
             "ORG_REPO_EXISTS",
             format!("{} is already an org repository", repo.full_name()),
@@ -212,7 +212,7 @@ pub async fn clear_persona(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let repo = find(&db, ctx.params.get("id")).await?;
     let r = crate::q!(&db, "DELETE FROM org_repo_persona_defaults WHERE org_repo_id = ?1", &repo.id)?.run().await?;
-    if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&r)? == 0 {
         return Err(ApiError::not_found("No persona default is set"));
     }
     Reply::ok(&json!({ "ok": true }))
@@ -290,7 +290,7 @@ pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
     )?
     .run()
     .await?;
-    if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&r)? == 0 {
         return Err(ApiError::conflict("PERSONA_EXISTS", format!("A persona with slug '{slug}' exists")));
     }
     let row: Option<PersonaRow> = crate::q!(
@@ -307,7 +307,7 @@ pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn delete_persona(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let r = crate::q!(&db, "DELETE FROM agent_personas WHERE id = ?1", &ctx.params.get("id"))?.run().await?;
-    if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&r)? == 0 {
         return Err(ApiError::new(404, "PERSONA_NOT_FOUND", "Persona not found"));
     }
     Reply::ok(&json!({ "ok": true }))

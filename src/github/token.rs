@@ -133,7 +133,7 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let r = crate::q!(&db, "DELETE FROM oauth_tokens WHERE user_id = ?1 AND provider = 'github'", &caller.id)?
         .run()
         .await?;
-    if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&r)? == 0 {
         return Err(ApiError::not_found("No GitHub token is stored"));
     }
     Reply::ok(&json!({ "connected": false }))

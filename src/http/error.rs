@@ -109,6 +109,16 @@ impl ApiError {
         e
     }
 
+    /// The `field` of each validation detail (tests read them).
+    #[cfg(test)]
+    pub fn fields(&self) -> Vec<String> {
+        self.details
+            .as_ref()
+            .and_then(|d| d.as_array())
+            .map(|a| a.iter().filter_map(|d| d["field"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
     /// The JSON body. A 500 carries the request id so an operator can find the log line.
     pub fn body(&self, request_id: &str) -> Value {
         if self.status == 500 {

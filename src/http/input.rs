@@ -293,15 +293,7 @@ mod tests {
         let _ = input.opt_str_list("scopes", 10, 10);
         let _ = input.str("missing", 1, 5);
         let err = input.finish().unwrap_err();
-        let fields: Vec<_> = err
-            .details
-            .clone()
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["field"].as_str().unwrap().to_string())
-            .collect();
+        let fields = err.fields();
         assert_eq!(fields, ["name", "expiresAt", "scopes[0]", "missing"]);
     }
 

@@ -307,7 +307,7 @@ pub async fn start(
     )?
     .run()
     .await?;
-    if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&r)? == 0 {
         return Err(ApiError::conflict("SYNC_IN_PROGRESS", "A sync of this integration is already running"));
     }
     Ok(id)

@@ -196,7 +196,7 @@ async fn connect(
          ON CONFLICT DO NOTHING"
     };
     let r = crate::q!(&db, sql, &id, &caller.id, &service, &config.to_string(), &now)?.run().await?;
-    if r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if crate::db::changes(&r)? == 0 {
         return Err(ApiError::conflict(
             "INTEGRATION_ALREADY_EXISTS",
             format!("Integration for {service} already exists"),

@@ -256,15 +256,7 @@ mod tests {
         let mut input = Input::parse(b"{}").unwrap();
         parse_api_attachments(&mut input, "attachments", &items);
         let err = input.finish().unwrap_err();
-        let fields: Vec<String> = err
-            .details
-            .clone()
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["field"].as_str().unwrap().into())
-            .collect();
+        let fields = err.fields();
         assert_eq!(fields, ["attachments[0]", "attachments[1]", "attachments[2]"]);
         let mut input = Input::parse(b"{}").unwrap();
         parse_api_attachments(&mut input, "attachments", &vec![json!({}); 9]);

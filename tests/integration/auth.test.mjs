@@ -130,6 +130,27 @@ test('authentication', async (t) => {
     assert.equal(bad.stdout, '');
   });
 
+  await t.test('the daily cron purges what can no longer authenticate, and keeps the rest', async () => {
+    const old = '2000-01-01T00:00:00.000Z';
+    const recent = iso(-24 * 3600_000);
+    await db.batch([
+      db.prepare('INSERT INTO auth_sessions (id, user_id, token_hash, provider, expires_at) VALUES (?, ?, ?, ?, ?)').bind('purge-session', member.userId, sha('p1'), 'github', old),
+      db.prepare('INSERT INTO api_tokens (id, user_id, name, token_hash, revoked_at) VALUES (?, ?, ?, ?, ?)').bind('purge-token', member.userId, 'old', sha('p2'), old),
+      db.prepare('INSERT INTO api_tokens (id, user_id, name, token_hash, revoked_at) VALUES (?, ?, ?, ?, ?)').bind('keep-token', member.userId, 'recent', sha('p3'), recent),
+      db.prepare("INSERT INTO oauth_states (state_hash, purpose, redirect_uri, expires_at) VALUES ('purge-state', 'login:github', 'x', ?)").bind(old),
+      db.prepare("INSERT INTO webhook_deliveries (provider, delivery_id, received_at) VALUES ('github', 'purge-delivery', ?)").bind(old),
+      db.prepare("INSERT INTO webhook_deliveries (provider, delivery_id, received_at) VALUES ('github', 'keep-delivery', ?)").bind(recent),
+    ]);
+    await (await svc.mf.getWorker()).scheduled({ cron: '0 3 * * *' });
+    const left = async (sql) => (await db.prepare(sql).all()).results.map((r) => r.id);
+    assert.deepEqual(await left("SELECT id FROM auth_sessions WHERE id = 'purge-session'"), []);
+    assert.deepEqual(await left("SELECT id FROM api_tokens WHERE id IN ('purge-token', 'keep-token')"), ['keep-token']);
+    assert.deepEqual(await left("SELECT state_hash AS id FROM oauth_states WHERE state_hash = 'purge-state'"), []);
+    assert.deepEqual(await left("SELECT delivery_id AS id FROM webhook_deliveries WHERE delivery_id IN ('purge-delivery', 'keep-delivery')"), ['keep-delivery']);
+    // Live credentials are untouched.
+    assert.equal((await svc.request('GET', '/api/me', { token: member.token })).status, 200);
+  });
+
   await t.test('no secret in any response or log line', () => {
     assert.deepEqual(svc.leakedSecrets(), []);
   });
