@@ -5,7 +5,9 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, cargoBin, bin, run, log, exists, toolEnv } from './lib.mjs';
 
-const output = join(root, 'build', 'index_bg.wasm');
+/** `build/` is what deploys; `build-test/` carries the test-only fault switches (the
+ * `fault-injection` feature) that the integration tests use. */
+export const outDir = (test) => join(root, test ? 'build-test' : 'build');
 
 function newestSource() {
   let newest = 0;
@@ -23,25 +25,27 @@ function newestSource() {
   return newest;
 }
 
-export function upToDate() {
-  return exists(output) && exists(join(root, 'build', 'index.js')) && statSync(output).mtimeMs >= newestSource();
+export function upToDate(test = false) {
+  const wasm = join(outDir(test), 'index_bg.wasm');
+  return exists(wasm) && exists(join(outDir(test), 'index.js')) && statSync(wasm).mtimeMs >= newestSource();
 }
 
-export function build({ ifNeeded = false } = {}) {
-  if (ifNeeded && upToDate()) {
-    log('worker build is up to date');
+export function build({ ifNeeded = false, test = false } = {}) {
+  if (ifNeeded && upToDate(test)) {
+    log(`worker build${test ? ' (test)' : ''} is up to date`);
     return;
   }
-  log('building the worker (worker-build --release)');
+  log(`building the worker${test ? ' with test fault switches' : ''} (worker-build --release)`);
   const t0 = Date.now();
   const env = exists(join(root, '.use-debian-rust'))
     ? toolEnv({ PATH: `/usr/bin:${toolEnv().PATH}` })
     : toolEnv();
-  run(join(cargoBin, 'worker-build'), ['--release'], { env });
+  const dir = test ? 'build-test' : 'build';
+  run(join(cargoBin, 'worker-build'), ['--release', '--out-dir', dir, ...(test ? [root, '--features', 'fault-injection'] : [])], { env });
   // Drop the function-name section (about 250 KB) that wasm-bindgen keeps: Workers never
   // needs it, and every byte is upload size. (Cargo's `strip = true` would also remove the
   // target_features section wasm-bindgen needs, cloudflare/workers-rs#1014.)
-  const wasm = join(root, 'build', 'index_bg.wasm');
+  const wasm = join(outDir(test), 'index_bg.wasm');
   run(bin('wasm-opt'), [wasm, '--strip-debug', '--strip-producers', '-o', wasm], { env });
   log(`worker built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

@@ -60,6 +60,13 @@ const pageQuery = [
 const ghErrors = { ...errors(400, 502), 429: err('GitHub rate limit (`RATE_LIMITED`, `details.retryAfter` seconds, `Retry-After` header)') };
 const ghPaged = (key, item) => json(obj({ [key]: { type: 'array', items: item }, page: { type: 'integer' }, perPage: { type: 'integer' }, hasMore: { type: 'boolean' }, nextPage: { type: 'integer' } }, [key, 'page', 'perPage', 'hasMore']));
 const ok = json(obj({ ok: { const: true } }, ['ok']));
+const actionErrors = {
+  ...errors(400, 404, 502),
+  404: err('Integration not found (`NOT_FOUND`), unknown action (`ACTION_NOT_FOUND`) or upstream entity not found'),
+  409: err('Integration not active (`INTEGRATION_NOT_ACTIVE`) or its credentials were refused (`RECONNECT_REQUIRED`; the integration goes to `error`)'),
+  429: err('Upstream rate limit (`RATE_LIMITED`, `details.retryAfter` seconds, `Retry-After` header)'),
+  502: err('Upstream failure (`UPSTREAM_ERROR`, the upstream status in `details.status`)'),
+};
 const orgRepoBody = (required) => obj({
   ...(required ? { fullName: str({ pattern: '^[^/]+/[^/]+$' }) } : {}),
   description: str({ maxLength: 1000 }), language: str({ maxLength: 50 }), defaultBranch: str(),
@@ -173,7 +180,7 @@ const paths = {
     }),
   },
   '/api/integrations/available': {
-    get: user({ tags: ['integrations'], summary: 'Registered services and their entity types', responses: { 200: json(obj({ services: { type: 'array', items: obj({ service: str(), supportedEntities: { type: 'array', items: str() }, oauth: { type: 'boolean' } }) } }, ['services'])) } }),
+    get: user({ tags: ['integrations'], summary: 'Registered services: their entity types, action names and whether they connect through OAuth', responses: { 200: json(obj({ services: { type: 'array', items: obj({ service: str(), supportedEntities: { type: 'array', items: str() }, actions: { type: 'array', items: str() }, oauth: { type: 'boolean' } }, ['service', 'supportedEntities', 'actions', 'oauth']) } }, ['services'])) } }),
   },
   '/api/integrations/{id}': {
     parameters: [pathParam('id', 'Integration id')],
@@ -188,7 +195,7 @@ const paths = {
   '/api/integrations/{id}/sync': {
     parameters: [pathParam('id', 'Integration id')],
     post: user({
-      tags: ['integrations'], summary: 'Start a sync in the background (empty or missing entities = all)',
+      tags: ['integrations'], summary: 'Queue a sync (empty or missing entities = all); it runs in queue consumers, slice by slice',
       requestBody: body(obj({ entities: { type: 'array', items: str() }, fullSync: { type: 'boolean' } }), false),
       responses: { 202: json(obj({ syncId: str(), status: { const: 'started' } }, ['syncId', 'status']), 'Started'), 409: err('`SYNC_IN_PROGRESS`'), ...errors(400, 404) },
     }),
@@ -210,7 +217,7 @@ const paths = {
     post: user({
       tags: ['integrations'], summary: 'Fetch one entity live (repositories: owner/repo; issues, pull_requests: owner/repo#n) and store it',
       requestBody: body(obj({ entityType: { enum: ['repositories', 'issues', 'pull_requests'] }, externalId: str() }, ['entityType', 'externalId'])),
-      responses: { 200: json(obj({ entity: { type: 'object' } }, ['entity'])), ...errors(400, 404, 429, 502) },
+      responses: { 200: json(obj({ entity: { type: 'object' } }, ['entity'])), ...actionErrors },
     }),
   },
   '/api/integrations/{id}/push': {
@@ -218,7 +225,23 @@ const paths = {
     post: user({
       tags: ['integrations'], summary: 'Create an issue ({repository, title, body?}) or a comment ({repository, number, body}) on GitHub',
       requestBody: body(obj({ entityType: { enum: ['issues', 'comments'] }, data: { type: 'object' } }, ['entityType', 'data'])),
-      responses: { 201: json(obj({ result: { type: 'object' } }, ['result']), 'Created'), ...errors(400, 404, 429, 502) },
+      responses: { 201: json(obj({ result: { type: 'object' } }, ['result']), 'Created'), ...actionErrors },
+    }),
+  },
+  '/api/integrations/{id}/actions': {
+    parameters: [pathParam('id', 'Integration id')],
+    get: user({
+      tags: ['integrations'], summary: 'What an agent can do through this integration: each action with the JSON Schema (draft 2020-12) of its parameters',
+      responses: { 200: json(obj({ actions: { type: 'array', items: obj({ name: str(), description: str(), params: { type: 'object' } }, ['name', 'description', 'params']) } }, ['actions'])), ...errors(404) },
+    }),
+  },
+  '/api/integrations/{id}/actions/{name}': {
+    parameters: [pathParam('id', 'Integration id'), pathParam('name', 'Action name')],
+    post: user({
+      tags: ['integrations'], summary: 'Run an action; the body is its parameters, validated against its schema',
+      description: 'Write actions on an org-scope integration are for its owner only (others get 404). The touched entities are stored as a sync would.',
+      requestBody: body({ type: 'object' }, false),
+      responses: { 200: json(obj({ result: {} }, ['result'])), ...actionErrors },
     }),
   },
   '/api/integrations/{service}/oauth': {
@@ -524,6 +547,8 @@ const doc = {
         id: str(), integrationId: str(), status: { enum: ['pending', 'running', 'completed', 'failed'] }, fullSync: { type: 'boolean' },
         progress: { type: 'integer' }, currentEntity: { type: ['string', 'null'] }, requestsMade: { type: 'integer' }, invocations: { type: 'integer' },
         resumeAt: { type: ['string', 'null'] }, startedAt: time, completedAt: { type: ['string', 'null'] },
+        notes: { type: 'array', items: str(), description: 'e.g. an incremental checkpoint the provider no longer knew, and the full pass that followed' },
+        lastError: { type: ['string', 'null'], description: 'the last transient failure (the run is retried with backoff)' },
         result: obj({ success: { type: 'boolean' }, recordsSynced: { type: 'integer' }, errors: { type: 'array' }, completedAt: time }),
       }, required: ['id', 'integrationId', 'status', 'progress', 'startedAt'] },
       ApiToken: obj({ id: str(), name: str(), prefix: str(), createdAt: time, lastUsedAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'createdAt']),

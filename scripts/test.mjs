@@ -20,7 +20,7 @@ step('openapi.json up to date', () => run('node', ['scripts/openapi.mjs', '--che
 step('cargo fmt --check', () => run('cargo', ['fmt', '--check']));
 step('cargo clippy', () => run('cargo', ['clippy', '--all-targets', '--quiet', '--', '-D', 'warnings']));
 step('native unit tests (cargo test)', () => run('cargo', ['test', '--lib', '--quiet']));
-step('build the worker', () => build({ ifNeeded: true }));
+step('build the worker (test variant)', () => build({ ifNeeded: true, test: true }));
 
 const dir = join(root, 'tests', 'integration');
 const only = process.argv.slice(2);

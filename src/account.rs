@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::app::Ctx;
 use crate::auth::mint_api_token;
 use crate::http::input::Input;
 use crate::http::page::{page_body, Keyed, PageQuery};
+use crate::http::Ctx;
 use crate::http::{success, ApiError, ApiResult, Reply};
 use crate::time::{iso, normalize};
 

@@ -11,7 +11,7 @@ use worker::{
 };
 
 use crate::credentials::protocol::*;
-use crate::credentials::vault::{valid_service, Record, Vault, VaultError, VaultRows};
+use crate::credentials::vault::{valid_key, Record, Vault, VaultError, VaultRows};
 use crate::crypto::CryptoError;
 use crate::time::{now_ms, parse_iso};
 
@@ -137,7 +137,7 @@ fn check_ids(user_id: &str, service: Option<&str>) -> Option<&'static str> {
         return Some("userId is required");
     }
     match service {
-        Some(s) if !valid_service(s) => Some("service must match [a-z0-9][a-z0-9_.-]{0,63}"),
+        Some(s) if !valid_key(s) => Some("service must match [a-z0-9][a-z0-9_.-]{0,63}"),
         _ => None,
     }
 }

@@ -5,52 +5,14 @@ use std::rc::Rc;
 
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
-use worker::d1::D1Database;
 use worker::{Context, Env, Headers, Request, Response};
 
-use crate::auth::{self, Caller, Role};
+use crate::auth::{self, Role};
 use crate::http::input::Query;
-use crate::http::router::{self, Access, Match, Params, Route};
-use crate::http::{self as h, ApiError, ApiResult, Reply, ReplyBody};
-use crate::time::{now_ms, Millis};
+use crate::http::router::{self, Access, Match, Route};
+use crate::http::{self as h, ApiError, ApiResult, Ctx, Reply, ReplyBody};
+use crate::time::now_ms;
 use crate::{account, channels, config, credentials, github, integrations, sessions, telegram};
-
-/// Everything a handler gets: the parsed request and the caller.
-pub struct Ctx {
-    pub env: Env,
-    pub request_id: String,
-    /// The request's own origin (`scheme://host[:port]`).
-    pub origin: String,
-    pub params: Params,
-    pub query: Query,
-    pub headers: Headers,
-    pub body: Vec<u8>,
-    pub now: Millis,
-    /// The invocation, for work that continues after the response (`wait_until`).
-    pub wctx: Rc<Context>,
-    caller: Option<Caller>,
-}
-
-impl Ctx {
-    /// The authenticated caller (always present on `Access::User`/`Admin` routes).
-    pub fn caller(&self) -> ApiResult<&Caller> {
-        self.caller.as_ref().ok_or_else(ApiError::unauthorized)
-    }
-
-    /// The raw request body (webhook signatures are checked over these exact bytes).
-    pub fn raw_body(&self) -> &[u8] {
-        &self.body
-    }
-
-    /// A request header.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).ok().flatten()
-    }
-
-    pub fn db(&self) -> ApiResult<D1Database> {
-        Ok(self.env.d1("DB")?)
-    }
-}
 
 /// Each handler's future is boxed: one small state machine per route instead of one enum
 /// holding all of them (which made a single 165 KB function in the Wasm binary).
@@ -111,19 +73,21 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::TelegramDisconnect => Box::pin(telegram::disconnect(ctx)),
         Route::TelegramWebhook => Box::pin(telegram::webhook::handle(ctx)),
         Route::SessionReply => Box::pin(telegram::reply::reply(ctx)),
-        Route::ListIntegrations => Box::pin(integrations::list(ctx)),
-        Route::AvailableIntegrations => Box::pin(integrations::available(ctx)),
-        Route::ConfigureIntegration => Box::pin(integrations::configure(ctx)),
-        Route::GetIntegration => Box::pin(integrations::get(ctx)),
-        Route::PatchIntegration => Box::pin(integrations::patch(ctx)),
-        Route::DeleteIntegration => Box::pin(integrations::delete(ctx)),
-        Route::SyncIntegration => Box::pin(integrations::sync(ctx)),
-        Route::SyncStatus => Box::pin(integrations::sync_status(ctx)),
-        Route::IntegrationEntities => Box::pin(integrations::entities(ctx)),
-        Route::IntegrationFetch => Box::pin(integrations::fetch(ctx)),
-        Route::IntegrationPush => Box::pin(integrations::push(ctx)),
-        Route::IntegrationOauth => Box::pin(integrations::oauth_start(ctx)),
-        Route::IntegrationOauthCallback => Box::pin(integrations::oauth_callback(ctx)),
+        Route::ListIntegrations => Box::pin(integrations::routes::list(ctx)),
+        Route::AvailableIntegrations => Box::pin(integrations::routes::available(ctx)),
+        Route::ConfigureIntegration => Box::pin(integrations::routes::configure(ctx)),
+        Route::GetIntegration => Box::pin(integrations::routes::get(ctx)),
+        Route::PatchIntegration => Box::pin(integrations::routes::patch(ctx)),
+        Route::DeleteIntegration => Box::pin(integrations::routes::delete(ctx)),
+        Route::SyncIntegration => Box::pin(integrations::routes::sync(ctx)),
+        Route::SyncStatus => Box::pin(integrations::routes::sync_status(ctx)),
+        Route::IntegrationEntities => Box::pin(integrations::routes::entities(ctx)),
+        Route::IntegrationFetch => Box::pin(integrations::routes::fetch(ctx)),
+        Route::IntegrationPush => Box::pin(integrations::routes::push(ctx)),
+        Route::IntegrationOauth => Box::pin(integrations::routes::oauth_start(ctx)),
+        Route::IntegrationOauthCallback => Box::pin(integrations::routes::oauth_callback(ctx)),
+        Route::IntegrationActions => Box::pin(integrations::routes::actions(ctx)),
+        Route::IntegrationAct => Box::pin(integrations::routes::act(ctx)),
     }
 }
 

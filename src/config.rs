@@ -19,3 +19,26 @@ pub fn log_error(message: &str) {
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!("{message}");
 }
+
+/// Configuration as services see it: the Worker environment in production, a map in tests.
+pub trait Vars {
+    /// A configured, non-empty value.
+    fn setting(&self, name: &str) -> Option<String>;
+}
+
+impl Vars for Env {
+    fn setting(&self, name: &str) -> Option<String> {
+        var(self, name)
+    }
+}
+
+impl Vars for std::collections::BTreeMap<String, String> {
+    fn setting(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.trim().is_empty()).cloned()
+    }
+}
+
+/// A base URL setting without its trailing slash, or the default.
+pub fn base_url(vars: &dyn Vars, name: &str, default: &str) -> String {
+    vars.setting(name).unwrap_or_else(|| default.to_string()).trim_end_matches('/').to_string()
+}

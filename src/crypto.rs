@@ -196,6 +196,11 @@ fn legacy_do_key(secret: &str) -> [u8; 32] {
     })
 }
 
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
 /// Lowercase hex SHA-256 (how API tokens and session tokens are stored).
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))

@@ -16,15 +16,17 @@ pub mod do_client;
 pub mod github;
 pub mod http;
 pub mod integrations;
+pub mod jobs;
 pub mod maintenance;
 pub mod openapi;
 pub mod outbound;
+pub mod outbox;
 pub mod session_agent_do;
 pub mod sessions;
 pub mod telegram;
 pub mod time;
 
-use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(start)]
 fn start() {
@@ -39,4 +41,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     maintenance::run(&event.cron(), &env).await;
+}
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
+    jobs::consume(batch, env).await
 }

@@ -1,6 +1,7 @@
 //! Scheduled maintenance (cron `0 3 * * *`): removes what can no longer authenticate or
 //! protect anything: expired sessions and OAuth states, long-revoked tokens, and webhook
-//! delivery ids older than any redelivery GitHub or Telegram would attempt.
+//! delivery ids older than any redelivery GitHub or Telegram would attempt, finished sync runs
+//! and entities deleted upstream more than 30 days ago.
 
 use worker::Env;
 
@@ -18,8 +19,12 @@ pub async fn run(cron: &str, env: &Env) {
         }
         return;
     }
-    if let Err(e) = crate::integrations::engine::tick(env).await {
-        log_error(&format!("sync tick failed: {}", e.message));
+    // Every minute: only enqueue (runs are worked by queue consumers, never by the cron).
+    if let Err(e) = crate::integrations::runs::sweep(env).await {
+        log_error(&format!("sync sweep failed: {}", e.message));
+    }
+    if let Err(e) = crate::outbox::sweep(env).await {
+        log_error(&format!("outbox sweep failed: {}", e.message));
     }
 }
 
@@ -38,6 +43,9 @@ async fn purge(env: &Env) -> worker::Result<()> {
         )?,
         crate::q!(&db, "DELETE FROM oauth_states WHERE expires_at <= ?1", &now)?,
         crate::q!(&db, "DELETE FROM webhook_deliveries WHERE received_at <= ?1", &horizon)?,
+        // Finished runs and long-deleted entities are history nobody reads after a month.
+        crate::q!(&db, "DELETE FROM sync_logs WHERE completed_at IS NOT NULL AND completed_at <= ?1", &horizon)?,
+        crate::q!(&db, "DELETE FROM synced_entities WHERE deleted_at IS NOT NULL AND deleted_at <= ?1", &horizon)?,
     ])
     .await?;
     Ok(())

@@ -3,23 +3,25 @@
 
 use std::time::Duration;
 
-use futures::future::{select, Either};
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use futures::future::{select, Either, LocalBoxFuture};
+use worker::Method;
 
 pub const USER_AGENT: &str = "integrations-service";
 /// GitHub fails a webhook delivery after 10 s; every upstream call stays well inside that.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// A complete upstream answer.
+/// A complete upstream answer (plain data, so services are unit-tested natively).
+#[derive(Debug, Clone, Default)]
 pub struct Upstream {
     pub status: u16,
-    pub headers: Headers,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Upstream {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).ok().flatten()
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
@@ -46,12 +48,56 @@ impl std::fmt::Display for OutboundError {
     }
 }
 
+/// How services reach the network: the Workers runtime's `fetch` in production, a fake in
+/// native unit tests. Every call through it is one subrequest.
+pub trait Http {
+    fn send(&self, call: Call) -> LocalBoxFuture<'_, Result<Upstream, OutboundError>>;
+}
+
+/// The runtime's `fetch`.
+pub struct Net;
+
+impl Http for Net {
+    fn send(&self, call: Call) -> LocalBoxFuture<'_, Result<Upstream, OutboundError>> {
+        Box::pin(call.send())
+    }
+}
+
+/// Counts the requests made through it (a sync slice's subrequest budget).
+pub struct Counting<'a> {
+    inner: &'a dyn Http,
+    sent: std::cell::Cell<u32>,
+}
+
+impl<'a> Counting<'a> {
+    pub fn new(inner: &'a dyn Http) -> Self {
+        Counting { inner, sent: std::cell::Cell::new(0) }
+    }
+
+    pub fn sent(&self) -> u32 {
+        self.sent.get()
+    }
+
+    /// Counts a subrequest made some other way (a Durable Object call).
+    pub fn count_other(&self) {
+        self.sent.set(self.sent.get() + 1);
+    }
+}
+
+impl Http for Counting<'_> {
+    fn send(&self, call: Call) -> LocalBoxFuture<'_, Result<Upstream, OutboundError>> {
+        self.count_other();
+        self.inner.send(call)
+    }
+}
+
 /// An outbound request being built.
+#[derive(Debug, Clone)]
 pub struct Call {
-    method: Method,
-    url: String,
-    headers: Vec<(&'static str, String)>,
-    body: Option<Vec<u8>>,
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<Vec<u8>>,
     timeout: Duration,
 }
 
@@ -93,8 +139,14 @@ impl Call {
         self
     }
 
+    /// A request header's value (tests inspect what a service sent).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
     /// Sends the request; a slow upstream is abandoned after the timeout.
     pub async fn send(self) -> Result<Upstream, OutboundError> {
+        use worker::{AbortController, Delay, Fetch, Headers, Request, RequestInit};
         // Runtime fetch errors can quote the URL, and Telegram URLs embed the bot token.
         let net = |e: worker::Error| OutboundError::Network(redact(&e.to_string(), &self.url));
         let headers = Headers::new();
@@ -113,7 +165,8 @@ impl Call {
         let sending = Box::pin(async move {
             let mut resp = fetch.send_with_signal(&signal).await?;
             let body = resp.bytes().await?;
-            Ok::<_, worker::Error>((resp.status_code(), resp.headers().clone(), body))
+            let headers = resp.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+            Ok::<_, worker::Error>((resp.status_code(), headers, body))
         });
         match select(sending, Delay::from(self.timeout)).await {
             Either::Left((Ok((status, headers, body)), _)) => Ok(Upstream { status, headers, body }),

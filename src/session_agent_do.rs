@@ -652,11 +652,26 @@ impl SessionAgent {
             (worker::Method::Post, "/stop") => self.clear(true, now)?,
             (worker::Method::Post, "/webhook-update") => {
                 let update = parse!(GitUpdate);
+                let sql = self.sql();
+                // Outbox deliveries are at-least-once: a repeated key records nothing new.
+                if let Some(key) = &update.idempotency_key {
+                    let seen: Vec<Value> =
+                        rows(&sql, "SELECT 1 AS x FROM deliveries WHERE key = ?", vec![key.as_str().into()])?;
+                    if !seen.is_empty() {
+                        return Response::from_json(&json!({ "ok": true, "duplicate": true }));
+                    }
+                    exec(
+                        &sql,
+                        "INSERT INTO deliveries (key, answer, created_at) VALUES (?, '{}', ?)",
+                        vec![key.as_str().into(), iso(now).into()],
+                    )?;
+                }
                 let mut data = serde_json::to_value(&update)?;
                 if let Some(o) = data.as_object_mut() {
                     o.remove("type");
+                    o.remove("idempotencyKey");
                 }
-                Self::event(&self.sql(), "git-state", data, now)?;
+                Self::event(&sql, "git-state", data, now)?;
                 Response::from_json(&json!({ "ok": true }))?
             }
             (worker::Method::Post, p) if p.starts_with("/complete/") => {

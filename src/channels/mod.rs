@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
 
-use crate::app::Ctx;
 use crate::http::input::Input;
 use crate::http::page::{page_body, Keyed, PageQuery};
+use crate::http::Ctx;
 use crate::http::{success, ApiError, ApiResult, Reply};
 use crate::sessions::agent::{PromptAccepted, PromptRequest, SessionAgent};
 use crate::sessions::prompt::{parse_api_attachments, QueueMode, MAX_CONTENT_CHARS};

@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::json;
 use worker::{Env, Method};
 
-use crate::app::Ctx;
 use crate::http::input::Input;
+use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use protocol::*;
 use vault::{valid_service, Meta, Secret};
@@ -87,7 +87,9 @@ fn service_param(ctx: &Ctx) -> ApiResult<String> {
 /// `GET /api/me/credentials` → `{credentials: [{service, scopes, createdAt, expiresAt?}]}`.
 pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let credentials = ApiKeys::for_user(&ctx.env, &caller.id).list().await?;
+    // Integrations' own credentials are managed through their integration, not listed here.
+    let mut credentials = ApiKeys::for_user(&ctx.env, &caller.id).list().await?;
+    credentials.retain(|m| !m.service.starts_with(vault::INTEGRATION_PREFIX));
     Reply::ok(&json!({ "credentials": credentials }))
 }
 

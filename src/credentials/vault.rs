@@ -171,6 +171,17 @@ fn meta(r: Record) -> Meta {
 }
 
 /// Service names are path segments and table keys: `[a-z0-9][a-z0-9_.-]{0,63}`.
+/// A name the `API_KEYS` object accepts: a user's service name, or the key of an integration's
+/// own credentials (`integration:<uuid>`), which no user route can name.
+pub fn valid_key(s: &str) -> bool {
+    valid_service(s)
+        || s.strip_prefix(INTEGRATION_PREFIX)
+            .is_some_and(|id| id.len() == 36 && id.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-'))
+}
+
+/// The prefix of integration credential keys.
+pub const INTEGRATION_PREFIX: &str = "integration:";
+
 pub fn valid_service(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -320,5 +331,8 @@ mod tests {
         assert!(!valid_service("Upper"));
         assert!(!valid_service("a/b"));
         assert!(!valid_service(&"a".repeat(65)));
+        assert!(valid_key("integration:0b7c7a0e-8f4e-4a57-9a59-5d5f6f0e2c11"));
+        assert!(!valid_service("integration:0b7c7a0e-8f4e-4a57-9a59-5d5f6f0e2c11"));
+        assert!(!valid_key("integration:../x"));
     }
 }

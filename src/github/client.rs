@@ -6,9 +6,10 @@ use serde_json::Value;
 use worker::Method;
 
 use crate::http::ApiError;
-use crate::outbound::{Call, Upstream};
+use crate::outbound::{Call, Http, Net, Upstream};
 
-pub struct GitHub {
+pub struct GitHub<'a> {
+    http: &'a dyn Http,
     api: String,
     token: String,
 }
@@ -78,9 +79,17 @@ pub fn next_page(link: Option<&str>) -> Option<u32> {
     })
 }
 
-impl GitHub {
+impl GitHub<'static> {
+    /// A client over the runtime's `fetch`.
     pub fn new(api_base: &str, token: &str) -> Self {
-        GitHub { api: api_base.trim_end_matches('/').to_string(), token: token.to_string() }
+        GitHub::over(&Net, api_base, token)
+    }
+}
+
+impl<'a> GitHub<'a> {
+    /// A client over any transport (a counting one in sync runs, a fake in unit tests).
+    pub fn over(http: &'a dyn Http, api_base: &str, token: &str) -> Self {
+        GitHub { http, api: api_base.trim_end_matches('/').to_string(), token: token.to_string() }
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Upstream, GhError> {
@@ -91,7 +100,7 @@ impl GitHub {
         if let Some(b) = body {
             call = call.json_body(b);
         }
-        let r = call.send().await.map_err(|e| GhError::Transport(e.to_string()))?;
+        let r = self.http.send(call).await.map_err(|e| GhError::Transport(e.to_string()))?;
         if r.ok() {
             return Ok(r);
         }
@@ -117,6 +126,10 @@ impl GitHub {
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Upstream, GhError> {
         self.call(Method::Post, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Upstream, GhError> {
+        self.call(Method::Patch, path, Some(body)).await
     }
 }
 

@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use worker::Method;
 
 use super::{api_url, token, web_url};
-use crate::app::Ctx;
 use crate::config::{self, var};
 use crate::crypto::{random_token, sha256_hex};
+use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::outbound::Call;
 use crate::time::iso;

@@ -5,13 +5,13 @@ use serde_json::{json, Value};
 
 use super::client::{next_page, GhError, GitHub};
 use super::{api_url, repo_hosts, token};
-use crate::app::Ctx;
 use crate::http::input::Input;
+use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::outbound::segment;
 use crate::sessions::repo::RepoRef;
 
-fn client(ctx: &Ctx, token: &str) -> GitHub {
+fn client(ctx: &Ctx, token: &str) -> GitHub<'static> {
     GitHub::new(&api_url(&ctx.env), token)
 }
 

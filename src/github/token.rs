@@ -6,10 +6,10 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::d1::D1Database;
 
-use crate::app::Ctx;
 use crate::config;
 use crate::crypto::{Aad, Keyring, Legacy};
 use crate::http::input::Input;
+use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::time::iso;
 

@@ -4,13 +4,13 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::Env;
 
-use crate::app::Ctx;
 use crate::config::{log_error, var};
 use crate::crypto::verify_hmac_sha256_hex;
+use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
-use crate::sessions::agent::{GitUpdate, SessionAgent};
+use crate::jobs::{self, Job};
+use crate::sessions::agent::GitUpdate;
 use crate::time::iso;
 
 /// Statuses whose sessions no longer receive updates.
@@ -99,18 +99,24 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
             &claim
         )?);
     }
-    let effects_at = stmts.len();
+    // The effects: session rows, their notifications (outbox rows, delivered through the
+    // queue), and the stored entities of integrations holding the repository.
+    let mut effects: Vec<(String, Vec<wasm_bindgen::JsValue>)> = Vec::new();
     if let Some(p) = &plan {
-        for sql in p.statements() {
-            let mut args = p.args(&now);
-            if delivery.is_some() {
-                // ?90 / ?91 are the guard's parameters; the positions in between stay unused.
-                args.resize(89, wasm_bindgen::JsValue::NULL);
-                args.push(crate::db::Bind::js(&delivery));
-                args.push(crate::db::Bind::js(&claim));
-            }
-            stmts.push(crate::db::prepare(&db, &guard(&sql), &args)?);
+        effects.extend(p.statements().into_iter().map(|sql| (sql, p.args(&now, &claim))));
+    }
+    if let Some(service) = crate::integrations::service::find("github") {
+        effects.extend(crate::integrations::webhook_upserts(service, &event, &payload, &now));
+    }
+    let effects_at = stmts.len();
+    for (sql, mut args) in effects {
+        if delivery.is_some() {
+            // ?90 / ?91 are the guard's parameters; the positions in between stay unused.
+            args.resize(89, wasm_bindgen::JsValue::NULL);
+            args.push(crate::db::Bind::js(&delivery));
+            args.push(crate::db::Bind::js(&claim));
         }
+        stmts.push(crate::db::prepare(&db, &guard(&sql), &args)?);
     }
     if let Some(id) = &delivery {
         stmts.push(crate::q!(
@@ -130,21 +136,23 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
             return Reply::ok(&json!({ "received": true, "event": event, "deliveryId": id, "duplicate": true }));
         }
     }
-    let mut updated = 0;
-    if let Some(p) = plan {
-        let touched: Vec<Vec<Touched>> = results[effects_at..effects_at + p.statements().len()]
-            .iter()
-            .map(|r| r.results())
-            .collect::<worker::Result<_>>()?;
-        updated = touched.iter().map(Vec::len).sum();
-        // Session objects are told after the answer: GitHub wants a quick 2xx, and the D1 rows
-        // above are the record of truth.
-        let env = ctx.env.clone();
-        ctx.wctx.wait_until(async move { p.notify(&env, touched).await });
+    let (mut updated, mut notifications) = (0, 0);
+    let roles = plan.as_ref().map(Plan::roles).unwrap_or_default();
+    for (role, r) in roles.iter().zip(&results[effects_at..]) {
+        let n = r.results::<Value>()?.len();
+        if role.counts {
+            updated += n;
+        }
+        if role.notifies {
+            notifications += n;
+        }
     }
-    let env = ctx.env.clone();
-    let ev = event.clone();
-    ctx.wctx.wait_until(async move { offer_to_integrations(&env, &ev, &payload).await });
+    if notifications > 0 {
+        // Sent before answering; if it is lost, the cron's outbox sweep sends it again.
+        if let Err(e) = jobs::send(&ctx.env, &Job::Outbox { batch: claim.clone() }, 0).await {
+            log_error(&format!("github webhook: notification job not enqueued ({}); the cron will", e.message));
+        }
+    }
     let mut body = json!({ "received": true, "event": event, "sessionsUpdated": updated });
     if let Some(id) = delivery {
         body["deliveryId"] = json!(id);
@@ -152,31 +160,16 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&body)
 }
 
-/// Deliveries are also offered to the integrations framework's GitHub integration, which
-/// updates the stored entities of the repositories it covers.
-async fn offer_to_integrations(env: &Env, event: &str, payload: &Value) {
-    if let Err(e) = crate::integrations::on_github_webhook(env, event, payload).await {
-        log_error(&format!("github webhook: integration update failed: {}", e.message));
-    }
+/// What a statement of a plan's effects returns rows for: sessions whose git state it changed
+/// (`counts`, the answer's `sessionsUpdated`) and outbox rows it wrote (`notifies`).
+#[derive(Clone, Copy)]
+struct Role {
+    counts: bool,
+    notifies: bool,
 }
 
-#[derive(Deserialize)]
-struct Touched {
-    session_id: String,
-    #[serde(default)]
-    commit_count: Option<i64>,
-}
-
-async fn notify(env: &Env, sessions: &[String], update: &GitUpdate) {
-    let calls = sessions.iter().map(|id| async move {
-        if let Err(e) = SessionAgent::new(env, id).post("/webhook-update", update).await {
-            log_error(&format!("session {id}: git-state notification failed: {}", e.message));
-        }
-    });
-    futures::future::join_all(calls).await;
-}
-
-/// What a delivery changes: its SQL (with a `/*GUARD*/` slot) and the notifications after it.
+/// What a delivery changes: its SQL (with a `/*GUARD*/` slot), including the outbox rows that
+/// tell each touched session.
 enum Plan {
     /// A PR's state: sessions whose own PR it is are updated; sessions working on it are told.
     PullRequest {
@@ -191,76 +184,119 @@ enum Plan {
     Push { repo: String, branch: String, commits: i64, sender: String },
 }
 
+/// Outbox rows for the sessions a `FROM … WHERE …` selects (`g` is `session_git_state`);
+/// `?8` is the batch, `payload` an SQL expression of the update.
+fn outbox_insert(suffix: &str, payload: &str, from_where: &str) -> String {
+    format!(
+        "INSERT INTO outbox (id, batch, kind, target, payload, created_at)
+         SELECT ?8 || ':' || g.session_id || ':{suffix}', ?8, '{}', g.session_id, {payload}, ?5 {from_where} /*GUARD*/
+         RETURNING target",
+        crate::outbox::SESSION_GIT
+    )
+}
+
 impl Plan {
     fn statements(&self) -> Vec<String> {
         match self {
-            Plan::PullRequest { .. } => vec![
-                format!(
-                    "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
-                       pr_merged_at = ?4, updated_at = ?5
-                     WHERE source_repo_full_name = ?6 COLLATE NOCASE AND pr_number = ?7
-                       AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/
-                     RETURNING session_id"
-                ),
-                format!(
-                    "SELECT g.session_id FROM session_git_state g JOIN sessions s ON s.id = g.session_id
+            Plan::PullRequest { .. } => {
+                let own = format!(
+                    "FROM session_git_state g WHERE g.source_repo_full_name = ?6 COLLATE NOCASE AND g.pr_number = ?7
+                       AND g.session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE})"
+                );
+                let source = format!(
+                    "FROM session_git_state g JOIN sessions s ON s.id = g.session_id
                      WHERE g.source_repo_full_name = ?6 COLLATE NOCASE AND g.source_pr_number = ?7
-                       AND (g.pr_number IS NULL OR g.pr_number <> ?7) AND s.status NOT IN {LIVE} /*GUARD*/"
-                ),
-            ],
-            Plan::Push { .. } => vec![format!(
-                "UPDATE session_git_state SET commit_count = commit_count + ?1, updated_at = ?2
-                 WHERE source_repo_full_name = ?3 COLLATE NOCASE AND branch = ?4
-                   AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-                                       WHERE s.status NOT IN {LIVE} AND u.github_id = ?5) /*GUARD*/
-                 RETURNING session_id, commit_count"
-            )],
+                       AND (g.pr_number IS NULL OR g.pr_number <> ?7) AND s.status NOT IN {LIVE}"
+                );
+                vec![
+                    format!(
+                        "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
+                           pr_merged_at = ?4, updated_at = ?5
+                         WHERE source_repo_full_name = ?6 COLLATE NOCASE AND pr_number = ?7
+                           AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/
+                         RETURNING session_id"
+                    ),
+                    outbox_insert("pr", "?9", &own),
+                    outbox_insert("source-pr", "?10", &source),
+                ]
+            }
+            Plan::Push { .. } => {
+                let touched = format!(
+                    "FROM session_git_state g WHERE g.source_repo_full_name = ?3 COLLATE NOCASE AND g.branch = ?4
+                       AND g.session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+                                             WHERE s.status NOT IN {LIVE} AND u.github_id = ?6)"
+                );
+                vec![
+                    format!(
+                        "UPDATE session_git_state SET commit_count = commit_count + ?1, updated_at = ?2
+                         WHERE source_repo_full_name = ?3 COLLATE NOCASE AND branch = ?4
+                           AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+                                               WHERE s.status NOT IN {LIVE} AND u.github_id = ?6) /*GUARD*/
+                         RETURNING session_id"
+                    ),
+                    // Read after the update in the same transaction: the new commit count.
+                    outbox_insert(
+                        "push",
+                        "json_object('type', 'git-state-update', 'commitCount', g.commit_count, 'branch', ?4)",
+                        &touched,
+                    ),
+                ]
+            }
         }
     }
 
-    fn args(&self, now: &str) -> Vec<wasm_bindgen::JsValue> {
+    fn roles(&self) -> Vec<Role> {
+        let (update, notify, both) = (
+            Role { counts: true, notifies: false },
+            Role { counts: false, notifies: true },
+            Role { counts: true, notifies: true },
+        );
+        match self {
+            Plan::PullRequest { .. } => vec![update, notify, both],
+            Plan::Push { .. } => vec![update, notify],
+        }
+    }
+
+    /// Parameters `?1…?10` (`?8` the outbox batch).
+    fn args(&self, now: &str, batch: &str) -> Vec<wasm_bindgen::JsValue> {
         use crate::db::Bind;
         match self {
             Plan::PullRequest { repo, number, state, title, url, merged_at } => {
-                vec![state.js(), title.js(), url.js(), merged_at.js(), now.js(), repo.js(), number.js()]
-            }
-            Plan::Push { repo, branch, commits, sender } => {
-                vec![commits.js(), now.js(), repo.js(), branch.js(), sender.js()]
-            }
-        }
-    }
-
-    async fn notify(self, env: &Env, touched: Vec<Vec<Touched>>) {
-        match self {
-            Plan::PullRequest { state, title, url, merged_at, .. } => {
                 let update = GitUpdate {
                     kind: Some("git-state-update".into()),
-                    pr_state: Some(state.into()),
-                    pr_title: title,
-                    pr_url: url,
-                    pr_merged_at: merged_at,
+                    pr_state: Some(state.to_string()),
+                    pr_title: title.clone(),
+                    pr_url: url.clone(),
+                    pr_merged_at: merged_at.clone(),
                     ..Default::default()
                 };
-                let ids = |i: usize| {
-                    touched
-                        .get(i)
-                        .map(|t| t.iter().map(|x| x.session_id.clone()).collect::<Vec<_>>())
-                        .unwrap_or_default()
-                };
-                notify(env, &ids(0), &update).await;
-                notify(env, &ids(1), &GitUpdate { kind: Some("source-pr-update".into()), ..update }).await;
+                let source = GitUpdate { kind: Some("source-pr-update".into()), ..update.clone() };
+                let text = |u: &GitUpdate| serde_json::to_string(u).unwrap_or_default();
+                vec![
+                    state.js(),
+                    title.js(),
+                    url.js(),
+                    merged_at.js(),
+                    now.js(),
+                    repo.js(),
+                    number.js(),
+                    batch.js(),
+                    text(&update).js(),
+                    text(&source).js(),
+                ]
             }
-            Plan::Push { branch, .. } => {
-                let calls = touched.into_iter().flatten().map(|r| {
-                    let update = GitUpdate {
-                        kind: Some("git-state-update".into()),
-                        commit_count: r.commit_count,
-                        branch: Some(branch.clone()),
-                        ..Default::default()
-                    };
-                    async move { notify(env, std::slice::from_ref(&r.session_id), &update).await }
-                });
-                futures::future::join_all(calls).await;
+            Plan::Push { repo, branch, commits, sender } => {
+                // ?5 is `now` for the outbox insert; ?2 for the update.
+                vec![
+                    commits.js(),
+                    now.js(),
+                    repo.js(),
+                    branch.js(),
+                    now.js(),
+                    sender.js(),
+                    wasm_bindgen::JsValue::NULL,
+                    batch.js(),
+                ]
             }
         }
     }

@@ -1,5 +1,6 @@
 //! HTTP conventions shared by every route: replies, request ids, CORS and security headers.
 
+pub mod ctx;
 pub mod error;
 pub mod input;
 pub mod page;
@@ -8,6 +9,7 @@ pub mod router;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use ctx::Ctx;
 pub use error::{ApiError, ApiResult};
 
 /// What a handler answers; `app.rs` turns it into a `worker::Response`.

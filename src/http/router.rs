@@ -78,6 +78,8 @@ pub enum Route {
     IntegrationPush,
     IntegrationOauth,
     IntegrationOauthCallback,
+    IntegrationActions,
+    IntegrationAct,
 }
 
 pub const KIB: usize = 1024;
@@ -178,6 +180,8 @@ pub static ROUTES: &[RouteDef] = &[
     def("POST", "/api/integrations/:id/push", Route::IntegrationPush, Access::User),
     def("GET", "/api/integrations/:service/oauth", Route::IntegrationOauth, Access::User),
     def("POST", "/api/integrations/:service/oauth/callback", Route::IntegrationOauthCallback, Access::User),
+    def("GET", "/api/integrations/:id/actions", Route::IntegrationActions, Access::User),
+    def("POST", "/api/integrations/:id/actions/:name", Route::IntegrationAct, Access::User),
 ];
 
 /// Path parameters captured by a match, percent-decoded.

@@ -1,379 +1,820 @@
-//! The sync engine. A run works through its plan one page (one upstream request) at a time,
-//! upserting each page in one D1 batch together with its progress, so a crash or a fault
-//! never leaves a page half-written. It stops on its own when the invocation's request
-//! budget is spent or the upstream rate-limits, and the cron tick resumes it from the saved
-//! position. Full runs mark entities that were not seen as deleted.
+//! The sync engine's decisions, as plain Rust over two small traits: `SyncStore` (where runs,
+//! checkpoints and entities live: D1 in production, a map in unit tests) and `Source` (the
+//! service behind the integration). One call of `run_slice` is one slice of a run: it takes
+//! the run's lease, works page by page while the invocation's subrequest budget lasts, and
+//! writes each page's entities together with the run's progress in one store commit, so a
+//! crash never leaves a page half-written and a redelivered slice resumes where the last
+//! commit left off. What happens next (continue, defer, retry, done) is the caller's to
+//! schedule — the queue consumer in `jobs.rs`.
 
-use serde::Deserialize;
-use serde_json::{json, Value};
-use worker::d1::{D1Database, D1PreparedStatement};
-use worker::Env;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::framework::{later, Item, Position, RunState, SyncError};
-use super::{github, load_credentials, IntegrationRow};
-use crate::config::{log_error, var};
-use crate::github::client::GitHub;
-use crate::http::{ApiError, ApiResult};
-use crate::time::{iso, now_ms};
+use super::service::{Item, Page, PageRequest, Parent, ServiceError};
+use crate::time::Millis;
 
-/// Requests one invocation may make (Workers: 50 subrequests on the free plan, 1000 paid).
-const DEFAULT_REQUEST_BUDGET: u32 = 40;
-/// A run whose heartbeat is older than this is failed (the invocation died).
-pub const STUCK_AFTER_MS: i64 = 10 * 60 * 1000;
+/// How long a slice may hold a run before another worker may take it over. Each committed
+/// page renews it, so only a dead (or wedged) worker loses its lease.
+pub const DEFAULT_LEASE_MS: Millis = 5 * 60 * 1000;
+/// Store calls a slice keeps in reserve after its last page: the final commit/release and the
+/// continuation message.
+const RESERVE: u32 = 2;
 
-fn budget(env: &Env) -> u32 {
-    var(env, "SYNC_REQUEST_BUDGET").and_then(|v| v.parse().ok()).filter(|b| *b > 0).unwrap_or(DEFAULT_REQUEST_BUDGET)
+/// The position of a run inside one entity type (saved between slices).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Position {
+    /// Parent keys this entity type walks, fixed when it starts (`[""]` without parents).
+    pub parents: Vec<String>,
+    /// Each parent's stored checkpoint (`None`: a full pass over that parent).
+    pub since: Vec<Option<String>>,
+    /// Index into `parents`.
+    pub parent: usize,
+    /// The service's cursor for the next page of the current parent.
+    pub cursor: Option<Value>,
+    /// The checkpoint the current parent's pass will store when it ends.
+    pub checkpoint: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct LogRow {
-    id: String,
-    integration_id: String,
-    status: String,
-    full_sync: i64,
-    state: String,
-    records_synced: i64,
-    requests_made: i64,
+/// A run's resumable state (stored with the run).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunState {
+    pub entities: Vec<String>,
+    pub index: usize,
+    pub position: Option<Position>,
 }
 
-fn upsert(
-    db: &D1Database,
-    integration: &str,
-    entity: &str,
-    item: &Item,
-    run: &str,
-    now: &str,
-) -> worker::Result<D1PreparedStatement> {
-    crate::q!(
-        db,
-        "INSERT INTO synced_entities (id, integration_id, entity_type, external_id, data, first_seen_at, last_modified_at, synced_at, seen_run)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8)
-         ON CONFLICT(integration_id, entity_type, external_id) DO UPDATE SET data = excluded.data,
-           last_modified_at = excluded.last_modified_at, synced_at = excluded.synced_at, deleted_at = NULL, seen_run = excluded.seen_run",
-        &format!("{integration}:{entity}:{}", item.external_id),
-        &integration,
-        &entity,
-        &item.external_id,
-        &item.data.to_string(),
-        &now,
-        &(if item.modified_at.is_empty() { now.to_string() } else { item.modified_at.clone() }),
-        &run
-    )
+/// A run as a slice finds it.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: String,
+    pub integration_id: String,
+    pub full: bool,
+    pub state: RunState,
+    pub records: i64,
+    pub requests: i64,
 }
 
-/// Upserts items outside a run (webhooks, fetch, push).
-pub async fn store_items(db: &D1Database, integration: &str, items: &[(&str, Item)]) -> ApiResult<()> {
-    let now = iso(now_ms());
-    let stmts =
-        items.iter().map(|(e, i)| upsert(db, integration, e, i, "", &now)).collect::<worker::Result<Vec<_>>>()?;
-    if !stmts.is_empty() {
-        db.batch(stmts).await?;
+/// One page's worth of writes, applied atomically, and only while `owner` holds the lease.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub run: &'a Run,
+    pub owner: &'a str,
+    pub entity: &'a str,
+    pub items: &'a [Item],
+    /// `(parent, checkpoint)` when a parent's pass ended.
+    pub checkpoint: Option<(&'a str, &'a str)>,
+    /// A full pass over this parent ended: its entities not seen in this run are deleted.
+    pub sweep_parent: Option<&'a str>,
+    /// The entity type ended on a full run: entities under parents no longer walked are deleted.
+    pub sweep_orphans: Option<&'a [String]>,
+    pub note: Option<String>,
+    pub now: Millis,
+    pub lease_until: Millis,
+}
+
+/// How a run ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    Completed,
+    /// A permanent failure; `auth` puts the integration in `error` for its owner to fix.
+    Failed {
+        message: String,
+        auth: bool,
+    },
+}
+
+/// Where runs, checkpoints and entities are kept. Every method is one store round trip (one
+/// subrequest on Workers).
+#[allow(async_fn_in_trait)] // single-threaded Workers runtime: no Send bound wanted
+pub trait SyncStore {
+    /// Takes the lease of an unfinished run for `owner` (or renews `owner`'s own). `None` when
+    /// the run is finished or another worker holds an unexpired lease.
+    async fn claim(&self, run_id: &str, owner: &str, now: Millis, lease_until: Millis) -> Result<Option<Run>, String>;
+    /// The parent keys an entity type walks and each one's checkpoint (`full`: none).
+    async fn start_entity(
+        &self,
+        integration_id: &str,
+        entity: &str,
+        parent: Option<Parent>,
+        full: bool,
+    ) -> Result<Position, String>;
+    /// Applies a page; `false` when the lease was lost (nothing was written).
+    async fn commit(&self, c: Commit<'_>) -> Result<bool, String>;
+    /// Saves the state and gives up the lease until `resume_at` (a later message continues).
+    /// With an `error`, counts one more consecutive failure and answers the count.
+    async fn release(
+        &self,
+        run: &Run,
+        owner: &str,
+        now: Millis,
+        resume_at: Millis,
+        error: Option<&str>,
+    ) -> Result<u32, String>;
+    /// Ends the run and updates its integration.
+    async fn finish(&self, run: &Run, owner: &str, now: Millis, ending: &Ending) -> Result<(), String>;
+}
+
+/// The service side of a run.
+#[allow(async_fn_in_trait)]
+pub trait Source {
+    fn parent(&self, entity: &str) -> Option<Parent>;
+    /// Opens the credentials (one subrequest). An error here ends the slice like a page error.
+    async fn open(&mut self) -> Result<(), ServiceError>;
+    async fn page(&self, req: &PageRequest<'_>) -> Result<Page, ServiceError>;
+    /// Upstream requests made so far through this source.
+    fn requests(&self) -> u32;
+}
+
+/// What the caller does after a slice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Slice {
+    /// Finished, or another worker holds the lease: nothing to do.
+    NotClaimed,
+    /// The budget is spent; progress is saved: continue in a new invocation now.
+    Continue,
+    /// Rate limited: continue at this instant.
+    Deferred(Millis),
+    /// A transient failure; progress is saved: retry with backoff (`failures` in a row so far).
+    Retry { error: String, failures: u32 },
+    /// The run ended (completed or failed).
+    Done(Ending),
+    /// Another worker took the run over mid-slice: stop without writing.
+    LeaseLost,
+}
+
+/// The clock and limits of one slice.
+pub struct Limits {
+    pub now: fn() -> Millis,
+    /// Subrequests this slice may make (store calls and upstream requests together).
+    pub budget: u32,
+    pub lease_ms: Millis,
+}
+
+/// The later of two ISO timestamps.
+fn later(a: Option<String>, b: &str) -> Option<String> {
+    match a {
+        Some(a) if a.as_str() >= b => Some(a),
+        _ if b.is_empty() => None,
+        _ => Some(b.to_string()),
     }
-    Ok(())
 }
 
-async fn finish(
-    db: &D1Database,
-    log: &str,
-    integration: &str,
-    outcome: Result<(), SyncError>,
-    now: &str,
-) -> ApiResult<()> {
-    let stmts = match &outcome {
-        Ok(()) => vec![
-            crate::q!(db, "UPDATE sync_logs SET status = 'completed', errors = '[]', completed_at = ?1, heartbeat_at = ?1, resume_at = NULL, current_entity = NULL WHERE id = ?2", &now, &log)?,
-            crate::q!(db, "UPDATE integrations SET last_synced_at = ?1, updated_at = ?1, error_message = NULL WHERE id = ?2", &now, &integration)?,
-        ],
-        Err(e) => {
-            let errors = json!([{ "entity": "sync", "message": e.message(), "code": if matches!(e, SyncError::Auth(_)) { "AUTH_FAILED" } else { "SYNC_ERROR" } }]).to_string();
-            // Only an authentication failure needs the user; other failures leave it active.
-            let status = if matches!(e, SyncError::Auth(_)) { "error" } else { "active" };
-            vec![
-                crate::q!(db, "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2, heartbeat_at = ?2, resume_at = NULL WHERE id = ?3", &errors, &now, &log)?,
-                crate::q!(db, "UPDATE integrations SET status = ?1, error_message = ?2, updated_at = ?3 WHERE id = ?4", &status, &e.message(), &now, &integration)?,
-            ]
-        }
-    };
-    db.batch(stmts).await?;
-    Ok(())
+/// Runs one slice of `run_id` as `owner`. Store failures are returned as `Retry`.
+pub async fn run_slice<St: SyncStore, So: Source>(
+    store: &St,
+    source: &mut So,
+    run_id: &str,
+    owner: &str,
+    limits: &Limits,
+) -> Slice {
+    match slice(store, source, run_id, owner, limits).await {
+        Ok(s) => s,
+        // The store itself failed: nothing more can be recorded; the queue's retry resumes
+        // from the last commit once the lease is free.
+        Err(error) => Slice::Retry { error, failures: 1 },
+    }
 }
 
-/// Runs (or continues) a sync for as long as this invocation's budget allows.
-pub async fn run(env: &Env, log_id: &str) -> ApiResult<()> {
-    let db = env.d1("DB")?;
-    let log: Option<LogRow> = crate::q!(&db, "SELECT id, integration_id, status, full_sync, state, records_synced, requests_made FROM sync_logs WHERE id = ?1", &log_id)?
-        .first(None)
-        .await?;
-    let Some(log) = log.filter(|l| l.status == "pending" || l.status == "running") else { return Ok(()) };
-    let integration: IntegrationRow = crate::q!(&db, "SELECT * FROM integrations WHERE id = ?1", &log.integration_id)?
-        .first(None)
-        .await?
-        .ok_or_else(|| ApiError::internal("integration vanished"))?;
-    let now = iso(now_ms());
-    crate::q!(&db, "UPDATE sync_logs SET status = 'running', invocations = invocations + 1, heartbeat_at = ?1, resume_at = NULL WHERE id = ?2", &now, &log.id)?
-        .run()
-        .await?;
-    let creds = match load_credentials(env, &integration).await {
-        Ok(c) => c,
-        Err(e) => {
-            return finish(
-                &db,
-                &log.id,
-                &integration.id,
-                Err(SyncError::Auth(format!("credentials unavailable: {}", e.message))),
-                &now,
-            )
-            .await
-        }
+async fn slice<St: SyncStore, So: Source>(
+    store: &St,
+    source: &mut So,
+    run_id: &str,
+    owner: &str,
+    limits: &Limits,
+) -> Result<Slice, String> {
+    let now = (limits.now)();
+    let Some(mut run) = store.claim(run_id, owner, now, now + limits.lease_ms).await? else {
+        return Ok(Slice::NotClaimed);
     };
-    let Some(token) = github::token(&creds) else {
-        return finish(
-            &db,
-            &log.id,
-            &integration.id,
-            Err(SyncError::Auth("stored credentials have no access token".into())),
-            &now,
-        )
-        .await;
-    };
-    let gh = GitHub::new(&crate::github::api_url(env), token);
-    let mut state: RunState = serde_json::from_str(&log.state).unwrap_or_default();
-    let full = log.full_sync != 0;
-    let mut records = log.records_synced;
-    let mut requests = log.requests_made;
-    let mut left = budget(env);
-    while state.index < state.entities.len() {
-        let entity = state.entities[state.index].clone();
-        let now = iso(now_ms());
-        if state.position.is_none() {
-            state.position = Some(start_position(&db, &integration.id, &entity, full).await?);
+    let mut store_calls = 1u32;
+    let spent = |store_calls: u32, source: &So| store_calls + source.requests();
+    if let Err(e) = source.open().await {
+        return end_on_error(store, &run, owner, limits, e).await;
+    }
+    let mut note = None;
+    while run.state.index < run.state.entities.len() {
+        let entity = run.state.entities[run.state.index].clone();
+        if run.state.position.is_none() {
+            let pos = store.start_entity(&run.integration_id, &entity, source.parent(&entity), run.full).await?;
+            store_calls += 1;
+            run.state.position = Some(pos);
         }
-        if left == 0 {
-            // Budget spent: save and let the next invocation (the cron tick) continue.
-            crate::q!(
-                &db,
-                "UPDATE sync_logs SET state = ?1, heartbeat_at = ?2, resume_at = ?2 WHERE id = ?3",
-                &serde_json::to_string(&state)?,
-                &now,
-                &log.id
-            )?
-            .run()
+        let left = limits.budget.saturating_sub(spent(store_calls, source));
+        // A page costs at least one request and one commit; keep the reserve for the end.
+        if left < 2 + RESERVE {
+            let now = (limits.now)();
+            store.release(&run, owner, now, now, None).await?;
+            return Ok(Slice::Continue);
+        }
+        let pos = run.state.position.clone().unwrap_or_default();
+        let parent = pos.parents.get(pos.parent).cloned().unwrap_or_default();
+        let since = pos.since.get(pos.parent).cloned().flatten();
+        let before = source.requests();
+        let req = PageRequest {
+            entity: &entity,
+            parent: &parent,
+            cursor: pos.cursor.as_ref(),
+            since: since.as_deref(),
+            max_requests: left - 1 - RESERVE,
+        };
+        let page = source.page(&req).await;
+        run.requests += i64::from(source.requests() - before);
+        let page = match page {
+            Ok(p) => p,
+            Err(ServiceError::CheckpointExpired(reason)) if since.is_some() => {
+                // The provider forgot our checkpoint: this parent's pass starts over, in full.
+                let mut p = pos.clone();
+                p.since[p.parent] = None;
+                p.cursor = None;
+                p.checkpoint = None;
+                run.state.position = Some(p);
+                note = Some(format!("{entity}: {reason}; starting a full pass"));
+                continue;
+            }
+            Err(e) => return end_on_error(store, &run, owner, limits, e).await,
+        };
+        let mut items = page.items;
+        for i in &mut items {
+            if i.parent.is_empty() {
+                i.parent.clone_from(&parent);
+            }
+        }
+        let mut next = pos.clone();
+        next.checkpoint = match page.checkpoint {
+            Some(c) => Some(c),
+            None => {
+                items.iter().filter(|i| !i.deleted).fold(next.checkpoint.take(), |acc, i| later(acc, &i.modified_at))
+            }
+        };
+        run.records += items.len() as i64;
+        let (mut checkpoint, mut sweep_parent, mut sweep_orphans) = (None, None, None);
+        let parent_done = page.next.is_none();
+        if parent_done {
+            checkpoint = next.checkpoint.clone().map(|c| (parent.clone(), c));
+            if since.is_none() {
+                sweep_parent = Some(parent.clone());
+            }
+            next.parent += 1;
+            next.cursor = None;
+            next.checkpoint = None;
+        } else {
+            next.cursor = page.next;
+        }
+        let entity_done = parent_done && next.parent >= next.parents.len();
+        if entity_done {
+            if run.full && source.parent(&entity).is_some() {
+                sweep_orphans = Some(next.parents.clone());
+            }
+            run.state.index += 1;
+            run.state.position = None;
+        } else {
+            run.state.position = Some(next);
+        }
+        let now = (limits.now)();
+        let committed = store
+            .commit(Commit {
+                run: &run,
+                owner,
+                entity: &entity,
+                items: &items,
+                checkpoint: checkpoint.as_ref().map(|(p, c)| (p.as_str(), c.as_str())),
+                sweep_parent: sweep_parent.as_deref(),
+                sweep_orphans: sweep_orphans.as_deref(),
+                note: note.take(),
+                now,
+                lease_until: now + limits.lease_ms,
+            })
             .await?;
-            return Ok(());
+        store_calls += 1;
+        if !committed {
+            return Ok(Slice::LeaseLost);
         }
-        let pos = state.position.clone().unwrap_or_default();
-        left -= 1;
-        requests += 1;
-        match github::sync_page(&gh, &entity, &pos).await {
-            Ok(page) => {
-                let mut next_pos = pos.clone();
-                for item in &page.items {
-                    next_pos.max_modified = later(next_pos.max_modified.take(), &item.modified_at);
+    }
+    let ending = Ending::Completed;
+    store.finish(&run, owner, (limits.now)(), &ending).await?;
+    Ok(Slice::Done(ending))
+}
+
+/// A failed page (or credential load): defer on rate limits, retry transient failures (the
+/// state of the last commit stays), end the run on everything else.
+async fn end_on_error<St: SyncStore>(
+    store: &St,
+    run: &Run,
+    owner: &str,
+    limits: &Limits,
+    e: ServiceError,
+) -> Result<Slice, String> {
+    let now = (limits.now)();
+    let entity = run.state.entities.get(run.state.index).map(String::as_str).unwrap_or("sync");
+    match e {
+        ServiceError::RateLimited(secs) => {
+            let at = now + secs.max(1) as Millis * 1000;
+            store.release(run, owner, now, at, None).await?;
+            Ok(Slice::Deferred(at))
+        }
+        e if e.transient() => {
+            let message = format!("{entity}: {}", e.message());
+            // Hold the run until the queue's retry (with backoff) takes it back.
+            let failures = store.release(run, owner, now, now + limits.lease_ms, Some(&message)).await?;
+            Ok(Slice::Retry { error: message, failures })
+        }
+        e => {
+            let ending = Ending::Failed {
+                message: format!("{entity}: {}", e.message()),
+                auth: matches!(e, ServiceError::Auth(_)),
+            };
+            store.finish(run, owner, now, &ending).await?;
+            Ok(Slice::Done(ending))
+        }
+    }
+}
+
+/// The sync plan: the requested entity types in the service's order, or all of them when
+/// the list is empty or missing (contract §5, fix 12). Unknown names are an error.
+pub fn plan(requested: &[String], supported: &[&str]) -> Result<Vec<String>, String> {
+    if let Some(bad) = requested.iter().find(|r| !supported.contains(&r.as_str())) {
+        return Err(format!("Unsupported entity type '{bad}'; supported: {}", supported.join(", ")));
+    }
+    Ok(supported
+        .iter()
+        .filter(|s| requested.is_empty() || requested.iter().any(|r| r == *s))
+        .map(|s| s.to_string())
+        .collect())
+}
+
+/// Whether a scheduled integration is due (no run started within its period), and whether
+/// its run should be a full one. `realtime` is webhook-driven with an hourly safety-net run;
+/// every schedule gets a full, deletion-detecting run once a day.
+pub fn due(frequency: &str, last_started: Option<Millis>, last_full: Option<Millis>, now: Millis) -> Option<bool> {
+    const HOUR: Millis = 3_600_000;
+    const DAY: Millis = 24 * HOUR;
+    let every = match frequency {
+        "hourly" | "realtime" => HOUR,
+        "daily" => DAY,
+        _ => return None,
+    };
+    if last_started.is_some_and(|t| now - t < every) {
+        return None;
+    }
+    Some(last_full.is_none_or(|t| now - t >= DAY))
+}
+
+/// Backoff before retry `attempt` (1-based) of a failed slice: base·2^(attempt−1), capped.
+pub fn backoff_secs(base: u32, attempt: u32) -> u32 {
+    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10)).min(15 * 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+
+    thread_local! {
+        static CLOCK: Cell<Millis> = const { Cell::new(1_000_000) };
+    }
+    fn now() -> Millis {
+        CLOCK.with(|c| {
+            c.set(c.get() + 10);
+            c.get()
+        })
+    }
+    fn advance(ms: Millis) {
+        CLOCK.with(|c| c.set(c.get() + ms));
+    }
+
+    #[derive(Default, Clone, Debug)]
+    struct Row {
+        data: Value,
+        parent: String,
+        seen_run: String,
+        deleted: bool,
+    }
+
+    /// An in-memory store with a lease and a write fault switch.
+    #[derive(Default)]
+    struct MemStore {
+        run: RefCell<Option<Run>>,
+        finished: RefCell<Option<Ending>>,
+        lease: RefCell<Option<(String, Millis)>>,
+        resume_at: Cell<Millis>,
+        entities: RefCell<BTreeMap<(String, String), Row>>,
+        checkpoints: RefCell<BTreeMap<(String, String), String>>,
+        notes: RefCell<Vec<String>>,
+        fail_commits_after: Cell<Option<usize>>,
+        commits: Cell<usize>,
+        last_error: RefCell<Option<String>>,
+    }
+
+    impl MemStore {
+        fn with_run(entities: &[&str], full: bool) -> Self {
+            let s = MemStore::default();
+            *s.run.borrow_mut() = Some(Run {
+                id: "run1".into(),
+                integration_id: "i1".into(),
+                full,
+                state: RunState {
+                    entities: entities.iter().map(|e| e.to_string()).collect(),
+                    index: 0,
+                    position: None,
+                },
+                records: 0,
+                requests: 0,
+            });
+            s
+        }
+        fn restart(&self, full: bool) {
+            let mut r = self.run.borrow_mut();
+            let run = r.as_mut().unwrap();
+            run.full = full;
+            run.id = format!("{}+", run.id);
+            run.state.index = 0;
+            run.state.position = None;
+            run.records = 0;
+            *self.finished.borrow_mut() = None;
+            *self.lease.borrow_mut() = None;
+        }
+        fn live(&self, entity: &str) -> usize {
+            self.entities.borrow().iter().filter(|((e, _), r)| e == entity && !r.deleted).count()
+        }
+    }
+
+    impl SyncStore for MemStore {
+        async fn claim(&self, _id: &str, owner: &str, now: Millis, until: Millis) -> Result<Option<Run>, String> {
+            if self.finished.borrow().is_some() {
+                return Ok(None);
+            }
+            let mut lease = self.lease.borrow_mut();
+            if let Some((o, t)) = &*lease {
+                if o != owner && *t > now {
+                    return Ok(None);
                 }
-                next_pos.cursor = page.next.clone();
-                records += page.items.len() as i64;
-                let mut stmts = page
-                    .items
+            }
+            *lease = Some((owner.to_string(), until));
+            Ok(self.run.borrow().clone())
+        }
+
+        async fn start_entity(
+            &self,
+            _i: &str,
+            _e: &str,
+            parent: Option<Parent>,
+            full: bool,
+        ) -> Result<Position, String> {
+            let parents: Vec<String> = match parent {
+                None => vec![String::new()],
+                Some(p) => self
+                    .entities
+                    .borrow()
                     .iter()
-                    .map(|i| upsert(&db, &integration.id, &entity, i, &log.id, &now))
-                    .collect::<worker::Result<Vec<_>>>()?;
-                if page.next.is_none() {
-                    // The entity type is done: deletions (full runs) and the next checkpoint.
-                    if full {
-                        stmts.push(crate::q!(
-                            &db,
-                            "UPDATE synced_entities SET deleted_at = ?1 WHERE integration_id = ?2 AND entity_type = ?3
-                               AND deleted_at IS NULL AND (seen_run IS NULL OR seen_run <> ?4)",
-                            &now,
-                            &integration.id,
-                            &entity,
-                            &log.id
-                        )?);
+                    .filter(|((e, _), r)| e == p.entity && !r.deleted)
+                    .map(|(_, r)| r.data["name"].as_str().unwrap_or("").to_string())
+                    .collect(),
+            };
+            let since = parents
+                .iter()
+                .map(|p| if full { None } else { self.checkpoints.borrow().get(&(_e.to_string(), p.clone())).cloned() })
+                .collect();
+            Ok(Position { parents, since, ..Position::default() })
+        }
+
+        async fn commit(&self, c: Commit<'_>) -> Result<bool, String> {
+            if let Some(n) = self.fail_commits_after.get() {
+                if self.commits.get() >= n {
+                    return Err("D1 unavailable".into());
+                }
+            }
+            if self.lease.borrow().as_ref().map(|(o, _)| o.as_str()) != Some(c.owner) {
+                return Ok(false);
+            }
+            self.commits.set(self.commits.get() + 1);
+            let mut ents = self.entities.borrow_mut();
+            for i in c.items {
+                let key = (c.entity.to_string(), i.external_id.clone());
+                if i.deleted {
+                    if let Some(r) = ents.get_mut(&key) {
+                        r.deleted = true;
                     }
-                    if let Some(cp) = &next_pos.max_modified {
-                        stmts.push(crate::q!(
-                            &db,
-                            "INSERT INTO sync_checkpoints (integration_id, entity_type, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
-                             ON CONFLICT(integration_id, entity_type) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-                            &integration.id,
-                            &entity,
-                            &json!({ "since": cp }).to_string(),
-                            &now
-                        )?);
-                    }
-                    state.index += 1;
-                    state.position = None;
                 } else {
-                    state.position = Some(next_pos);
-                }
-                stmts.push(crate::q!(
-                    &db,
-                    "UPDATE sync_logs SET state = ?1, records_synced = ?2, requests_made = ?3, current_entity = ?4, heartbeat_at = ?5 WHERE id = ?6",
-                    &serde_json::to_string(&state)?,
-                    &records,
-                    &requests,
-                    &entity,
-                    &now,
-                    &log.id
-                )?);
-                db.batch(stmts).await?;
-            }
-            Err(SyncError::RateLimited(secs)) => {
-                let resume = iso(now_ms() + secs as i64 * 1000);
-                crate::q!(&db, "UPDATE sync_logs SET state = ?1, requests_made = ?2, heartbeat_at = ?3, resume_at = ?4 WHERE id = ?5",
-                    &serde_json::to_string(&state)?, &requests, &now, &resume, &log.id)?
-                .run()
-                .await?;
-                return Ok(());
-            }
-            Err(e) => {
-                crate::q!(&db, "UPDATE sync_logs SET requests_made = ?1 WHERE id = ?2", &requests, &log.id)?
-                    .run()
-                    .await?;
-                let e = match e {
-                    SyncError::Auth(m) => SyncError::Auth(format!("{entity}: {m}")),
-                    other => SyncError::Failed(format!("{entity}: {}", other.message())),
-                };
-                return finish(&db, &log.id, &integration.id, Err(e), &now).await;
-            }
-        }
-    }
-    finish(&db, &log.id, &integration.id, Ok(()), &iso(now_ms())).await
-}
-
-/// Where an entity type starts: its checkpoint (incremental) and, for repository-scoped types,
-/// the repositories currently stored for the integration.
-async fn start_position(db: &D1Database, integration: &str, entity: &str, full: bool) -> ApiResult<Position> {
-    #[derive(Deserialize)]
-    struct Cp {
-        cursor: String,
-    }
-    #[derive(Deserialize)]
-    struct Repo {
-        full_name: Option<String>,
-    }
-    let since = if full {
-        None
-    } else {
-        let cp: Option<Cp> = crate::q!(
-            db,
-            "SELECT cursor FROM sync_checkpoints WHERE integration_id = ?1 AND entity_type = ?2",
-            &integration,
-            &entity
-        )?
-        .first(None)
-        .await?;
-        cp.and_then(|c| serde_json::from_str::<Value>(&c.cursor).ok())
-            .and_then(|v| v["since"].as_str().map(str::to_string))
-    };
-    let parents = if entity == "repositories" {
-        Vec::new()
-    } else {
-        let rows: Vec<Repo> = crate::q!(
-            db,
-            "SELECT json_extract(data, '$.full_name') AS full_name FROM synced_entities
-              WHERE integration_id = ?1 AND entity_type = 'repositories' AND deleted_at IS NULL ORDER BY external_id",
-            &integration
-        )?
-        .all()
-        .await?
-        .results()?;
-        rows.into_iter().filter_map(|r| r.full_name).collect()
-    };
-    Ok(Position { cursor: None, since: since.clone(), max_modified: since, parents })
-}
-
-/// Starts a run: one unfinished run per integration (the partial unique index turns a second
-/// start into a conflict). Returns the log id.
-pub async fn start(
-    db: &D1Database,
-    integration: &IntegrationRow,
-    entities: Vec<String>,
-    full: bool,
-    now: i64,
-) -> ApiResult<String> {
-    fail_stuck(db, now).await?;
-    let id = uuid::Uuid::new_v4().to_string();
-    let state = RunState { entities, index: 0, position: None };
-    let r = crate::q!(
-        db,
-        "INSERT INTO sync_logs (id, integration_id, status, full_sync, state, started_at, heartbeat_at) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5)
-         ON CONFLICT DO NOTHING",
-        &id,
-        &integration.id,
-        &i32::from(full),
-        &serde_json::to_string(&state)?,
-        &iso(now)
-    )?
-    .run()
-    .await?;
-    if crate::db::changes(&r)? == 0 {
-        return Err(ApiError::conflict("SYNC_IN_PROGRESS", "A sync of this integration is already running"));
-    }
-    Ok(id)
-}
-
-/// Fails runs whose invocation died (no heartbeat within the timeout and nothing scheduled).
-pub async fn fail_stuck(db: &D1Database, now: i64) -> ApiResult<()> {
-    let cutoff = iso(now - STUCK_AFTER_MS);
-    let errors = json!([{ "entity": "sync", "message": "The sync stopped responding and was marked failed", "code": "SYNC_TIMEOUT" }]).to_string();
-    crate::q!(
-        db,
-        "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2
-          WHERE status IN ('pending', 'running') AND heartbeat_at < ?3 AND (resume_at IS NULL OR resume_at < ?3)",
-        &errors,
-        &iso(now),
-        &cutoff
-    )?
-    .run()
-    .await?;
-    Ok(())
-}
-
-/// The cron tick: fail stuck runs, continue deferred ones, start due scheduled syncs.
-pub async fn tick(env: &Env) -> ApiResult<()> {
-    let db = env.d1("DB")?;
-    let now = now_ms();
-    fail_stuck(&db, now).await?;
-    #[derive(Deserialize)]
-    struct Id {
-        id: String,
-    }
-    let due: Vec<Id> = crate::q!(&db, "SELECT id FROM sync_logs WHERE status IN ('pending', 'running') AND resume_at IS NOT NULL AND resume_at <= ?1 LIMIT 5", &iso(now))?
-        .all()
-        .await?
-        .results()?;
-    for d in due {
-        if let Err(e) = run(env, &d.id).await {
-            log_error(&format!("sync {} continuation failed: {}", d.id, e.message));
-        }
-    }
-    let hour_ago = iso(now - 3_600_000);
-    let day_ago = iso(now - 86_400_000);
-    let scheduled: Vec<IntegrationRow> = crate::q!(
-        &db,
-        "SELECT * FROM integrations i WHERE status = 'active'
-           AND ((json_extract(config, '$.syncFrequency') = 'hourly' AND (last_synced_at IS NULL OR last_synced_at < ?1))
-             OR (json_extract(config, '$.syncFrequency') = 'daily' AND (last_synced_at IS NULL OR last_synced_at < ?2)))
-           AND NOT EXISTS (SELECT 1 FROM sync_logs l WHERE l.integration_id = i.id AND l.status IN ('pending', 'running'))
-         ORDER BY last_synced_at LIMIT 10",
-        &hour_ago,
-        &day_ago
-    )?
-    .all()
-    .await?
-    .results()?;
-    for integration in scheduled {
-        let entities = super::configured_plan(&integration).unwrap_or_default();
-        match start(&db, &integration, entities, false, now).await {
-            Ok(log) => {
-                if let Err(e) = run(env, &log).await {
-                    log_error(&format!("scheduled sync {log} failed: {}", e.message));
+                    ents.insert(
+                        key,
+                        Row {
+                            data: i.data.clone(),
+                            parent: i.parent.clone(),
+                            seen_run: c.run.id.clone(),
+                            deleted: false,
+                        },
+                    );
                 }
             }
-            Err(e) if e.status == 409 => {}
-            Err(e) => log_error(&format!("scheduled sync of {} could not start: {}", integration.id, e.message)),
+            if let Some(p) = c.sweep_parent {
+                for ((e, _), r) in ents.iter_mut() {
+                    if e == c.entity && r.parent == p && r.seen_run != c.run.id {
+                        r.deleted = true;
+                    }
+                }
+            }
+            if let Some(parents) = c.sweep_orphans {
+                for ((e, _), r) in ents.iter_mut() {
+                    if e == c.entity && !parents.contains(&r.parent) {
+                        r.deleted = true;
+                    }
+                }
+            }
+            if let Some((p, cp)) = c.checkpoint {
+                self.checkpoints.borrow_mut().insert((c.entity.to_string(), p.to_string()), cp.to_string());
+            }
+            if let Some(n) = c.note {
+                self.notes.borrow_mut().push(n);
+            }
+            *self.run.borrow_mut() = Some(c.run.clone());
+            *self.lease.borrow_mut() = Some((c.owner.to_string(), c.lease_until));
+            Ok(true)
+        }
+
+        async fn release(
+            &self,
+            run: &Run,
+            owner: &str,
+            _now: Millis,
+            resume: Millis,
+            error: Option<&str>,
+        ) -> Result<u32, String> {
+            assert_eq!(self.lease.borrow().as_ref().map(|(o, _)| o.clone()), Some(owner.to_string()));
+            // A slice's state between commits is always consistent (a page is applied whole).
+            *self.run.borrow_mut() = Some(run.clone());
+            *self.lease.borrow_mut() = None;
+            self.resume_at.set(resume);
+            *self.last_error.borrow_mut() = error.map(str::to_string);
+            Ok(u32::from(error.is_some()))
+        }
+
+        async fn finish(&self, _run: &Run, _owner: &str, _now: Millis, ending: &Ending) -> Result<(), String> {
+            *self.finished.borrow_mut() = Some(ending.clone());
+            *self.lease.borrow_mut() = None;
+            Ok(())
         }
     }
-    Ok(())
+
+    /// A paged fake service: `repos` parents each holding `per_repo` issues, `page` per page.
+    struct FakeSource {
+        repos: Vec<String>,
+        issues: BTreeMap<String, Vec<(u32, String)>>,
+        page_size: usize,
+        requests: Cell<u32>,
+        fail: RefCell<Vec<(u32, ServiceError)>>,
+        expire_checkpoints: Cell<bool>,
+    }
+
+    impl FakeSource {
+        fn new(repos: usize, per_repo: u32, page_size: usize) -> Self {
+            let names: Vec<String> = (0..repos).map(|i| format!("o/r{i}")).collect();
+            let issues = names
+                .iter()
+                .map(|r| (r.clone(), (1..=per_repo).map(|n| (n, format!("2026-01-01T00:00:{:02}Z", n % 60))).collect()))
+                .collect();
+            FakeSource {
+                repos: names,
+                issues,
+                page_size,
+                requests: Cell::new(0),
+                fail: RefCell::new(vec![]),
+                expire_checkpoints: Cell::new(false),
+            }
+        }
+    }
+
+    impl Source for FakeSource {
+        fn parent(&self, entity: &str) -> Option<Parent> {
+            (entity == "issues").then_some(Parent { entity: "repositories", key: "$.name", only_if: None })
+        }
+        async fn open(&mut self) -> Result<(), ServiceError> {
+            self.requests.set(self.requests.get() + 1);
+            Ok(())
+        }
+        async fn page(&self, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+            let n = self.requests.get() + 1;
+            self.requests.set(n);
+            let hit = self.fail.borrow().iter().position(|(at, _)| *at == n);
+            if let Some(i) = hit {
+                return Err(self.fail.borrow_mut().remove(i).1);
+            }
+            let start = req.cursor.and_then(Value::as_u64).unwrap_or(0) as usize;
+            if req.entity == "repositories" {
+                let items: Vec<Item> = self
+                    .repos
+                    .iter()
+                    .map(|r| Item::new(r.clone(), "2026-01-01T00:00:00Z", serde_json::json!({ "name": r })))
+                    .collect();
+                return Ok(Page { items, next: None, checkpoint: None });
+            }
+            if req.since.is_some() && self.expire_checkpoints.get() {
+                return Err(ServiceError::CheckpointExpired("cursor too old".into()));
+            }
+            let all = &self.issues[req.parent];
+            let list: Vec<&(u32, String)> =
+                all.iter().filter(|(_, m)| req.since.is_none_or(|s| m.as_str() > s)).collect();
+            let items = list
+                .iter()
+                .skip(start)
+                .take(self.page_size)
+                .map(|(n, m)| Item::new(format!("{}#{n}", req.parent), m.clone(), serde_json::json!({ "n": n })))
+                .collect();
+            let next = (start + self.page_size < list.len()).then(|| serde_json::json!(start + self.page_size));
+            Ok(Page { items, next, checkpoint: None })
+        }
+        fn requests(&self) -> u32 {
+            self.requests.get()
+        }
+    }
+
+    fn limits(budget: u32) -> Limits {
+        Limits { now, budget, lease_ms: 60_000 }
+    }
+
+    fn drive(store: &MemStore, budget: u32) -> (Slice, usize) {
+        let mut slices = 0;
+        loop {
+            let mut src_requests = FAKE.with(|f| f.borrow_mut().take()).expect("fake");
+            slices += 1;
+            let s = futures::executor::block_on(run_slice(
+                store,
+                &mut src_requests,
+                "run1",
+                &format!("msg{slices}"),
+                &limits(budget),
+            ));
+            src_requests.requests.set(0);
+            FAKE.with(|f| *f.borrow_mut() = Some(src_requests));
+            match s {
+                Slice::Continue => continue,
+                other => return (other, slices),
+            }
+        }
+    }
+
+    thread_local! {
+        static FAKE: RefCell<Option<FakeSource>> = const { RefCell::new(None) };
+    }
+
+    fn install(src: FakeSource) {
+        FAKE.with(|f| *f.borrow_mut() = Some(src));
+    }
+
+    #[test]
+    fn a_run_larger_than_the_budget_completes_over_slices_with_exact_counts() {
+        install(FakeSource::new(3, 25, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        let (end, slices) = drive(&store, 8);
+        assert_eq!(end, Slice::Done(Ending::Completed));
+        assert!(slices > 3, "{slices} slices");
+        assert_eq!(store.live("repositories"), 3);
+        assert_eq!(store.live("issues"), 75);
+        let run = store.run.borrow().clone().unwrap();
+        assert_eq!(run.records, 78);
+        // One checkpoint per repository (per parent), at its newest item.
+        assert_eq!(store.checkpoints.borrow().len(), 3 + 1);
+        assert_eq!(store.checkpoints.borrow()[&("issues".into(), "o/r1".into())], "2026-01-01T00:00:25Z");
+    }
+
+    #[test]
+    fn the_budget_counts_store_calls_and_requests() {
+        install(FakeSource::new(1, 100, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(12)));
+        assert_eq!(s, Slice::Continue);
+        // claim + open + repositories (page + commit) + start_entity + issues pages … + release
+        let calls = 1 + src.requests() + store.commits.get() as u32 + 1 + 1;
+        assert!(calls <= 12, "{calls} subrequests");
+    }
+
+    #[test]
+    fn a_slice_that_dies_after_a_commit_resumes_without_duplicates() {
+        install(FakeSource::new(2, 30, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        store.fail_commits_after.set(Some(3));
+        let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m1", &limits(100)));
+        assert!(matches!(s, Slice::Retry { .. }), "{s:?}");
+        // The redelivered message (same owner) takes its own lease back at once.
+        store.fail_commits_after.set(None);
+        src.requests.set(0);
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m1", &limits(100)));
+        assert_eq!(s, Slice::Done(Ending::Completed));
+        assert_eq!(store.live("issues"), 60);
+        assert_eq!(store.run.borrow().as_ref().unwrap().records, 62);
+    }
+
+    #[test]
+    fn a_held_lease_keeps_other_workers_out_until_it_expires() {
+        install(FakeSource::new(1, 5, 10));
+        let store = MemStore::with_run(&["repositories"], false);
+        *store.lease.borrow_mut() = Some(("other".into(), now() + 30_000));
+        let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
+        assert_eq!(
+            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(50))),
+            Slice::NotClaimed
+        );
+        advance(31_000);
+        assert_eq!(
+            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(50))),
+            Slice::Done(Ending::Completed)
+        );
+        assert_eq!(
+            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(50))),
+            Slice::NotClaimed
+        );
+    }
+
+    #[test]
+    fn rate_limits_defer_transient_errors_retry_and_auth_errors_fail() {
+        install(FakeSource::new(1, 30, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
+        src.fail.borrow_mut().push((4, ServiceError::RateLimited(30)));
+        let t = CLOCK.with(Cell::get);
+        match futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(100))) {
+            Slice::Deferred(at) => assert!(at >= t + 30_000 && at < t + 31_000),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.live("issues"), 10, "the page before the limit is kept");
+        src.requests.set(0);
+        src.fail.borrow_mut().push((2, ServiceError::Upstream { status: 502, message: "bad gateway".into() }));
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m2", &limits(100)));
+        assert_eq!(s, Slice::Retry { error: "issues: upstream answered 502: bad gateway".into(), failures: 1 });
+        assert!(store.last_error.borrow().is_some());
+        src.requests.set(0);
+        src.fail.borrow_mut().push((3, ServiceError::Auth("token revoked".into())));
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m2", &limits(100)));
+        assert_eq!(s, Slice::Done(Ending::Failed { message: "issues: token revoked".into(), auth: true }));
+    }
+
+    #[test]
+    fn full_runs_mark_missing_entities_and_vanished_parents_deleted() {
+        install(FakeSource::new(2, 10, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        assert_eq!(store.live("issues"), 20);
+        FAKE.with(|f| {
+            let mut f = f.borrow_mut();
+            let src = f.as_mut().unwrap();
+            src.issues.get_mut("o/r0").unwrap().retain(|(n, _)| *n != 3);
+            src.repos.pop(); // o/r1 disappears with its issues
+        });
+        store.restart(true);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        assert_eq!(store.live("repositories"), 1);
+        assert_eq!(store.live("issues"), 9);
+    }
+
+    #[test]
+    fn incremental_runs_use_per_parent_checkpoints_so_new_parents_get_full_history() {
+        install(FakeSource::new(1, 10, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        FAKE.with(|f| {
+            let mut f = f.borrow_mut();
+            let src = f.as_mut().unwrap();
+            src.repos.push("o/new".into());
+            src.issues.insert("o/new".into(), (1..=7).map(|n| (n, "2025-06-01T00:00:00Z".to_string())).collect());
+        });
+        store.restart(false);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        // Its issues are older than the other repository's checkpoint, and still all arrive.
+        assert_eq!(store.live("issues"), 17);
+    }
+
+    #[test]
+    fn an_expired_checkpoint_restarts_that_pass_in_full_with_a_note() {
+        install(FakeSource::new(1, 10, 4));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        FAKE.with(|f| f.borrow().as_ref().unwrap().expire_checkpoints.set(true));
+        store.restart(false);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        assert_eq!(store.live("issues"), 10);
+        assert_eq!(store.notes.borrow().len(), 1);
+        assert!(store.notes.borrow()[0].contains("cursor too old"));
+    }
+
+    #[test]
+    fn plans_schedules_and_backoff() {
+        let all = ["repositories", "issues", "pull_requests", "commits"];
+        assert_eq!(plan(&[], &all).unwrap(), all);
+        assert_eq!(plan(&["commits".into(), "repositories".into()], &all).unwrap(), ["repositories", "commits"]);
+        assert!(plan(&["wiki".into()], &all).is_err());
+        let h = 3_600_000;
+        assert_eq!(due("manual", None, None, 10 * h), None);
+        assert_eq!(due("hourly", None, None, 10 * h), Some(true));
+        assert_eq!(due("hourly", Some(9 * h + 1), Some(9 * h), 10 * h), None);
+        assert_eq!(due("hourly", Some(9 * h), Some(9 * h), 10 * h), Some(false));
+        assert_eq!(due("realtime", Some(9 * h), Some(0), 30 * h), Some(true));
+        assert_eq!(due("daily", Some(20 * h), None, 30 * h), None);
+        assert_eq!(backoff_secs(5, 1), 5);
+        assert_eq!(backoff_secs(5, 3), 20);
+        assert_eq!(backoff_secs(60, 30), 900);
+        assert_eq!(later(None, "b").as_deref(), Some("b"));
+        assert_eq!(later(Some("c".into()), "b").as_deref(), Some("c"));
+    }
 }

@@ -72,6 +72,9 @@ pub struct GitUpdate {
     pub commit_count: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// The outbox row that carries this update (deliveries are at-least-once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// A handle on one session's object.

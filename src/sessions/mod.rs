@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
 
-use crate::app::Ctx;
 use crate::channels::scope::{scope_key, ChannelType};
 use crate::http::input::Input;
 use crate::http::page::{page_body, Keyed, PageQuery};
+use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::time::{iso, normalize};
 use agent::{CompleteRequest, SessionAgent};

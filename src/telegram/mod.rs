@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
 
-use crate::app::Ctx;
 use crate::config::{self, log_error, var};
 use crate::crypto::{random_token, sha256_hex, Aad, Legacy};
 use crate::http::input::Input;
+use crate::http::Ctx;
 use crate::http::{success, ApiError, ApiResult, Reply};
 use crate::time::{iso, normalize};
 use api::{valid_token, Bot};

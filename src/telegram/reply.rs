@@ -8,8 +8,8 @@ use worker::d1::D1Database;
 use worker::Env;
 
 use super::{bot_for, load_config};
-use crate::app::Ctx;
 use crate::http::input::Input;
+use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::sessions::owned_session;
 

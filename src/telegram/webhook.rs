@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 
 use super::api::{Bot, COMMANDS};
 use super::{bot_for, load_config};
-use crate::app::Ctx;
 use crate::channels::dispatch_to_orchestrator;
 use crate::channels::scope::{scope_key, ChannelType};
 use crate::config::log_error;
 use crate::crypto::{constant_time_eq, sha256_hex};
+use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::sessions::agent::{PromptRequest, SessionAgent};
 use crate::sessions::prompt::{Attachment, QueueMode, MAX_URL_CHARS};

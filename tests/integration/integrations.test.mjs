@@ -124,19 +124,21 @@ test('integration framework and GitHub sync', async (t) => {
     assert.equal(deleted._sync.deleted, true);
   });
 
-  await t.test('a fault mid-run leaves a failed log with a reason; the next run completes', async () => {
+  await t.test('transient faults are retried with backoff; a permanent one fails the run with its reason', async () => {
     gh.fake.fault(/\/issues$/, { status: 502, json: { message: 'Server Error' } }, 1);
     const r = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true, entities: ['issues'] });
-    const failed = await waitSync(integ.id, r.body.syncId);
-    assert.equal(failed.status, 'failed');
-    assert.match(failed.result.errors[0].message, /issues: GitHub answered 502/);
-    const i = (await api('GET', `/api/integrations/${integ.id}`)).body.integration;
-    assert.equal(i.status, 'active');
-    assert.equal(await count(integ.id, 'issues', '&includeDeleted=false'), 270, 'nothing half-deleted');
+    const retried = await waitSync(integ.id, r.body.syncId);
+    assert.equal(retried.status, 'completed', JSON.stringify(retried));
+    assert.ok(retried.invocations >= 2, 'the failed slice was retried');
+    assert.equal(await count(integ.id, 'issues', '&includeDeleted=false'), 270, 'nothing half-deleted or duplicated');
     gh.fake.fault(/\/issues$/, { malformed: true }, 1);
-    assert.equal((await waitSync(integ.id, (await api('POST', `/api/integrations/${integ.id}/sync`, { entities: ['issues'] })).body.syncId)).status, 'failed');
-    const again = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true, entities: ['issues'] });
-    assert.equal((await waitSync(integ.id, again.body.syncId)).status, 'completed');
+    assert.equal((await waitSync(integ.id, (await api('POST', `/api/integrations/${integ.id}/sync`, { entities: ['issues'] })).body.syncId)).status, 'completed');
+    gh.fake.fault(/\/issues$/, { status: 422, json: { message: 'Validation Failed' } }, 1);
+    const failed = await waitSync(integ.id, (await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true, entities: ['issues'] })).body.syncId);
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.result.errors[0].message, /issues: GitHub refused the request: Validation Failed/);
+    assert.equal((await api('GET', `/api/integrations/${integ.id}`)).body.integration.status, 'active');
+    assert.equal(await count(integ.id, 'issues', '&includeDeleted=false'), 270);
   });
 
   await t.test('concurrent sync requests: one runs, the other is 409', async () => {
@@ -147,56 +149,58 @@ test('integration framework and GitHub sync', async (t) => {
     await waitSync(integ.id, winner.body.syncId);
   });
 
-  await t.test('a run larger than the request budget resumes from its checkpoint and completes', async () => {
-    await svc.reconfigure({ SYNC_REQUEST_BUDGET: '4' });
+  await t.test('a run larger than the subrequest budget completes through several queue consumers', async () => {
+    await svc.reconfigure({ SYNC_REQUEST_BUDGET: '8' });
     const r = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true });
-    const paused = await waitSync(integ.id, r.body.syncId, { until: ['running', 'completed', 'failed'] });
-    await sleep(300);
-    let s = (await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body;
-    assert.equal(s.status, 'running', JSON.stringify(paused));
-    assert.equal(s.requestsMade, 4);
-    assert.ok(s.resumeAt);
-    for (let i = 0; i < 20 && s.status === 'running'; i++) {
-      await tick();
-      s = (await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body;
-    }
-    assert.equal(s.status, 'completed');
-    assert.ok(s.invocations > 3);
+    const s = await waitSync(integ.id, r.body.syncId);
+    assert.equal(s.status, 'completed', JSON.stringify(s));
+    assert.ok(s.invocations > 5, `${s.invocations} invocations`);
+    assert.equal(s.progress, 3 + 270 + 5 + 123);
     assert.equal(await count(integ.id, 'issues', '&includeDeleted=false'), 270);
     assert.equal(await count(integ.id, 'commits'), 123);
     await svc.reconfigure({ SYNC_REQUEST_BUDGET: '1000' });
   });
 
-  await t.test('a rate limit defers the run until the reset instead of failing it', async () => {
-    const reset = Math.floor(Date.now() / 1000) + 1;
+  await t.test('a rate limit defers the run to a delayed continuation at the reset', async () => {
+    const reset = Math.floor(Date.now() / 1000) + 2;
     gh.fake.fault(/\/commits$/, { status: 403, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) }, json: { message: 'API rate limit exceeded' } });
     const r = await api('POST', `/api/integrations/${integ.id}/sync`, { entities: ['commits'], fullSync: true });
-    const s = await waitSync(integ.id, r.body.syncId, { until: ['running', 'completed', 'failed'] });
-    await sleep(200);
-    const deferred = (await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body;
-    assert.equal(deferred.status, 'running', JSON.stringify(s));
+    let deferred;
+    for (let i = 0; i < 100 && !deferred?.resumeAt; i++) {
+      deferred = (await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body;
+      if (!deferred.resumeAt) await sleep(20);
+    }
+    assert.equal(deferred.status, 'running', JSON.stringify(deferred));
     assert.ok(Date.parse(deferred.resumeAt) >= (reset - 1) * 1000);
-    await tick();
-    assert.equal((await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body.status, 'running', 'not before the reset');
-    await sleep(2100);
-    await tick();
-    assert.equal((await api('GET', `/api/integrations/${integ.id}/sync/${r.body.syncId}`)).body.status, 'completed');
+    const done = await waitSync(integ.id, r.body.syncId);
+    assert.equal(done.status, 'completed');
+    assert.ok(Date.parse(done.completedAt) >= (reset - 1) * 1000, 'not before the reset');
   });
 
-  await t.test('cron: hourly integrations sync on schedule; stuck runs are failed', async () => {
+  await t.test('cron: hourly integrations are enqueued on schedule; stuck runs are failed', async () => {
     assert.equal((await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'hourly', entities: ['repositories'] } })).status, 200);
     let db = await svc.db();
-    await db.prepare("UPDATE integrations SET last_synced_at = '2026-01-01T00:00:00.000Z' WHERE id = ?").bind(integ.id).run();
+    await db.prepare("UPDATE sync_logs SET started_at = '2026-01-01T00:00:00.000Z' WHERE integration_id = ?").bind(integ.id).run();
+    await db.prepare("UPDATE integrations SET last_full_sync_at = '2026-01-01T00:00:00.000Z' WHERE id = ?").bind(integ.id).run();
     const before = (await db.prepare('SELECT COUNT(*) AS n FROM sync_logs WHERE integration_id = ?').bind(integ.id).first()).n;
     await tick();
-    const logs = (await db.prepare('SELECT status FROM sync_logs WHERE integration_id = ? ORDER BY started_at DESC').bind(integ.id).all()).results;
+    const logs = (await db.prepare('SELECT id, status, full_sync FROM sync_logs WHERE integration_id = ? ORDER BY started_at DESC').bind(integ.id).all()).results;
     assert.equal(logs.length, before + 1);
-    assert.equal(logs[0].status, 'completed');
+    assert.equal((await waitSync(integ.id, logs[0].id)).status, 'completed');
+    assert.equal(logs[0].full_sync, 1, 'the first scheduled run of the day is a full one');
+    await tick();
+    assert.equal((await db.prepare('SELECT COUNT(*) AS n FROM sync_logs WHERE integration_id = ?').bind(integ.id).first()).n, before + 1, 'not due again within the hour');
+    await db.prepare("UPDATE sync_logs SET started_at = '2026-01-01T00:00:00.000Z' WHERE integration_id = ?").bind(integ.id).run();
+    await tick();
+    const next = (await db.prepare('SELECT id, full_sync FROM sync_logs WHERE integration_id = ? ORDER BY started_at DESC').bind(integ.id).first());
+    assert.equal(next.full_sync, 0, 'later runs of the day are incremental');
+    assert.equal((await waitSync(integ.id, next.id)).status, 'completed');
     await db.prepare("INSERT INTO sync_logs (id, integration_id, status, state, started_at, heartbeat_at) VALUES ('stuck-run', ?, 'running', '{}', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')").bind(integ.id).run();
     await tick();
     const stuck = (await api('GET', `/api/integrations/${integ.id}/sync/stuck-run`)).body;
     assert.equal(stuck.status, 'failed');
     assert.equal(stuck.result.errors[0].code, 'SYNC_TIMEOUT');
+    assert.equal((await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'manual', entities: [] } })).status, 200);
     db = undefined;
   });
 
@@ -259,7 +263,9 @@ test('integration framework and GitHub sync', async (t) => {
     const bobToken = 'gho_bob_oauth_token_000000000000000';
     knownSecrets.add(bobToken);
     gh.addUser(bobToken, { id: 7, login: 'bob' });
-    gh.codes.set('bob-code', bobToken);
+    const challenge = new URL(start.body.url).searchParams.get('code_challenge');
+    assert.equal(new URL(start.body.url).searchParams.get('code_challenge_method'), 'S256');
+    gh.codes.set('bob-code', { token: bobToken, challenge });
     const cb = { code: 'bob-code', state: start.body.state, redirect_uri: 'https://app.example.com/integrations/callback' };
     assert.equal((await api('POST', '/api/integrations/github/oauth/callback', cb, alice)).status, 400, 'state bound to its user');
     const done = await api('POST', '/api/integrations/github/oauth/callback', cb, bob);
@@ -268,7 +274,9 @@ test('integration framework and GitHub sync', async (t) => {
     assert.ok(!done.text.includes(bobToken));
     assert.equal((await api('POST', '/api/integrations/github/oauth/callback', cb, bob)).body.code, 'INVALID_STATE', 'single use');
     const keys = await svc.apiKeys(bob.userId);
-    assert.equal((await keys('retrieve', { userId: bob.userId, service: 'github' })).body.credentials.access_token, bobToken);
+    const own = await keys('retrieve', { userId: bob.userId, service: `integration:${done.body.integration.id}` });
+    assert.equal(own.body.credentials.access_token, bobToken);
+    assert.equal((await keys('retrieve', { userId: bob.userId, service: 'github' })).status, 404, 'not under the bare service name');
   });
 
   await t.test('delete removes credentials and entities', async () => {
@@ -277,7 +285,7 @@ test('integration framework and GitHub sync', async (t) => {
     const db = await svc.db();
     assert.equal((await db.prepare('SELECT COUNT(*) AS n FROM synced_entities WHERE integration_id = ?').bind(integ.id).first()).n, 0);
     const keys = await svc.apiKeys(alice.userId);
-    assert.equal((await keys('retrieve', { userId: alice.userId, service: 'github' })).status, 404);
+    assert.equal((await keys('retrieve', { userId: alice.userId, service: `integration:${integ.id}` })).status, 404);
   });
 
   await t.test('no secret in any response or log line', () => {

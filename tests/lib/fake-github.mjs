@@ -1,6 +1,7 @@
 // A fake GitHub on 127.0.0.1 speaking the real paths and shapes: the OAuth web endpoints
 // (under /web) and the REST API (under /api): /user, /user/emails, paginated /user/repos with
 // Link headers, repositories, pulls (with the 422 "already exists" answer), issues.
+import { createHash } from 'node:crypto';
 import { startFake } from './fake-upstream.mjs';
 
 export async function startFakeGitHub(t) {
@@ -78,12 +79,16 @@ export function startFakeGitHubOn(fake) {
     return { json: slice, headers: links.length ? { link: links.join(', ') } : {} };
   };
 
+  // GitHub takes JSON or a form; a code issued with a PKCE challenge needs its verifier.
   fake.on('POST', '/web/login/oauth/access_token', (req) => {
-    const token = gh.codes.get(req.json?.code);
-    if (!token || req.json?.client_secret !== 'gh-client-secret') {
+    const p = req.json ?? req.form ?? {};
+    const issued = gh.codes.get(p.code);
+    const { token, challenge } = typeof issued === 'string' ? { token: issued } : (issued ?? {});
+    const verified = !challenge || (p.code_verifier && createHash('sha256').update(p.code_verifier).digest('base64url') === challenge);
+    if (!token || p.client_secret !== 'gh-client-secret' || !verified) {
       return { json: { error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.' } };
     }
-    gh.codes.delete(req.json.code);
+    gh.codes.delete(p.code);
     return { json: { access_token: token, token_type: 'bearer', scope: 'repo,read:user,user:email' } };
   });
   fake.on('GET', '/api/user', (req) => {

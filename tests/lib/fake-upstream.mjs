@@ -52,7 +52,9 @@ export class FakeUpstream {
     const url = new URL(req.url, this.url);
     let json;
     try { json = raw.length ? JSON.parse(raw) : undefined; } catch {}
-    const record = { method: req.method, path: url.pathname, query: url.searchParams, headers: req.headers, raw, json };
+    // Form posts (OAuth token endpoints) are read as well.
+    const form = /x-www-form-urlencoded/.test(req.headers['content-type'] ?? '') ? Object.fromEntries(new URLSearchParams(raw.toString())) : undefined;
+    const record = { method: req.method, path: url.pathname, query: url.searchParams, headers: req.headers, raw, json, form };
     this.requests.push(record);
 
     const match = (p) => (p instanceof RegExp ? p.test(url.pathname) : url.pathname.startsWith(p));

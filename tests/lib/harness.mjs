@@ -36,6 +36,8 @@ export class Service {
       GOOGLE_OAUTH_TOKEN_URL: up.googleToken ?? 'http://127.0.0.1:9/token',
       GMAIL_API_URL: up.gmail ?? 'http://127.0.0.1:9/gmail',
       GOOGLE_CALENDAR_API_URL: up.calendar ?? 'http://127.0.0.1:9/calendar',
+      // Queue retries back off from 1 s in tests (10 s in production).
+      JOB_RETRY_BASE_SECONDS: '1',
       ...this.vars,
       ...overrides,
     };
@@ -51,7 +53,7 @@ export class Service {
       host: '127.0.0.1',
       port: 0,
       modules: true,
-      scriptPath: join(root, 'build', 'index.js'),
+      scriptPath: join(root, 'build-test', 'index.js'),
       modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
       compatibilityDate: COMPATIBILITY_DATE,
       d1Databases: { DB: DATABASE_ID },
@@ -61,6 +63,12 @@ export class Service {
         SESSIONS: { className: 'SessionAgent', useSQLite: true },
       },
       durableObjectsPersist: join(this.dir, 'v3', 'do'),
+      // As wrangler.toml declares them; retries and timeouts are shortened for tests.
+      queueProducers: { JOBS: { queueName: 'integrations-jobs' } },
+      queueConsumers: {
+        'integrations-jobs': { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: Number(bindings.TEST_MAX_RETRIES ?? 3), deadLetterQueue: 'integrations-jobs-dlq' },
+        'integrations-jobs-dlq': { maxBatchSize: 10, maxBatchTimeout: 0 },
+      },
       bindings,
       handleRuntimeStdio: (stdout, stderr) => {
         for (const s of [stdout, stderr]) s.on('data', (chunk) => this.logs.push(String(chunk)));

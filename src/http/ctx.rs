@@ -1,0 +1,50 @@
+//! What a handler gets: the parsed request, the caller and the environment. It lives with
+//! the HTTP layer so features depend on it without depending on the pipeline that calls them.
+
+use std::rc::Rc;
+
+use worker::d1::D1Database;
+use worker::{Context, Env, Headers};
+
+use super::input::Query;
+use super::router::Params;
+use super::{ApiError, ApiResult};
+use crate::auth::Caller;
+use crate::time::Millis;
+
+/// Everything a handler gets: the parsed request and the caller.
+pub struct Ctx {
+    pub env: Env,
+    pub request_id: String,
+    /// The request's own origin (`scheme://host[:port]`).
+    pub origin: String,
+    pub params: Params,
+    pub query: Query,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    pub now: Millis,
+    /// The invocation, for work that continues after the response (`wait_until`).
+    pub wctx: Rc<Context>,
+    pub(crate) caller: Option<Caller>,
+}
+
+impl Ctx {
+    /// The authenticated caller (always present on `Access::User`/`Admin` routes).
+    pub fn caller(&self) -> ApiResult<&Caller> {
+        self.caller.as_ref().ok_or_else(ApiError::unauthorized)
+    }
+
+    /// The raw request body (webhook signatures are checked over these exact bytes).
+    pub fn raw_body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// A request header.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).ok().flatten()
+    }
+
+    pub fn db(&self) -> ApiResult<D1Database> {
+        Ok(self.env.d1("DB")?)
+    }
+}

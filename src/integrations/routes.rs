@@ -1,0 +1,655 @@
+//! The integrations API (anchor §2.1 with its fixes, contract §9): connect, read, update,
+//! disconnect, sync, entities, fetch/push, actions and OAuth. Every handler speaks to the
+//! service behind an integration through `service::Service` only.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::engine::plan;
+use super::service::{self, Conn, Credentials, Service, ServiceError, KNOWN_SERVICES};
+use super::{credentials_key, load_credentials, oauth, runs, schema, store_items, IntegrationRow};
+use crate::auth::Role;
+use crate::config::var;
+use crate::credentials::ApiKeys;
+use crate::crypto::{random_token, sha256_hex};
+use crate::http::error::FieldError;
+use crate::http::input::Input;
+use crate::http::{success, ApiError, ApiResult, Ctx, Reply};
+use crate::outbound::Net;
+use crate::time::{iso, normalize, Millis};
+
+/// Sync frequencies a configuration may ask for (`realtime`: webhook-driven, with an hourly
+/// safety-net run).
+pub const FREQUENCIES: [&str; 4] = ["realtime", "hourly", "daily", "manual"];
+
+/// The caller's own integration (`write`), or also an org-scope one (`read`); else 404.
+async fn find(ctx: &Ctx, write: bool) -> ApiResult<IntegrationRow> {
+    let db = ctx.db()?;
+    let caller = ctx.caller()?;
+    let id = ctx.params.get("id");
+    let row: Option<IntegrationRow> = crate::q!(
+        &db,
+        "SELECT * FROM integrations WHERE id = ?1 AND (user_id = ?2 OR (?3 AND scope = 'org'))",
+        &id,
+        &caller.id,
+        &!write
+    )?
+    .first(None)
+    .await?;
+    row.ok_or_else(|| ApiError::not_found(format!("Integration with id '{id}' not found")))
+}
+
+/// An upstream failure as the API answers it (contract §9, "Actions").
+pub fn service_error(e: ServiceError, service: &str) -> ApiError {
+    match e {
+        ServiceError::RateLimited(s) => {
+            ApiError::new(429, "RATE_LIMITED", format!("{service} rate limit exceeded; retry later"))
+                .with_details(json!({ "retryAfter": s }))
+                .with_header("Retry-After", s.to_string())
+        }
+        ServiceError::Auth(m) => ApiError::new(409, "RECONNECT_REQUIRED", format!("{m}; reconnect the account")),
+        ServiceError::NotFound(m) => ApiError::not_found(m),
+        ServiceError::Invalid(m) => ApiError::new(400, "VALIDATION_ERROR", m),
+        ServiceError::Refused { status, code, message } => ApiError::new(status, code, message),
+        ServiceError::Upstream { status, message } => {
+            ApiError::upstream(message).with_details(json!({ "status": status }))
+        }
+        ServiceError::Transport(m) | ServiceError::CheckpointExpired(m) => {
+            ApiError::upstream(m).with_details(json!({ "status": Value::Null }))
+        }
+    }
+}
+
+/// The integration's service and opened credentials, for one call.
+async fn open(ctx: &Ctx, row: &IntegrationRow) -> ApiResult<(&'static dyn Service, Credentials)> {
+    Ok((row.service()?, load_credentials(&ctx.env, row).await?))
+}
+
+/// A service call's outcome as the API answers it. A refusal of the credentials puts the
+/// integration in `error`: its owner must reconnect.
+async fn settle<T>(ctx: &Ctx, row: &IntegrationRow, service: &dyn Service, r: Result<T, ServiceError>) -> ApiResult<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(ServiceError::Auth(m)) => {
+            let message = format!("{m}; reconnect the account");
+            crate::q!(
+                &ctx.db()?,
+                "UPDATE integrations SET status = 'error', error_message = ?1, updated_at = ?2 WHERE id = ?3",
+                &message,
+                &iso(ctx.now),
+                &row.id
+            )?
+            .run()
+            .await?;
+            Err(ApiError::new(409, "RECONNECT_REQUIRED", message))
+        }
+        Err(e) => Err(service_error(e, service.name())),
+    }
+}
+
+/// `GET /api/integrations` → own integrations, then org-scope ones of others.
+pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let db = ctx.db()?;
+    let caller = ctx.caller()?;
+    let rows: Vec<IntegrationRow> = crate::q!(
+        &db,
+        "SELECT * FROM integrations WHERE user_id = ?1 OR scope = 'org'
+          ORDER BY CASE WHEN user_id = ?1 THEN 0 ELSE 1 END, created_at DESC",
+        &caller.id
+    )?
+    .all()
+    .await?
+    .results()?;
+    Reply::ok(&json!({ "integrations": rows.iter().map(|r| r.view(&caller.id)).collect::<Vec<_>>() }))
+}
+
+/// `GET /api/integrations/available`: every registered service, its entities and actions.
+pub async fn available(_ctx: &Ctx) -> ApiResult<Reply> {
+    let services: Vec<Value> = service::REGISTRY
+        .iter()
+        .map(|s| {
+            json!({
+                "service": s.name(), "supportedEntities": s.entities(),
+                "actions": s.actions().iter().map(|a| a.name).collect::<Vec<_>>(), "oauth": s.oauth().is_some(),
+            })
+        })
+        .collect();
+    Reply::ok(&json!({ "services": services }))
+}
+
+struct ConfigInput {
+    frequency: String,
+    entities: Vec<String>,
+    filters: Option<Value>,
+}
+
+fn parse_config(input: &mut Input, service: Option<&dyn Service>, required: bool) -> Option<ConfigInput> {
+    let Some(cfg) = input.opt_object("config") else {
+        if required {
+            input.error("config", "Required");
+        }
+        return None;
+    };
+    let frequency = match cfg.get("syncFrequency") {
+        None => "hourly".to_string(),
+        Some(Value::String(f)) if FREQUENCIES.contains(&f.as_str()) => f.clone(),
+        Some(_) => {
+            input.error("config.syncFrequency", format!("Expected one of: {}", FREQUENCIES.join(", ")));
+            return None;
+        }
+    };
+    let entities: Vec<String> = match cfg.get("entities") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+        }
+        Some(_) => {
+            input.error("config.entities", "Expected an array of strings");
+            return None;
+        }
+    };
+    if let Some(s) = service {
+        if let Err(m) = plan(&entities, s.entities()) {
+            input.error("config.entities", m);
+            return None;
+        }
+    }
+    Some(ConfigInput { frequency, entities, filters: cfg.get("filters").cloned().filter(Value::is_object) })
+}
+
+fn config_json(c: &ConfigInput) -> Value {
+    let mut v = json!({ "syncFrequency": c.frequency, "entities": c.entities });
+    if let Some(f) = &c.filters {
+        v["filters"] = f.clone();
+    }
+    v
+}
+
+fn auth_failed() -> ApiError {
+    ApiError::new(400, "INTEGRATION_AUTH_FAILED", "Failed to connect to service")
+}
+
+/// Tests credentials against the service (before anything is stored).
+async fn check(ctx: &Ctx, service: &dyn Service, creds: &Credentials) -> ApiResult<Value> {
+    let conn = Conn { http: &Net, vars: &ctx.env, creds, now: ctx.now };
+    match service.check(&conn).await {
+        Ok(account) => Ok(account),
+        Err(ServiceError::RateLimited(s)) => Err(service_error(ServiceError::RateLimited(s), service.name())),
+        Err(ServiceError::Transport(m)) => Err(ApiError::upstream(format!("{} unreachable: {m}", service.name()))),
+        Err(_) => Err(auth_failed()),
+    }
+}
+
+/// Tests credentials, then creates (or, with `upsert`, reactivates) the row and stores the
+/// credentials under the integration's own key.
+async fn connect(
+    ctx: &Ctx,
+    service: &dyn Service,
+    creds: Credentials,
+    config: Value,
+    upsert: bool,
+) -> ApiResult<IntegrationRow> {
+    let caller = ctx.caller()?;
+    service
+        .validate_credentials(&creds)
+        .map_err(|_| ApiError::new(400, "INVALID_CREDENTIALS", "Invalid credentials provided"))?;
+    check(ctx, service, &creds).await?;
+    let db = ctx.db()?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = iso(ctx.now);
+    let sql = if upsert {
+        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)
+         ON CONFLICT(user_id, service) DO UPDATE SET status = 'active', error_message = NULL, credentials_legacy = 0, updated_at = excluded.updated_at
+         RETURNING *"
+    } else {
+        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)
+         ON CONFLICT DO NOTHING RETURNING *"
+    };
+    let row: Option<IntegrationRow> =
+        crate::q!(&db, sql, &id, &caller.id, &service.name(), &config.to_string(), &now)?.first(None).await?;
+    let Some(row) = row else {
+        return Err(ApiError::conflict(
+            "INTEGRATION_ALREADY_EXISTS",
+            format!("Integration for {} already exists", service.name()),
+        ));
+    };
+    // Credentials go in after the row exists, so a refused duplicate never overwrites them.
+    let scopes: Vec<String> = creds
+        .get("scope")
+        .map(|s| s.split([' ', ',']).filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Err(e) = ApiKeys::for_user(&ctx.env, &caller.id).store(&credentials_key(&row.id), creds, scopes, None).await
+    {
+        if row.id == id {
+            crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &id)?.run().await?;
+        }
+        return Err(e);
+    }
+    Ok(row)
+}
+
+/// `POST /api/integrations` `{service, credentials, config}` → 201 `{integration}`.
+pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
+    let db = ctx.db()?;
+    let caller = ctx.caller()?;
+    let mut input = Input::parse(&ctx.body)?;
+    let name = input.str("service", 1, 40);
+    if !name.is_empty() && !KNOWN_SERVICES.contains(&name.as_str()) {
+        input.error("service", format!("Expected one of: {}", KNOWN_SERVICES.join(", ")));
+    }
+    let creds: Credentials = input.str_map("credentials", 32, 16 * 1024).into_iter().collect();
+    let service = service::find(&name);
+    let config = parse_config(&mut input, service, true);
+    input.finish()?;
+    let exists: Option<Value> =
+        crate::q!(&db, "SELECT id FROM integrations WHERE user_id = ?1 AND service = ?2", &caller.id, &name)?
+            .first(None)
+            .await?;
+    if exists.is_some() {
+        return Err(ApiError::conflict("INTEGRATION_ALREADY_EXISTS", format!("Integration for {name} already exists")));
+    }
+    let service = service
+        .ok_or_else(|| ApiError::new(400, "UNSUPPORTED_INTEGRATION", format!("Unsupported integration: {name}")))?;
+    let config = config.map(|c| config_json(&c)).unwrap_or(json!({}));
+    let row = connect(ctx, service, creds, config, false).await?;
+    Reply::json(201, &json!({ "integration": row.view(&caller.id) }))
+}
+
+/// `GET /api/integrations/:id` (own, or org-scope).
+pub async fn get(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    Reply::ok(&json!({ "integration": find(ctx, false).await?.view(&caller.id) }))
+}
+
+/// `PATCH /api/integrations/:id` `{config?, status?: "active", scope?}`: reactivation re-tests
+/// the stored credentials first; `scope` is for admins.
+pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let row = find(ctx, true).await?;
+    let service = row.service()?;
+    let mut input = Input::parse(&ctx.body)?;
+    let config = parse_config(&mut input, Some(service), false);
+    let status = input.opt_enum("status", &["active"], |s| (s == "active").then_some(()));
+    let scope = input.opt_enum("scope", &["user", "org"], |s| ["user", "org"].contains(&s).then(|| s.to_string()));
+    if config.is_none() && status.is_none() && scope.is_none() && !input.has("config") {
+        input.error("", "Nothing to update: give config, status or scope");
+    }
+    input.finish()?;
+    if scope.is_some() && caller.role != Role::Admin {
+        return Err(ApiError::admin_required());
+    }
+    if status.is_some() {
+        let creds = load_credentials(&ctx.env, &row).await.map_err(|_| {
+            ApiError::new(400, "INTEGRATION_AUTH_FAILED", "Stored credentials are unavailable; reconnect")
+        })?;
+        check(ctx, service, &creds).await?;
+    }
+    let db = ctx.db()?;
+    let updated: Option<IntegrationRow> = crate::q!(
+        &db,
+        "UPDATE integrations SET config = COALESCE(?1, config), status = COALESCE(?2, status),
+           error_message = CASE WHEN ?2 IS NULL THEN error_message ELSE NULL END, scope = COALESCE(?3, scope), updated_at = ?4
+         WHERE id = ?5 RETURNING *",
+        &config.as_ref().map(|c| config_json(c).to_string()),
+        &status.map(|_| "active"),
+        &scope,
+        &iso(ctx.now),
+        &row.id
+    )?
+    .first(None)
+    .await?;
+    let updated = updated.ok_or_else(|| ApiError::not_found("Integration not found"))?;
+    Reply::ok(&json!({ "integration": updated.view(&caller.id) }))
+}
+
+/// `DELETE /api/integrations/:id` → `{success: true}`: its own credentials revoked (a user's
+/// credential of the same service name is left alone), its runs and entities removed.
+pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
+    let db = ctx.db()?;
+    let row = find(ctx, true).await?;
+    ApiKeys::for_user(&ctx.env, &row.user_id).revoke(&credentials_key(&row.id)).await?;
+    crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &row.id)?.run().await?;
+    Reply::ok(&success())
+}
+
+/// `POST /api/integrations/:id/sync` `{entities?, fullSync?}` → 202 `{syncId, status: "started"}`:
+/// the run is queued; its slices run in queue consumers.
+pub async fn sync(ctx: &Ctx) -> ApiResult<Reply> {
+    let row = find(ctx, true).await?;
+    let mut input = Input::parse(&ctx.body)?;
+    let entities = input.opt_str_list("entities", 20, 40);
+    let full = input.opt_bool("fullSync").unwrap_or(false);
+    input.finish()?;
+    if row.status != "active" {
+        return Err(ApiError::new(
+            400,
+            "INTEGRATION_NOT_ACTIVE",
+            "Integration is not active; PATCH it with status \"active\" after fixing the cause",
+        ));
+    }
+    let service = row.service()?;
+    let plan = match entities {
+        Some(e) => plan(&e, service.entities()),
+        None => row.plan(),
+    }
+    .map_err(|m| ApiError::invalid_field("entities", &m))?;
+    let id = runs::start(&ctx.env, &row, plan, full, ctx.now).await?;
+    Reply::json(202, &json!({ "syncId": id, "status": "started" }))
+}
+
+#[derive(Deserialize)]
+struct LogView {
+    id: String,
+    integration_id: String,
+    status: String,
+    full_sync: i64,
+    current_entity: Option<String>,
+    records_synced: i64,
+    requests_made: i64,
+    invocations: i64,
+    errors: Option<String>,
+    notes: Option<String>,
+    last_error: Option<String>,
+    started_at: String,
+    resume_at: Option<String>,
+    completed_at: Option<String>,
+}
+
+/// `GET /api/integrations/:id/sync/:syncId` → the run with its progress.
+pub async fn sync_status(ctx: &Ctx) -> ApiResult<Reply> {
+    let db = ctx.db()?;
+    let row = find(ctx, false).await?;
+    let sync_id = ctx.params.get("syncId");
+    let log: LogView =
+        crate::q!(&db, "SELECT * FROM sync_logs WHERE id = ?1 AND integration_id = ?2", &sync_id, &row.id)?
+            .first(None)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("Sync with id '{sync_id}' not found")))?;
+    let parse =
+        |t: &Option<String>| t.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()).unwrap_or(json!([]));
+    let errors = parse(&log.errors);
+    let mut body = json!({
+        "id": log.id, "integrationId": log.integration_id, "status": log.status, "fullSync": log.full_sync != 0,
+        "progress": log.records_synced, "currentEntity": log.current_entity, "requestsMade": log.requests_made,
+        "invocations": log.invocations, "resumeAt": log.resume_at, "startedAt": normalize(&log.started_at),
+        "completedAt": log.completed_at.as_deref().map(normalize), "notes": parse(&log.notes), "lastError": log.last_error,
+    });
+    if let Some(done) = &log.completed_at {
+        body["result"] = json!({ "success": log.status == "completed", "recordsSynced": log.records_synced, "errors": errors, "completedAt": normalize(done) });
+    }
+    Reply::ok(&body)
+}
+
+#[derive(Deserialize)]
+struct EntityRow {
+    external_id: String,
+    data: String,
+    first_seen_at: String,
+    last_modified_at: String,
+    deleted_at: Option<String>,
+}
+
+/// `GET /api/integrations/:id/entities/:type?limit&cursor&modifiedAfter&includeDeleted`.
+pub async fn entities(ctx: &Ctx) -> ApiResult<Reply> {
+    use base64::Engine;
+    let db = ctx.db()?;
+    let row = find(ctx, false).await?;
+    let kind = ctx.params.get("type");
+    if !row.service()?.entities().contains(&kind) {
+        return Err(ApiError::invalid_field("type", &format!("Unsupported entity type '{kind}'")));
+    }
+    let limit = ctx.query.limit(100)?;
+    let bad_cursor = || ApiError::invalid_field("cursor", "Invalid cursor");
+    let after = match ctx.query.get("cursor") {
+        Some(c) => {
+            String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad_cursor())?)
+                .map_err(|_| bad_cursor())?
+        }
+        None => String::new(),
+    };
+    let modified_after = match ctx.query.get("modifiedAfter") {
+        Some(m) => Some(
+            crate::time::parse_iso(m)
+                .map(iso)
+                .ok_or_else(|| ApiError::invalid_field("modifiedAfter", "Expected an ISO 8601 timestamp"))?,
+        ),
+        None => None,
+    };
+    let include_deleted = ctx.query.get("includeDeleted") != Some("false");
+    let rows: Vec<EntityRow> = crate::q!(
+        &db,
+        "SELECT external_id, data, first_seen_at, last_modified_at, deleted_at FROM synced_entities
+          WHERE integration_id = ?1 AND entity_type = ?2 AND external_id > ?3
+            AND (?4 IS NULL OR last_modified_at > ?4) AND (?5 OR deleted_at IS NULL)
+          ORDER BY external_id LIMIT ?6",
+        &row.id,
+        &kind,
+        &after,
+        &modified_after,
+        &include_deleted,
+        &(limit + 1)
+    )?
+    .all()
+    .await?
+    .results()?;
+    let has_more = rows.len() > limit as usize;
+    let items: Vec<Value> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| {
+            let mut v: Value = serde_json::from_str(&r.data).unwrap_or(json!({}));
+            v["id"] = json!(r.external_id);
+            v["_sync"] = json!({ "firstSeenAt": r.first_seen_at, "lastModifiedAt": r.last_modified_at, "deleted": r.deleted_at.is_some(), "deletedAt": r.deleted_at });
+            v
+        })
+        .collect();
+    let mut body = json!({ "entities": items, "hasMore": has_more });
+    if let (true, Some(last)) = (has_more, rows.get(limit as usize - 1)) {
+        body["cursor"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&last.external_id));
+    }
+    Reply::ok(&body)
+}
+
+/// `POST /api/integrations/:id/fetch` `{entityType, externalId}` → the live entity (also stored).
+pub async fn fetch(ctx: &Ctx) -> ApiResult<Reply> {
+    let row = find(ctx, true).await?;
+    let mut input = Input::parse(&ctx.body)?;
+    let kind = input.str("entityType", 1, 40);
+    let id = input.str("externalId", 1, 300);
+    input.finish()?;
+    let (service, creds) = open(ctx, &row).await?;
+    let conn = Conn { http: &Net, vars: &ctx.env, creds: &creds, now: ctx.now };
+    let fetched = service.fetch(&conn, &kind, &id).await;
+    let (entity, item) = settle(ctx, &row, service, fetched).await?;
+    store_items(&ctx.env, &row.id, &[(entity, item.clone())]).await?;
+    let mut v = item.data;
+    v["id"] = json!(item.external_id);
+    Reply::ok(&json!({ "entity": v }))
+}
+
+/// `POST /api/integrations/:id/push` `{entityType, data}` → 201 `{result}`: the action behind
+/// that entity type (GitHub: `issues` → `create_issue`, `comments` → `comment`).
+pub async fn push(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let row = find(ctx, true).await?;
+    let mut input = Input::parse(&ctx.body)?;
+    let kind = input.str("entityType", 1, 40);
+    let data = input.opt_object("data").map(Value::Object);
+    if data.is_none() {
+        input.error("data", "Required");
+    }
+    input.finish()?;
+    let action = row
+        .service()?
+        .push_action(&kind)
+        .ok_or_else(|| ApiError::invalid_field("entityType", &format!("push is not supported for {kind}")))?;
+    let result = invoke(ctx, &caller.id, &row, action, &data.unwrap_or_default()).await?;
+    Reply::json(201, &json!({ "result": result }))
+}
+
+/// `GET /api/integrations/:id/actions` → `{actions: [{name, description, params}]}`.
+pub async fn actions(ctx: &Ctx) -> ApiResult<Reply> {
+    let row = find(ctx, false).await?;
+    let list: Vec<Value> = row
+        .service()?
+        .actions()
+        .iter()
+        .map(|a| json!({ "name": a.name, "description": a.description, "params": serde_json::from_str::<Value>(a.params).unwrap_or(Value::Null) }))
+        .collect();
+    Reply::ok(&json!({ "actions": list }))
+}
+
+/// `POST /api/integrations/:id/actions/:name` with the parameters as the body → `{result}`.
+pub async fn act(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let row = find(ctx, false).await?;
+    let params = if ctx.body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice::<Value>(&ctx.body).map_err(|_| ApiError::invalid_json())?
+    };
+    let result = invoke(ctx, &caller.id, &row, ctx.params.get("name"), &params).await?;
+    Reply::ok(&json!({ "result": result }))
+}
+
+/// Runs an action for `caller` (the HTTP route, `push` and the MCP server share this): the
+/// schema is checked, write actions on another user's org-scope integration answer like a
+/// missing integration, the touched entities are stored.
+pub async fn invoke(ctx: &Ctx, caller: &str, row: &IntegrationRow, name: &str, params: &Value) -> ApiResult<Value> {
+    let service = row.service()?;
+    let action =
+        service.actions().iter().find(|a| a.name == name).ok_or_else(|| {
+            ApiError::new(404, "ACTION_NOT_FOUND", format!("{} has no action '{name}'", service.name()))
+        })?;
+    if action.write && row.user_id != caller {
+        return Err(ApiError::not_found(format!("Integration with id '{}' not found", row.id)));
+    }
+    let schema: Value =
+        serde_json::from_str(action.params).map_err(|e| ApiError::internal(format!("schema of {name}: {e}")))?;
+    let violations = schema::validate(&schema, params);
+    if !violations.is_empty() {
+        return Err(ApiError::validation(
+            violations.into_iter().map(|v| FieldError { field: v.field, message: v.message }).collect(),
+        ));
+    }
+    match row.status.as_str() {
+        "active" => {}
+        "error" => {
+            return Err(ApiError::new(
+                409,
+                "RECONNECT_REQUIRED",
+                row.error_message.clone().unwrap_or_else(|| "The account must be reconnected".into()),
+            ))
+        }
+        other => return Err(ApiError::new(409, "INTEGRATION_NOT_ACTIVE", format!("The integration is {other}"))),
+    }
+    let creds = load_credentials(&ctx.env, row).await?;
+    let conn = Conn { http: &Net, vars: &ctx.env, creds: &creds, now: ctx.now };
+    let acted = service.act(&conn, name, params).await;
+    let outcome = settle(ctx, row, service, acted).await?;
+    if !outcome.items.is_empty() {
+        store_items(&ctx.env, &row.id, &outcome.items).await?;
+    }
+    Ok(outcome.result)
+}
+
+/// Allowed OAuth `redirect_uri`s: the frontend's and this worker's own origins.
+fn redirect_allowed(ctx: &Ctx, uri: &str) -> bool {
+    let Ok(u) = url::Url::parse(uri) else { return false };
+    let origin = u.origin().ascii_serialization();
+    [var(&ctx.env, "FRONTEND_URL"), Some(crate::github::oauth::public_origin(ctx))]
+        .into_iter()
+        .flatten()
+        .filter_map(|o| url::Url::parse(&o).ok())
+        .any(|o| o.origin().ascii_serialization() == origin)
+}
+
+fn oauth_service(ctx: &Ctx) -> ApiResult<(&'static dyn Service, &'static service::OAuth)> {
+    let name = ctx.params.get("service");
+    service::find(name)
+        .and_then(|s| s.oauth().map(|o| (s, o)))
+        .ok_or_else(|| ApiError::new(400, "VALIDATION_ERROR", format!("OAuth not supported for {name}")))
+}
+
+fn encryption_key(ctx: &Ctx) -> ApiResult<String> {
+    var(&ctx.env, "ENCRYPTION_KEY").ok_or_else(ApiError::encryption_not_configured)
+}
+
+fn not_configured(var: &str, service: &str) -> ApiError {
+    ApiError::new(503, "OAUTH_NOT_CONFIGURED", format!("{service} OAuth is not configured ({var})"))
+}
+
+const STATE_TTL_MS: Millis = 10 * 60 * 1000;
+
+/// `GET /api/integrations/:service/oauth?redirect_uri=` → `{url, state}`; the state is stored
+/// server-side, bound to the caller, single use, 10 minutes; PKCE S256.
+pub async fn oauth_start(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let (service, spec) = oauth_service(ctx)?;
+    let redirect = ctx.query.get("redirect_uri").ok_or_else(|| ApiError::invalid_field("redirect_uri", "Required"))?;
+    if !redirect_allowed(ctx, redirect) {
+        return Err(ApiError::invalid_field("redirect_uri", "Must be on FRONTEND_URL or this service's origin"));
+    }
+    let state = random_token::<32>();
+    let challenge = oauth::pkce_challenge(&oauth::pkce_verifier(&encryption_key(ctx)?, &state));
+    let url = oauth::authorize_url(spec, &ctx.env, redirect, &state, &challenge).map_err(|e| match e {
+        oauth::GrantError::NotConfigured(v) => not_configured(v, service.name()),
+        _ => ApiError::internal("authorize url"),
+    })?;
+    crate::q!(
+        &ctx.db()?,
+        "INSERT INTO oauth_states (state_hash, purpose, user_id, redirect_uri, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        &sha256_hex(state.as_bytes()),
+        &format!("integration:{}", service.name()),
+        &caller.id,
+        &redirect,
+        &iso(ctx.now + STATE_TTL_MS),
+        &iso(ctx.now)
+    )?
+    .run()
+    .await?;
+    Reply::ok(&json!({ "url": url, "state": state }))
+}
+
+/// `POST /api/integrations/:service/oauth/callback` `{code, state, redirect_uri}` → `{integration}`:
+/// the code is exchanged here and the credentials stored; no token goes back to the client.
+pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let (service, spec) = oauth_service(ctx)?;
+    let mut input = Input::parse(&ctx.body)?;
+    let code = input.str("code", 1, 2000);
+    let state = input.str("state", 1, 200);
+    let redirect = input.str("redirect_uri", 1, 2000);
+    input.finish()?;
+    #[derive(Deserialize)]
+    struct S {
+        redirect_uri: String,
+    }
+    let consumed: Option<S> = crate::q!(
+        &ctx.db()?,
+        "DELETE FROM oauth_states WHERE state_hash = ?1 AND purpose = ?2 AND user_id = ?3 AND expires_at > ?4 RETURNING redirect_uri",
+        &sha256_hex(state.as_bytes()),
+        &format!("integration:{}", service.name()),
+        &caller.id,
+        &iso(ctx.now)
+    )?
+    .first(None)
+    .await?;
+    if consumed.filter(|s| s.redirect_uri == redirect).is_none() {
+        return Err(ApiError::new(400, "INVALID_STATE", "Unknown, expired or already used OAuth state"));
+    }
+    let verifier = oauth::pkce_verifier(&encryption_key(ctx)?, &state);
+    let creds = oauth::exchange(&Net, spec, &ctx.env, &code, &redirect, &verifier, ctx.now / 1000).await.map_err(
+        |e| match e {
+            oauth::GrantError::NotConfigured(v) => not_configured(v, service.name()),
+            oauth::GrantError::Refused { error, .. } => {
+                ApiError::new(400, "OAUTH_EXCHANGE_FAILED", format!("{} refused the code: {error}", service.name()))
+            }
+            oauth::GrantError::Unavailable(m) => {
+                ApiError::upstream(format!("{} token exchange failed: {m}", service.name()))
+            }
+        },
+    )?;
+    let row = connect(ctx, service, creds, json!({ "syncFrequency": "hourly", "entities": [] }), true).await?;
+    Reply::ok(&json!({ "integration": row.view(&caller.id) }))
+}

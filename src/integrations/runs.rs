@@ -1,0 +1,185 @@
+//! Sync runs as durable background work. A run is a `sync_logs` row and a chain of queue
+//! messages: each message is one slice (`engine::run_slice`) under the run's lease, and ends by
+//! enqueuing the next (now, or at a rate limit's reset). Nothing depends on `waitUntil`: a lost
+//! message or a dead worker is found by the cron's sweep, which only enqueues.
+
+use serde::Deserialize;
+use serde_json::json;
+use worker::{D1Database, Env};
+
+use super::engine::{self, Limits, Slice};
+use super::store::{D1Store, ServiceSource};
+use super::IntegrationRow;
+use crate::config::{log_error, var};
+use crate::http::{ApiError, ApiResult};
+use crate::jobs::{self, Job};
+use crate::time::{iso, now_ms, parse_stored, Millis};
+
+/// Subrequests one queue invocation may make (Workers: 50 on the free plan, 1000 paid).
+pub const DEFAULT_BUDGET: u32 = 45;
+/// A run that has made no progress for this long, with nothing scheduled, is failed.
+pub const STUCK_AFTER_MS: Millis = 60 * 60 * 1000;
+/// A run without a live lease and without progress for this long has lost its message.
+const ORPHANED_AFTER_MS: Millis = 60 * 1000;
+
+pub fn budget(env: &Env) -> u32 {
+    var(env, "SYNC_REQUEST_BUDGET").and_then(|v| v.parse().ok()).filter(|b| *b > 0).unwrap_or(DEFAULT_BUDGET)
+}
+
+fn lease_ms(env: &Env) -> Millis {
+    var(env, "SYNC_LEASE_SECONDS")
+        .and_then(|v| v.parse::<Millis>().ok())
+        .filter(|s| *s > 0)
+        .map_or(engine::DEFAULT_LEASE_MS, |s| s * 1000)
+}
+
+/// Creates a run; `None` when one is already unfinished (the partial unique index decides).
+pub async fn create(
+    db: &D1Database,
+    integration_id: &str,
+    entities: Vec<String>,
+    full: bool,
+    now: Millis,
+) -> ApiResult<Option<String>> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let state = engine::RunState { entities, index: 0, position: None };
+    let r = crate::q!(
+        db,
+        "INSERT INTO sync_logs (id, integration_id, status, full_sync, state, started_at, heartbeat_at) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5)
+         ON CONFLICT DO NOTHING",
+        &id,
+        &integration_id,
+        &i32::from(full),
+        &serde_json::to_string(&state)?,
+        &iso(now)
+    )?
+    .run()
+    .await?;
+    Ok((crate::db::changes(&r)? > 0).then_some(id))
+}
+
+/// Starts a run now (`POST /sync`): 409 while another is unfinished.
+pub async fn start(
+    env: &Env,
+    row: &IntegrationRow,
+    entities: Vec<String>,
+    full: bool,
+    now: Millis,
+) -> ApiResult<String> {
+    let db = env.d1("DB")?;
+    let Some(id) = create(&db, &row.id, entities, full, now).await? else {
+        return Err(ApiError::conflict("SYNC_IN_PROGRESS", "A sync of this integration is already running"));
+    };
+    // If this send is lost, the sweep enqueues the run a minute later.
+    if let Err(e) = jobs::send(env, &Job::Sync { run: id.clone() }, 0).await {
+        log_error(&format!("sync {id}: could not enqueue ({}); the cron will", e.message));
+    }
+    Ok(id)
+}
+
+/// One slice of a run for the queue consumer, with `budget` subrequests.
+pub async fn slice(env: &Env, run: &str, owner: &str, budget: u32) -> Slice {
+    let store = match D1Store::new(env) {
+        Ok(s) => s,
+        Err(e) => return Slice::Retry { error: e.to_string(), failures: 1 },
+    };
+    let mut source = ServiceSource::new(env, &store);
+    let limits = Limits { now: now_ms, budget, lease_ms: lease_ms(env) };
+    engine::run_slice(&store, &mut source, run, owner, &limits).await
+}
+
+/// The dead-letter queue's verdict: retries are exhausted, the run fails with its last error.
+pub async fn give_up(env: &Env, run: &str) -> ApiResult<()> {
+    let db = env.d1("DB")?;
+    #[derive(Deserialize)]
+    struct L {
+        last_error: Option<String>,
+        integration_id: String,
+    }
+    let Some(l) = crate::q!(
+        &db,
+        "SELECT last_error, integration_id FROM sync_logs WHERE id = ?1 AND status IN ('pending', 'running')",
+        &run
+    )?
+    .first::<L>(None)
+    .await?
+    else {
+        return Ok(());
+    };
+    let reason =
+        format!("Gave up after repeated failures: {}", l.last_error.as_deref().unwrap_or("the worker kept failing"));
+    let errors = json!([{ "entity": "sync", "message": reason, "code": "SYNC_RETRIES_EXHAUSTED" }]).to_string();
+    let now = iso(now_ms());
+    db.batch(vec![
+        crate::q!(&db, "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2, lease_owner = NULL, lease_until = NULL, resume_at = NULL WHERE id = ?3", &errors, &now, &run)?,
+        crate::q!(&db, "UPDATE integrations SET error_message = ?1, updated_at = ?2 WHERE id = ?3", &reason, &now, &l.integration_id)?,
+    ])
+    .await?;
+    Ok(())
+}
+
+/// The cron tick: fail runs stuck for an hour, enqueue runs whose message was lost or whose
+/// worker died, and start due scheduled syncs. It never runs a slice itself.
+pub async fn sweep(env: &Env) -> ApiResult<()> {
+    let db = env.d1("DB")?;
+    let now = now_ms();
+    let errors = json!([{ "entity": "sync", "message": "The sync made no progress for an hour and was marked failed", "code": "SYNC_TIMEOUT" }]).to_string();
+    let stuck = iso(now - STUCK_AFTER_MS);
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let results = db
+        .batch(vec![
+            crate::q!(
+                &db,
+                "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2, lease_owner = NULL, lease_until = NULL
+                  WHERE status IN ('pending', 'running') AND heartbeat_at < ?3 AND (resume_at IS NULL OR resume_at < ?3)
+                    AND (lease_until IS NULL OR lease_until < ?3)",
+                &errors,
+                &iso(now),
+                &stuck
+            )?,
+            crate::q!(
+                &db,
+                "SELECT id FROM sync_logs WHERE status IN ('pending', 'running') AND (lease_until IS NULL OR lease_until <= ?1)
+                   AND COALESCE(resume_at, heartbeat_at, started_at) <= ?2 ORDER BY started_at LIMIT 20",
+                &iso(now),
+                &iso(now - ORPHANED_AFTER_MS)
+            )?,
+            // Candidates for a scheduled run: active, scheduled, nothing unfinished, nothing
+            // started within the last hour (the exact period is decided by `engine::due`).
+            crate::q!(
+                &db,
+                "SELECT i.*, (SELECT MAX(started_at) FROM sync_logs l WHERE l.integration_id = i.id) AS last_started
+                   FROM integrations i WHERE status = 'active' AND json_extract(config, '$.syncFrequency') IN ('hourly', 'daily', 'realtime')
+                    AND NOT EXISTS (SELECT 1 FROM sync_logs l WHERE l.integration_id = i.id AND (l.status IN ('pending', 'running') OR l.started_at > ?1))
+                  ORDER BY last_synced_at LIMIT 10",
+                &iso(now - 3_600_000)
+            )?,
+        ])
+        .await?;
+    let mut jobs: Vec<Job> = results[1].results::<Id>()?.into_iter().map(|r| Job::Sync { run: r.id }).collect();
+    #[derive(Deserialize)]
+    struct Due {
+        #[serde(flatten)]
+        row: IntegrationRow,
+        last_started: Option<String>,
+    }
+    for d in results[2].results::<Due>()? {
+        let freq = d.row.config()["syncFrequency"].as_str().unwrap_or("manual").to_string();
+        let Some(full) = engine::due(
+            &freq,
+            d.last_started.as_deref().and_then(parse_stored),
+            d.row.last_full_sync_at.as_deref().and_then(parse_stored),
+            now,
+        ) else {
+            continue;
+        };
+        let Ok(plan) = d.row.plan() else { continue };
+        if let Some(id) = create(&db, &d.row.id, plan, full, now).await? {
+            jobs.push(Job::Sync { run: id });
+        }
+    }
+    jobs::send_all(env, &jobs).await
+}

@@ -1,0 +1,278 @@
+//! The one interface every integration service implements (contract §9): its entity types,
+//! a credential check, one sync page from a position, fetch, actions, webhook items and its
+//! OAuth parameters. The engine, the routes, the cron and the entities API only speak to this
+//! trait; adding a service is one module and one line in `registry`.
+//!
+//! Methods return boxed futures so the registry can hold `&dyn Service` (no async trait
+//! objects without them); the cost is one small allocation per call.
+
+use std::collections::BTreeMap;
+
+use futures::future::LocalBoxFuture;
+use serde_json::Value;
+
+use crate::config::Vars;
+use crate::outbound::Http;
+use crate::time::Millis;
+
+/// Credentials as stored in the `API_KEYS` DO (`access_token`, `refresh_token`, …).
+pub type Credentials = BTreeMap<String, String>;
+
+/// What a service call gets: the network, the configuration and the opened credentials.
+pub struct Conn<'a> {
+    pub http: &'a dyn Http,
+    pub vars: &'a dyn Vars,
+    pub creds: &'a Credentials,
+    pub now: Millis,
+}
+
+/// One entity to persist (or, with `deleted`, to mark deleted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub external_id: String,
+    pub data: Value,
+    /// The service's last-modified time (ISO); drives incremental cursors and stale-write checks.
+    pub modified_at: String,
+    /// The parent entity's key (e.g. the repository of an issue); `""` when there is none.
+    pub parent: String,
+    pub deleted: bool,
+}
+
+impl Item {
+    pub fn new(external_id: impl Into<String>, modified_at: impl Into<String>, data: Value) -> Self {
+        Item {
+            external_id: external_id.into(),
+            data,
+            modified_at: modified_at.into(),
+            parent: String::new(),
+            deleted: false,
+        }
+    }
+
+    pub fn under(mut self, parent: impl Into<String>) -> Self {
+        self.parent = parent.into();
+        self
+    }
+
+    /// A deletion seen by an incremental run (e.g. a cancelled event).
+    pub fn gone(external_id: impl Into<String>) -> Self {
+        Item { deleted: true, ..Item::new(external_id, "", Value::Null) }
+    }
+}
+
+/// One page request of a sync run.
+pub struct PageRequest<'a> {
+    pub entity: &'a str,
+    /// The current parent's key (`""` for entity types without parents).
+    pub parent: &'a str,
+    /// The service's own cursor for the next page; `None` on the first page.
+    pub cursor: Option<&'a Value>,
+    /// The stored checkpoint of this entity type (and parent); `None` on a full pass.
+    pub since: Option<&'a str>,
+    /// Upstream requests this page may make (the invocation's subrequest budget).
+    pub max_requests: u32,
+}
+
+/// The answer to one page request.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Where the next request starts; `None` when this parent (or entity type) is done.
+    pub next: Option<Value>,
+    /// The checkpoint to store when the pass ends, if the service has its own (a Gmail
+    /// `historyId`, a Calendar `syncToken`); else the engine keeps the latest `modified_at`.
+    pub checkpoint: Option<String>,
+}
+
+/// How an entity type iterates: over the stored entities of a parent type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Parent {
+    pub entity: &'static str,
+    /// JSON path of the parent's key in its stored data (e.g. `$.full_name`).
+    pub key: &'static str,
+    /// JSON path that must be true for a parent to be walked (e.g. a calendar's `$.selected`).
+    pub only_if: Option<&'static str>,
+}
+
+/// Failures of a service call, by what the caller should do about them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceError {
+    /// Retry after this many seconds.
+    RateLimited(u64),
+    /// The provider refused the credentials and they cannot be refreshed: the user must reconnect.
+    Auth(String),
+    NotFound(String),
+    /// Parameters the provider (or the service) found invalid.
+    Invalid(String),
+    /// The stored incremental checkpoint is no longer valid: start this pass over.
+    CheckpointExpired(String),
+    /// A precondition of the action failed (e.g. not an attendee): `code` for the envelope.
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
+    /// Any other non-2xx answer.
+    Upstream {
+        status: u16,
+        message: String,
+    },
+    /// Timeout, network failure or an unreadable answer.
+    Transport(String),
+}
+
+impl ServiceError {
+    pub fn message(&self) -> String {
+        match self {
+            ServiceError::RateLimited(s) => format!("rate limited; retry in {s} s"),
+            ServiceError::Upstream { status, message } => format!("upstream answered {status}: {message}"),
+            ServiceError::Refused { message, .. } => message.clone(),
+            ServiceError::Auth(m)
+            | ServiceError::NotFound(m)
+            | ServiceError::Invalid(m)
+            | ServiceError::CheckpointExpired(m)
+            | ServiceError::Transport(m) => m.clone(),
+        }
+    }
+
+    /// Worth retrying later (server errors, timeouts); everything else is final.
+    pub fn transient(&self) -> bool {
+        match self {
+            ServiceError::Upstream { status, .. } => *status >= 500 || *status == 408,
+            ServiceError::Transport(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What an action is: its JSON Schema (draft 2020-12) and whether it changes anything.
+pub struct Action {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The parameters' JSON Schema, as JSON text (parsed when listed or validated).
+    pub params: &'static str,
+    /// Write actions on org-scope integrations are for their owner only.
+    pub write: bool,
+}
+
+/// What an action returns, and the entities it touched (stored as a sync would).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub result: Value,
+    pub items: Vec<(&'static str, Item)>,
+}
+
+impl Outcome {
+    pub fn of(result: Value) -> Self {
+        Outcome { result, items: Vec::new() }
+    }
+
+    pub fn storing(mut self, entity: &'static str, item: Item) -> Self {
+        self.items.push((entity, item));
+        self
+    }
+}
+
+/// A service's OAuth 2 parameters; the flow itself is generic (`integrations::oauth`).
+pub struct OAuth {
+    /// Configuration variable and default of the authorization server's origin, and the path.
+    pub authorize_base: (&'static str, &'static str),
+    pub authorize_path: &'static str,
+    /// Configuration variable and default of the token endpoint's base, and the path on it.
+    pub token_url: (&'static str, &'static str),
+    pub token_path: &'static str,
+    pub client_id_var: &'static str,
+    pub client_secret_var: &'static str,
+    pub scopes: &'static [&'static str],
+    pub scope_separator: &'static str,
+    /// Extra authorization parameters (`access_type=offline`, `prompt=consent`).
+    pub extra: &'static [(&'static str, &'static str)],
+    /// Whether the provider issues refresh tokens worth keeping.
+    pub refresh: bool,
+}
+
+/// The interface. See the module comment.
+pub trait Service: Sync {
+    fn name(&self) -> &'static str;
+    /// Entity types, in sync order (parents before their children).
+    fn entities(&self) -> &'static [&'static str];
+    fn parent(&self, _entity: &str) -> Option<Parent> {
+        None
+    }
+    fn actions(&self) -> &'static [Action];
+    fn oauth(&self) -> Option<&'static OAuth> {
+        None
+    }
+    /// The shape of credentials given directly (before any request).
+    fn validate_credentials(&self, creds: &Credentials) -> Result<(), String>;
+    /// Proves the credentials work; answers the account (e.g. a login or an address).
+    fn check<'a>(&'a self, c: &'a Conn<'a>) -> LocalBoxFuture<'a, Result<Value, ServiceError>>;
+    fn sync_page<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        req: &'a PageRequest<'a>,
+    ) -> LocalBoxFuture<'a, Result<Page, ServiceError>>;
+    /// One entity, live: `(entity type to store it under, item)`.
+    fn fetch<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        entity: &'a str,
+        id: &'a str,
+    ) -> LocalBoxFuture<'a, Result<(&'static str, Item), ServiceError>>;
+    /// Runs an action whose parameters already passed its schema.
+    fn act<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        action: &'a str,
+        params: &'a Value,
+    ) -> LocalBoxFuture<'a, Result<Outcome, ServiceError>>;
+    /// The action behind the legacy `push` route for an entity type.
+    fn push_action(&self, _entity: &str) -> Option<&'static str> {
+        None
+    }
+    /// Entities a webhook delivery of this service changes: `(entity type, item)`.
+    fn webhook_items(&self, _event: &str, _payload: &Value) -> Vec<(&'static str, Item)> {
+        Vec::new()
+    }
+    /// The account a webhook delivery concerns, to find the integrations it updates: a parent
+    /// key (`(parent entity type, key)`) held by the integration.
+    fn webhook_holder(&self, _payload: &Value) -> Option<(&'static str, String)> {
+        None
+    }
+}
+
+/// Every registered service. Adding a service = its module + one line here.
+pub static REGISTRY: &[&dyn Service] = &[&super::github::GitHubService];
+
+pub fn find(name: &str) -> Option<&'static dyn Service> {
+    REGISTRY.iter().copied().find(|s| s.name() == name)
+}
+
+/// Every service name of the platform's type union; only registered ones can be configured.
+pub const KNOWN_SERVICES: [&str; 9] =
+    ["github", "gmail", "google_calendar", "google_drive", "notion", "hubspot", "ashby", "discord", "xero"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_schema_is_supported_and_names_are_unique() {
+        for s in REGISTRY {
+            let mut names = std::collections::BTreeSet::new();
+            for a in s.actions() {
+                assert!(names.insert(a.name), "{}: duplicate action {}", s.name(), a.name);
+                let schema: Value = serde_json::from_str(a.params).unwrap_or_else(|e| panic!("{}: {e}", a.name));
+                super::super::schema::check_schema(&schema).unwrap_or_else(|e| panic!("{}.{}: {e}", s.name(), a.name));
+                assert_eq!(schema["type"], "object", "{}", a.name);
+                assert!(!a.description.is_empty());
+            }
+            for e in s.entities() {
+                if let Some(p) = s.parent(e) {
+                    let at = |n: &str| s.entities().iter().position(|x| *x == n);
+                    assert!(at(p.entity) < at(e), "{}: parent {} must sync before {e}", s.name(), p.entity);
+                }
+            }
+        }
+    }
+}
