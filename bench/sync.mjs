@@ -24,7 +24,7 @@ function rssKiB(pid, field) {
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
 }
 
-export async function benchSync({ issues = 10_000, repos = 8 } = {}) {
+export async function benchSync({ issues = 10_000, repos = 8, budget = '1000' } = {}) {
   // A fake GitHub with its own ctx-free lifecycle (the test helper needs node:test).
   const fake = await new FakeUpstream('github').start();
   const { startFakeGitHubOn } = await import('../tests/lib/fake-github.mjs');
@@ -36,7 +36,9 @@ export async function benchSync({ issues = 10_000, repos = 8 } = {}) {
     gh.addRepo(`bench/repo-${r}`);
     gh.addIssues(`bench/repo-${r}`, Math.floor(issues / repos) + (r < issues % repos ? 1 : 0));
   }
-  const svc = new Service({ upstreams: { github: gh.api, githubWeb: gh.web }, vars: { SYNC_REQUEST_BUDGET: '1000' } });
+  // Through the queue, as in production: each consumer invocation does one slice within
+  // `budget` subrequests (45 = the default, inside the free plan's 50).
+  const svc = new Service({ upstreams: { github: gh.api, githubWeb: gh.web }, vars: { SYNC_REQUEST_BUDGET: budget }, buildDir: 'build' });
   try {
     await svc.start();
     const user = await svc.createUser({ email: 'bench@example.com' });
@@ -58,7 +60,7 @@ export async function benchSync({ issues = 10_000, repos = 8 } = {}) {
     if (status.status !== 'completed') throw new Error(`sync failed: ${JSON.stringify(status)}`);
     const hwm = pid ? rssKiB(pid, 'VmHWM') : 0;
     return {
-      issues, repos, recordsSynced: status.progress, requests: status.requestsMade, wallSeconds: Number(wall.toFixed(2)),
+      issues, repos, budget: Number(budget), recordsSynced: status.progress, requests: status.requestsMade, invocations: status.invocations, wallSeconds: Number(wall.toFixed(2)),
       entitiesPerSecond: Math.round(status.progress / wall), workerdPeakRssMiB: Number((Math.max(peak, hwm) / 1024).toFixed(1)),
     };
   } finally {
@@ -68,5 +70,7 @@ export async function benchSync({ issues = 10_000, repos = 8 } = {}) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  console.log(JSON.stringify(await benchSync(), null, 2));
+  const { build } = await import('../scripts/build.mjs');
+  build({ ifNeeded: true });
+  for (const budget of ['45', '1000']) console.log(JSON.stringify(await benchSync({ budget }), null, 2));
 }

@@ -154,13 +154,29 @@ pub mod faults {
     thread_local! {
         static DIE_AFTER: Cell<u32> = const { Cell::new(0) };
         static COMMITS: Cell<u32> = const { Cell::new(0) };
+        static OUTBOX_FAILURES: Cell<u32> = const { Cell::new(0) };
+        static ARMED: Cell<bool> = const { Cell::new(false) };
     }
 
     const FIRED: &str = "__integrationsFaultFired";
 
+    /// Reads the switches once per instance (counters then run down across invocations).
     pub fn arm(env: &worker::Env) {
-        let n = crate::config::var(env, "FAULT_DIE_AFTER_COMMITS").and_then(|v| v.parse().ok()).unwrap_or(0);
-        DIE_AFTER.with(|d| d.set(n));
+        if ARMED.with(|a| a.replace(true)) {
+            return;
+        }
+        let n = |name: &str| crate::config::var(env, name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        DIE_AFTER.with(|d| d.set(n("FAULT_DIE_AFTER_COMMITS")));
+        OUTBOX_FAILURES.with(|d| d.set(n("FAULT_OUTBOX_FAILURES")));
+    }
+
+    /// `FAULT_OUTBOX_FAILURES=n`: the first n outbox deliveries of this isolate fail.
+    pub fn outbox_should_fail() -> bool {
+        OUTBOX_FAILURES.with(|f| {
+            let left = f.get();
+            f.set(left.saturating_sub(1));
+            left > 0
+        })
     }
 
     /// The flag lives on the JS global object, which outlives the Wasm instance a trap resets.

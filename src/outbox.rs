@@ -16,6 +16,8 @@ use crate::time::{iso, now_ms};
 pub const SESSION_GIT: &str = "session-git";
 /// Rows older than this without a delivery have lost their message.
 const ORPHANED_AFTER_MS: i64 = 2 * 60 * 1000;
+/// Deliveries of one row before it is dropped.
+const MAX_ATTEMPTS: i64 = 10;
 
 #[derive(Deserialize)]
 struct Row {
@@ -27,6 +29,10 @@ struct Row {
 }
 
 async fn deliver_one(env: &Env, row: &Row) -> Result<(), String> {
+    #[cfg(feature = "fault-injection")]
+    if crate::jobs::faults::outbox_should_fail() {
+        return Err("fault injection: delivery failed".into());
+    }
     match row.kind.as_str() {
         SESSION_GIT => {
             let mut update: GitUpdate = serde_json::from_str(&row.payload).map_err(|e| e.to_string())?;
@@ -127,21 +133,29 @@ pub async fn give_up(env: &Env, batch: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// The cron's part: batches whose message was lost are enqueued again.
+/// The cron's part: batches whose message was lost are enqueued again; rows that failed
+/// `MAX_ATTEMPTS` times are given up (each sweep would otherwise start them over).
 pub async fn sweep(env: &Env) -> ApiResult<()> {
     #[derive(Deserialize)]
     struct B {
         batch: String,
     }
     let db = env.d1("DB")?;
-    let batches: Vec<B> = crate::q!(
-        &db,
-        "SELECT DISTINCT batch FROM outbox WHERE created_at <= ?1 LIMIT 20",
-        &iso(now_ms() - ORPHANED_AFTER_MS)
-    )?
-    .all()
-    .await?
-    .results()?;
+    let results = db
+        .batch(vec![
+            crate::q!(&db, "DELETE FROM outbox WHERE attempts >= ?1 RETURNING id", &MAX_ATTEMPTS)?,
+            crate::q!(
+                &db,
+                "SELECT DISTINCT batch FROM outbox WHERE created_at <= ?1 LIMIT 20",
+                &iso(now_ms() - ORPHANED_AFTER_MS)
+            )?,
+        ])
+        .await?;
+    let dropped = results[0].results::<serde_json::Value>()?.len();
+    if dropped > 0 {
+        log_error(&format!("outbox: gave up on {dropped} notification(s) after {MAX_ATTEMPTS} attempts"));
+    }
+    let batches: Vec<B> = results[1].results()?;
     let jobs: Vec<Job> = batches.into_iter().map(|b| Job::Outbox { batch: b.batch }).collect();
     jobs::send_all(env, &jobs).await
 }

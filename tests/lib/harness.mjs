@@ -18,8 +18,11 @@ const stateRoot = join(root, '.test-state');
 export const knownSecrets = new Set([TEST_KEY]);
 
 export class Service {
-  constructor({ vars = {}, upstreams = {} } = {}) {
+  /** `buildDir`: the test variant (fault switches compiled in, off unless configured) by
+   * default; benchmarks run the deployable `build`. */
+  constructor({ vars = {}, upstreams = {}, buildDir = 'build-test' } = {}) {
     this.vars = vars;
+    this.buildDir = buildDir;
     this.upstreams = upstreams;
     this.logs = [];
   }
@@ -53,7 +56,7 @@ export class Service {
       host: '127.0.0.1',
       port: 0,
       modules: true,
-      scriptPath: join(root, 'build-test', 'index.js'),
+      scriptPath: join(root, this.buildDir, 'index.js'),
       modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
       compatibilityDate: COMPATIBILITY_DATE,
       d1Databases: { DB: DATABASE_ID },
