@@ -20,11 +20,6 @@ const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 const COOKIE: &str = "gh_oauth_nonce";
 pub const SCOPES: &str = "repo read:user user:email";
 
-/// The worker's public origin: `PUBLIC_URL`, else the request's own origin.
-pub fn public_origin(ctx: &Ctx) -> String {
-    var(&ctx.env, "PUBLIC_URL").unwrap_or_else(|| ctx.origin.clone()).trim_end_matches('/').to_string()
-}
-
 fn frontend(ctx: &Ctx) -> String {
     var(&ctx.env, "FRONTEND_URL").unwrap_or_else(|| "http://localhost:5173".into()).trim_end_matches('/').to_string()
 }
@@ -48,7 +43,7 @@ pub async fn start(ctx: &Ctx) -> ApiResult<Reply> {
     })?;
     let state = random_token::<32>();
     let nonce = random_token::<32>();
-    let redirect_uri = format!("{}/auth/github/callback", public_origin(ctx));
+    let redirect_uri = format!("{}/auth/github/callback", ctx.public_origin());
     let db = ctx.db()?;
     crate::q!(
         &db,

@@ -44,6 +44,15 @@ impl Ctx {
         self.headers.get(name).ok().flatten()
     }
 
+    /// The worker's public origin: `PUBLIC_URL`, else the request's own origin (webhook and
+    /// OAuth callback URLs are built on it).
+    pub fn public_origin(&self) -> String {
+        crate::config::var(&self.env, "PUBLIC_URL")
+            .unwrap_or_else(|| self.origin.clone())
+            .trim_end_matches('/')
+            .to_string()
+    }
+
     pub fn db(&self) -> ApiResult<D1Database> {
         Ok(self.env.d1("DB")?)
     }

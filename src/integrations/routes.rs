@@ -557,7 +557,7 @@ pub async fn invoke(ctx: &Ctx, caller: &str, row: &IntegrationRow, name: &str, p
 fn redirect_allowed(ctx: &Ctx, uri: &str) -> bool {
     let Ok(u) = url::Url::parse(uri) else { return false };
     let origin = u.origin().ascii_serialization();
-    [var(&ctx.env, "FRONTEND_URL"), Some(crate::github::oauth::public_origin(ctx))]
+    [var(&ctx.env, "FRONTEND_URL"), Some(ctx.public_origin())]
         .into_iter()
         .flatten()
         .filter_map(|o| url::Url::parse(&o).ok())

@@ -109,7 +109,7 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
         }
     }
 
-    let webhook_url = format!("{}/telegram/webhook/{}", crate::github::oauth::public_origin(ctx), caller.id);
+    let webhook_url = format!("{}/telegram/webhook/{}", ctx.public_origin(), caller.id);
     let secret = random_token::<32>();
     let now = iso(ctx.now);
     if let Err(e) = bot.set_webhook(&webhook_url, &secret).await {

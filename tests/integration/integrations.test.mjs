@@ -218,6 +218,14 @@ test('integration framework and GitHub sync', async (t) => {
       if (e?.title !== 'Edited on GitHub') await sleep(25);
     }
     assert.equal(e.title, 'Edited on GitHub');
+    // A late delivery carrying an older version does not overwrite the newer one.
+    const stale = JSON.stringify({ action: 'edited', repository: { id: repo.id, full_name: 'alice/app' }, issue: { ...gh.issues.get('alice/app')[4], title: 'Older edit', updated_at: '2020-01-01T00:00:00Z' } });
+    const r2 = await svc.request('POST', '/webhooks/github', {
+      raw: stale, headers: { 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK_SECRET).update(stale).digest('hex')}`, 'content-type': 'application/json' },
+    });
+    assert.equal(r2.status, 200);
+    const after = (await api('GET', `/api/integrations/${integ.id}/entities/issues?limit=100&cursor=${Buffer.from('alice/app#49').toString('base64url')}`)).body.entities.find((x) => x.id === 'alice/app#5');
+    assert.equal(after.title, 'Edited on GitHub');
   });
 
   await t.test('fetch and push', async () => {
