@@ -2,7 +2,10 @@
 //! user's credentials. The vault logic lives in `credentials::vault`; this file is the
 //! platform edge: SQL rows, the JSON protocol, and import of the original KV records.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -11,18 +14,26 @@ use worker::{
 };
 
 use crate::credentials::protocol::*;
-use crate::credentials::vault::{valid_key, Record, Vault, VaultError, VaultRows};
+use crate::credentials::vault::{merge_grant, needs_refresh, valid_key, Record, Vault, VaultError, VaultRows};
 use crate::crypto::CryptoError;
+use crate::integrations::oauth::{self, GrantError};
 use crate::time::{now_ms, parse_iso};
 
 /// The original worker kept each credential in KV storage under this prefix (anchor §5).
 const LEGACY_PREFIX: &str = "credential:";
+
+/// A refresh in progress, shared by every request for the same credential.
+type Flight = Shared<LocalBoxFuture<'static, std::result::Result<BTreeMap<String, String>, GrantError>>>;
 
 #[durable_object(fetch)]
 pub struct ApiKeys {
     state: State,
     env: Env,
     legacy_checked: Cell<bool>,
+    /// Requests interleave at every await (an outbound fetch opens the input gate), so
+    /// concurrent refreshes of one credential join the first one's flight instead of starting
+    /// their own.
+    flights: RefCell<BTreeMap<String, Flight>>,
 }
 
 struct SqlRows(SqlStorage);
@@ -206,6 +217,9 @@ impl ApiKeys {
                 }
             };
         }
+        if path == TOKEN {
+            return self.token(parse!(TokenRequest), &keys, now).await;
+        }
         let result = match path.as_str() {
             STORE => {
                 let r = parse!(StoreRequest);
@@ -264,6 +278,97 @@ impl ApiKeys {
     }
 }
 
+impl ApiKeys {
+    /// `POST /token`: the stored access token, or a refreshed one (see `TokenRequest`).
+    async fn token(
+        &self,
+        r: TokenRequest,
+        keys: &crate::crypto::Keyring,
+        now: crate::time::Millis,
+    ) -> Result<Response> {
+        if let Some(msg) = check_ids(&r.user_id, Some(&r.service)) {
+            return json_error(400, "VALIDATION_ERROR", msg);
+        }
+        let Some(spec) = crate::integrations::service::find(&r.provider).and_then(|s| s.oauth()).filter(|o| o.refresh)
+        else {
+            return json_error(400, "VALIDATION_ERROR", "provider has no refreshable OAuth");
+        };
+        let rows = self.rows();
+        let vault = Vault { rows: &rows, keys, user_id: &r.user_id };
+        let secret = match vault.retrieve(&r.service, now) {
+            Ok(s) => s,
+            Err(e) => return vault_error(e),
+        };
+        let answer = |creds: &BTreeMap<String, String>, refreshed: bool| {
+            Response::from_json(&TokenResponse {
+                access_token: creds.get("access_token").cloned().unwrap_or_default(),
+                expires_at: creds.get("expires_at").and_then(|e| e.parse().ok()),
+                refreshed,
+            })
+        };
+        let now_secs = now / 1000;
+        if !needs_refresh(&secret.credentials, r.rejected.as_deref(), now_secs) {
+            if r.rejected.is_some() && secret.credentials.get("refresh_token").is_none_or(|t| t.is_empty()) {
+                return json_error(
+                    409,
+                    "RECONNECT_REQUIRED",
+                    &format!("{} refused the token and there is no refresh token", spec.display),
+                );
+            }
+            return answer(&secret.credentials, false);
+        }
+        // One flight per credential: join a refresh in progress, or start it.
+        let existing = self.flights.borrow().get(&r.service).cloned();
+        let (flight, mine) = match existing {
+            Some(f) => (f, false),
+            None => {
+                let env = self.env.clone();
+                let refresh_token = secret.credentials.get("refresh_token").cloned().unwrap_or_default();
+                let f: Flight =
+                    async move { oauth::refresh(&crate::outbound::Net, spec, &env, &refresh_token, now_secs).await }
+                        .boxed_local()
+                        .shared();
+                self.flights.borrow_mut().insert(r.service.clone(), f.clone());
+                (f, true)
+            }
+        };
+        let outcome = flight.await;
+        if mine {
+            // Persist before the flight is forgotten, so later callers read the new token.
+            let persisted = outcome.as_ref().map(|grant| {
+                let merged = merge_grant(&secret.credentials, grant.clone());
+                let expires = secret.expires_at.as_deref().and_then(crate::time::parse_stored);
+                vault.store(&r.service, &merged, secret.scopes.clone(), expires, now).map(|_| merged)
+            });
+            self.flights.borrow_mut().remove(&r.service);
+            return match persisted {
+                Ok(Ok(merged)) => answer(&merged, true),
+                Ok(Err(e)) => vault_error(e),
+                Err(e) => grant_error(spec, e.clone()),
+            };
+        }
+        match outcome {
+            Ok(grant) => answer(&merge_grant(&secret.credentials, grant), true),
+            Err(e) => grant_error(spec, e),
+        }
+    }
+}
+
+/// A failed refresh as the Worker reads it: 409 when the user must reconnect.
+fn grant_error(spec: &crate::integrations::service::OAuth, e: GrantError) -> Result<Response> {
+    match e {
+        GrantError::Refused { error, .. } if error == "invalid_client" || error == "unauthorized_client" => {
+            crate::config::log_error(&format!("{} refused this deployment's OAuth client ({error})", spec.display));
+            json_error(503, "OAUTH_NOT_CONFIGURED", &format!("{} OAuth client credentials were refused", spec.display))
+        }
+        GrantError::Refused { .. } => {
+            json_error(409, "RECONNECT_REQUIRED", &format!("{} access was revoked or expired", spec.display))
+        }
+        GrantError::NotConfigured(var) => json_error(503, "OAUTH_NOT_CONFIGURED", &format!("{var} is not configured")),
+        GrantError::Unavailable(m) => json_error(502, "UPSTREAM_ERROR", &format!("token refresh failed: {m}")),
+    }
+}
+
 impl DurableObject for ApiKeys {
     fn new(state: State, env: Env) -> Self {
         // `exec` is synchronous, so the table exists before the first request is served.
@@ -280,7 +385,7 @@ impl DurableObject for ApiKeys {
         ) {
             crate::config::log_error(&format!("API_KEYS schema setup failed: {e}"));
         }
-        ApiKeys { state, env, legacy_checked: Cell::new(false) }
+        ApiKeys { state, env, legacy_checked: Cell::new(false), flights: RefCell::new(BTreeMap::new()) }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {

@@ -18,6 +18,14 @@ impl DoResponse {
         serde_json::from_str(&self.text).map_err(|e| ApiError::internal(format!("unexpected DO answer: {e}")))
     }
 
+    /// The `error` message of a JSON error body, if any.
+    pub fn message(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// The `code` of a JSON error body, if any.
     pub fn code(&self) -> String {
         serde_json::from_str::<serde_json::Value>(&self.text)

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod db;
 pub mod do_client;
 pub mod github;
+pub mod google;
 pub mod http;
 pub mod integrations;
 pub mod jobs;

@@ -37,6 +37,9 @@ impl ApiKeys {
         }
         Err(match (r.status, r.code().as_str()) {
             (404, _) => ApiError::not_found("Credentials not found"),
+            (409, "RECONNECT_REQUIRED") => ApiError::new(409, "RECONNECT_REQUIRED", r.message()),
+            (503, "OAUTH_NOT_CONFIGURED") => ApiError::new(503, "OAUTH_NOT_CONFIGURED", r.message()),
+            (502, _) => ApiError::upstream(r.message()),
             (410, _) => ApiError::new(410, "CREDENTIALS_EXPIRED", "Credentials expired"),
             (503, "ENCRYPTION_NOT_CONFIGURED") => ApiError::encryption_not_configured(),
             (400, _) => ApiError::new(400, "VALIDATION_ERROR", "Invalid credential request"),
@@ -65,6 +68,18 @@ impl ApiKeys {
     pub async fn list(&self) -> ApiResult<Vec<Meta>> {
         let resp: ListResponse = self.call(LIST, &ListRequest { user_id: self.user_id.clone() }).await?;
         Ok(resp.credentials)
+    }
+
+    /// A usable access token for an OAuth credential, refreshed inside the object when due
+    /// (or when `rejected` is the token the provider just refused).
+    pub async fn token(&self, key: &str, provider: &str, rejected: Option<&str>) -> ApiResult<TokenResponse> {
+        let req = TokenRequest {
+            user_id: self.user_id.clone(),
+            service: key.into(),
+            provider: provider.into(),
+            rejected: rejected.map(str::to_string),
+        };
+        self.call(TOKEN, &req).await
     }
 
     /// Removes a credential; says whether one existed.

@@ -12,6 +12,7 @@ pub const RETRIEVE: &str = "/retrieve";
 pub const LIST: &str = "/list";
 pub const ROTATE: &str = "/rotate";
 pub const REVOKE: &str = "/revoke";
+pub const TOKEN: &str = "/token";
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,4 +64,28 @@ pub struct RevokeResponse {
     pub success: bool,
     /// Whether a credential existed (revoking an absent one still succeeds).
     pub existed: bool,
+}
+
+/// `POST /token`: a usable access token for an OAuth credential, refreshed inside the object
+/// (one flight per credential) when it expires within 5 minutes or was just `rejected`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequest {
+    pub user_id: String,
+    pub service: String,
+    /// The registered service whose OAuth parameters refresh it (e.g. `gmail`).
+    pub provider: String,
+    /// The access token the provider just answered 401 to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Epoch seconds.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    pub refreshed: bool,
 }

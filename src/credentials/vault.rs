@@ -166,6 +166,40 @@ impl<R: VaultRows> Vault<'_, R> {
     }
 }
 
+/// Refresh this long before an access token expires.
+pub const REFRESH_MARGIN_SECS: i64 = 5 * 60;
+
+/// Whether an OAuth credential needs a refresh now: it has a refresh token, and its access
+/// token expires within the margin, or is the one the provider just refused.
+pub fn needs_refresh(creds: &BTreeMap<String, String>, rejected: Option<&str>, now_secs: i64) -> bool {
+    if creds.get("refresh_token").is_none_or(|t| t.is_empty()) {
+        return false;
+    }
+    let current = creds.get("access_token").map(String::as_str).unwrap_or("");
+    if current.is_empty() {
+        return true;
+    }
+    match rejected {
+        // Someone else already refreshed: the stored token is newer than the refused one.
+        Some(r) => r == current,
+        None => creds
+            .get("expires_at")
+            .and_then(|e| e.parse::<i64>().ok())
+            .is_some_and(|e| e - now_secs < REFRESH_MARGIN_SECS),
+    }
+}
+
+/// The credential after a refresh: the new access token and expiry; the old refresh token kept
+/// when the provider sent none (Google usually does not).
+pub fn merge_grant(old: &BTreeMap<String, String>, grant: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut merged = old.clone();
+    if !grant.contains_key("expires_at") {
+        merged.remove("expires_at");
+    }
+    merged.extend(grant.into_iter().filter(|(_, v)| !v.is_empty()));
+    merged
+}
+
 fn meta(r: Record) -> Meta {
     Meta { service: r.service, scopes: r.scopes, created_at: r.created_at, expires_at: r.expires_at }
 }
@@ -334,5 +368,29 @@ mod tests {
         assert!(valid_key("integration:0b7c7a0e-8f4e-4a57-9a59-5d5f6f0e2c11"));
         assert!(!valid_service("integration:0b7c7a0e-8f4e-4a57-9a59-5d5f6f0e2c11"));
         assert!(!valid_key("integration:../x"));
+    }
+
+    #[test]
+    fn refresh_decisions() {
+        let creds = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()
+        };
+        let live = creds(&[("access_token", "a1"), ("refresh_token", "r"), ("expires_at", "10000")]);
+        assert!(!needs_refresh(&live, None, 10000 - 301));
+        assert!(needs_refresh(&live, None, 10000 - 299), "inside the 5-minute margin");
+        assert!(needs_refresh(&live, Some("a1"), 0), "the stored token was refused");
+        assert!(!needs_refresh(&live, Some("a0"), 0), "an older token was refused: already refreshed");
+        assert!(
+            !needs_refresh(&creds(&[("access_token", "a1"), ("expires_at", "1")]), None, 10),
+            "nothing to refresh with"
+        );
+        assert!(
+            !needs_refresh(&creds(&[("access_token", "a1"), ("refresh_token", "r")]), None, 10),
+            "no expiry known: use it until refused"
+        );
+        let merged = merge_grant(&live, creds(&[("access_token", "a2"), ("expires_at", "13600")]));
+        assert_eq!(merged, creds(&[("access_token", "a2"), ("refresh_token", "r"), ("expires_at", "13600")]));
+        let rotated = merge_grant(&live, creds(&[("access_token", "a3"), ("refresh_token", "r2")]));
+        assert_eq!((rotated["refresh_token"].as_str(), rotated.get("expires_at")), ("r2", None));
     }
 }

@@ -213,6 +213,15 @@ impl Input {
 
     /// A required object whose values are all strings (1..=max_entries entries).
     pub fn str_map(&mut self, field: &str, max_entries: usize, max_value_len: usize) -> Vec<(String, String)> {
+        self.map_of(field, max_entries, max_value_len, false)
+    }
+
+    /// As `str_map`, with integers taken as their decimal text (`expires_at: 1767225600`).
+    pub fn str_or_int_map(&mut self, field: &str, max_entries: usize, max_value_len: usize) -> Vec<(String, String)> {
+        self.map_of(field, max_entries, max_value_len, true)
+    }
+
+    fn map_of(&mut self, field: &str, max_entries: usize, max_value_len: usize, ints: bool) -> Vec<(String, String)> {
         match self.present(field) {
             None => {
                 self.error(field, "Required");
@@ -221,8 +230,9 @@ impl Input {
             Some(Value::Object(map)) if !map.is_empty() && map.len() <= max_entries => {
                 let mut out = Vec::with_capacity(map.len());
                 for (k, v) in map {
-                    match v.as_str() {
-                        Some(s) if s.len() <= max_value_len => out.push((k.clone(), s.to_string())),
+                    let text = v.as_str().map(str::to_string).or_else(|| v.as_i64().filter(|_| ints).map(|n| n.to_string()));
+                    match text {
+                        Some(s) if s.len() <= max_value_len => out.push((k.clone(), s)),
                         _ => {
                             self.errors.push(FieldError {
                                 field: format!("{field}.{k}"),

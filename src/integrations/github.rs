@@ -71,6 +71,7 @@ static ACTIONS: [Action; 5] = [
 ];
 
 static OAUTH: OAuth = OAuth {
+    display: "GitHub",
     authorize_base: ("GITHUB_WEB_URL", "https://github.com"),
     authorize_path: "/login/oauth/authorize",
     token_url: ("GITHUB_WEB_URL", "https://github.com"),
@@ -331,8 +332,9 @@ impl Service for GitHubService {
         Some(&OAUTH)
     }
 
-    fn validate_credentials(&self, creds: &Credentials) -> Result<(), String> {
-        token(creds).map(|_| ()).ok_or_else(|| "credentials.access_token is required".to_string())
+    fn prepare_credentials(&self, creds: Credentials, _now: crate::time::Millis) -> Result<Credentials, String> {
+        token(&creds).ok_or_else(|| "credentials.access_token is required".to_string())?;
+        Ok(creds)
     }
 
     fn check<'a>(&'a self, c: &'a Conn<'a>) -> LocalBoxFuture<'a, Result<Value, ServiceError>> {
@@ -427,7 +429,7 @@ mod tests {
     }
 
     fn conn<'a>(http: &'a dyn Http, vars: &'a BTreeMap<String, String>, creds: &'a Credentials) -> Conn<'a> {
-        Conn { http, vars, creds, now: 0 }
+        Conn { http, vars, creds, tokens: Box::leak(Box::new(crate::integrations::service::Fixed(creds))), now: 0 }
     }
 
     fn setup() -> (BTreeMap<String, String>, Credentials) {
@@ -455,7 +457,7 @@ mod tests {
         assert_eq!(w[0].1.data["title"], "new");
         assert_eq!(GitHubService.webhook_holder(&payload), Some(("repositories", "9".to_string())));
         assert!(GitHubService.webhook_items("ping", &json!({})).is_empty());
-        assert!(GitHubService.validate_credentials(&Credentials::new()).is_err());
+        assert!(GitHubService.prepare_credentials(Credentials::new(), 0).is_err());
     }
 
     #[test]

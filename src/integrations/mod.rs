@@ -15,6 +15,7 @@ pub mod runs;
 pub mod schema;
 pub mod service;
 pub mod store;
+pub mod tokens;
 
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -25,7 +25,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 }
 
 /// Why an exchange or refresh failed.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum GrantError {
     NotConfigured(&'static str),
     /// The provider refused the grant (`invalid_grant`: revoked, expired, already used).

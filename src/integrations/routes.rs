@@ -6,7 +6,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::engine::plan;
-use super::service::{self, Conn, Credentials, Service, ServiceError, KNOWN_SERVICES};
+use std::cell::RefCell;
+
+use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError, KNOWN_SERVICES};
+use super::tokens::Stored;
 use super::{credentials_key, load_credentials, oauth, runs, schema, store_items, IntegrationRow};
 use crate::auth::Role;
 use crate::config::var;
@@ -171,7 +174,7 @@ fn auth_failed() -> ApiError {
 
 /// Tests credentials against the service (before anything is stored).
 async fn check(ctx: &Ctx, service: &dyn Service, creds: &Credentials) -> ApiResult<Value> {
-    let conn = Conn { http: &Net, vars: &ctx.env, creds, now: ctx.now };
+    let conn = Conn { http: &Net, vars: &ctx.env, creds, tokens: &Fixed(creds), now: ctx.now };
     match service.check(&conn).await {
         Ok(account) => Ok(account),
         Err(ServiceError::RateLimited(s)) => Err(service_error(ServiceError::RateLimited(s), service.name())),
@@ -190,9 +193,20 @@ async fn connect(
     upsert: bool,
 ) -> ApiResult<IntegrationRow> {
     let caller = ctx.caller()?;
-    service
-        .validate_credentials(&creds)
-        .map_err(|_| ApiError::new(400, "INVALID_CREDENTIALS", "Invalid credentials provided"))?;
+    let mut creds = service
+        .prepare_credentials(creds, ctx.now)
+        .map_err(|m| ApiError::new(400, "INVALID_CREDENTIALS", format!("Invalid credentials provided: {m}")))?;
+    // Credentials given directly may carry an expired access token and a refresh token.
+    if let Some(spec) = service.oauth().filter(|o| o.refresh) {
+        if crate::credentials::vault::needs_refresh(&creds, None, ctx.now / 1000) {
+            let refresh = creds.get("refresh_token").cloned().unwrap_or_default();
+            match oauth::refresh(&Net, spec, &ctx.env, &refresh, ctx.now / 1000).await {
+                Ok(grant) => creds = crate::credentials::vault::merge_grant(&creds, grant),
+                Err(oauth::GrantError::NotConfigured(v)) => return Err(not_configured(v, service.name())),
+                Err(_) => return Err(auth_failed()),
+            }
+        }
+    }
     check(ctx, service, &creds).await?;
     let db = ctx.db()?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -237,7 +251,7 @@ pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
     if !name.is_empty() && !KNOWN_SERVICES.contains(&name.as_str()) {
         input.error("service", format!("Expected one of: {}", KNOWN_SERVICES.join(", ")));
     }
-    let creds: Credentials = input.str_map("credentials", 32, 16 * 1024).into_iter().collect();
+    let creds: Credentials = input.str_or_int_map("credentials", 32, 16 * 1024).into_iter().collect();
     let service = service::find(&name);
     let config = parse_config(&mut input, service, true);
     input.finish()?;
@@ -458,7 +472,9 @@ pub async fn fetch(ctx: &Ctx) -> ApiResult<Reply> {
     let id = input.str("externalId", 1, 300);
     input.finish()?;
     let (service, creds) = open(ctx, &row).await?;
-    let conn = Conn { http: &Net, vars: &ctx.env, creds: &creds, now: ctx.now };
+    let current = RefCell::new(None);
+    let tokens = Stored::new(&ctx.env, &row, service, &creds, None, &current, ctx.now);
+    let conn = Conn { http: &Net, vars: &ctx.env, creds: &creds, tokens: &tokens, now: ctx.now };
     let fetched = service.fetch(&conn, &kind, &id).await;
     let (entity, item) = settle(ctx, &row, service, fetched).await?;
     store_items(&ctx.env, &row.id, &[(entity, item.clone())]).await?;
@@ -544,7 +560,9 @@ pub async fn invoke(ctx: &Ctx, caller: &str, row: &IntegrationRow, name: &str, p
         other => return Err(ApiError::new(409, "INTEGRATION_NOT_ACTIVE", format!("The integration is {other}"))),
     }
     let creds = load_credentials(&ctx.env, row).await?;
-    let conn = Conn { http: &Net, vars: &ctx.env, creds: &creds, now: ctx.now };
+    let current = RefCell::new(None);
+    let tokens = Stored::new(&ctx.env, row, service, &creds, None, &current, ctx.now);
+    let conn = Conn { http: &Net, vars: &ctx.env, creds: &creds, tokens: &tokens, now: ctx.now };
     let acted = service.act(&conn, name, params).await;
     let outcome = settle(ctx, row, service, acted).await?;
     if !outcome.items.is_empty() {

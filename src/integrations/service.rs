@@ -23,7 +23,37 @@ pub struct Conn<'a> {
     pub http: &'a dyn Http,
     pub vars: &'a dyn Vars,
     pub creds: &'a Credentials,
+    /// The access token, kept fresh (services whose tokens expire use this, not `creds`).
+    pub tokens: &'a dyn Tokens,
     pub now: Millis,
+}
+
+/// Access tokens of an OAuth credential.
+pub trait Tokens {
+    /// A usable token (refreshed first when it expires within 5 minutes).
+    fn access(&self) -> LocalBoxFuture<'_, Result<String, ServiceError>>;
+    /// A new token after the provider refused `rejected` (401); `Auth` when none can be had.
+    fn refreshed<'a>(&'a self, rejected: &'a str) -> LocalBoxFuture<'a, Result<String, ServiceError>>;
+}
+
+/// Tokens that never change (a personal access token, or a test).
+pub struct Fixed<'a>(pub &'a Credentials);
+
+impl Tokens for Fixed<'_> {
+    fn access(&self) -> LocalBoxFuture<'_, Result<String, ServiceError>> {
+        let t = self.0.get("access_token").or_else(|| self.0.get("token")).cloned().unwrap_or_default();
+        Box::pin(async move {
+            if t.is_empty() {
+                Err(ServiceError::Auth("no access token is stored".into()))
+            } else {
+                Ok(t)
+            }
+        })
+    }
+
+    fn refreshed<'a>(&'a self, _rejected: &'a str) -> LocalBoxFuture<'a, Result<String, ServiceError>> {
+        Box::pin(async { Err(ServiceError::Auth("the token was refused".into())) })
+    }
 }
 
 /// One entity to persist (or, with `deleted`, to mark deleted).
@@ -175,6 +205,8 @@ impl Outcome {
 
 /// A service's OAuth 2 parameters; the flow itself is generic (`integrations::oauth`).
 pub struct OAuth {
+    /// The provider's name in messages ("Google access was revoked or expired").
+    pub display: &'static str,
     /// Configuration variable and default of the authorization server's origin, and the path.
     pub authorize_base: (&'static str, &'static str),
     pub authorize_path: &'static str,
@@ -203,8 +235,8 @@ pub trait Service: Sync {
     fn oauth(&self) -> Option<&'static OAuth> {
         None
     }
-    /// The shape of credentials given directly (before any request).
-    fn validate_credentials(&self, creds: &Credentials) -> Result<(), String>;
+    /// Checks (and normalises) credentials given directly, before any request.
+    fn prepare_credentials(&self, creds: Credentials, now: Millis) -> Result<Credentials, String>;
     /// Proves the credentials work; answers the account (e.g. a login or an address).
     fn check<'a>(&'a self, c: &'a Conn<'a>) -> LocalBoxFuture<'a, Result<Value, ServiceError>>;
     fn sync_page<'a>(

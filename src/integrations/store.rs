@@ -391,11 +391,21 @@ pub struct ServiceSource<'a> {
     store: &'a D1Store,
     http: Counting<'a>,
     creds: Option<Credentials>,
+    row: Option<IntegrationRow>,
+    token: RefCell<Option<String>>,
 }
 
 impl<'a> ServiceSource<'a> {
     pub fn new(env: &'a Env, store: &'a D1Store) -> Self {
-        ServiceSource { service: None, env, store, http: Counting::new(&Net), creds: None }
+        ServiceSource {
+            service: None,
+            env,
+            store,
+            http: Counting::new(&Net),
+            creds: None,
+            row: None,
+            token: RefCell::new(None),
+        }
     }
 }
 
@@ -426,18 +436,17 @@ impl super::engine::Source for ServiceSource<'_> {
             .await
             .map_err(|e| ServiceError::Auth(format!("credentials unavailable: {}", e.message)))?;
         self.creds = Some(creds);
+        self.row = Some(row);
         Ok(())
     }
 
     async fn page(&self, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
-        let empty = Credentials::new();
-        let conn = Conn {
-            http: &self.http,
-            vars: self.env,
-            creds: self.creds.as_ref().unwrap_or(&empty),
-            now: crate::time::now_ms(),
+        let (Some(service), Some(row), Some(creds)) = (self.service, &self.row, &self.creds) else {
+            return Err(ServiceError::Invalid("the source was not opened".into()));
         };
-        let service = self.service.ok_or_else(|| ServiceError::Invalid("the source was not opened".into()))?;
+        let now = crate::time::now_ms();
+        let tokens = super::tokens::Stored::new(self.env, row, service, creds, Some(&self.http), &self.token, now);
+        let conn = Conn { http: &self.http, vars: self.env, creds, tokens: &tokens, now };
         service.sync_page(&conn, req).await
     }
 

@@ -70,12 +70,18 @@ export class FakeUpstream {
       }
       if (fault.status) return this.#send(res, fault);
     }
-    const route = this.routes.find((r) => r.method === req.method && (r.path instanceof RegExp ? r.path.test(url.pathname) : r.path === url.pathname));
-    if (!route) return this.#send(res, { status: 404, json: { message: 'Not Found' } });
+    this.#send(res, await this.dispatch(record));
+  }
+
+  /** Answers a request record `{method, path, query, headers, raw, json}` from the routes
+   * (batch endpoints use it for their inner requests). */
+  async dispatch(record) {
+    const route = this.routes.find((r) => r.method === record.method && (r.path instanceof RegExp ? r.path.test(record.path) : r.path === record.path));
+    if (!route) return { status: 404, json: { message: 'Not Found', error: { code: 404, message: 'Not Found' } } };
     try {
-      this.#send(res, await route.handler(record, url.pathname.match(route.path instanceof RegExp ? route.path : /$^/)));
+      return await route.handler(record, record.path.match(route.path instanceof RegExp ? route.path : /$^/));
     } catch (e) {
-      this.#send(res, { status: 500, json: { message: `fake ${this.name} failed: ${e.message}` } });
+      return { status: 500, json: { message: `fake ${this.name} failed: ${e.message}` } };
     }
   }
 
