@@ -260,6 +260,105 @@ const paths = {
       responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), 400: err('`INVALID_STATE`, `OAUTH_EXCHANGE_FAILED`, `INTEGRATION_AUTH_FAILED`'), ...errors(503) },
     }),
   },
+  '/api/admin/custom-providers': {
+    get: admin({ tags: ['providers'], summary: 'Custom OpenAI-compatible LLM providers, by display name (keys never shown: `hasKey`)', responses: { 200: json(obj({ providers: { type: 'array', items: ref('CustomProvider') } }, ['providers'])) } }),
+  },
+  '/api/admin/custom-providers/{providerId}': {
+    parameters: [pathParam('providerId', 'lowercase letters, digits and hyphens, 1-50; not anthropic, openai, google or parallel')],
+    put: admin({
+      tags: ['providers'], summary: 'Create or update a provider. `apiKey` absent keeps the stored key; null or "" removes it',
+      requestBody: body(obj({
+        displayName: str({ minLength: 1, maxLength: 100 }), baseUrl: str({ format: 'uri', description: 'absolute http(s) URL' }),
+        models: { type: 'array', minItems: 1, items: obj({ id: str({ minLength: 1 }), name: str(), contextWindow: { type: 'integer', minimum: 1 }, maxOutputTokens: { type: 'integer', minimum: 1 } }, ['id']) },
+        apiKey: { type: ['string', 'null'] },
+      }, ['displayName', 'baseUrl', 'models'])),
+      responses: { 200: json(obj({ provider: ref('CustomProvider') }, ['provider'])), ...errors(400, 503) },
+    }),
+    delete: admin({ tags: ['providers'], summary: 'Remove a provider', responses: { 200: ok, ...errors(400, 404) } }),
+  },
+  '/api/admin/custom-providers/{providerId}/test': {
+    parameters: [pathParam('providerId', 'Provider id')],
+    post: admin({
+      tags: ['providers'], summary: 'Call GET {baseUrl}/models with the stored key (5 s timeout); a refusal is `ok: false` with its status',
+      responses: { 200: json(obj({ ok: { type: 'boolean' }, status: { type: 'integer' }, models: { type: 'array', items: str() } }, ['ok', 'status', 'models'])), ...errors(400, 404, 502) },
+    }),
+  },
+  '/webhooks/discord': {
+    post: publicOp({
+      tags: ['webhooks'], summary: 'Discord interactions: Ed25519 over X-Signature-Timestamp + body (DISCORD_PUBLIC_KEY); PING answers {"type":1}',
+      parameters: ['X-Signature-Ed25519', 'X-Signature-Timestamp'].map((name) => ({ name, in: 'header', required: true, schema: str() })),
+      requestBody: body({ type: 'object' }),
+      responses: { 200: json(obj({ type: { enum: [1, 5] } }, ['type'])), 400: E[400], 401: err('Bad signature (`INVALID_SIGNATURE`)'), 413: E[413], 503: err('No DISCORD_PUBLIC_KEY (`WEBHOOK_NOT_CONFIGURED`)') },
+    }),
+  },
+  '/webhooks/xero': {
+    post: publicOp({
+      tags: ['webhooks'], summary: 'Xero: base64 HMAC-SHA256 of the body (XERO_WEBHOOK_KEY); the intent-to-receive check wants empty bodies',
+      parameters: [{ name: 'x-xero-signature', in: 'header', required: true, schema: str() }],
+      requestBody: body({ type: 'object' }),
+      responses: { 200: { description: 'Valid signature (empty body)' }, 400: { description: 'Not JSON (empty body)' }, 401: { description: 'Bad signature (empty body)' }, 413: E[413], 503: err('No XERO_WEBHOOK_KEY (`WEBHOOK_NOT_CONFIGURED`)') },
+    }),
+  },
+  '/webhooks/hubspot': {
+    post: publicOp({
+      tags: ['webhooks'], summary: 'HubSpot: signature v3 (method + URI + body + timestamp, HUBSPOT_CLIENT_SECRET), 5-minute window; events deduplicated by eventId',
+      parameters: ['X-HubSpot-Signature-v3', 'X-HubSpot-Request-Timestamp'].map((name) => ({ name, in: 'header', required: true, schema: str() })),
+      requestBody: body({ type: 'array', items: { type: 'object' } }),
+      responses: { 200: json(obj({ received: { const: true }, events: { type: 'integer' }, duplicate: { type: 'boolean' } }, ['received', 'events'])), 400: E[400], 401: err('Bad or stale signature (`INVALID_SIGNATURE`)'), 413: E[413], 503: err('No HUBSPOT_CLIENT_SECRET (`WEBHOOK_NOT_CONFIGURED`)') },
+    }),
+  },
+  '/webhooks/notion': {
+    post: publicOp({
+      tags: ['webhooks'], summary: 'Notion: the verification request stores its token (shown to admins once); later events need X-Notion-Signature',
+      parameters: [{ name: 'X-Notion-Signature', in: 'header', schema: str() }],
+      requestBody: body({ type: 'object' }),
+      responses: {
+        200: json(obj({ received: { const: true }, verification: { type: 'boolean' }, duplicate: { type: 'boolean' } }, ['received'])),
+        400: E[400], 401: err('Bad signature (`INVALID_SIGNATURE`)'), 409: err('A verification token is already stored (`VERIFICATION_TOKEN_EXISTS`)'), 413: E[413],
+        503: err('No verification token yet (`WEBHOOK_NOT_CONFIGURED`), or no ENCRYPTION_KEY'),
+      },
+    }),
+  },
+  '/api/admin/webhooks/inbox': {
+    get: admin({
+      tags: ['webhooks'], summary: 'Accepted third-party deliveries, newest first (payloads are not kept)',
+      parameters: [{ name: 'provider', in: 'query', schema: { enum: ['github', 'discord', 'xero', 'hubspot', 'notion', 'slack'] } }, ...listParams],
+      responses: { 200: json(obj({ deliveries: { type: 'array', items: obj({ id: str(), provider: str(), deliveryId: str(), eventType: { type: ['string', 'null'] }, receivedAt: time }, ['id', 'provider', 'deliveryId', 'receivedAt']) }, hasMore: { type: 'boolean' }, cursor: str() }, ['deliveries', 'hasMore'])), ...errors(400) },
+    }),
+  },
+  '/api/admin/webhooks/notion/verification-token': {
+    get: admin({ tags: ['webhooks'], summary: 'The Notion verification token, once (then 404)', responses: { 200: json(obj({ token: str() }, ['token'])), ...errors(404, 503) } }),
+    delete: admin({ tags: ['webhooks'], summary: 'Forget the stored Notion token (to verify the subscription again)', responses: { 200: ok, ...errors(404) } }),
+  },
+  '/api/webhook-triggers': {
+    post: user({
+      tags: ['webhooks'], summary: 'Create a webhook trigger: deliveries to /webhooks/<path>, signed with the secret (shown once), become prompts',
+      requestBody: body(obj({
+        path: str({ minLength: 1, maxLength: 200, description: '[a-z0-9-]+(/[a-z0-9-]+)*, not under github, discord, xero, hubspot, notion or slack' }),
+        method: { enum: ['POST', 'PUT', 'PATCH'] }, sessionId: str({ description: 'default: the owner\'s orchestrator' }),
+        promptTemplate: str({ minLength: 1, maxLength: 20000, description: '{{payload.a.b}}, {{payload}} and {{query.x}} are filled in' }),
+      }, ['path', 'promptTemplate'])),
+      responses: { 201: json(obj({ trigger: ref('WebhookTrigger'), secret: str() }, ['trigger', 'secret']), 'Created'), ...errors(400, 404, 409, 503) },
+    }),
+    get: user({ tags: ['webhooks'], summary: 'The caller\'s webhook triggers', responses: { 200: json(obj({ triggers: { type: 'array', items: ref('WebhookTrigger') } }, ['triggers'])) } }),
+  },
+  '/api/webhook-triggers/{id}': {
+    parameters: [pathParam('id', 'Trigger id')],
+    delete: user({ tags: ['webhooks'], summary: 'Delete a webhook trigger', responses: { 200: json(ref('Success')), ...errors(404) } }),
+  },
+  '/webhooks/{path}': {
+    parameters: [{ name: 'path', in: 'path', required: true, schema: str(), description: 'a trigger\'s path (may contain /)' }],
+    ...Object.fromEntries(['post', 'put', 'patch'].map((m) => [m, publicOp({
+      tags: ['webhooks'], summary: 'A delivery to a user webhook trigger (X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, body)>, or X-Hub-Signature-256)',
+      description: 'Idempotent by X-Webhook-Id, X-GitHub-Delivery, or the body\'s SHA-256.',
+      requestBody: body({}, false),
+      responses: {
+        202: json(obj({ received: { const: true }, promptId: { type: ['string', 'null'] } }, ['received']), 'Accepted: a prompt was queued'),
+        200: json(obj({ received: { const: true }, duplicate: { const: true } }, ['received', 'duplicate']), 'A repeated delivery'),
+        ...errors(400, 404, 500, 502), 401: err('Bad signature (`INVALID_SIGNATURE`)'), 405: err('Wrong method for this trigger (`METHOD_NOT_ALLOWED`)'), 413: E[413], 503: E[503],
+      },
+    })])),
+  },
   '/api/me/telegram': {
     post: user({
       tags: ['telegram'], summary: 'Set up the caller\'s Telegram bot (getMe, authenticated webhook, commands)',
@@ -501,6 +600,12 @@ const doc = {
       Error: obj({ error: str(), code: str({ pattern: '^[A-Z][A-Z0-9_]*$' }), details: {} }, ['error', 'code']),
       InternalError: obj({ error: { const: 'Internal server error' }, code: { const: 'INTERNAL_ERROR' }, requestId: str() }, ['error', 'code', 'requestId']),
       Success: obj({ success: { const: true } }, ['success']),
+      CustomProvider: obj({
+        id: str(), providerId: str(), displayName: str(), baseUrl: str(), hasKey: { type: 'boolean' },
+        models: { type: 'array', items: obj({ id: str(), name: str(), contextWindow: { type: 'integer' }, maxOutputTokens: { type: 'integer' } }, ['id']) },
+        setBy: { type: ['string', 'null'] }, createdAt: time, updatedAt: time,
+      }, ['id', 'providerId', 'displayName', 'baseUrl', 'hasKey', 'models', 'createdAt', 'updatedAt']),
+      WebhookTrigger: obj({ id: str(), path: str(), url: str(), method: str(), sessionId: { type: ['string', 'null'] }, promptTemplate: str(), createdAt: time }, ['id', 'path', 'url', 'method', 'promptTemplate', 'createdAt']),
       User: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] } }, ['id', 'email', 'name', 'role']),
       AdminUser: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] }, createdAt: time }, ['id', 'email', 'name', 'role', 'createdAt']),
       Session: obj({

@@ -12,7 +12,7 @@ use crate::http::input::Query;
 use crate::http::router::{self, Access, Match, Route};
 use crate::http::{self as h, ApiError, ApiResult, Ctx, Reply, ReplyBody};
 use crate::time::now_ms;
-use crate::{account, channels, config, credentials, github, integrations, sessions, telegram};
+use crate::{account, channels, config, credentials, github, integrations, providers, sessions, telegram, webhooks};
 
 /// Each handler's future is boxed: one small state machine per route instead of one enum
 /// holding all of them (which made a single 165 KB function in the Wasm binary).
@@ -88,6 +88,21 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::IntegrationOauthCallback => Box::pin(integrations::routes::oauth_callback(ctx)),
         Route::IntegrationActions => Box::pin(integrations::routes::actions(ctx)),
         Route::IntegrationAct => Box::pin(integrations::routes::act(ctx)),
+        Route::AdminListProviders => Box::pin(providers::list(ctx)),
+        Route::AdminPutProvider => Box::pin(providers::upsert(ctx)),
+        Route::AdminDeleteProvider => Box::pin(providers::delete(ctx)),
+        Route::AdminTestProvider => Box::pin(providers::test(ctx)),
+        Route::DiscordWebhook => Box::pin(webhooks::discord(ctx)),
+        Route::XeroWebhook => Box::pin(webhooks::xero(ctx)),
+        Route::HubspotWebhook => Box::pin(webhooks::hubspot(ctx)),
+        Route::NotionWebhook => Box::pin(webhooks::notion(ctx)),
+        Route::AdminWebhookInbox => Box::pin(webhooks::inbox(ctx)),
+        Route::AdminNotionToken => Box::pin(webhooks::notion_token(ctx)),
+        Route::AdminForgetNotionToken => Box::pin(webhooks::forget_notion_token(ctx)),
+        Route::CreateTrigger => Box::pin(webhooks::triggers::create(ctx)),
+        Route::ListTriggers => Box::pin(webhooks::triggers::list(ctx)),
+        Route::DeleteTrigger => Box::pin(webhooks::triggers::delete(ctx)),
+        Route::TriggerDelivery => Box::pin(webhooks::triggers::deliver(ctx)),
     }
 }
 
@@ -148,6 +163,11 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
         env,
         request_id: request_id.to_string(),
         origin: url.origin().ascii_serialization(),
+        method: method.clone(),
+        target: match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        },
         params,
         query: Query::parse(url.query()),
         headers: req.headers().clone(),

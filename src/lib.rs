@@ -22,10 +22,12 @@ pub mod maintenance;
 pub mod openapi;
 pub mod outbound;
 pub mod outbox;
+pub mod providers;
 pub mod session_agent_do;
 pub mod sessions;
 pub mod telegram;
 pub mod time;
+pub mod webhooks;
 
 use worker::{event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent};
 

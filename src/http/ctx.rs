@@ -18,6 +18,10 @@ pub struct Ctx {
     pub request_id: String,
     /// The request's own origin (`scheme://host[:port]`).
     pub origin: String,
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The request's path and query string, as received (signatures cover it).
+    pub target: String,
     pub params: Params,
     pub query: Query,
     pub headers: Headers,
@@ -42,6 +46,10 @@ impl Ctx {
     /// A request header.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers.get(name).ok().flatten()
+    }
+
+    pub fn path_and_query(&self) -> &str {
+        &self.target
     }
 
     /// The worker's public origin: `PUBLIC_URL`, else the request's own origin (webhook and

@@ -43,6 +43,11 @@ impl Reply {
         Reply { status: 302, body: ReplyBody::Empty, headers: vec![("Location", location.to_string())] }
     }
 
+    /// A status with an empty body (providers such as Xero want exactly that).
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, body: ReplyBody::Empty, headers: Vec::new() }
+    }
+
     pub fn no_content() -> Reply {
         Reply { status: 204, body: ReplyBody::Empty, headers: Vec::new() }
     }

@@ -80,6 +80,21 @@ pub enum Route {
     IntegrationOauthCallback,
     IntegrationActions,
     IntegrationAct,
+    AdminListProviders,
+    AdminPutProvider,
+    AdminDeleteProvider,
+    AdminTestProvider,
+    DiscordWebhook,
+    XeroWebhook,
+    HubspotWebhook,
+    NotionWebhook,
+    AdminWebhookInbox,
+    AdminNotionToken,
+    AdminForgetNotionToken,
+    CreateTrigger,
+    ListTriggers,
+    DeleteTrigger,
+    TriggerDelivery,
 }
 
 pub const KIB: usize = 1024;
@@ -103,6 +118,11 @@ const fn def(method: &'static str, pattern: &'static str, route: Route, access: 
 /// A public, signature-checked provider endpoint with its own body limit.
 const fn webhook(pattern: &'static str, route: Route, body_limit: usize) -> RouteDef {
     RouteDef { method: "POST", pattern, route, access: Access::Public, body_limit }
+}
+
+/// A public route with any method (user webhook triggers).
+const fn public(method: &'static str, pattern: &'static str, route: Route, body_limit: usize) -> RouteDef {
+    RouteDef { method, pattern, route, access: Access::Public, body_limit }
 }
 
 /// A route whose bodies may be larger than the default (media, provider payloads).
@@ -182,6 +202,24 @@ pub static ROUTES: &[RouteDef] = &[
     def("POST", "/api/integrations/:service/oauth/callback", Route::IntegrationOauthCallback, Access::User),
     def("GET", "/api/integrations/:id/actions", Route::IntegrationActions, Access::User),
     def("POST", "/api/integrations/:id/actions/:name", Route::IntegrationAct, Access::User),
+    def("GET", "/api/admin/custom-providers", Route::AdminListProviders, Access::Admin),
+    def("PUT", "/api/admin/custom-providers/:providerId", Route::AdminPutProvider, Access::Admin),
+    def("DELETE", "/api/admin/custom-providers/:providerId", Route::AdminDeleteProvider, Access::Admin),
+    def("POST", "/api/admin/custom-providers/:providerId/test", Route::AdminTestProvider, Access::Admin),
+    webhook("/webhooks/discord", Route::DiscordWebhook, MIB),
+    webhook("/webhooks/xero", Route::XeroWebhook, MIB),
+    webhook("/webhooks/hubspot", Route::HubspotWebhook, MIB),
+    webhook("/webhooks/notion", Route::NotionWebhook, MIB),
+    def("GET", "/api/admin/webhooks/inbox", Route::AdminWebhookInbox, Access::Admin),
+    def("GET", "/api/admin/webhooks/notion/verification-token", Route::AdminNotionToken, Access::Admin),
+    def("DELETE", "/api/admin/webhooks/notion/verification-token", Route::AdminForgetNotionToken, Access::Admin),
+    def("POST", "/api/webhook-triggers", Route::CreateTrigger, Access::User),
+    def("GET", "/api/webhook-triggers", Route::ListTriggers, Access::User),
+    def("DELETE", "/api/webhook-triggers/:id", Route::DeleteTrigger, Access::User),
+    // User triggers: anything else under /webhooks/ (after the providers above).
+    public("POST", "/webhooks/*path", Route::TriggerDelivery, MIB),
+    public("PUT", "/webhooks/*path", Route::TriggerDelivery, MIB),
+    public("PATCH", "/webhooks/*path", Route::TriggerDelivery, MIB),
 ];
 
 /// Path parameters captured by a match, percent-decoded.
@@ -209,6 +247,15 @@ fn match_pattern(pattern: &'static str, path: &str) -> Option<Params> {
         match (pat.next(), segs.next()) {
             (None, None) => return Some(Params(params)),
             (Some(p), Some(s)) => {
+                // `*name` (last) captures the rest of the path, undecoded.
+                if let Some(name) = p.strip_prefix('*') {
+                    let rest: Vec<&str> = std::iter::once(s).chain(segs.by_ref()).collect();
+                    if rest.iter().any(|r| r.is_empty()) {
+                        return None;
+                    }
+                    params.push((name, rest.join("/")));
+                    return Some(Params(params));
+                }
                 if let Some(name) = p.strip_prefix(':') {
                     if s.is_empty() {
                         return None;
@@ -268,12 +315,21 @@ mod tests {
         assert!(matches!(find("GET", "/api/nope"), Match::NotFound));
         assert!(matches!(find("DELETE", "/api/api-tokens/"), Match::MethodNotAllowed(_)));
         assert!(matches!(find("GET", "/api/me/credentials/x/y"), Match::NotFound));
+        // Providers win over the triggers' catch-all; the catch-all takes the rest of the path.
+        assert!(matches!(find("POST", "/webhooks/discord"), Match::Found(d, _) if d.route == Route::DiscordWebhook));
+        match find("POST", "/webhooks/deploys/prod-1") {
+            Match::Found(def, params) => {
+                assert_eq!((def.route, params.get("path")), (Route::TriggerDelivery, "deploys/prod-1"))
+            }
+            _ => panic!("expected the trigger route"),
+        }
+        assert!(matches!(find("POST", "/webhooks/a//b"), Match::NotFound));
     }
 
     fn openapi_path(pattern: &str) -> String {
         pattern
             .split('/')
-            .map(|s| s.strip_prefix(':').map(|n| format!("{{{n}}}")).unwrap_or_else(|| s.to_string()))
+            .map(|s| s.strip_prefix([':', '*']).map(|n| format!("{{{n}}}")).unwrap_or_else(|| s.to_string()))
             .collect::<Vec<_>>()
             .join("/")
     }

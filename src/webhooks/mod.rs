@@ -1,0 +1,329 @@
+//! Third-party webhooks (contract §9): Discord, Xero, HubSpot and Notion deliveries, each
+//! verified over the raw body before it has any effect, failing closed without its secret
+//! (503), recorded once in the webhook inbox (the inbox's unique key is the deduplication);
+//! the inbox's admin read route; and user webhook triggers (`triggers`).
+
+pub mod signatures;
+pub mod triggers;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::config::var;
+use crate::crypto::{sha256_hex, Aad, Legacy};
+use crate::http::page::{page_body, Keyed, PageQuery};
+use crate::http::{ApiError, ApiResult, Ctx, Reply};
+use crate::time::{iso, normalize};
+
+/// First path segments the webhook endpoints own (user triggers may not start with them).
+pub const PROVIDERS: [&str; 6] = ["github", "discord", "xero", "hubspot", "notion", "slack"];
+
+fn not_configured(what: &str) -> ApiError {
+    ApiError::new(503, "WEBHOOK_NOT_CONFIGURED", format!("{what} webhooks are not configured"))
+}
+
+fn bad_signature() -> ApiError {
+    ApiError::new(401, "INVALID_SIGNATURE", "Invalid signature")
+}
+
+/// Records deliveries in the inbox; answers how many were new (0: all seen before).
+async fn record(ctx: &Ctx, provider: &str, deliveries: &[(String, Option<String>)]) -> ApiResult<usize> {
+    let db = ctx.db()?;
+    let now = iso(ctx.now);
+    let stmts = deliveries
+        .iter()
+        .map(|(id, event)| {
+            crate::q!(
+                &db,
+                "INSERT INTO webhook_inbox (id, provider, delivery_id, event_type, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(provider, delivery_id) DO NOTHING",
+                &uuid::Uuid::new_v4().to_string(),
+                &provider,
+                &id.chars().take(200).collect::<String>(),
+                event,
+                &now
+            )
+        })
+        .collect::<worker::Result<Vec<_>>>()?;
+    if stmts.is_empty() {
+        return Ok(0);
+    }
+    let results = db.batch(stmts).await?;
+    results.iter().map(crate::db::changes).sum::<worker::Result<usize>>().map_err(Into::into)
+}
+
+fn json_body(ctx: &Ctx) -> ApiResult<Value> {
+    serde_json::from_slice(ctx.raw_body()).map_err(|_| ApiError::invalid_json())
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Ed25519 through the runtime's WebCrypto (no curve code in our Wasm).
+pub async fn ed25519_verify(public_key: &[u8], signature: &[u8], message: &[u8]) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+        use worker::wasm_bindgen::{JsCast, JsValue};
+        use worker::wasm_bindgen_futures::JsFuture;
+        async fn run(public_key: &[u8], signature: &[u8], message: &[u8]) -> Result<bool, JsValue> {
+            let subtle = Reflect::get(&Reflect::get(&worker::js_sys::global(), &"crypto".into())?, &"subtle".into())?;
+            let method = |name: &str| -> Result<Function, JsValue> { Reflect::get(&subtle, &name.into())?.dyn_into() };
+            let algorithm = Object::new();
+            Reflect::set(&algorithm, &"name".into(), &"Ed25519".into())?;
+            let args = Array::of5(
+                &"raw".into(),
+                &Uint8Array::from(public_key),
+                &algorithm,
+                &false.into(),
+                &Array::of1(&"verify".into()),
+            );
+            let key = JsFuture::from(method("importKey")?.apply(&subtle, &args)?.dyn_into::<Promise>()?).await?;
+            let args = Array::of4(&algorithm, &key, &Uint8Array::from(signature), &Uint8Array::from(message));
+            Ok(JsFuture::from(method("verify")?.apply(&subtle, &args)?.dyn_into::<Promise>()?).await?.is_truthy())
+        }
+        run(public_key, signature, message).await.unwrap_or(false)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (public_key, signature, message);
+        false
+    }
+}
+
+/// `POST /webhooks/discord`: interactions, signed with Ed25519 over timestamp + body.
+pub async fn discord(ctx: &Ctx) -> ApiResult<Reply> {
+    let key = var(&ctx.env, "DISCORD_PUBLIC_KEY").ok_or_else(|| not_configured("Discord (DISCORD_PUBLIC_KEY)"))?;
+    let signature = ctx.header("X-Signature-Ed25519").and_then(|s| hex_decode(s.trim()));
+    let timestamp = ctx.header("X-Signature-Timestamp").unwrap_or_default();
+    let (Some(signature), Some(key)) = (signature, hex_decode(key.trim())) else { return Err(bad_signature()) };
+    let mut message = timestamp.into_bytes();
+    message.extend_from_slice(ctx.raw_body());
+    if signature.len() != 64 || key.len() != 32 || !ed25519_verify(&key, &signature, &message).await {
+        return Err(bad_signature());
+    }
+    let v = json_body(ctx)?;
+    if v["type"] == 1 {
+        return Reply::ok(&json!({ "type": 1 }));
+    }
+    let id = v["id"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(ctx.raw_body()));
+    let event = v["data"]["name"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| v["type"].as_i64().map(|t| format!("interaction:{t}")));
+    record(ctx, "discord", &[(id, event)]).await?;
+    // Acknowledged with a deferred response: the work happens elsewhere.
+    Reply::ok(&json!({ "type": 5 }))
+}
+
+/// `POST /webhooks/xero`: base64 HMAC-SHA256 of the body. Xero's intent-to-receive handshake
+/// wants an empty 200 for a valid signature and an empty 401 otherwise, so every answer here
+/// has an empty body.
+pub async fn xero(ctx: &Ctx) -> ApiResult<Reply> {
+    let key = var(&ctx.env, "XERO_WEBHOOK_KEY").ok_or_else(|| not_configured("Xero (XERO_WEBHOOK_KEY)"))?;
+    let signature = ctx.header("x-xero-signature").unwrap_or_default();
+    if !signatures::xero_valid(&key, ctx.raw_body(), signature.trim()) {
+        return Ok(Reply::empty(401));
+    }
+    let Ok(v) = json_body(ctx) else { return Ok(Reply::empty(400)) };
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    if !events.is_empty() {
+        let delivery = format!(
+            "{}-{}-{}",
+            v["firstEventSequence"].as_i64().unwrap_or(0),
+            v["lastEventSequence"].as_i64().unwrap_or(0),
+            v["entropy"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(ctx.raw_body()))
+        );
+        let kind =
+            events[0]["eventCategory"].as_str().zip(events[0]["eventType"].as_str()).map(|(c, t)| format!("{c}.{t}"));
+        record(ctx, "xero", &[(delivery, kind)]).await?;
+    }
+    Ok(Reply::empty(200))
+}
+
+/// `POST /webhooks/hubspot`: signature v3 over method + URI + body + timestamp, 5 minutes;
+/// each event is recorded (and deduplicated) by its `eventId`.
+pub async fn hubspot(ctx: &Ctx) -> ApiResult<Reply> {
+    let secret =
+        var(&ctx.env, "HUBSPOT_CLIENT_SECRET").ok_or_else(|| not_configured("HubSpot (HUBSPOT_CLIENT_SECRET)"))?;
+    let signature = ctx.header("X-HubSpot-Signature-v3").unwrap_or_default();
+    let timestamp = ctx.header("X-HubSpot-Request-Timestamp").unwrap_or_default();
+    // HubSpot signs the URL it called, which is this request's URL (or PUBLIC_URL's).
+    let uri = format!("{}{}", ctx.public_origin(), ctx.path_and_query());
+    if !signatures::hubspot_v3_valid(&secret, "POST", &uri, ctx.raw_body(), &timestamp, signature.trim(), ctx.now) {
+        return Err(bad_signature());
+    }
+    let v = json_body(ctx)?;
+    let events = match &v {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    let deliveries: Vec<(String, Option<String>)> = events
+        .iter()
+        .map(|e| {
+            let id = e["eventId"].as_i64().map(|n| n.to_string()).or_else(|| e["eventId"].as_str().map(str::to_string));
+            (
+                id.unwrap_or_else(|| sha256_hex(e.to_string().as_bytes())),
+                e["subscriptionType"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    let new = record(ctx, "hubspot", &deliveries).await?;
+    let mut body = json!({ "received": true, "events": deliveries.len() });
+    if new == 0 {
+        body["duplicate"] = json!(true);
+    }
+    Reply::ok(&body)
+}
+
+const NOTION: &str = "notion";
+const NOTION_PURPOSE: &str = "webhook:notion:verification-token";
+
+#[derive(Deserialize)]
+struct Secret {
+    sealed: String,
+    shown_at: Option<String>,
+}
+
+async fn notion_secret(ctx: &Ctx) -> ApiResult<Option<Secret>> {
+    Ok(crate::q!(&ctx.db()?, "SELECT sealed, shown_at FROM webhook_secrets WHERE provider = ?1", &NOTION)?
+        .first(None)
+        .await?)
+}
+
+/// `POST /webhooks/notion`: the one-time verification request stores its token (sealed) for an
+/// admin to read once; every later event must carry `X-Notion-Signature` made with it.
+pub async fn notion(ctx: &Ctx) -> ApiResult<Reply> {
+    let v = json_body(ctx)?;
+    let stored = notion_secret(ctx).await?;
+    if let Some(token) = v["verification_token"].as_str().filter(|_| v.as_object().is_some_and(|o| o.len() == 1)) {
+        // Only the first verification request is kept: a later one could be anyone's, and an
+        // admin who needs a new one deletes the stored token first.
+        if stored.is_some() {
+            return Err(ApiError::conflict(
+                "VERIFICATION_TOKEN_EXISTS",
+                "A Notion verification token is already stored",
+            ));
+        }
+        if token.len() > 500 {
+            return Err(ApiError::invalid_field("verification_token", "Too long"));
+        }
+        let sealed = crate::config::keyring(&ctx.env)?.seal_str(&Aad { purpose: NOTION_PURPOSE, owner: NOTION }, token);
+        crate::q!(
+            &ctx.db()?,
+            "INSERT INTO webhook_secrets (provider, sealed, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            &NOTION,
+            &sealed,
+            &iso(ctx.now)
+        )?
+        .run()
+        .await?;
+        return Reply::ok(&json!({ "received": true, "verification": true }));
+    }
+    let stored = stored.ok_or_else(|| not_configured("Notion (no verification token yet)"))?;
+    let (token, _) = crate::config::keyring(&ctx.env)?
+        .open_str(&Aad { purpose: NOTION_PURPOSE, owner: NOTION }, &stored.sealed, Legacy::D1Column)
+        .map_err(|_| ApiError::internal("the Notion verification token could not be decrypted"))?;
+    if !signatures::notion_valid(&token, ctx.raw_body(), ctx.header("X-Notion-Signature").unwrap_or_default().trim()) {
+        return Err(bad_signature());
+    }
+    let id = v["id"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(ctx.raw_body()));
+    let new = record(ctx, NOTION, &[(id, v["type"].as_str().map(str::to_string))]).await?;
+    let mut body = json!({ "received": true });
+    if new == 0 {
+        body["duplicate"] = json!(true);
+    }
+    Reply::ok(&body)
+}
+
+/// `GET /api/admin/webhooks/notion/verification-token` → `{token}` once; afterwards 404.
+pub async fn notion_token(ctx: &Ctx) -> ApiResult<Reply> {
+    let missing = || ApiError::not_found("No Notion verification token is waiting to be shown");
+    let stored = notion_secret(ctx).await?.filter(|s| s.shown_at.is_none()).ok_or_else(missing)?;
+    let r = crate::q!(
+        &ctx.db()?,
+        "UPDATE webhook_secrets SET shown_at = ?1 WHERE provider = ?2 AND shown_at IS NULL",
+        &iso(ctx.now),
+        &NOTION
+    )?
+    .run()
+    .await?;
+    if crate::db::changes(&r)? == 0 {
+        return Err(missing());
+    }
+    let (token, _) = crate::config::keyring(&ctx.env)?
+        .open_str(&Aad { purpose: NOTION_PURPOSE, owner: NOTION }, &stored.sealed, Legacy::D1Column)
+        .map_err(|_| ApiError::internal("the Notion verification token could not be decrypted"))?;
+    Reply::ok(&json!({ "token": token }))
+}
+
+/// `DELETE /api/admin/webhooks/notion/verification-token`: forget it (to verify again).
+pub async fn forget_notion_token(ctx: &Ctx) -> ApiResult<Reply> {
+    let r = crate::q!(&ctx.db()?, "DELETE FROM webhook_secrets WHERE provider = ?1", &NOTION)?.run().await?;
+    if crate::db::changes(&r)? == 0 {
+        return Err(ApiError::not_found("No Notion verification token is stored"));
+    }
+    Reply::ok(&json!({ "ok": true }))
+}
+
+#[derive(Deserialize)]
+struct InboxRow {
+    id: String,
+    provider: String,
+    delivery_id: String,
+    event_type: Option<String>,
+    received_at: String,
+}
+
+impl Keyed for InboxRow {
+    fn created_at(&self) -> &str {
+        &self.received_at
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// `GET /api/admin/webhooks/inbox?provider=&limit=&cursor=` → `{deliveries, cursor?, hasMore}`.
+pub async fn inbox(ctx: &Ctx) -> ApiResult<Reply> {
+    let provider = ctx.query.get("provider").unwrap_or("");
+    if !provider.is_empty() && !PROVIDERS.contains(&provider) {
+        return Err(ApiError::invalid_field("provider", &format!("Expected one of: {}", PROVIDERS.join(", "))));
+    }
+    let page = PageQuery::parse(&ctx.query, 50)?;
+    let rows: Vec<InboxRow> = crate::q!(
+        &ctx.db()?,
+        "SELECT id, provider, delivery_id, event_type, received_at FROM webhook_inbox
+          WHERE (?1 = '' OR provider = ?1) AND (received_at < ?2 OR (received_at = ?2 AND ?3 <> '' AND id < ?3))
+          ORDER BY received_at DESC, id DESC LIMIT ?4",
+        &provider,
+        &page.after_created,
+        &page.after_id,
+        &page.fetch()
+    )?
+    .all()
+    .await?
+    .results()?;
+    Reply::ok(&page_body(
+        "deliveries",
+        &rows,
+        page.limit,
+        |r| json!({ "id": r.id, "provider": r.provider, "deliveryId": r.delivery_id, "eventType": r.event_type, "receivedAt": normalize(&r.received_at) }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex() {
+        assert_eq!(hex_decode("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(hex_decode("0"), None);
+        assert_eq!(hex_decode("zz"), None);
+    }
+}

@@ -1,0 +1,182 @@
+// Third-party webhooks (Discord, Xero, HubSpot, Notion) and user webhook triggers: each
+// verified over the raw body before any effect, failing closed without its secret, recorded
+// once in the admin inbox; triggers create, deliver, deduplicate, refuse bad signatures and
+// other users.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, generateKeyPairSync, sign, randomUUID } from 'node:crypto';
+import { startService, knownSecrets } from '../lib/harness.mjs';
+
+const XERO_KEY = 'xero-webhook-key-for-tests-0000';
+const HUBSPOT_SECRET = 'hubspot-client-secret-for-tests';
+
+test('third-party webhooks and user triggers', async (t) => {
+  const discord = generateKeyPairSync('ed25519');
+  const discordPublic = Buffer.from(discord.publicKey.export({ format: 'jwk' }).x, 'base64url').toString('hex');
+  const svc = await startService(t, { vars: { DISCORD_PUBLIC_KEY: discordPublic, XERO_WEBHOOK_KEY: XERO_KEY, HUBSPOT_CLIENT_SECRET: HUBSPOT_SECRET } });
+  const admin = await svc.createUser({ email: 'admin@example.com', admin: true });
+  const alice = await svc.createUser({ email: 'alice@example.com' });
+  const bob = await svc.createUser({ email: 'bob@example.com' });
+  const post = (path, raw, headers = {}) => svc.request('POST', path, { raw, headers: { 'content-type': 'application/json', ...headers } });
+  const inbox = async (provider) => (await svc.request('GET', `/api/admin/webhooks/inbox?provider=${provider}`, { token: admin.token })).body.deliveries;
+
+  await t.test('Discord: Ed25519 over timestamp + body; PING; interactions recorded once', async () => {
+    const signed = (raw, ts = String(Math.floor(Date.now() / 1000)), key = discord.privateKey) =>
+      ({ 'x-signature-ed25519': sign(null, Buffer.from(ts + raw), key).toString('hex'), 'x-signature-timestamp': ts });
+    const ping = JSON.stringify({ id: '1', type: 1, application_id: 'app' });
+    const r = await post('/webhooks/discord', ping, signed(ping));
+    assert.deepEqual([r.status, r.body], [200, { type: 1 }]);
+    const other = generateKeyPairSync('ed25519');
+    for (const headers of [{}, signed(ping, undefined, other.privateKey), { ...signed(ping), 'x-signature-timestamp': '1' }, { 'x-signature-ed25519': 'zz', 'x-signature-timestamp': '1' }]) {
+      const bad = await post('/webhooks/discord', ping, headers);
+      assert.deepEqual([bad.status, bad.body.code], [401, 'INVALID_SIGNATURE']);
+    }
+    const tampered = await post('/webhooks/discord', ping.replace('"1"', '"2"'), signed(ping));
+    assert.equal(tampered.status, 401);
+    const cmd = JSON.stringify({ id: 'interaction-42', type: 2, data: { name: 'deploy' } });
+    const first = await post('/webhooks/discord', cmd, signed(cmd));
+    assert.deepEqual([first.status, first.body], [200, { type: 5 }]);
+    await post('/webhooks/discord', cmd, signed(cmd));
+    const seen = await inbox('discord');
+    assert.deepEqual(seen.map((d) => [d.deliveryId, d.eventType]), [['interaction-42', 'deploy']]);
+  });
+
+  await t.test('Xero: intent-to-receive with empty bodies; signed events recorded once', async () => {
+    const sig = (raw, key = XERO_KEY) => createHmac('sha256', key).update(raw).digest('base64');
+    const intent = JSON.stringify({ events: [], firstEventSequence: 0, lastEventSequence: 0, entropy: 'ABC' });
+    const ok = await post('/webhooks/xero', intent, { 'x-xero-signature': sig(intent) });
+    assert.deepEqual([ok.status, ok.text], [200, '']);
+    const no = await post('/webhooks/xero', intent, { 'x-xero-signature': sig(intent, 'wrong') });
+    assert.deepEqual([no.status, no.text], [401, '']);
+    const events = JSON.stringify({ events: [{ resourceId: 'r1', eventCategory: 'INVOICE', eventType: 'UPDATE', tenantId: 't' }], firstEventSequence: 7, lastEventSequence: 7, entropy: 'XYZ' });
+    assert.equal((await post('/webhooks/xero', events, { 'x-xero-signature': sig(events) })).status, 200);
+    assert.equal((await post('/webhooks/xero', events, { 'x-xero-signature': sig(events) })).status, 200);
+    assert.deepEqual((await inbox('xero')).map((d) => d.eventType), ['INVOICE.UPDATE']);
+  });
+
+  await t.test('HubSpot v3: method + URI + body + timestamp, 5-minute window, deduplicated by eventId', async () => {
+    const uri = `${svc.url}/webhooks/hubspot`;
+    const sig = (raw, ts, secret = HUBSPOT_SECRET) => createHmac('sha256', secret).update(`POST${uri}${raw}${ts}`).digest('base64');
+    const raw = JSON.stringify([{ eventId: 1001, subscriptionType: 'contact.creation', objectId: 5 }, { eventId: 1002, subscriptionType: 'contact.propertyChange', objectId: 5 }]);
+    const now = String(Date.now());
+    const headers = (ts, s = sig(raw, ts)) => ({ 'x-hubspot-signature-v3': s, 'x-hubspot-request-timestamp': ts });
+    const r = await post('/webhooks/hubspot', raw, headers(now));
+    assert.deepEqual([r.status, r.body], [200, { received: true, events: 2 }]);
+    const again = await post('/webhooks/hubspot', raw, headers(now));
+    assert.deepEqual(again.body, { received: true, events: 2, duplicate: true });
+    const stale = String(Date.now() - 6 * 60 * 1000);
+    assert.equal((await post('/webhooks/hubspot', raw, headers(stale))).status, 401, 'older than 5 minutes');
+    assert.equal((await post('/webhooks/hubspot', raw, headers(now, sig(raw, now, 'other')))).status, 401);
+    assert.deepEqual((await inbox('hubspot')).map((d) => d.eventType).sort(), ['contact.creation', 'contact.propertyChange']);
+  });
+
+  await t.test('Notion: verification token stored sealed, shown once; then signed events', async () => {
+    const event = JSON.stringify({ id: 'evt-1', type: 'page.created', entity: { id: 'p', type: 'page' } });
+    const early = await post('/webhooks/notion', event, { 'x-notion-signature': 'sha256=00' });
+    assert.deepEqual([early.status, early.body.code], [503, 'WEBHOOK_NOT_CONFIGURED']);
+    const token = `secret_${randomUUID().replace(/-/g, '')}`;
+    knownSecrets.add(token);
+    const v = await post('/webhooks/notion', JSON.stringify({ verification_token: token }));
+    assert.deepEqual(v.body, { received: true, verification: true });
+    const hijack = await post('/webhooks/notion', JSON.stringify({ verification_token: 'secret_attacker_token_value' }));
+    assert.equal(hijack.status, 409, 'a second verification request does not replace the first');
+    const db = await svc.db();
+    assert.ok(!(await db.prepare("SELECT sealed FROM webhook_secrets WHERE provider = 'notion'").first()).sealed.includes(token));
+    assert.equal((await svc.request('GET', '/api/admin/webhooks/notion/verification-token', { token: alice.token })).status, 403);
+    const shown = await svc.request('GET', '/api/admin/webhooks/notion/verification-token', { token: admin.token });
+    svc.shownOnce(token);
+    assert.deepEqual(shown.body, { token });
+    assert.equal((await svc.request('GET', '/api/admin/webhooks/notion/verification-token', { token: admin.token })).status, 404, 'shown once');
+    const sig = (raw, key = token) => `sha256=${createHmac('sha256', key).update(raw).digest('hex')}`;
+    assert.equal((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, 'wrong') })).status, 401);
+    assert.deepEqual((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event) })).body, { received: true });
+    assert.deepEqual((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event) })).body, { received: true, duplicate: true });
+    assert.deepEqual((await inbox('notion')).map((d) => [d.deliveryId, d.eventType]), [['evt-1', 'page.created']]);
+    assert.deepEqual((await svc.request('DELETE', '/api/admin/webhooks/notion/verification-token', { token: admin.token })).body, { ok: true });
+  });
+
+  await t.test('Discord\'s verification passes RFC 8032 test vector 2 (the runtime\'s WebCrypto Ed25519)', async () => {
+    // Message "r" = timestamp "r" + an empty body: the signature is valid, the body is not JSON.
+    await svc.reconfigure({ DISCORD_PUBLIC_KEY: '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c' });
+    const vector = '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00';
+    const ok = await post('/webhooks/discord', '', { 'x-signature-ed25519': vector, 'x-signature-timestamp': 'r' });
+    assert.deepEqual([ok.status, ok.body.code], [400, 'INVALID_JSON'], 'verified, then refused as not JSON');
+    const flipped = `${vector.slice(0, -2)}01`;
+    assert.equal((await post('/webhooks/discord', '', { 'x-signature-ed25519': flipped, 'x-signature-timestamp': 'r' })).status, 401);
+  });
+
+  await t.test('fail closed: no secret configured means deliveries are refused', async () => {
+    await svc.reconfigure({ DISCORD_PUBLIC_KEY: undefined, XERO_WEBHOOK_KEY: undefined, HUBSPOT_CLIENT_SECRET: undefined });
+    for (const p of ['discord', 'xero', 'hubspot']) {
+      const r = await post(`/webhooks/${p}`, '{}');
+      assert.deepEqual([r.status, r.body.code], [503, 'WEBHOOK_NOT_CONFIGURED'], p);
+    }
+    const all = await svc.request('GET', '/api/admin/webhooks/inbox?limit=2', { token: admin.token });
+    assert.equal(all.body.deliveries.length, 2);
+    assert.equal(all.body.hasMore, true);
+    const next = await svc.request('GET', `/api/admin/webhooks/inbox?limit=100&cursor=${all.body.cursor}`, { token: admin.token });
+    assert.equal(next.body.deliveries.length, 5 - 2);
+    assert.equal((await svc.request('GET', '/api/admin/webhooks/inbox?provider=myspace', { token: admin.token })).status, 400);
+  });
+
+  await t.test('user triggers: create, signed delivery becomes a prompt once, duplicates, bad signatures, other users', async () => {
+    const session = (await svc.request('POST', '/api/sessions', { token: alice.token, body: { workspace: 'w' } })).body.session;
+    const create = (body, user = alice) => svc.request('POST', '/api/webhook-triggers', { token: user.token, body });
+    for (const [body, field] of [
+      [{ path: 'github/x', promptTemplate: 't' }, 'path'], [{ path: 'Bad Path', promptTemplate: 't' }, 'path'],
+      [{ path: 'ok', promptTemplate: '' }, 'promptTemplate'], [{ path: 'ok', promptTemplate: 't', method: 'GET' }, 'method'],
+    ]) {
+      const r = await create(body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.body.details[0].field, field);
+    }
+    assert.equal((await create({ path: 'ok', promptTemplate: 't', sessionId: session.id }, bob)).status, 404, 'another user\'s session');
+    const made = await create({ path: 'deploys/prod', sessionId: session.id, promptTemplate: 'Deploy of {{payload.repo}} at {{payload.sha}} ({{query.env}})' });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const { trigger, secret } = made.body;
+    svc.shownOnce(secret);
+    assert.match(secret, /^whsec_/);
+    assert.deepEqual([trigger.path, trigger.method, trigger.sessionId, trigger.url], ['deploys/prod', 'POST', session.id, `${svc.url}/webhooks/deploys/prod`]);
+    assert.equal((await create({ path: 'deploys/prod', promptTemplate: 'x' }, bob)).body.code, 'TRIGGER_PATH_TAKEN');
+    const listed = await svc.request('GET', '/api/webhook-triggers', { token: alice.token });
+    assert.deepEqual(listed.body.triggers.map((x) => x.id), [trigger.id]);
+    assert.ok(!listed.text.includes(secret));
+    assert.deepEqual((await svc.request('GET', '/api/webhook-triggers', { token: bob.token })).body.triggers, []);
+
+    const raw = JSON.stringify({ repo: 'alice/app', sha: 'abc123' });
+    const sig = (body, key = secret) => `sha256=${createHmac('sha256', key).update(body).digest('hex')}`;
+    const deliver = (body, headers) => svc.request('POST', '/webhooks/deploys/prod?env=prod', { raw: body, headers: { 'content-type': 'application/json', ...headers } });
+    assert.deepEqual([(await deliver(raw, {})).status, (await deliver(raw, { 'x-webhook-signature': sig(raw, 'nope') })).status], [401, 401]);
+    const first = await deliver(raw, { 'x-webhook-signature': sig(raw), 'x-webhook-id': 'd-1' });
+    assert.equal(first.status, 202, JSON.stringify(first.body));
+    assert.ok(first.body.promptId);
+    const repeat = await deliver(raw, { 'x-webhook-signature': sig(raw), 'x-webhook-id': 'd-1' });
+    assert.deepEqual([repeat.status, repeat.body], [200, { received: true, duplicate: true }]);
+    // Without a delivery id the body's hash identifies it; GitHub's header is honoured too.
+    assert.equal((await deliver(raw, { 'x-hub-signature-256': sig(raw) })).status, 202);
+    assert.equal((await deliver(raw, { 'x-hub-signature-256': sig(raw) })).status, 200);
+    const queue = (await svc.request('GET', `/api/sessions/${session.id}/queue`, { token: alice.token })).body.prompts;
+    assert.equal(queue.length, 2);
+    assert.equal(queue[0].content, 'Deploy of alice/app at abc123 (prod)');
+    assert.deepEqual([queue[0].channelType, queue[0].channelId], ['api', `webhook:${trigger.id}`]);
+    assert.equal((await svc.request('PUT', '/webhooks/deploys/prod', { raw, headers: { 'x-webhook-signature': sig(raw) } })).status, 405);
+    assert.equal((await svc.request('POST', '/webhooks/nothing-here', { raw, headers: { 'x-webhook-signature': sig(raw) } })).status, 404);
+
+    // Without a session the owner's orchestrator gets it (created when missing).
+    const orch = await create({ path: 'to-orchestrator', promptTemplate: '{{payload}}' });
+    svc.shownOnce(orch.body.secret);
+    const r = await svc.request('POST', '/webhooks/to-orchestrator', { raw, headers: { 'x-webhook-signature': sig(raw, orch.body.secret) } });
+    assert.equal(r.status, 202);
+    const o = (await svc.request('POST', '/api/me/orchestrator', { token: alice.token })).body.session;
+    const oq = (await svc.request('GET', `/api/sessions/${o.id}/queue`, { token: alice.token })).body.prompts;
+    assert.equal(oq[0].content, raw);
+
+    assert.equal((await svc.request('DELETE', `/api/webhook-triggers/${trigger.id}`, { token: bob.token })).status, 404);
+    assert.deepEqual((await svc.request('DELETE', `/api/webhook-triggers/${trigger.id}`, { token: alice.token })).body, { success: true });
+    assert.equal((await deliver(raw, { 'x-webhook-signature': sig(raw), 'x-webhook-id': 'd-2' })).status, 404);
+  });
+
+  await t.test('no secret in any response or log line', () => {
+    assert.deepEqual(svc.leakedSecrets(), []);
+  });
+});
