@@ -179,7 +179,7 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
     let row: Row = crate::q!(&db, "SELECT * FROM webhook_triggers WHERE path = ?1", &path)?
         .first(None)
         .await?
-        .ok_or_else(ApiError::route_not_found)?;
+        .ok_or_else(|| ApiError::not_found("No webhook trigger at this path"))?;
     let method = ctx.method.as_str();
     if row.method != method {
         return Err(ApiError::method_not_allowed(&[row.method.as_str()]));
