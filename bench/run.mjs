@@ -133,7 +133,7 @@ async function main() {
   const tg = startFakeTelegramOn(tgFake);
   tg.addBot(BOT, 123456789, 'bench_bot');
   const vars = {
-    ENCRYPTION_KEY: 'bench-encryption-key-0123456789abcdef', GITHUB_API_URL: gh.api, GITHUB_WEB_URL: gh.web,
+    ENCRYPTION_KEY: 'Bn4Cm8Xv2Zq6Lw1Rt9Ks3Hd7Jf5Gp0Ye4Ui8Oa2Pl6M', GITHUB_API_URL: gh.api, GITHUB_WEB_URL: gh.web,
     TELEGRAM_API_URL: tg.url, GITHUB_WEBHOOK_SECRET: HOOK_SECRET, PUBLIC_URL: 'https://bench.example.com',
   };
 

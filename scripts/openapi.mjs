@@ -15,6 +15,7 @@ const E = {
   409: err('Conflict with existing state'),
   410: err('Gone (e.g. `CREDENTIALS_EXPIRED`)'),
   413: err('Body over the route\'s limit (`PAYLOAD_TOO_LARGE`)'),
+  429: err('Too many failed authentications from this address (`RATE_LIMITED`, `Retry-After`)'),
   500: json(ref('InternalError'), 'Unexpected failure (`INTERNAL_ERROR`), with the request id'),
   502: err('Upstream provider failure (`UPSTREAM_ERROR`)'),
   503: err('Not configured (e.g. `ENCRYPTION_NOT_CONFIGURED`)'),
@@ -30,8 +31,8 @@ const listParams = [
   { name: 'cursor', in: 'query', schema: str(), description: 'Opaque cursor from the previous page' },
 ];
 
-const admin = (op) => ({ security: [{ bearer: [] }], ...op, responses: { ...op.responses, ...errors(401, 403, 500) } });
-const user = (op) => ({ security: [{ bearer: [] }], ...op, responses: { ...op.responses, ...errors(401, 500) } });
+const admin = (op) => ({ security: [{ bearer: [] }], ...op, responses: { ...errors(429), ...op.responses, ...errors(401, 403, 500) } });
+const user = (op) => ({ security: [{ bearer: [] }], ...op, responses: { ...errors(429), ...op.responses, ...errors(401, 500) } });
 const publicOp = (op) => ({ security: [], ...op });
 
 const idParam = [pathParam('id', 'Session id')];
@@ -49,9 +50,13 @@ const attachmentIn = {
   description: 'image/* or audio/* only; at most 8 per prompt, 12,000,000 characters each, 25,000,000 in total',
 };
 
-const redirectOnly = (summary, description) => publicOp({
-  tags: ['auth'], summary, description,
-  responses: { 302: { description: 'Redirect', headers: { Location: { schema: str() } } }, 503: err('GitHub sign-in is not configured (`OAUTH_NOT_CONFIGURED`)') },
+const redirectOnly = (summary, description, parameters = []) => publicOp({
+  tags: ['auth'], summary, description, parameters,
+  responses: {
+    302: { description: 'Redirect', headers: { Location: { schema: str() } } },
+    429: err('Too many sign-in starts from this address (`RATE_LIMITED`, `Retry-After`)'),
+    503: err('Sign-in is not configured (`OAUTH_NOT_CONFIGURED`, `FRONTEND_NOT_CONFIGURED`) or no usable ENCRYPTION_KEY'),
+  },
 });
 const pageQuery = [
   { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 } },
@@ -75,11 +80,67 @@ const orgRepoBody = (required) => obj({
 }, required ? ['fullName'] : []);
 
 const paths = {
-  '/auth/github': { get: redirectOnly('Start signing in with GitHub', 'Sets an HttpOnly nonce cookie and redirects to GitHub\'s authorize page with a single-use, 10-minute state.') },
-  '/auth/github/callback': {
-    get: redirectOnly('GitHub sign-in callback',
-      'Redirects to `FRONTEND_URL/auth/callback#token=<session token>&provider=github`, or to `FRONTEND_URL/login?error=<code>` with code one of ' +
-      'missing_params, invalid_state, access_denied, token_exchange_failed, github_profile_failed, no_email, not_allowed, oauth_error.'),
+  ...Object.fromEntries(['github', 'google'].flatMap((p) => {
+    const name = p === 'github' ? 'GitHub' : 'Google';
+    return [
+      [`/auth/${p}`, { get: redirectOnly(`Start signing in with ${name}`,
+        `Sets an HttpOnly nonce cookie and redirects to ${name}'s consent page with a single-use, 10-minute state and PKCE (S256). \`invite_code\` carries an invite through the flow.`,
+        [{ name: 'invite_code', in: 'query', schema: str() }]) }],
+      [`/auth/${p}/callback`, { get: redirectOnly(`${name} sign-in callback`,
+        `Redirects to \`FRONTEND_URL/auth/callback#code=<one-time code>&provider=${p}\` (exchange the code with POST /auth/exchange within 60 seconds), or to \`FRONTEND_URL/login?error=<code>\` with code one of ` +
+        `missing_params, invalid_state, access_denied, token_exchange_failed, ${p}_profile_failed, no_email, not_allowed, oauth_error.`,
+        [{ name: 'code', in: 'query', schema: str() }, { name: 'state', in: 'query', schema: str() }, { name: 'error', in: 'query', schema: str() }]) }],
+    ];
+  })),
+  '/auth/exchange': {
+    post: publicOp({
+      tags: ['auth'], summary: 'Exchange a sign-in\'s one-time code (single use, 60 seconds) for a session token',
+      requestBody: body(obj({ code: str({ minLength: 1, maxLength: 200 }), provider: { enum: ['github', 'google'] } }, ['code'])),
+      responses: {
+        200: json(obj({ token: str(), expiresAt: time, user: obj({ id: str(), email: str(), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] } }, ['id', 'email', 'role']) }, ['token', 'expiresAt', 'user'])),
+        400: err('Malformed input, or an unknown, expired or used code (`INVALID_CODE`)'), 413: E[413], 500: E[500],
+      },
+    }),
+  },
+  '/auth/logout': {
+    post: user({ tags: ['auth'], summary: 'Revoke the calling sign-in session (API tokens are revoked with DELETE /api/api-tokens/:id)', responses: { 200: json(ref('Success')), 400: err('Called with an API token (`NOT_A_SESSION`)') } }),
+  },
+  '/api/me/sessions': {
+    get: user({
+      tags: ['auth'], summary: 'The caller\'s sign-in sessions',
+      responses: { 200: json(obj({ sessions: { type: 'array', items: obj({ id: str(), provider: str(), createdAt: time, expiresAt: time, lastUsedAt: time, current: { type: 'boolean' } }, ['id', 'provider', 'createdAt', 'expiresAt', 'current']) } }, ['sessions'])) },
+    }),
+  },
+  '/api/me/sessions/{id}': {
+    parameters: [pathParam('id', 'Sign-in session id')],
+    delete: user({ tags: ['auth'], summary: 'Revoke one of the caller\'s sign-in sessions (its API tokens stay)', responses: { 200: json(ref('Success')), ...errors(404) } }),
+  },
+  '/api/admin/org-settings': {
+    get: admin({ tags: ['org'], summary: 'Sign-up gating settings', responses: { 200: json(ref('OrgSettings')) } }),
+    put: admin({
+      tags: ['org'], summary: 'Update sign-up gating (fields given are changed)',
+      requestBody: body(obj({ name: str({ minLength: 1, maxLength: 100 }), domainGatingEnabled: { type: 'boolean' }, allowedDomains: { type: 'array', items: str() }, emailAllowlistEnabled: { type: 'boolean' }, allowedEmails: { type: 'array', items: str({ format: 'email' }) } })),
+      responses: { 200: json(ref('OrgSettings')), ...errors(400) },
+    }),
+  },
+  '/api/admin/invites': {
+    post: admin({
+      tags: ['org'], summary: 'Create an invite (the code is shown once); bound to an email when one is given',
+      requestBody: body(obj({ email: str({ format: 'email' }), role: { enum: ['member', 'admin'] }, expiresInDays: { type: 'integer', minimum: 1, maximum: 90 } }), false),
+      responses: { 201: json(obj({ invite: obj({ id: str(), code: str(), email: str(), role: str(), expiresAt: time }, ['id', 'code', 'role', 'expiresAt']) }, ['invite']), 'Created'), ...errors(400) },
+    }),
+    get: admin({
+      tags: ['org'], summary: 'Invites, newest first (codes are not listed)', parameters: listParams,
+      responses: { 200: json(obj({ invites: { type: 'array', items: obj({ id: str(), email: { type: ['string', 'null'] }, role: str(), expiresAt: time, usedAt: { type: ['string', 'null'] }, createdAt: time }, ['id', 'role', 'expiresAt', 'createdAt']) }, hasMore: { type: 'boolean' }, cursor: str() }, ['invites', 'hasMore'])), ...errors(400) },
+    }),
+  },
+  '/api/admin/invites/{id}': {
+    parameters: [pathParam('id', 'Invite id')],
+    delete: admin({ tags: ['org'], summary: 'Delete an invite', responses: { 200: json(ref('Success')), ...errors(404) } }),
+  },
+  '/api/admin/maintenance/reseal': {
+    post: admin({ tags: ['org'], summary: 'Re-seal every legacy-format or previous-key value under the current key (background, in batches)', responses: { 202: json(obj({ job: ref('MaintenanceJob') }, ['job']), 'Started'), ...errors(409, 503) } }),
+    get: admin({ tags: ['org'], summary: 'The re-seal job\'s progress', responses: { 200: json(obj({ job: { oneOf: [ref('MaintenanceJob'), { type: 'null' }] } }, ['job'])) } }),
   },
   '/api/me/github-token': {
     put: user({
@@ -600,6 +661,8 @@ const doc = {
       Error: obj({ error: str(), code: str({ pattern: '^[A-Z][A-Z0-9_]*$' }), details: {} }, ['error', 'code']),
       InternalError: obj({ error: { const: 'Internal server error' }, code: { const: 'INTERNAL_ERROR' }, requestId: str() }, ['error', 'code', 'requestId']),
       Success: obj({ success: { const: true } }, ['success']),
+      OrgSettings: obj({ name: str(), domainGatingEnabled: { type: 'boolean' }, allowedDomains: { type: 'array', items: str() }, emailAllowlistEnabled: { type: 'boolean' }, allowedEmails: { type: 'array', items: str() } }, ['name', 'domainGatingEnabled', 'allowedDomains', 'emailAllowlistEnabled', 'allowedEmails']),
+      MaintenanceJob: obj({ name: str(), status: { enum: ['running', 'completed', 'failed'] }, phase: { type: ['string', 'null'] }, scanned: { type: 'integer' }, resealed: { type: 'integer' }, error: { type: ['string', 'null'] }, startedAt: str(), updatedAt: str(), finishedAt: { type: ['string', 'null'] } }, ['name', 'status', 'scanned', 'resealed', 'startedAt', 'updatedAt']),
       CustomProvider: obj({
         id: str(), providerId: str(), displayName: str(), baseUrl: str(), hasKey: { type: 'boolean' },
         models: { type: 'array', items: obj({ id: str(), name: str(), contextWindow: { type: 'integer' }, maxOutputTokens: { type: 'integer' } }, ['id']) },

@@ -75,14 +75,32 @@ pub async fn list_tokens(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&page_body("tokens", &rows, page.limit, |r| json!(TokenView::from(r))))
 }
 
+/// API tokens created with a sign-in session expire after this long by default.
+const SESSION_TOKEN_DEFAULT_MS: i64 = 90 * 24 * 3600 * 1000;
+
 /// `POST /api/api-tokens` `{name, expiresAt?}` → 201 `{id, name, prefix, token, createdAt, expiresAt?}`.
 /// The token text is in this answer only; the database keeps its hash.
 pub async fn create_token(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let mut input = Input::parse(&ctx.body)?;
     let name = input.str("name", 1, 100);
+    let explicit_null = input.is_null("expiresAt");
     let expires_at = input.opt_future_time("expiresAt", ctx.now).map(iso);
     input.finish()?;
+    // A token minted with a sign-in session expires in 90 days unless an admin explicitly asks
+    // for none, so a stolen session cannot mint a credential that outlives it forever.
+    let from_session = caller.token_table == "auth_sessions";
+    if from_session && explicit_null && caller.role != crate::auth::Role::Admin {
+        return Err(ApiError::invalid_field(
+            "expiresAt",
+            "Only admins may create a non-expiring token from a sign-in session",
+        ));
+    }
+    let expires_at = match expires_at {
+        Some(e) => Some(e),
+        None if from_session && !explicit_null => Some(iso(ctx.now + SESSION_TOKEN_DEFAULT_MS)),
+        None => None,
+    };
 
     let db = ctx.db()?;
     let id = uuid::Uuid::new_v4().to_string();

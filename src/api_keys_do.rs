@@ -132,6 +132,9 @@ fn vault_error(e: VaultError) -> Result<Response> {
         VaultError::Crypto(CryptoError::NotConfigured) => {
             json_error(503, "ENCRYPTION_NOT_CONFIGURED", "ENCRYPTION_KEY is not configured")
         }
+        VaultError::Crypto(CryptoError::WeakKey) => {
+            json_error(503, "ENCRYPTION_KEY_TOO_WEAK", "ENCRYPTION_KEY must carry at least 256 bits")
+        }
         VaultError::Crypto(CryptoError::Undecryptable) => {
             crate::config::log_error("API_KEYS: a stored credential could not be decrypted with the configured keys");
             json_error(500, "UNDECRYPTABLE", "Stored credentials could not be decrypted")
@@ -259,6 +262,15 @@ impl ApiKeys {
                 Vault { rows: &rows, keys: &keys, user_id: &r.user_id }
                     .rotate(&r.service, &r.new_credentials, now)
                     .map(|meta| json!(StoreResponse { success: true, id: r.service.clone(), credential: meta }))
+            }
+            RESEAL => {
+                let r = parse!(ListRequest);
+                if let Some(msg) = check_ids(&r.user_id, None) {
+                    return json_error(400, "VALIDATION_ERROR", msg);
+                }
+                Vault { rows: &rows, keys: &keys, user_id: &r.user_id }
+                    .reseal_all()
+                    .map(|(scanned, resealed)| json!(ResealResponse { scanned, resealed }))
             }
             REVOKE => {
                 let r = parse!(ServiceRequest);

@@ -11,8 +11,12 @@ use crate::auth::{self, Role};
 use crate::http::input::Query;
 use crate::http::router::{self, Access, Match, Route};
 use crate::http::{self as h, ApiError, ApiResult, Ctx, Reply, ReplyBody};
+use crate::limits::{self, Limit};
 use crate::time::now_ms;
-use crate::{account, channels, config, credentials, github, integrations, providers, sessions, telegram, webhooks};
+use crate::{
+    access, account, channels, config, credentials, github, integrations, maintenance, providers, sessions, signin,
+    telegram, webhooks,
+};
 
 /// Each handler's future is boxed: one small state machine per route instead of one enum
 /// holding all of them (which made a single 165 KB function in the Wasm binary).
@@ -48,8 +52,19 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::UpdateBinding => Box::pin(channels::update_binding(ctx)),
         Route::DeleteBinding => Box::pin(channels::delete_binding(ctx)),
         Route::Prompt => Box::pin(channels::prompt(ctx)),
-        Route::GithubLogin => Box::pin(github::oauth::start(ctx)),
-        Route::GithubCallback => Box::pin(github::oauth::callback(ctx)),
+        Route::GithubLogin | Route::GoogleLogin => Box::pin(signin::start(ctx)),
+        Route::GithubCallback | Route::GoogleCallback => Box::pin(signin::callback(ctx)),
+        Route::AuthExchange => Box::pin(signin::exchange(ctx)),
+        Route::AuthLogout => Box::pin(signin::logout(ctx)),
+        Route::ListMySessions => Box::pin(signin::sessions(ctx)),
+        Route::RevokeMySession => Box::pin(signin::revoke_session(ctx)),
+        Route::AdminGetOrgSettings => Box::pin(access::get_settings(ctx)),
+        Route::AdminPutOrgSettings => Box::pin(access::put_settings(ctx)),
+        Route::AdminCreateInvite => Box::pin(access::create_invite(ctx)),
+        Route::AdminListInvites => Box::pin(access::list_invites(ctx)),
+        Route::AdminDeleteInvite => Box::pin(access::delete_invite(ctx)),
+        Route::AdminStartReseal => Box::pin(maintenance::start_reseal(ctx)),
+        Route::AdminResealStatus => Box::pin(maintenance::reseal_status(ctx)),
         Route::PutGithubToken => Box::pin(github::token::put(ctx)),
         Route::DeleteGithubToken => Box::pin(github::token::delete(ctx)),
         Route::ListRepos => Box::pin(github::proxy::list(ctx)),
@@ -145,8 +160,24 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
     if def.access != Access::Public {
         let header = req.headers().get("Authorization")?;
         let token = auth::bearer_token(header.as_deref()).ok_or_else(ApiError::unauthorized)?;
+        // Failed bearer authentications are limited per client IP; an IP over the limit is
+        // refused here for a while, before it costs a D1 query.
+        let ip = req.headers().get("CF-Connecting-IP")?.unwrap_or_else(|| "unknown".into());
+        if limits::blocked(&ip, now) {
+            return Err(limits::too_many(Limit::AuthFailures));
+        }
         let db = env.d1("DB")?;
-        let who = auth::authenticate(&db, token, now).await?;
+        let who = match auth::authenticate(&db, token, now).await {
+            Ok(who) => who,
+            Err(e) if e.status == 401 => {
+                if !limits::allow(&env, Limit::AuthFailures, &ip).await {
+                    limits::block(&ip, now);
+                    return Err(limits::too_many(Limit::AuthFailures));
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if def.access == Access::Admin && who.role != Role::Admin {
             return Err(ApiError::admin_required());
         }

@@ -9,7 +9,11 @@ pub fn var(env: &Env, name: &str) -> Option<String> {
 
 /// The credential keyring from `ENCRYPTION_KEY` / `ENCRYPTION_KEY_PREVIOUS`.
 pub fn keyring(env: &Env) -> Result<crate::crypto::Keyring, crate::crypto::CryptoError> {
-    crate::crypto::Keyring::new(var(env, "ENCRYPTION_KEY").as_deref(), var(env, "ENCRYPTION_KEY_PREVIOUS").as_deref())
+    crate::crypto::Keyring::configured(
+        var(env, "ENCRYPTION_KEY").as_deref(),
+        var(env, "ENCRYPTION_KEY_PREVIOUS").as_deref(),
+        var(env, "LEGACY_CIPHERTEXT").is_some_and(|v| v.eq_ignore_ascii_case("reject")),
+    )
 }
 
 /// Logs an error line (workerd's console on Workers, stderr natively).

@@ -32,6 +32,8 @@ const LEGACY_DO_ITERATIONS: u32 = 100_000;
 pub enum CryptoError {
     /// `ENCRYPTION_KEY` is not set.
     NotConfigured,
+    /// `ENCRYPTION_KEY` carries fewer than 256 bits.
+    WeakKey,
     /// No key we hold opens this value (wrong key, wrong owner/purpose, or tampered).
     Undecryptable,
 }
@@ -89,6 +91,26 @@ impl DataKey {
 pub struct Keyring {
     current: DataKey,
     previous: Option<DataKey>,
+    /// `LEGACY_CIPHERTEXT=reject`: the original worker's formats are no longer read.
+    reject_legacy: bool,
+}
+
+/// Whether a root key carries at least 256 bits: 64+ hex characters, or base64 (standard or
+/// URL-safe, padded or not) of at least 32 bytes.
+pub fn strong_key(key: &str) -> bool {
+    let k = key.trim();
+    // Hex carries 4 bits a character: a hex-looking key needs 64 of them.
+    if k.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return k.len() >= 64;
+    }
+    use base64::alphabet::{STANDARD as STD_ALPHABET, URL_SAFE};
+    use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
+    // Lenient: hand-made keys may have stray trailing bits or padding.
+    let config = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let alphabet = if k.contains(['+', '/']) { &STD_ALPHABET } else { &URL_SAFE };
+    GeneralPurpose::new(alphabet, config).decode(k).is_ok_and(|b| b.len() >= 32)
 }
 
 impl Keyring {
@@ -98,7 +120,19 @@ impl Keyring {
         Ok(Keyring {
             current: DataKey::derive(current),
             previous: previous.filter(|s| !s.is_empty() && *s != current).map(DataKey::derive),
+            reject_legacy: false,
         })
+    }
+
+    /// The keyring of a deployment: the current key must be strong; legacy formats can be
+    /// turned off once every value has been re-sealed.
+    pub fn configured(current: Option<&str>, previous: Option<&str>, reject_legacy: bool) -> Result<Self, CryptoError> {
+        let mut keys = Keyring::new(current, previous)?;
+        if !current.is_some_and(strong_key) {
+            return Err(CryptoError::WeakKey);
+        }
+        keys.reject_legacy = reject_legacy;
+        Ok(keys)
     }
 
     /// The key id new values are sealed under.
@@ -138,6 +172,9 @@ impl Keyring {
                 .ok_or(CryptoError::Undecryptable)?;
             let plaintext = open_raw(&key.cipher, &raw, &aad.bytes())?;
             return Ok(Opened { plaintext, stale: key.kid != self.current.kid });
+        }
+        if self.reject_legacy {
+            return Err(CryptoError::Undecryptable);
         }
         let raw = STANDARD.decode(stored.trim()).map_err(|_| CryptoError::Undecryptable)?;
         for key in std::iter::once(&self.current).chain(self.previous.as_ref()) {
@@ -247,6 +284,22 @@ pub fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
+}
+
+#[cfg(test)]
+mod strength_tests {
+    use super::strong_key;
+
+    #[test]
+    fn keys_must_carry_256_bits() {
+        assert!(strong_key(&"ab".repeat(32)), "64 hex characters");
+        assert!(strong_key("tZ2nV8xq1Jc0m5pLw7Rk9Yb3Hs6Df4Ga2Qe8Tu1Io0A"), "43 base64url characters");
+        assert!(strong_key("q1w2e3r4t5y6u7i8o9p0+/asdfghjklzxcvbnmQWERT="), "openssl rand -base64 32");
+        assert!(!strong_key("test-encryption-key-0123456789abcdef"), "36 characters of text");
+        assert!(!strong_key(&"ab".repeat(31)));
+        assert!(!strong_key("tZ2nV8xq1Jc0m5pLw7Rk9Yb3Hs6Df4Ga2Qe8Tu1I"));
+        assert!(!strong_key("not base64 at all, but long enough to pass a length check!!"));
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub enum Job {
     Sync { run: String },
     /// Deliver the outbox rows of one batch (side effects of a webhook delivery).
     Outbox { batch: String },
+    /// The next batch of the re-seal maintenance job.
+    Reseal,
 }
 
 fn retry_base(env: &Env) -> u32 {
@@ -90,6 +92,7 @@ pub async fn consume(batch: MessageBatch<String>, env: Env) -> worker::Result<()
         let used = match &job {
             Job::Sync { run } => work_sync(&env, run, &msg.id(), mine, msg).await,
             Job::Outbox { batch } => crate::outbox::deliver(&env, batch, mine, msg, retry_base(&env)).await,
+            Job::Reseal => work_reseal(&env, msg).await,
         };
         budget = budget.saturating_sub(used);
     }
@@ -134,10 +137,30 @@ async fn work_sync<M: MessageExt>(env: &Env, run: &str, owner: &str, budget: u32
     budget
 }
 
+/// One re-seal batch (at most about a dozen subrequests), then the next message.
+async fn work_reseal<M: MessageExt>(env: &Env, msg: &M) -> u32 {
+    match crate::maintenance::reseal_batch(env).await {
+        Ok(more) => {
+            if more {
+                if let Err(e) = send(env, &Job::Reseal, 0).await {
+                    log_error(&format!("re-seal: next batch not enqueued ({}); the cron will", e.message));
+                }
+            }
+            msg.ack();
+        }
+        Err(e) => {
+            log_error(&format!("re-seal batch failed: {}", e.message));
+            msg.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(retry_base(env)).build());
+        }
+    }
+    14
+}
+
 async fn dead_letter(env: &Env, job: &Job) {
     let result = match job {
         Job::Sync { run } => runs::give_up(env, run).await,
         Job::Outbox { batch } => crate::outbox::give_up(env, batch).await,
+        Job::Reseal => crate::maintenance::fail_reseal(env).await,
     };
     if let Err(e) = result {
         log_error(&format!("dead letter {job:?} not recorded: {}", e.message));

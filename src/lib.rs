@@ -3,6 +3,7 @@
 //! This file is only the Worker's entry points; see `app.rs` for the request pipeline
 //! and one module per capability.
 
+pub mod access;
 pub mod account;
 pub mod api_keys_do;
 pub mod app;
@@ -18,6 +19,7 @@ pub mod google;
 pub mod http;
 pub mod integrations;
 pub mod jobs;
+pub mod limits;
 pub mod maintenance;
 pub mod openapi;
 pub mod outbound;
@@ -25,6 +27,7 @@ pub mod outbox;
 pub mod providers;
 pub mod session_agent_do;
 pub mod sessions;
+pub mod signin;
 pub mod telegram;
 pub mod time;
 pub mod webhooks;

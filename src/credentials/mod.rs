@@ -42,6 +42,7 @@ impl ApiKeys {
             (502, _) => ApiError::upstream(r.message()),
             (410, _) => ApiError::new(410, "CREDENTIALS_EXPIRED", "Credentials expired"),
             (503, "ENCRYPTION_NOT_CONFIGURED") => ApiError::encryption_not_configured(),
+            (503, "ENCRYPTION_KEY_TOO_WEAK") => crate::crypto::CryptoError::WeakKey.into(),
             (400, _) => ApiError::new(400, "VALIDATION_ERROR", "Invalid credential request"),
             (status, code) => ApiError::internal(format!("API_KEYS {path} answered {status} {code}")),
         })
@@ -80,6 +81,12 @@ impl ApiKeys {
             rejected: rejected.map(str::to_string),
         };
         self.call(TOKEN, &req).await
+    }
+
+    /// Re-seals every stale value of this user: `(scanned, resealed)`.
+    pub async fn reseal(&self) -> ApiResult<(usize, usize)> {
+        let r: ResealResponse = self.call(RESEAL, &ListRequest { user_id: self.user_id.clone() }).await?;
+        Ok((r.scanned, r.resealed))
     }
 
     /// Removes a credential; says whether one existed.

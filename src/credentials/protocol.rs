@@ -13,6 +13,7 @@ pub const LIST: &str = "/list";
 pub const ROTATE: &str = "/rotate";
 pub const REVOKE: &str = "/revoke";
 pub const TOKEN: &str = "/token";
+pub const RESEAL: &str = "/reseal";
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,4 +89,11 @@ pub struct TokenResponse {
     #[serde(default)]
     pub expires_at: Option<i64>,
     pub refreshed: bool,
+}
+
+/// `POST /reseal` answer: values looked at, and those re-sealed under the current key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResealResponse {
+    pub scanned: usize,
+    pub resealed: usize,
 }

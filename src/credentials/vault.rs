@@ -151,6 +151,25 @@ impl<R: VaultRows> Vault<'_, R> {
         }
     }
 
+    /// Re-seals every value still in a legacy format or under the previous key; answers
+    /// `(scanned, resealed)`. Values no key opens are left alone (and counted as scanned).
+    pub fn reseal_all(&self) -> Result<(usize, usize), VaultError> {
+        let records: Vec<Record> =
+            self.rows.list().map_err(VaultError::Storage)?.into_iter().filter(|r| r.user_id == self.user_id).collect();
+        let mut resealed = 0;
+        for mut record in records.iter().cloned() {
+            let purpose = purpose(&record.service);
+            let aad = Aad { purpose: &purpose, owner: self.user_id };
+            let Ok(opened) = self.keys.open(&aad, &record.encrypted_data, Legacy::ApiKeysDo) else { continue };
+            if opened.stale {
+                record.encrypted_data = self.keys.seal(&aad, &opened.plaintext);
+                self.rows.put(&record).map_err(VaultError::Storage)?;
+                resealed += 1;
+            }
+        }
+        Ok((records.len(), resealed))
+    }
+
     /// Every credential's metadata, by service name.
     pub fn list(&self) -> Result<Vec<Meta>, VaultError> {
         let mut all: Vec<Meta> = self
@@ -288,6 +307,24 @@ mod tests {
         assert_eq!(v.revoke("openai"), Ok(true));
         assert_eq!(v.revoke("openai"), Ok(false));
         assert_eq!(v.retrieve("openai", NOW), Err(VaultError::NotFound));
+    }
+
+    #[test]
+    fn reseal_all_moves_previous_key_values_to_the_current_key() {
+        let rows = MemRows::default();
+        let old = Keyring::new(Some("old"), None).unwrap();
+        Vault { rows: &rows, keys: &old, user_id: "u1" }.store("a", &creds("1"), vec![], None, NOW).unwrap();
+        Vault { rows: &rows, keys: &old, user_id: "u1" }.store("b", &creds("2"), vec![], None, NOW).unwrap();
+        let new = Keyring::new(Some("new"), Some("old")).unwrap();
+        let v = Vault { rows: &rows, keys: &new, user_id: "u1" };
+        v.store("c", &creds("3"), vec![], None, NOW).unwrap();
+        assert_eq!(v.reseal_all().unwrap(), (3, 2));
+        assert_eq!(v.reseal_all().unwrap(), (3, 0), "nothing stale is left");
+        let only_new = Keyring::new(Some("new"), None).unwrap();
+        assert_eq!(
+            Vault { rows: &rows, keys: &only_new, user_id: "u1" }.retrieve("a", NOW).unwrap().credentials,
+            creds("1")
+        );
     }
 
     #[test]

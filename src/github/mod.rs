@@ -1,8 +1,7 @@
-//! The GitHub production path: login OAuth, token connection, the `/api/repos` proxy, org
+//! The GitHub production path: token connection, the `/api/repos` proxy, org
 //! repositories and personas, and `POST /webhooks/github`.
 
 pub mod client;
-pub mod oauth;
 pub mod org_repos;
 pub mod proxy;
 pub mod token;

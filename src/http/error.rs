@@ -161,6 +161,12 @@ impl From<crate::crypto::CryptoError> for ApiError {
     fn from(e: crate::crypto::CryptoError) -> Self {
         match e {
             crate::crypto::CryptoError::NotConfigured => ApiError::encryption_not_configured(),
+            crate::crypto::CryptoError::WeakKey => ApiError::new(
+                503,
+                "ENCRYPTION_KEY_TOO_WEAK",
+                "ENCRYPTION_KEY must carry at least 256 bits: 64 hex characters or 43+ base64 characters \
+                 (generate one with `openssl rand -base64 32`; `npm start` writes one to .dev.vars)",
+            ),
             crate::crypto::CryptoError::Undecryptable => ApiError::internal("stored secret could not be decrypted"),
         }
     }

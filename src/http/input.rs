@@ -176,6 +176,11 @@ impl Input {
     }
 
     /// Whether the body has this field (with a non-null value).
+    /// Whether the field is present with an explicit `null`.
+    pub fn is_null(&self, field: &str) -> bool {
+        self.obj.get(field).is_some_and(Value::is_null)
+    }
+
     pub fn has(&self, field: &str) -> bool {
         self.present(field).is_some()
     }

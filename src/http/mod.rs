@@ -88,7 +88,11 @@ const DEV_ORIGINS: [&str; 2] = ["http://localhost:5173", "http://localhost:4173"
 
 /// CORS: `FRONTEND_URL`, the dev origins, and `https://*.<frontend host>` (preview deploys).
 pub fn cors_allows(origin: &str, frontend_url: Option<&str>) -> bool {
-    if DEV_ORIGINS.contains(&origin) {
+    // The local development frontends only while the deployment's own frontend is unset or
+    // itself local (a production deployment does not trust whatever runs on a visitor's machine).
+    let local = |u: &url::Url| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let frontend_local = frontend_url.is_none_or(|f| url::Url::parse(f).is_ok_and(|u| local(&u)));
+    if DEV_ORIGINS.contains(&origin) && frontend_local {
         return true;
     }
     let Some(frontend) = frontend_url.and_then(|f| url::Url::parse(f).ok()) else {
@@ -145,6 +149,8 @@ mod tests {
         assert!(cors_allows("https://app.example.com", fe));
         assert!(cors_allows("https://pr-12.app.example.com", fe));
         assert!(cors_allows("http://localhost:5173", None));
+        assert!(!cors_allows("http://localhost:5173", fe), "not next to a production frontend");
+        assert!(cors_allows("http://localhost:5173", Some("http://localhost:3000")));
         assert!(!cors_allows("http://pr-12.app.example.com", fe));
         assert!(!cors_allows("https://evilapp.example.com", fe));
         assert!(!cors_allows("https://app.example.com.evil.io", fe));

@@ -85,7 +85,7 @@ pub fn read_grant(status: u16, body: &[u8], now_secs: i64) -> Result<Credentials
     };
     let mut creds = Credentials::new();
     creds.insert("access_token".into(), access);
-    for k in ["refresh_token", "scope", "token_type"] {
+    for k in ["refresh_token", "scope", "token_type", "id_token"] {
         if let Some(v) = text(k) {
             creds.insert(k.into(), v);
         }

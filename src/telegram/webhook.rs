@@ -264,10 +264,18 @@ const PRIVATE: &str =
 async fn owner_may_talk(ctx: &Ctx, bot: &Bot, config: &super::ConfigRow, message: &Value) -> ApiResult<bool> {
     let chat = message["chat"]["id"].as_i64().map(|c| c.to_string()).unwrap_or_default();
     let Some(from) = message["from"]["id"].as_i64().map(|i| i.to_string()) else { return Ok(false) };
+    // Refusals are Bot API calls: a stranger flooding the bot gets a few, then silence.
+    let refuse = || async {
+        if crate::limits::allow(&ctx.env, crate::limits::Limit::TelegramRefusals, &format!("{}:{from}", config.user_id))
+            .await
+        {
+            say(bot, &chat, PRIVATE).await;
+        }
+    };
     match &config.owner_telegram_id {
         Some(owner) if *owner == from => Ok(true),
         Some(_) => {
-            say(bot, &chat, PRIVATE).await;
+            refuse().await;
             Ok(false)
         }
         None => {
@@ -279,7 +287,7 @@ async fn owner_may_talk(ctx: &Ctx, bot: &Bot, config: &super::ConfigRow, message
                     .as_deref()
                     .is_some_and(|h| constant_time_eq(sha256_hex(code.as_bytes()).as_bytes(), h.as_bytes()));
             if !matches {
-                say(bot, &chat, PRIVATE).await;
+                refuse().await;
                 return Ok(false);
             }
             let db = ctx.db()?;

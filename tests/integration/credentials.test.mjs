@@ -91,7 +91,7 @@ test('credential store', async (t) => {
   });
 
   await t.test('key rotation: old values open with ENCRYPTION_KEY_PREVIOUS and are re-sealed', async () => {
-    const NEW_KEY = 'rotated-encryption-key-fedcba9876543210';
+    const NEW_KEY = '0f9e8d7c6b5a49382716f5e4d3c2b1a00f9e8d7c6b5a49382716f5e4d3c2b1a0'; // 64 hex characters
     await svc.reconfigure({ ENCRYPTION_KEY: NEW_KEY, ENCRYPTION_KEY_PREVIOUS: TEST_KEY });
     let call = await svc.apiKeys(alice.userId);
     const r = await call('retrieve', { userId: alice.userId, service: 'openai' });
@@ -102,7 +102,7 @@ test('credential store', async (t) => {
     call = await svc.apiKeys(alice.userId);
     assert.equal((await call('retrieve', { userId: alice.userId, service: 'openai' })).status, 200);
     // A wrong key cannot open it, and says so without leaking anything.
-    await svc.reconfigure({ ENCRYPTION_KEY: 'some-unrelated-key-000000000000000' });
+    await svc.reconfigure({ ENCRYPTION_KEY: 'Xq7Lm2Vn9Bc4Zt1Rw8Ks5Hd3Jf6Gp0Ye2Ui7Oa4Pl9M' }); // strong, unrelated
     call = await svc.apiKeys(alice.userId);
     const wrong = await call('retrieve', { userId: alice.userId, service: 'openai' });
     assert.equal(wrong.status, 500);

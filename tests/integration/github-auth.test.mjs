@@ -29,9 +29,26 @@ test('GitHub sign-in and token connection', async (t) => {
     assert.equal(loc.searchParams.get('client_id'), 'gh-client-id');
     assert.equal(loc.searchParams.get('redirect_uri'), 'https://svc.example.com/auth/github/callback');
     assert.equal(loc.searchParams.get('scope'), 'repo read:user user:email');
+    assert.equal(loc.searchParams.get('code_challenge_method'), 'S256');
     const cookie = r.headers.get('set-cookie').split(';')[0];
     assert.match(r.headers.get('set-cookie'), /HttpOnly/);
-    return { state: loc.searchParams.get('state'), cookie };
+    return { state: loc.searchParams.get('state'), cookie, challenge: loc.searchParams.get('code_challenge') };
+  }
+  /** GitHub issues a code for `token` bound to the flow's PKCE challenge. */
+  const issue = (code, token, flow) => gh.codes.set(code, { token, challenge: flow.challenge });
+  /** Follows a successful callback: the one-time code in the fragment, exchanged for a session. */
+  async function signedIn(r) {
+    assert.equal(r.status, 302);
+    const loc = r.headers.get('location');
+    assert.ok(loc.startsWith(`${FRONTEND}/auth/callback#code=`), loc);
+    assert.ok(!loc.includes('?'), 'nothing in a query string');
+    const params = new URLSearchParams(loc.split('#')[1]);
+    assert.equal(params.get('provider'), 'github');
+    const ex = await svc.request('POST', '/auth/exchange', { body: { code: params.get('code') } });
+    assert.equal(ex.status, 200, JSON.stringify(ex.body));
+    knownSecrets.add(ex.body.token);
+    svc.shownOnce(ex.body.token);
+    return ex.body;
   }
   const callback = (query, cookie) => svc.request('GET', `/auth/github/callback?${new URLSearchParams(query)}`, { headers: cookie ? { cookie } : {} });
   const errorOf = (r) => {
@@ -42,16 +59,12 @@ test('GitHub sign-in and token connection', async (t) => {
   };
   let sessionToken;
 
-  await t.test('success: user created as first admin, token sealed, session token in the fragment', async () => {
-    const { state, cookie } = await begin();
-    gh.codes.set('code-1', octoToken);
-    const r = await callback({ code: 'code-1', state }, cookie);
-    assert.equal(r.status, 302);
-    const loc = r.headers.get('location');
-    assert.ok(loc.startsWith(`${FRONTEND}/auth/callback#token=`), loc);
-    assert.ok(!loc.includes('?'), 'the session token is not in a query string');
-    sessionToken = new URLSearchParams(loc.split('#')[1]).get('token');
-    knownSecrets.add(sessionToken);
+  await t.test('success: user created as first admin, token sealed, a one-time code in the fragment', async () => {
+    const flow = await begin();
+    issue('code-1', octoToken, flow);
+    const done = await signedIn(await callback({ code: 'code-1', state: flow.state }, flow.cookie));
+    sessionToken = done.token;
+    assert.equal(done.user.role, 'admin');
     const me = await svc.request('GET', '/api/me', { token: sessionToken });
     assert.equal(me.status, 200);
     assert.deepEqual([me.body.user.email, me.body.user.name, me.body.user.role], ['octo@example.com', 'The Octocat', 'admin']);
@@ -68,28 +81,30 @@ test('GitHub sign-in and token connection', async (t) => {
     assert.equal(repos.body.repos[0].fullName, 'octocat/hello.world');
   });
 
-  await t.test('signing in again finds the same user (by GitHub id); later users are members', async () => {
-    const { state, cookie } = await begin();
-    gh.codes.set('code-2', octoToken);
-    const r = await callback({ code: 'code-2', state }, cookie);
-    const token = new URLSearchParams(r.headers.get('location').split('#')[1]).get('token');
-    knownSecrets.add(token);
+  await t.test('signing in again finds the same user (by GitHub id); later users need an invite', async () => {
+    const flow = await begin();
+    issue('code-2', octoToken, flow);
+    await signedIn(await callback({ code: 'code-2', state: flow.state }, flow.cookie));
     const { n } = await db.prepare('SELECT COUNT(*) AS n FROM users').first();
     assert.equal(n, 1);
     const other = 'gho_second_user_token_000000000000';
     knownSecrets.add(other);
     gh.addUser(other, { id: 99, login: 'hubot', name: 'Hubot', email: 'hubot@example.com' });
     const s2 = await begin();
-    gh.codes.set('code-3', other);
-    const r2 = await callback({ code: 'code-3', state: s2.state }, s2.cookie);
-    const t2 = new URLSearchParams(r2.headers.get('location').split('#')[1]).get('token');
-    knownSecrets.add(t2);
-    assert.equal((await svc.request('GET', '/api/me', { token: t2 })).body.user.role, 'member');
+    issue('code-3', other, s2);
+    assert.equal(errorOf(await callback({ code: 'code-3', state: s2.state }, s2.cookie)), 'not_allowed', 'only the first user signs up unasked');
+    const inv = await svc.request('POST', '/api/admin/invites', { token: sessionToken, body: { email: 'hubot@example.com' } });
+    assert.equal(inv.status, 201);
+    svc.shownOnce(inv.body.invite.code);
+    const s3 = await begin();
+    issue('code-3b', other, s3);
+    const done = await signedIn(await callback({ code: 'code-3b', state: s3.state }, s3.cookie));
+    assert.equal(done.user.role, 'member');
   });
 
   await t.test('every failure redirects with its code; a state works once', async () => {
     const a = await begin();
-    gh.codes.set('code-a', octoToken);
+    issue('code-a', octoToken, a);
     assert.equal(errorOf(await callback({ code: 'code-a' }, a.cookie)), 'missing_params');
     assert.equal(errorOf(await callback({ code: 'code-a', state: 'forged' }, a.cookie)), 'invalid_state');
     assert.equal(errorOf(await callback({ code: 'code-a', state: a.state })), 'invalid_state', 'no browser cookie');
@@ -98,19 +113,23 @@ test('GitHub sign-in and token connection', async (t) => {
     const b = await begin();
     assert.equal(errorOf(await callback({ code: 'wrong-code', state: b.state }, b.cookie)), 'token_exchange_failed');
     const c = await begin();
-    gh.codes.set('code-c', octoToken);
+    issue('code-c', octoToken, c);
     gh.fake.fault('/api/user', { status: 500, json: { message: 'boom' } });
     assert.equal(errorOf(await callback({ code: 'code-c', state: c.state }, c.cookie)), 'github_profile_failed');
     const noEmail = 'gho_no_email_user_0000000000000000';
     gh.addUser(noEmail, { id: 7, login: 'ghost', email: null, emails: [{ email: 'g@example.com', primary: true, verified: false }] });
     const d = await begin();
-    gh.codes.set('code-d', noEmail);
+    issue('code-d', noEmail, d);
     assert.equal(errorOf(await callback({ code: 'code-d', state: d.state }, d.cookie)), 'no_email');
     assert.equal(errorOf(await callback({ error: 'access_denied', state: 'x' })), 'access_denied');
     // Expired states are refused.
     const e = await begin();
     await db.prepare("UPDATE oauth_states SET expires_at = '2000-01-01T00:00:00.000Z'").run();
-    gh.codes.set('code-e', octoToken);
+    issue('code-e', octoToken, e);
+    // A code exchanged without the flow's PKCE verifier is refused by GitHub.
+    const f = await begin();
+    gh.codes.set('code-f', { token: octoToken, challenge: 'not-this-flows-challenge' });
+    assert.equal(errorOf(await callback({ code: 'code-f', state: f.state }, f.cookie)), 'token_exchange_failed');
     assert.equal(errorOf(await callback({ code: 'code-e', state: e.state }, e.cookie)), 'invalid_state');
   });
 
@@ -120,15 +139,13 @@ test('GitHub sign-in and token connection', async (t) => {
     const stranger = 'gho_stranger_token_0000000000000000';
     gh.addUser(stranger, { id: 4242, login: 'stranger', email: 'stranger@elsewhere.org' });
     const s = await begin();
-    gh.codes.set('code-s', stranger);
+    issue('code-s', stranger, s);
     assert.equal(errorOf(await callback({ code: 'code-s', state: s.state }, s.cookie)), 'not_allowed');
     const { n } = await db.prepare("SELECT COUNT(*) AS n FROM users WHERE email = 'stranger@elsewhere.org'").first();
     assert.equal(n, 0);
     const o = await begin();
-    gh.codes.set('code-o', octoToken);
-    const ok = await callback({ code: 'code-o', state: o.state }, o.cookie);
-    assert.ok(ok.headers.get('location').includes('#token='));
-    knownSecrets.add(new URLSearchParams(ok.headers.get('location').split('#')[1]).get('token'));
+    issue('code-o', octoToken, o);
+    await signedIn(await callback({ code: 'code-o', state: o.state }, o.cookie));
     await svc.reconfigure({ ALLOWED_EMAIL_DOMAINS: undefined });
     db = await svc.db();
   });

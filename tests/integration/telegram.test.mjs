@@ -283,7 +283,7 @@ test('Telegram bot', async (t) => {
     assert.equal(tg.webhooks.has(BOT2), false);
     assert.deepEqual((await svc.request('GET', '/api/me/telegram', { token: alice.token })).body, { config: null });
     assert.equal((await svc.request('POST', '/api/me/telegram', { token: bob.token, body: { botToken: BOT } })).status, 200);
-    await svc.reconfigure({ ENCRYPTION_KEY: 'a-completely-different-key-0000000000' });
+    await svc.reconfigure({ ENCRYPTION_KEY: 'Rk3Vw8Nq1Lz6Bx4Ct9Mj2Hy7Gd5Fs0Pa3Ue8Io1Tb6Q' }); // strong, unrelated
     db = await svc.db();
     const gone = await svc.request('DELETE', '/api/me/telegram', { token: bob.token });
     assert.equal(gone.status, 200);

@@ -50,7 +50,9 @@ export function startFakeGitHubOn(fake) {
       this.commits.set(repo.toLowerCase(), list);
     },
     addUser(token, user) {
-      this.users.set(token, { scopes: 'repo, read:user, user:email', emails: [], ...user });
+      // GitHub only shows a verified address as the public profile email.
+      const emails = user.email ? [{ email: user.email, primary: true, verified: true, visibility: 'public' }] : [];
+      this.users.set(token, { scopes: 'repo, read:user, user:email', emails, ...user });
       return this.users.get(token);
     },
     addRepo(fullName, extra = {}) {

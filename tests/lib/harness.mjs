@@ -10,7 +10,8 @@ import { userStatements } from '../../scripts/users.mjs';
 
 export const DATABASE_ID = '00000000-0000-4000-8000-000000000000';
 export const COMPATIBILITY_DATE = '2026-04-20';
-export const TEST_KEY = 'test-encryption-key-0123456789abcdef';
+// 32 random bytes, base64url: a key of the strength the service requires (256 bits).
+export const TEST_KEY = 'tZ2nV8xq1Jc0m5pLw7Rk9Yb3Hs6Df4Ga2Qe8Tu1Io0A';
 
 const stateRoot = join(root, '.test-state');
 
@@ -68,6 +69,9 @@ export class Service {
       durableObjectsPersist: join(this.dir, 'v3', 'do'),
       // As wrangler.toml declares them; retries and timeouts are shortened for tests.
       queueProducers: { JOBS: { queueName: 'integrations-jobs' } },
+      // As wrangler.toml; a test may lower one with TEST_LIMIT_<binding>.
+      ratelimits: Object.fromEntries([['AUTH_FAILURE_LIMITER', 20], ['SIGNIN_LIMITER', 30], ['TELEGRAM_REFUSAL_LIMITER', 3]]
+        .map(([name, limit]) => [name, { simple: { limit: Number(bindings[`TEST_LIMIT_${name}`] ?? limit), period: Number(bindings.TEST_LIMIT_PERIOD ?? 60) } }])),
       queueConsumers: {
         'integrations-jobs': { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: Number(bindings.TEST_MAX_RETRIES ?? 3), deadLetterQueue: 'integrations-jobs-dlq' },
         'integrations-jobs-dlq': { maxBatchSize: 10, maxBatchTimeout: 0 },
