@@ -53,7 +53,7 @@ test('HTTP core', async (t) => {
     }
   });
 
-  await t.test('CORS: FRONTEND_URL, previews and dev origins only', async () => {
+  await t.test('CORS: FRONTEND_URL and its previews only (no local origins next to a production frontend)', async () => {
     const pre = await svc.request('OPTIONS', '/api/me', {
       headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
     });
@@ -62,12 +62,12 @@ test('HTTP core', async (t) => {
     assert.equal(pre.headers.get('access-control-allow-credentials'), 'true');
     assert.match(pre.headers.get('access-control-allow-methods'), /PATCH/);
     assert.match(pre.headers.get('access-control-allow-headers'), /Authorization/);
-    for (const origin of ['https://pr-7.app.example.com', 'http://localhost:5173', 'http://localhost:4173']) {
+    for (const origin of ['https://pr-7.app.example.com']) {
       const r = await svc.request('GET', '/health', { headers: { origin } });
       assert.equal(r.headers.get('access-control-allow-origin'), origin);
       assert.equal(r.headers.get('access-control-expose-headers'), 'X-Request-Id');
     }
-    for (const origin of ['https://evil.example.org', 'https://app.example.com.evil.org', 'http://pr-7.app.example.com']) {
+    for (const origin of ['https://evil.example.org', 'https://app.example.com.evil.org', 'http://pr-7.app.example.com', 'http://localhost:5173']) {
       const r = await svc.request('GET', '/health', { headers: { origin } });
       assert.equal(r.headers.get('access-control-allow-origin'), null, origin);
     }
