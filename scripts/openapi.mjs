@@ -40,6 +40,14 @@ const sessionRead = (summary, schema) => ({
   parameters: idParam,
   get: user({ tags: ['sessions'], summary, responses: { 200: json(schema), ...errors(404) } }),
 });
+/** A session object's log, a page at a time. */
+const sessionLog = (summary, key, item) => ({
+  parameters: idParam,
+  get: user({
+    tags: ['sessions'], summary, parameters: listParams,
+    responses: { 200: json(obj({ [key]: { type: 'array', items: item }, hasMore: { type: 'boolean' }, cursor: str() }, [key, 'hasMore'])), ...errors(400, 404) },
+  }),
+});
 const queueMode = { enum: ['followup', 'collect', 'steer'] };
 const channelType = { enum: ['web', 'api', 'telegram', 'slack', 'github'] };
 const attachmentIn = {
@@ -489,9 +497,16 @@ const paths = {
   '/api/sessions/{id}': sessionRead('A session with its git state', obj({ session: ref('Session') }, ['session'])),
   '/api/sessions/{id}/git-state': sessionRead('A session\'s git state', obj({ gitState: { oneOf: [ref('GitState'), { type: 'null' }] } }, ['gitState'])),
   '/api/sessions/{id}/children': sessionRead('Child sessions', obj({ sessions: { type: 'array', items: ref('Session') } }, ['sessions'])),
-  '/api/sessions/{id}/messages': sessionRead('Messages the session received (oldest first)', obj({ messages: { type: 'array', items: ref('Message') } }, ['messages'])),
-  '/api/sessions/{id}/queue': sessionRead('The prompt queue (in queue order, finished ones last)', obj({ prompts: { type: 'array', items: ref('QueuedPrompt') } }, ['prompts'])),
-  '/api/sessions/{id}/events': sessionRead('Notifications and queue events (oldest first)', obj({ events: { type: 'array', items: obj({ id: str(), type: str(), data: {}, createdAt: time }) } }, ['events'])),
+  '/api/sessions/{id}/messages': sessionLog('Messages the session received (oldest first)', 'messages', ref('Message')),
+  '/api/sessions/{id}/queue': sessionLog('The prompt queue (in queue order, finished ones last; finished prompts are kept 30 days)', 'prompts', ref('QueuedPrompt')),
+  '/api/sessions/{id}/events': sessionLog('Notifications and queue events (oldest first; kept 30 days)', 'events', obj({ id: str(), type: str(), data: {}, createdAt: time })),
+  '/api/sessions/{id}/queue/{promptId}/heartbeat': {
+    parameters: [...idParam, pathParam('promptId', 'Prompt id')],
+    post: user({
+      tags: ['runner'], summary: 'Renew the lease of a claimed prompt (15 minutes by default; without renewals it returns to the queue)',
+      responses: { 200: json(obj({ ok: { const: true }, leaseUntil: time }, ['ok', 'leaseUntil'])), 409: err('The prompt is not being processed (`PROMPT_NOT_PROCESSING`)'), ...errors(404) },
+    }),
+  },
   '/api/sessions/{id}/queue/claim': {
     parameters: idParam,
     post: user({

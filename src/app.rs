@@ -65,6 +65,7 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::AdminDeleteInvite => Box::pin(access::delete_invite(ctx)),
         Route::AdminStartReseal => Box::pin(maintenance::start_reseal(ctx)),
         Route::AdminResealStatus => Box::pin(maintenance::reseal_status(ctx)),
+        Route::PromptHeartbeat => Box::pin(sessions::heartbeat(ctx)),
         Route::PutGithubToken => Box::pin(github::token::put(ctx)),
         Route::DeleteGithubToken => Box::pin(github::token::delete(ctx)),
         Route::ListRepos => Box::pin(github::proxy::list(ctx)),

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, answer TEXT NOT NUL
 #[durable_object]
 pub struct SessionAgent {
     state: State,
+    env: Env,
 }
 
 type Sql = SqlStorage;
@@ -66,6 +67,84 @@ fn exec(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<()> {
 /// (`rows_written` also counts index entries, so it is not a row count).
 fn changed(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<usize> {
     Ok(sql.exec(query, args)?.to_array::<Value>()?.len())
+}
+
+/// Runs `f` inside the storage's `transactionSync`: its SQL commits together, or not at all when
+/// it fails (`BEGIN` is refused on DO SQLite, and workers-rs 0.8 does not wrap this call).
+fn atomically<T: 'static>(state: &State, f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use worker::js_sys::{Function, Reflect};
+    use worker::wasm_bindgen::{closure::Closure, JsCast, JsValue};
+    let raw: &JsValue = state.as_raw().as_ref();
+    let storage = Reflect::get(raw, &"storage".into())?;
+    let tx: Function = Reflect::get(&storage, &"transactionSync".into())?.dyn_into()?;
+    let out: Rc<RefCell<Option<Result<T>>>> = Rc::default();
+    let slot = out.clone();
+    let cb = Closure::once(move || -> std::result::Result<JsValue, JsValue> {
+        let r = f();
+        // Throwing makes the runtime roll the transaction back.
+        let failed = r.as_ref().err().map(|e| e.to_string());
+        *slot.borrow_mut() = Some(r);
+        match failed {
+            Some(m) => Err(JsValue::from_str(&m)),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    });
+    let called = tx.call1(&storage, cb.as_ref().unchecked_ref());
+    let result = out.borrow_mut().take();
+    match (result, called) {
+        (Some(r), _) => r,
+        (None, Err(e)) => Err(worker::Error::JsError(format!("transaction failed: {e:?}"))),
+        (None, Ok(_)) => Err(worker::Error::RustError("transaction callback did not run".into())),
+    }
+}
+
+/// Retention and lease defaults (each overridable by a variable of the same name).
+const DEFAULT_EVENT_RETENTION_DAYS: i64 = 30;
+const DEFAULT_ATTACHMENT_RETENTION_DAYS: i64 = 7;
+const DEFAULT_DELIVERY_RETENTION_DAYS: i64 = 7;
+const DEFAULT_CLAIM_LEASE_SECONDS: i64 = 15 * 60;
+const DAY_MS: Millis = 86_400_000;
+
+/// One page of an oldest-first list: `limit` 1–100 and an opaque cursor (the last `seq`).
+struct Paging {
+    limit: i64,
+    after: i64,
+}
+
+fn paging(url: &worker::Url) -> std::result::Result<Paging, &'static str> {
+    use base64::Engine;
+    let mut p = Paging { limit: 100, after: 0 };
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "limit" => p.limit = v.parse().ok().filter(|n| (1..=100).contains(n)).ok_or("limit must be 1 to 100")?,
+            "cursor" => {
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(v.as_bytes())
+                    .map_err(|_| "Invalid cursor")?;
+                p.after = std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()).ok_or("Invalid cursor")?;
+            }
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+fn cursor_of(seq: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(seq.to_string())
+}
+
+/// `{<key>: items, hasMore, cursor?}` from up to `limit + 1` rows carrying their `seq`.
+fn page(key: &str, mut items: Vec<(i64, Value)>, limit: i64) -> Result<Response> {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let mut body = json!({ key: items.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(), "hasMore": more });
+    if let (true, Some((seq, _))) = (more, items.last()) {
+        body["cursor"] = json!(cursor_of(*seq));
+    }
+    Response::from_json(&body)
 }
 
 fn opt(v: &Option<String>) -> SqlStorageValue {
@@ -239,8 +318,8 @@ impl SessionAgent {
 
     /// Stores the message and queues (or buffers) the prompt; also answers the alarm time a
     /// collect buffer needs.
-    fn prompt(&self, req: PromptRequest, now: Millis) -> Result<(Response, Option<Millis>)> {
-        let sql = self.sql();
+    fn prompt(sql: &Sql, req: PromptRequest, now: Millis) -> Result<(Response, Option<Millis>)> {
+        let sql = sql.clone();
         if let Some(key) = &req.idempotency_key {
             #[derive(Deserialize)]
             struct D {
@@ -410,22 +489,26 @@ impl SessionAgent {
         Ok(due.len())
     }
 
-    fn queue(&self) -> Result<Response> {
+    /// The queue in its order (processing, queued by priority, then finished ones), paged by
+    /// position (the cursor is the offset).
+    fn queue(&self, p: &Paging) -> Result<Response> {
         let prompts = rows::<PromptRow>(
             &self.sql(),
             &format!(
                 "SELECT {PROMPT_COLUMNS} FROM prompts ORDER BY
                    CASE status WHEN 'processing' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END,
-                   CASE status WHEN 'queued' THEN -priority ELSE 0 END, seq"
+                   CASE status WHEN 'queued' THEN -priority ELSE 0 END, seq LIMIT ? OFFSET ?"
             ),
-            vec![],
+            vec![(p.limit + 1).into(), p.after.into()],
         )?;
-        Response::from_json(&json!({ "prompts": prompts.iter().map(PromptRow::view).collect::<Vec<_>>() }))
+        let items = prompts.iter().enumerate().map(|(i, r)| (p.after + i as i64 + 1, r.view())).collect();
+        page("prompts", items, p.limit)
     }
 
-    fn messages(&self) -> Result<Response> {
+    fn messages(&self, p: &Paging) -> Result<Response> {
         #[derive(Deserialize)]
         struct M {
+            seq: i64,
             id: String,
             role: String,
             content: String,
@@ -439,11 +522,11 @@ impl SessionAgent {
         }
         let all = rows::<M>(
             &self.sql(),
-            "SELECT id, role, content, author_id, author_name, author_email, channel_type, channel_id, attachments, created_at
-               FROM messages ORDER BY seq",
-            vec![],
+            "SELECT seq, id, role, content, author_id, author_name, author_email, channel_type, channel_id, attachments, created_at
+               FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+            vec![p.after.into(), (p.limit + 1).into()],
         )?;
-        let messages: Vec<Value> = all
+        let messages: Vec<(i64, Value)> = all
             .into_iter()
             .map(|m| {
                 let mut v = json!({
@@ -461,33 +544,80 @@ impl SessionAgent {
                         v[k] = json!(val);
                     }
                 }
-                v
+                (m.seq, v)
             })
             .collect();
-        Response::from_json(&json!({ "messages": messages }))
+        page("messages", messages, p.limit)
     }
 
-    fn events(&self) -> Result<Response> {
+    fn events(&self, p: &Paging) -> Result<Response> {
         #[derive(Deserialize)]
         struct E {
+            seq: i64,
             id: String,
             #[serde(rename = "type")]
             kind: String,
             data: String,
             created_at: String,
         }
-        let all = rows::<E>(&self.sql(), "SELECT id, type, data, created_at FROM events ORDER BY seq", vec![])?;
-        let events: Vec<Value> = all
+        let all = rows::<E>(
+            &self.sql(),
+            "SELECT seq, id, type, data, created_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            vec![p.after.into(), (p.limit + 1).into()],
+        )?;
+        let events: Vec<(i64, Value)> = all
             .into_iter()
             .map(|e| {
-                json!({ "id": e.id, "type": e.kind, "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null), "createdAt": e.created_at })
+                (e.seq, json!({ "id": e.id, "type": e.kind, "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null), "createdAt": e.created_at }))
             })
             .collect();
-        Response::from_json(&json!({ "events": events }))
+        page("events", events, p.limit)
+    }
+
+    fn setting(&self, name: &str, default: i64) -> i64 {
+        crate::config::var(&self.env, name).and_then(|v| v.parse().ok()).filter(|n: &i64| *n > 0).unwrap_or(default)
+    }
+
+    /// A claimed prompt whose runner stopped renewing its lease goes back to the queue.
+    fn requeue_expired(sql: &Sql, now: Millis) -> Result<()> {
+        #[derive(Deserialize)]
+        struct P {
+            id: String,
+        }
+        let expired = rows::<P>(
+            sql,
+            "UPDATE prompts SET status = 'queued', started_at = NULL, lease_until = NULL
+              WHERE status = 'processing' AND lease_until IS NOT NULL AND lease_until <= ? RETURNING id",
+            vec![now.into()],
+        )?;
+        for p in expired {
+            Self::event(sql, "prompt.lease_expired", json!({ "promptId": p.id }), now)?;
+        }
+        Ok(())
+    }
+
+    /// `POST /heartbeat/<id>`: the runner still works on it; the lease is renewed.
+    fn heartbeat(&self, prompt_id: &str, now: Millis) -> Result<Response> {
+        let lease = self.setting("SESSION_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS) * 1000;
+        let renewed = changed(
+            &self.sql(),
+            "UPDATE prompts SET lease_until = ? WHERE id = ? AND status = 'processing' RETURNING 1",
+            vec![(now + lease).into(), prompt_id.into()],
+        )?;
+        if renewed == 0 {
+            return json_error(
+                409,
+                "PROMPT_NOT_PROCESSING",
+                "The prompt is not being processed (completed, aborted or re-queued)",
+            );
+        }
+        Response::from_json(&json!({ "ok": true, "leaseUntil": iso(now + lease) }))
     }
 
     fn claim(&self, now: Millis) -> Result<Response> {
         let sql = self.sql();
+        Self::requeue_expired(&sql, now)?;
+        let lease = self.setting("SESSION_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS) * 1000;
         #[derive(Deserialize)]
         struct P {
             id: String,
@@ -510,8 +640,8 @@ impl SessionAgent {
         };
         exec(
             &sql,
-            "UPDATE prompts SET status = 'processing', started_at = ? WHERE id = ?",
-            vec![iso(now).into(), next.id.as_str().into()],
+            "UPDATE prompts SET status = 'processing', started_at = ?, lease_until = ? WHERE id = ?",
+            vec![iso(now).into(), (now + lease).into(), next.id.as_str().into()],
         )?;
         let ids: Vec<String> = serde_json::from_str(&next.attachment_ids).unwrap_or_default();
         let mut prompt = next.view();
@@ -519,6 +649,7 @@ impl SessionAgent {
         prompt["startedAt"] = json!(iso(now));
         prompt["authorEmail"] = json!(next.author_email);
         prompt["attachments"] = json!(Self::load_attachments(&sql, &ids)?);
+        prompt["leaseUntil"] = json!(iso(now + lease));
         Response::from_json(&json!({ "prompt": prompt }))
     }
 
@@ -608,6 +739,38 @@ impl SessionAgent {
         }))
     }
 
+    /// Retention (run by the alarm): finished prompts and events after 30 days, attachment bytes
+    /// 7 days after their prompt finished, delivery ids after 7 days (each configurable).
+    fn retain(&self, sql: &Sql, now: Millis) -> Result<()> {
+        let days = |name: &str, default: i64| now - self.setting(name, default) * DAY_MS;
+        let events_before = iso(days("SESSION_EVENT_RETENTION_DAYS", DEFAULT_EVENT_RETENTION_DAYS));
+        let bytes_before = iso(days("SESSION_ATTACHMENT_RETENTION_DAYS", DEFAULT_ATTACHMENT_RETENTION_DAYS));
+        let deliveries_before = iso(days("SESSION_DELIVERY_RETENTION_DAYS", DEFAULT_DELIVERY_RETENTION_DAYS));
+        exec(sql, "DELETE FROM events WHERE created_at < ?", vec![events_before.as_str().into()])?;
+        exec(
+            sql,
+            "DELETE FROM prompts WHERE status IN ('completed', 'aborted') AND COALESCE(finished_at, created_at) < ?",
+            vec![events_before.as_str().into()],
+        )?;
+        // Attachment bytes of prompts finished long enough ago (their metadata stays on messages).
+        exec(
+            sql,
+            "DELETE FROM attachment_chunks WHERE attachment_id IN (
+               SELECT a.id FROM attachments a WHERE NOT EXISTS (
+                 SELECT 1 FROM prompts p, json_each(p.attachment_ids) j
+                  WHERE j.value = a.id AND (p.status IN ('queued', 'processing') OR COALESCE(p.finished_at, p.created_at) >= ?))
+               AND NOT EXISTS (SELECT 1 FROM collect_buffer b WHERE instr(b.entry, a.id) > 0))",
+            vec![bytes_before.as_str().into()],
+        )?;
+        exec(
+            sql,
+            "DELETE FROM attachments WHERE id NOT IN (SELECT DISTINCT attachment_id FROM attachment_chunks)",
+            vec![],
+        )?;
+        exec(sql, "DELETE FROM deliveries WHERE created_at < ?", vec![deliveries_before.as_str().into()])?;
+        Ok(())
+    }
+
     async fn handle(&self, mut req: Request) -> Result<Response> {
         let path = req.path();
         let now = now_ms();
@@ -635,17 +798,33 @@ impl SessionAgent {
         }
         let resp = match (req.method(), path.as_str()) {
             (worker::Method::Post, "/prompt") => {
-                let (resp, alarm_at) = self.prompt(parse!(PromptRequest), now)?;
+                let (req, sql) = (parse!(PromptRequest), self.sql());
+                // Message, prompt and idempotency key commit together or not at all.
+                let (resp, alarm_at) = atomically(&self.state, move || Self::prompt(&sql, req, now))?;
                 // The alarm is set after the synchronous SQL above, which is already committed
                 // as one unit; a collect buffer flushes at its debounce.
                 if let Some(at) = alarm_at {
                     self.state.storage().set_alarm((at - now_ms()).max(1)).await?;
+                } else if self.state.storage().get_alarm().await?.is_none() {
+                    // Retention runs on the alarm: make sure one is set.
+                    self.state.storage().set_alarm(DAY_MS).await?;
                 }
                 resp
             }
-            (worker::Method::Get, "/messages") => self.messages()?,
-            (worker::Method::Get, "/queue") => self.queue()?,
-            (worker::Method::Get, "/events") => self.events()?,
+            (worker::Method::Get, "/messages" | "/queue" | "/events") => {
+                let p = match paging(&req.url()?) {
+                    Ok(p) => p,
+                    Err(m) => return json_error(400, "VALIDATION_ERROR", m),
+                };
+                match path.as_str() {
+                    "/messages" => self.messages(&p)?,
+                    "/queue" => {
+                        Self::requeue_expired(&self.sql(), now)?;
+                        self.queue(&p)?
+                    }
+                    _ => self.events(&p)?,
+                }
+            }
             (worker::Method::Get, "/status") => self.status()?,
             (worker::Method::Post, "/claim") => self.claim(now)?,
             (worker::Method::Post, "/clear-queue") => self.clear(false, now)?,
@@ -674,6 +853,9 @@ impl SessionAgent {
                 Self::event(&sql, "git-state", data, now)?;
                 Response::from_json(&json!({ "ok": true }))?
             }
+            (worker::Method::Post, p) if p.starts_with("/heartbeat/") => {
+                self.heartbeat(p.trim_start_matches("/heartbeat/"), now)?
+            }
             (worker::Method::Post, p) if p.starts_with("/complete/") => {
                 let id = p.trim_start_matches("/complete/").to_string();
                 self.complete(&id, parse!(CompleteRequest), now)?
@@ -685,12 +867,26 @@ impl SessionAgent {
 }
 
 impl DurableObject for SessionAgent {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         // `exec` is synchronous, so the schema exists before the first request is served.
-        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
+        let sql = state.storage().sql();
+        if let Err(e) = sql.exec(SCHEMA, None) {
             crate::config::log_error(&format!("SessionAgent schema setup failed: {e}"));
         }
-        SessionAgent { state }
+        // Columns added after the first release (objects created before them get them here).
+        #[derive(Deserialize)]
+        struct Col {
+            name: String,
+        }
+        let has_lease = rows::<Col>(&sql, "SELECT name FROM pragma_table_info('prompts')", vec![])
+            .map(|cols| cols.iter().any(|c| c.name == "lease_until"))
+            .unwrap_or(true);
+        if !has_lease {
+            if let Err(e) = sql.exec("ALTER TABLE prompts ADD COLUMN lease_until INTEGER", None) {
+                crate::config::log_error(&format!("SessionAgent schema upgrade failed: {e}"));
+            }
+        }
+        SessionAgent { state, env }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -707,9 +903,10 @@ impl DurableObject for SessionAgent {
         let sql = self.sql();
         let now = now_ms();
         Self::flush_due(&sql, now)?;
-        if let Some(next) = Self::next_flush(&sql)? {
-            self.state.storage().set_alarm((next - now).max(1)).await?;
-        }
+        self.retain(&sql, now)?;
+        // The next collect flush, or tomorrow's retention pass.
+        let next = Self::next_flush(&sql)?.unwrap_or(now + DAY_MS).min(now + DAY_MS);
+        self.state.storage().set_alarm((next - now).max(1)).await?;
         Response::ok("ok")
     }
 }

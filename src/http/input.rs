@@ -262,6 +262,14 @@ impl Input {
     }
 }
 
+/// A UUID in its canonical text form (ids we generate), before it reaches a path or a key.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
+
 /// Query-string parameters.
 pub struct Query(Vec<(String, String)>);
 

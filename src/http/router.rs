@@ -108,6 +108,7 @@ pub enum Route {
     AdminDeleteInvite,
     AdminStartReseal,
     AdminResealStatus,
+    PromptHeartbeat,
 }
 
 pub const KIB: usize = 1024;
@@ -241,6 +242,7 @@ pub static ROUTES: &[RouteDef] = &[
     def("GET", "/api/admin/invites", Route::AdminListInvites, Access::Admin),
     def("DELETE", "/api/admin/invites/:id", Route::AdminDeleteInvite, Access::Admin),
     def("POST", "/api/admin/maintenance/reseal", Route::AdminStartReseal, Access::Admin),
+    def("POST", "/api/sessions/:id/queue/:promptId/heartbeat", Route::PromptHeartbeat, Access::User),
     def("GET", "/api/admin/maintenance/reseal", Route::AdminResealStatus, Access::Admin),
     // User triggers: anything else under /webhooks/ (after the providers above).
     public("POST", "/webhooks/*path", Route::TriggerDelivery, MIB),

@@ -111,6 +111,11 @@ impl<'a> SessionAgent<'a> {
         }
     }
 
+    /// A GET whose answer (status and body) the caller maps.
+    pub async fn get(&self, path: &str) -> ApiResult<DoResponse> {
+        self.call(Method::Get, path, None::<&()>).await
+    }
+
     /// POST endpoints; non-2xx answers are returned for the caller to map.
     pub async fn post(&self, path: &str, body: &impl Serialize) -> ApiResult<DoResponse> {
         self.call(Method::Post, path, Some(body)).await

@@ -359,12 +359,46 @@ pub async fn orchestrator(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::json(if created { 201 } else { 200 }, &json!({ "session": s.view() }))
 }
 
-/// `GET /api/sessions/:id/{messages,queue,events}`: the session object's logs, owner only.
+/// `GET /api/sessions/:id/{messages,queue,events}?limit&cursor`: the session object's logs,
+/// owner only, a page at a time (`{<items>, hasMore, cursor?}`).
 pub async fn read(ctx: &Ctx, what: &str) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
+    let limit = ctx.query.limit(100)?;
+    let cursor = ctx.query.get("cursor").unwrap_or("");
+    if cursor.len() > 40 || !cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(ApiError::invalid_field("cursor", "Invalid cursor"));
+    }
     let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
-    let body = SessionAgent::new(&ctx.env, &session.id).read(&format!("/{what}")).await?;
-    Reply::ok(&body)
+    let r = SessionAgent::new(&ctx.env, &session.id).get(&format!("/{what}?limit={limit}&cursor={cursor}")).await?;
+    match r.status {
+        200 => Ok(Reply::raw_json(&r.text)),
+        400 => Err(ApiError::invalid_field("cursor", "Invalid cursor")),
+        s => Err(ApiError::internal(format!("SessionAgent /{what} answered {s}"))),
+    }
+}
+
+/// A prompt id from the path, checked before it becomes part of a Durable Object path.
+fn prompt_id(ctx: &Ctx) -> ApiResult<String> {
+    let id = ctx.params.get("promptId");
+    if crate::http::input::is_uuid(id) {
+        Ok(id.to_string())
+    } else {
+        Err(ApiError::not_found("Prompt not found"))
+    }
+}
+
+/// `POST /api/sessions/:id/queue/:promptId/heartbeat`: the runner is still working on a claimed
+/// prompt; its lease (15 minutes by default) is renewed.
+pub async fn heartbeat(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let id = prompt_id(ctx)?;
+    let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
+    let r = SessionAgent::new(&ctx.env, &session.id).post(&format!("/heartbeat/{id}"), &json!({})).await?;
+    match r.status {
+        200 => Ok(Reply::raw_json(&r.text)),
+        409 => Err(ApiError::conflict("PROMPT_NOT_PROCESSING", r.message())),
+        s => Err(ApiError::internal(format!("heartbeat answered {s}"))),
+    }
 }
 
 /// `POST /api/sessions/:id/queue/claim` → 200 `{prompt}` (with attachment data), 204 when the
@@ -391,7 +425,7 @@ pub async fn complete(ctx: &Ctx) -> ApiResult<Reply> {
     input.finish()?;
     let db = ctx.db()?;
     let session = owned_session(&db, &caller.id, ctx.params.get("id")).await?;
-    let path = format!("/complete/{}", ctx.params.get("promptId"));
+    let path = format!("/complete/{}", prompt_id(ctx)?);
     let r = SessionAgent::new(&ctx.env, &session.id)
         .post(&path, &CompleteRequest { result: result.clone(), error })
         .await?;
