@@ -954,7 +954,7 @@ async fn busy_times(
     from: &str,
     to: &str,
     ids: &[String],
-    field: &str,
+    given: bool,
 ) -> Result<Vec<(String, Vec<Value>)>, ServiceError> {
     let items: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
     let body = json!({ "timeMin": from, "timeMax": to, "items": items });
@@ -962,7 +962,7 @@ async fn busy_times(
     let mut out = Vec::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {
         let entry = &r["calendars"][id.as_str()];
-        let here = if field == "calendars" { format!("calendars.{i}") } else { field.to_string() };
+        let here = if given { format!("calendars.{i}") } else { "calendars".to_string() };
         if let Some(reason) = entry["errors"].as_array().and_then(|e| e.first()).map(|e| e["reason"].clone()) {
             let reason = reason.as_str().unwrap_or("unknown").to_string();
             return Err(invalid(here, format!("Google cannot read the busy times of '{id}' ({reason})")));
@@ -975,18 +975,19 @@ async fn busy_times(
     Ok(out)
 }
 
-fn calendar_ids(p: &Value) -> (Vec<String>, &'static str) {
+/// The calendars asked for (`primary` when none are), and whether they were given.
+fn calendar_ids(p: &Value) -> (Vec<String>, bool) {
     match p["calendars"].as_array() {
-        Some(list) => (list.iter().filter_map(Value::as_str).map(str::to_string).collect(), "calendars"),
-        None => (vec!["primary".to_string()], "calendars"),
+        Some(list) => (list.iter().filter_map(Value::as_str).map(str::to_string).collect(), true),
+        None => (vec!["primary".to_string()], false),
     }
 }
 
 async fn free_busy(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
     range(p)?;
-    let (ids, field) = calendar_ids(p);
+    let (ids, given) = calendar_ids(p);
     let (from, to) = (p["timeMin"].as_str().unwrap_or(""), p["timeMax"].as_str().unwrap_or(""));
-    let calendars: Vec<Value> = busy_times(c, from, to, &ids, field)
+    let calendars: Vec<Value> = busy_times(c, from, to, &ids, given)
         .await?
         .into_iter()
         .map(|(id, busy)| json!({ "id": id, "busy": busy }))
@@ -1039,10 +1040,10 @@ fn slot_query(p: &Value) -> Result<(SlotQuery, Box<dyn Zone>), ServiceError> {
 
 async fn find_slots(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
     let (q, zone) = slot_query(p)?;
-    let (ids, field) = calendar_ids(p);
+    let (ids, given) = calendar_ids(p);
     // Busy times just outside the range still keep slots at its edges a buffer away.
     let buffer = i64::from(q.buffer_min) * MINUTE_MS;
-    let calendars = busy_times(c, &rfc3339(q.time_min - buffer), &rfc3339(q.time_max + buffer), &ids, field).await?;
+    let calendars = busy_times(c, &rfc3339(q.time_min - buffer), &rfc3339(q.time_max + buffer), &ids, given).await?;
     let busy: Vec<Busy> = calendars
         .iter()
         .flat_map(|(_, list)| list.iter())
