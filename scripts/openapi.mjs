@@ -244,7 +244,7 @@ const paths = {
         201: json(obj({ integration: ref('Integration') }, ['integration']), 'Created'),
         400: err('`VALIDATION_ERROR`, `UNSUPPORTED_INTEGRATION`, `INVALID_CREDENTIALS` or `INTEGRATION_AUTH_FAILED`'),
         409: err('`INTEGRATION_ALREADY_EXISTS`'),
-        ...errors(429, 503),
+        ...errors(429, 502, 503),
       },
     }),
   },
@@ -257,7 +257,7 @@ const paths = {
     patch: user({
       tags: ['integrations'], summary: 'Update config; reactivate (status "active", after re-testing the connection); set scope (admins)',
       requestBody: body(obj({ config: ref('IntegrationConfig'), status: { const: 'active' }, scope: { enum: ['user', 'org'] } })),
-      responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), ...errors(400, 403, 404) },
+      responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), ...errors(400, 403, 404, 502) },
     }),
     delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, stored entities removed', responses: { 200: json(ref('Success')), ...errors(404) } }),
   },

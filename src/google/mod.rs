@@ -3,6 +3,8 @@
 //! once after a 401 with a refreshed one, Google's error shapes, the batch endpoint (many
 //! reads in one subrequest), and charset decoding through the runtime's `TextDecoder`.
 
+pub mod calendar;
+pub mod calendar_logic;
 pub mod mime;
 
 use base64::Engine;

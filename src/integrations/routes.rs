@@ -53,6 +53,10 @@ pub fn service_error(e: ServiceError, service: &str) -> ApiError {
         ServiceError::Auth(m) => ApiError::new(409, "RECONNECT_REQUIRED", format!("{m}; reconnect the account")),
         ServiceError::NotFound(m) => ApiError::not_found(m),
         ServiceError::Invalid(m) => ApiError::new(400, "VALIDATION_ERROR", m),
+        ServiceError::InvalidField { field, message } => {
+            ApiError::new(400, "VALIDATION_ERROR", format!("{field}: {message}"))
+                .with_details(json!([{ "field": field, "message": message }]))
+        }
         ServiceError::Refused { status, code, message } => ApiError::new(status, code, message),
         ServiceError::Upstream { status, message } => {
             ApiError::upstream(message).with_details(json!({ "status": status }))

@@ -134,6 +134,12 @@ pub enum ServiceError {
     NotFound(String),
     /// Parameters the provider (or the service) found invalid.
     Invalid(String),
+    /// One parameter the service found invalid beyond its schema (`field` is its path, as in
+    /// `VALIDATION_ERROR` details: `recurrence.1`, `timeZone`).
+    InvalidField {
+        field: String,
+        message: String,
+    },
     /// The stored incremental checkpoint is no longer valid: start this pass over.
     CheckpointExpired(String),
     /// A precondition of the action failed (e.g. not an attendee): `code` for the envelope.
@@ -157,6 +163,7 @@ impl ServiceError {
             ServiceError::RateLimited(s) => format!("rate limited; retry in {s} s"),
             ServiceError::Upstream { status, message } => format!("upstream answered {status}: {message}"),
             ServiceError::Refused { message, .. } => message.clone(),
+            ServiceError::InvalidField { field, message } => format!("{field}: {message}"),
             ServiceError::Auth(m)
             | ServiceError::NotFound(m)
             | ServiceError::Invalid(m)
@@ -274,7 +281,7 @@ pub trait Service: Sync {
 }
 
 /// Every registered service. Adding a service = its module + one line here.
-pub static REGISTRY: &[&dyn Service] = &[&super::github::GitHubService];
+pub static REGISTRY: &[&dyn Service] = &[&super::github::GitHubService, &crate::google::calendar::CalendarService];
 
 pub fn find(name: &str) -> Option<&'static dyn Service> {
     REGISTRY.iter().copied().find(|s| s.name() == name)
