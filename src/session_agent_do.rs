@@ -100,12 +100,14 @@ fn atomically<T: 'static>(state: &State, f: impl FnOnce() -> Result<T> + 'static
     }
 }
 
-/// Retention and lease defaults (each overridable by a variable of the same name).
-const DEFAULT_EVENT_RETENTION_DAYS: i64 = 30;
-const DEFAULT_ATTACHMENT_RETENTION_DAYS: i64 = 7;
-const DEFAULT_DELIVERY_RETENTION_DAYS: i64 = 7;
-const DEFAULT_CLAIM_LEASE_SECONDS: i64 = 15 * 60;
-const DAY_MS: Millis = 86_400_000;
+/// Retention and lease defaults, in seconds (each overridable by `SESSION_<NAME>_SECONDS`).
+const DAY: i64 = 86_400;
+const DEFAULT_EVENT_RETENTION: i64 = 30 * DAY;
+const DEFAULT_ATTACHMENT_RETENTION: i64 = 7 * DAY;
+const DEFAULT_DELIVERY_RETENTION: i64 = 7 * DAY;
+const DEFAULT_CLAIM_LEASE: i64 = 15 * 60;
+/// How often the alarm runs retention.
+const DEFAULT_RETENTION_INTERVAL: i64 = DAY;
 
 /// One page of an oldest-first list: `limit` 1–100 and an opaque cursor (the last `seq`).
 struct Paging {
@@ -119,7 +121,7 @@ fn paging(url: &worker::Url) -> std::result::Result<Paging, &'static str> {
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
             "limit" => p.limit = v.parse().ok().filter(|n| (1..=100).contains(n)).ok_or("limit must be 1 to 100")?,
-            "cursor" => {
+            "cursor" if !v.is_empty() => {
                 let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(v.as_bytes())
                     .map_err(|_| "Invalid cursor")?;
@@ -598,7 +600,7 @@ impl SessionAgent {
 
     /// `POST /heartbeat/<id>`: the runner still works on it; the lease is renewed.
     fn heartbeat(&self, prompt_id: &str, now: Millis) -> Result<Response> {
-        let lease = self.setting("SESSION_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS) * 1000;
+        let lease = self.setting("SESSION_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE) * 1000;
         let renewed = changed(
             &self.sql(),
             "UPDATE prompts SET lease_until = ? WHERE id = ? AND status = 'processing' RETURNING 1",
@@ -617,7 +619,7 @@ impl SessionAgent {
     fn claim(&self, now: Millis) -> Result<Response> {
         let sql = self.sql();
         Self::requeue_expired(&sql, now)?;
-        let lease = self.setting("SESSION_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS) * 1000;
+        let lease = self.setting("SESSION_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE) * 1000;
         #[derive(Deserialize)]
         struct P {
             id: String,
@@ -740,12 +742,13 @@ impl SessionAgent {
     }
 
     /// Retention (run by the alarm): finished prompts and events after 30 days, attachment bytes
-    /// 7 days after their prompt finished, delivery ids after 7 days (each configurable).
+    /// 7 days after their prompt finished, delivery ids after 7 days (each configurable in
+    /// seconds: `SESSION_EVENT_RETENTION_SECONDS`, `…_ATTACHMENT_…`, `…_DELIVERY_…`).
     fn retain(&self, sql: &Sql, now: Millis) -> Result<()> {
-        let days = |name: &str, default: i64| now - self.setting(name, default) * DAY_MS;
-        let events_before = iso(days("SESSION_EVENT_RETENTION_DAYS", DEFAULT_EVENT_RETENTION_DAYS));
-        let bytes_before = iso(days("SESSION_ATTACHMENT_RETENTION_DAYS", DEFAULT_ATTACHMENT_RETENTION_DAYS));
-        let deliveries_before = iso(days("SESSION_DELIVERY_RETENTION_DAYS", DEFAULT_DELIVERY_RETENTION_DAYS));
+        let before = |name: &str, default: i64| iso(now - self.setting(name, default) * 1000);
+        let events_before = before("SESSION_EVENT_RETENTION_SECONDS", DEFAULT_EVENT_RETENTION);
+        let bytes_before = before("SESSION_ATTACHMENT_RETENTION_SECONDS", DEFAULT_ATTACHMENT_RETENTION);
+        let deliveries_before = before("SESSION_DELIVERY_RETENTION_SECONDS", DEFAULT_DELIVERY_RETENTION);
         exec(sql, "DELETE FROM events WHERE created_at < ?", vec![events_before.as_str().into()])?;
         exec(
             sql,
@@ -807,7 +810,9 @@ impl SessionAgent {
                     self.state.storage().set_alarm((at - now_ms()).max(1)).await?;
                 } else if self.state.storage().get_alarm().await?.is_none() {
                     // Retention runs on the alarm: make sure one is set.
-                    self.state.storage().set_alarm(DAY_MS).await?;
+                    let interval =
+                        self.setting("SESSION_RETENTION_INTERVAL_SECONDS", DEFAULT_RETENTION_INTERVAL) * 1000;
+                    self.state.storage().set_alarm(interval).await?;
                 }
                 resp
             }
@@ -904,8 +909,9 @@ impl DurableObject for SessionAgent {
         let now = now_ms();
         Self::flush_due(&sql, now)?;
         self.retain(&sql, now)?;
-        // The next collect flush, or tomorrow's retention pass.
-        let next = Self::next_flush(&sql)?.unwrap_or(now + DAY_MS).min(now + DAY_MS);
+        // The next collect flush, or the next retention pass.
+        let interval = self.setting("SESSION_RETENTION_INTERVAL_SECONDS", DEFAULT_RETENTION_INTERVAL) * 1000;
+        let next = Self::next_flush(&sql)?.unwrap_or(now + interval).min(now + interval);
         self.state.storage().set_alarm((next - now).max(1)).await?;
         Response::ok("ok")
     }

@@ -195,4 +195,78 @@ test('session queue', async (t) => {
     const bad = await stub.fetch('https://do.internal/webhook-update', { method: 'POST', body: '{oops' });
     assert.equal(bad.status, 400);
   });
+
+  await t.test('logs are paged: limit and an opaque cursor, oldest first', async () => {
+    const s = await newSession();
+    for (let i = 0; i < 7; i++) await send({ content: `m${i}`, channelType: 'web', channelId: s.id });
+    const get = (what, q) => svc.request('GET', `/api/sessions/${s.id}/${what}?${q}`, { token: alice.token });
+    const seen = [];
+    let cursor = '';
+    for (let i = 0; i < 10; i++) {
+      const r = await get('messages', `limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      assert.equal(r.status, 200);
+      seen.push(...r.body.messages.map((m) => m.content));
+      if (!r.body.hasMore) break;
+      cursor = r.body.cursor;
+    }
+    assert.deepEqual(seen, ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+    const q = await get('queue', 'limit=5');
+    assert.deepEqual([q.body.prompts.length, q.body.hasMore], [5, true]);
+    const rest = await get('queue', `limit=5&cursor=${q.body.cursor}`);
+    assert.deepEqual([rest.body.prompts.length, rest.body.hasMore], [2, false]);
+    for (const bad of ['limit=0', 'limit=101', 'cursor=%2E%2E%2Fstop', 'cursor=bm90LWEtbnVtYmVy']) {
+      assert.equal((await get('events', bad)).status, 400, bad);
+    }
+  });
+
+  await t.test('a claimed prompt whose runner died returns to the queue after its lease; heartbeats keep it', async () => {
+    await svc.reconfigure({ SESSION_CLAIM_LEASE_SECONDS: '2' });
+    const s = await newSession();
+    await send({ content: 'long job', channelType: 'web', channelId: s.id });
+    const c = await claim(s.id);
+    assert.equal(c.status, 200);
+    const id = c.body.prompt.id;
+    assert.ok(Date.parse(c.body.prompt.leaseUntil) > Date.now());
+    // Renewed while the runner lives.
+    await sleep(1200);
+    const hb = await svc.request('POST', `/api/sessions/${s.id}/queue/${id}/heartbeat`, { token: alice.token });
+    assert.equal(hb.status, 200);
+    await sleep(1200);
+    assert.equal((await claim(s.id)).status, 409, 'still leased: PROMPT_IN_PROGRESS');
+    // The runner dies: no more heartbeats.
+    await sleep(2200);
+    const again = await claim(s.id);
+    assert.equal(again.status, 200, 'claimable again');
+    assert.equal(again.body.prompt.id, id);
+    const events = (await svc.request('GET', `/api/sessions/${s.id}/events`, { token: alice.token })).body.events;
+    assert.ok(events.some((e) => e.type === 'prompt.lease_expired' && e.data.promptId === id));
+    assert.equal((await complete(s.id, id, { result: 'done' })).status, 200);
+    const late = await svc.request('POST', `/api/sessions/${s.id}/queue/${id}/heartbeat`, { token: alice.token });
+    assert.deepEqual([late.status, late.body.code], [409, 'PROMPT_NOT_PROCESSING']);
+    for (const bad of ['..%2Fstop', 'not-a-uuid']) {
+      assert.equal((await svc.request('POST', `/api/sessions/${s.id}/queue/${bad}/complete`, { token: alice.token, body: {} })).status, 404, bad);
+    }
+    await svc.reconfigure({ SESSION_CLAIM_LEASE_SECONDS: undefined });
+  });
+
+  await t.test('retention on the alarm: old events, finished prompts and attachment bytes go; live work stays', async () => {
+    await svc.reconfigure({ SESSION_RETENTION_INTERVAL_SECONDS: '1', SESSION_EVENT_RETENTION_SECONDS: '2', SESSION_ATTACHMENT_RETENTION_SECONDS: '2' });
+    const s = await newSession();
+    await send({ content: 'with a picture', channelType: 'web', channelId: s.id, attachments: [{ type: 'file', name: 'a.png', mimeType: 'image/png', data: png(1000) }] });
+    const c = await claim(s.id);
+    assert.equal(c.body.prompt.attachments.length, 1);
+    await complete(s.id, c.body.prompt.id, { result: 'seen' });
+    await send({ content: 'still queued', channelType: 'web', channelId: s.id });
+    // The alarm runs every second; after the 2-second retention the finished prompt goes.
+    let q = await queue(s.id);
+    for (let i = 0; i < 40 && q.length > 1; i++) {
+      await sleep(250);
+      q = await queue(s.id);
+    }
+    assert.deepEqual(q.map((p) => [p.content, p.status]), [['still queued', 'queued']]);
+    const m = await messages(s.id);
+    assert.deepEqual(m.map((x) => x.content), ['with a picture', 'seen', 'still queued'], 'messages are the conversation: kept');
+    assert.equal(m[0].attachments[0].size > 0, true, 'metadata stays');
+    await svc.reconfigure({ SESSION_RETENTION_INTERVAL_SECONDS: undefined, SESSION_EVENT_RETENTION_SECONDS: undefined, SESSION_ATTACHMENT_RETENTION_SECONDS: undefined });
+  });
 });
