@@ -108,7 +108,8 @@ pub async fn create_binding(ctx: &Ctx) -> ApiResult<Reply> {
     let result = crate::q!(
         &db,
         "INSERT INTO channel_bindings (id, session_id, channel_type, channel_id, scope_key, user_id, queue_mode, collect_debounce_ms, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT DO NOTHING",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9 WHERE (SELECT COUNT(*) FROM channel_bindings WHERE user_id = ?6) < ?10
+         ON CONFLICT DO NOTHING",
         &id,
         &session.id,
         &channel.as_str(),
@@ -117,11 +118,23 @@ pub async fn create_binding(ctx: &Ctx) -> ApiResult<Reply> {
         &caller.id,
         &mode.as_str(),
         &debounce,
-        &now
+        &now,
+        &MAX_BINDINGS
     )?
     .run()
     .await?;
     if crate::db::changes(&result)? == 0 {
+        #[derive(Deserialize)]
+        struct Count {
+            n: i64,
+        }
+        let count: Option<Count> =
+            crate::q!(&db, "SELECT COUNT(*) AS n FROM channel_bindings WHERE user_id = ?1", &caller.id)?
+                .first(None)
+                .await?;
+        if count.is_some_and(|c| c.n >= MAX_BINDINGS) {
+            return Err(crate::http::limit_reached("channel bindings", MAX_BINDINGS));
+        }
         return Err(ApiError::conflict(
             "BINDING_EXISTS",
             "This channel is already bound; update or delete that binding instead",
@@ -227,6 +240,9 @@ struct RouteRow {
     status: String,
 }
 
+/// Channel bindings one user may have.
+pub const MAX_BINDINGS: i64 = 200;
+
 /// `POST /api/prompt`: to the session the caller's binding names, else to the caller's
 /// orchestrator, with channel, author, attachments and queue mode intact.
 pub async fn prompt(ctx: &Ctx) -> ApiResult<Reply> {
@@ -243,6 +259,11 @@ pub async fn prompt(ctx: &Ctx) -> ApiResult<Reply> {
     };
     if content.as_deref().unwrap_or("").trim().is_empty() && attachments.is_empty() {
         input.error("content", "Required (1 to 100000 characters) unless attachments are sent");
+    }
+    if let (Some(c), Some(id)) = (channel, &channel_id) {
+        if let Err(m) = c.check_id(id) {
+            input.error("channelId", m);
+        }
     }
     input.finish()?;
 

@@ -63,6 +63,12 @@ impl Reply {
     }
 }
 
+/// 409 `LIMIT_REACHED`: a per-user cap (sessions, bindings, credentials, integrations, triggers).
+pub fn limit_reached(what: &str, max: i64) -> ApiError {
+    ApiError::conflict("LIMIT_REACHED", format!("At most {max} {what} per user"))
+        .with_details(serde_json::json!({ "limit": max }))
+}
+
 /// `{"success": true}`, the acknowledgement shape of the original worker.
 pub fn success() -> Value {
     serde_json::json!({ "success": true })

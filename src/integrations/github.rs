@@ -267,9 +267,10 @@ fn view(item: &Item) -> Value {
 }
 
 fn repository(p: &Value) -> Result<&str, ServiceError> {
+    // Parsed, not pattern-matched: `..` and other path tricks never reach a URL.
     p["repository"]
         .as_str()
-        .filter(|r| r.split('/').count() == 2 && r.split('/').all(|s| !s.is_empty()))
+        .filter(|r| crate::sessions::repo::RepoRef::parse_full_name(r).is_some())
         .ok_or_else(|| ServiceError::Invalid("repository must be \"owner/name\"".into()))
 }
 

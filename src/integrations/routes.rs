@@ -25,6 +25,9 @@ use crate::time::{iso, normalize, Millis};
 /// safety-net run).
 pub const FREQUENCIES: [&str; 4] = ["realtime", "hourly", "daily", "manual"];
 
+/// Integrations one user may have.
+const MAX_INTEGRATIONS: i64 = 50;
+
 /// The caller's own integration (`write`), or also an org-scope one (`read`); else 404.
 async fn find(ctx: &Ctx, write: bool) -> ApiResult<IntegrationRow> {
     let db = ctx.db()?;
@@ -220,12 +223,26 @@ async fn connect(
          ON CONFLICT(user_id, service) DO UPDATE SET status = 'active', error_message = NULL, credentials_legacy = 0, updated_at = excluded.updated_at
          RETURNING *"
     } else {
-        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)
+        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at)
+         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2) < ?6
          ON CONFLICT DO NOTHING RETURNING *"
     };
     let row: Option<IntegrationRow> =
-        crate::q!(&db, sql, &id, &caller.id, &service.name(), &config.to_string(), &now)?.first(None).await?;
+        crate::q!(&db, sql, &id, &caller.id, &service.name(), &config.to_string(), &now, &MAX_INTEGRATIONS)?
+            .first(None)
+            .await?;
     let Some(row) = row else {
+        let exists: Option<Value> = crate::q!(
+            &db,
+            "SELECT id FROM integrations WHERE user_id = ?1 AND service = ?2",
+            &caller.id,
+            &service.name()
+        )?
+        .first(None)
+        .await?;
+        if exists.is_none() {
+            return Err(crate::http::limit_reached("integrations", MAX_INTEGRATIONS));
+        }
         return Err(ApiError::conflict(
             "INTEGRATION_ALREADY_EXISTS",
             format!("Integration for {} already exists", service.name()),

@@ -18,6 +18,9 @@ use agent::{CompleteRequest, SessionAgent};
 use repo::RepoRef;
 
 /// Statuses in which a session no longer takes work.
+/// Live (unfinished) sessions one user may have.
+pub const MAX_LIVE_SESSIONS: i64 = 1_000;
+
 pub const FINISHED_STATUSES: [&str; 3] = ["terminated", "archived", "error"];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +156,23 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         owned_session(&db, &caller.id, p)
             .await
             .map_err(|_| ApiError::invalid_field("parentSessionId", "No such session"))?;
+    }
+    #[derive(Deserialize)]
+    struct Count {
+        n: i64,
+    }
+    let live: Option<Count> = crate::q!(
+        &db,
+        &format!(
+            "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1 AND status NOT IN ('{}')",
+            FINISHED_STATUSES.join("', '")
+        ),
+        &caller.id
+    )?
+    .first(None)
+    .await?;
+    if live.is_some_and(|c| c.n >= MAX_LIVE_SESSIONS) {
+        return Err(crate::http::limit_reached("live sessions", MAX_LIVE_SESSIONS));
     }
     let id = uuid::Uuid::new_v4().to_string();
     let now = iso(ctx.now);

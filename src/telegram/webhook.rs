@@ -438,7 +438,10 @@ async fn command(ctx: &Ctx, bot: &Bot, user_id: &str, chat: &str, name: &str) ->
         }
         "refresh" => {
             let fresh = replace_orchestrator(&ctx.env, &db, user_id, ctx.now).await?;
-            format!("Started a fresh orchestrator session ({}). Your chats stay connected.", &fresh.id[..8])
+            format!(
+                "Started a fresh orchestrator session ({}). Your chats stay connected.",
+                fresh.id.get(..8).unwrap_or(&fresh.id)
+            )
         }
         _ => {
             let Some(orch) = orchestrator else {
@@ -519,7 +522,7 @@ async fn children_lines(db: &worker::d1::D1Database, parent: &str) -> ApiResult<
         .into_iter()
         .map(|c| {
             let name = c.title.filter(|t| !t.is_empty()).unwrap_or(if c.workspace.is_empty() {
-                c.id[..8].to_string()
+                c.id.get(..8).unwrap_or(&c.id).to_string()
             } else {
                 c.workspace
             });

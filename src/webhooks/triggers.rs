@@ -14,7 +14,7 @@ use crate::time::{iso, normalize};
 
 const PURPOSE: &str = "webhook-trigger:secret";
 /// Triggers one user may have.
-const MAX_PER_USER: i64 = 50;
+const MAX_PER_USER: i64 = 100;
 const METHODS: [&str; 3] = ["POST", "PUT", "PATCH"];
 const MAX_TEMPLATE: usize = 20_000;
 
@@ -138,7 +138,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         return Err(if taken.is_some() {
             ApiError::conflict("TRIGGER_PATH_TAKEN", format!("The path '{path}' is already in use"))
         } else {
-            ApiError::conflict("TRIGGER_LIMIT", format!("At most {MAX_PER_USER} webhook triggers per user"))
+            crate::http::limit_reached("webhook triggers", MAX_PER_USER)
         });
     };
     Reply::json(201, &json!({ "trigger": row.view(&ctx.public_origin()), "secret": secret }))
