@@ -230,7 +230,8 @@ impl Input {
             Some(Value::Object(map)) if !map.is_empty() && map.len() <= max_entries => {
                 let mut out = Vec::with_capacity(map.len());
                 for (k, v) in map {
-                    let text = v.as_str().map(str::to_string).or_else(|| v.as_i64().filter(|_| ints).map(|n| n.to_string()));
+                    let text =
+                        v.as_str().map(str::to_string).or_else(|| v.as_i64().filter(|_| ints).map(|n| n.to_string()));
                     match text {
                         Some(s) if s.len() <= max_value_len => out.push((k.clone(), s)),
                         _ => {
