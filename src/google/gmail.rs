@@ -335,7 +335,20 @@ pub fn message_view(m: &Value) -> Value {
     mime::message_from_gmail(m, &Charsets)
 }
 
-fn message_item(view: Value) -> Item {
+/// Bodies kept per stored message (a page of 100 messages is committed in one D1 batch);
+/// actions answer them whole, and a stored message that was cut says so (`truncated`).
+const STORED_BODY_MAX: usize = 100 * 1024;
+
+fn message_item(mut view: Value) -> Item {
+    for key in ["body", "bodyHtml"] {
+        let Some(s) = view[key].as_str().filter(|s| s.len() > STORED_BODY_MAX) else { continue };
+        let mut end = STORED_BODY_MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        view[key] = json!(s[..end]);
+        view["truncated"] = json!(true);
+    }
     let id = view["id"].as_str().unwrap_or("").to_string();
     let date = view["date"].as_str().unwrap_or("").to_string();
     Item::new(id, date, view)
@@ -1461,6 +1474,14 @@ mod tests {
         assert_eq!((v["body"].as_str(), v["subject"].as_str(), v["bodyHtml"].is_null()), (Some(""), Some(""), true));
         assert_eq!(v["to"], json!([]));
         assert!(message_entity(v).deleted, "trash is not part of the synced mailbox");
+        // Stored bodies are capped at a character boundary.
+        let long = json!({ "id": "big", "payload": { "mimeType": "text/plain", "headers": [], "body": { "data": b64(&"é".repeat(60_000)) } } });
+        let stored = message_item(message_view(&long));
+        assert_eq!(
+            (stored.data["body"].as_str().unwrap().len(), &stored.data["truncated"]),
+            (STORED_BODY_MAX, &json!(true))
+        );
+        assert!(message_view(&long).get("truncated").is_none());
         // An HTML-only message still has a text body.
         let html = json!({ "id": "m3", "payload": { "mimeType": "text/html", "headers": [], "body": { "data": b64("<p>One</p><p>Two &amp; three</p>") } } });
         assert_eq!(message_view(&html)["body"].as_str().map(|s| s.contains("Two & three")), Some(true));
