@@ -3,7 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+
+// Asynchronous, so the event loop keeps serving sockets while the CLI runs (a loop blocked for
+// seconds leaves a keep-alive connection that workerd has closed, and the next request fails).
+const cli = (args) => new Promise((resolve) => {
+  execFile('node', args, { encoding: 'utf8' }, (err, stdout, stderr) => resolve({ status: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+});
 import { join } from 'node:path';
 import { startService } from '../lib/harness.mjs';
 import { root } from '../../scripts/lib.mjs';
@@ -112,7 +118,7 @@ test('authentication', async (t) => {
 
   await t.test('npm run user:create prints one JSON line whose token authenticates', async () => {
     const script = join(root, 'scripts', 'user-create.mjs');
-    const r = spawnSync('node', [script, '--email', 'Cli.User@Example.com', '--name', 'Cli', '--admin', '--persist-to', svc.dir], { encoding: 'utf8' });
+    const r = await cli([script, '--email', 'Cli.User@Example.com', '--name', 'Cli', '--admin', '--persist-to', svc.dir]);
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
@@ -122,10 +128,10 @@ test('authentication', async (t) => {
     assert.equal(me.status, 200);
     assert.deepEqual(me.body.user, { id: userId, email: 'cli.user@example.com', name: 'Cli', role: 'admin' });
     // Running it again finds the same user and mints another token.
-    const again = JSON.parse(spawnSync('node', [script, '--email', 'cli.user@example.com', '--persist-to', svc.dir], { encoding: 'utf8' }).stdout);
+    const again = JSON.parse((await cli([script, '--email', 'cli.user@example.com', '--persist-to', svc.dir])).stdout);
     assert.equal(again.userId, userId);
     assert.notEqual(again.token, token);
-    const bad = spawnSync('node', [script, '--email', 'not-an-email', '--persist-to', svc.dir], { encoding: 'utf8' });
+    const bad = await cli([script, '--email', 'not-an-email', '--persist-to', svc.dir]);
     assert.notEqual(bad.status, 0);
     assert.equal(bad.stdout, '');
   });
