@@ -1543,6 +1543,29 @@ mod tests {
     }
 
     #[test]
+    fn parts_refused_for_rate_are_read_again_later_and_a_fully_refused_batch_defers() {
+        let fake = Fake::new(|_, path, _| {
+            if path.starts_with("/gmail/v1/users/me/messages?") {
+                return (200, json!({ "messages": [{ "id": "a" }, { "id": "b" }, { "id": "c" }] }));
+            }
+            match path_id(path).as_str() {
+                "b" => (429, json!({ "error": { "code": 429, "message": "Too many concurrent requests for user" } })),
+                id => (200, gmail_message(id, 7, &["INBOX"])),
+            }
+        });
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| {
+            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 5 };
+            let page = run(GmailService.sync_page(c, &req)).unwrap();
+            assert_eq!(page.items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+            let next = page.next.expect("b is still to read");
+            assert_eq!(next["pending"], json!(["b"]));
+            let req = PageRequest { entity: "messages", parent: "", cursor: Some(&next), since: None, max_requests: 5 };
+            assert!(matches!(run(GmailService.sync_page(c, &req)), Err(ServiceError::RateLimited(_))));
+        });
+    }
+
+    #[test]
     fn incremental_pages_follow_the_history() {
         let fake = Fake::new(|_, path, _| {
             if path.starts_with("/gmail/v1/users/me/history?") {

@@ -277,6 +277,15 @@ test('Gmail integration', async (t) => {
     const file = await act('get_attachment', { messageId: withFile.id, attachmentId: att.id });
     assert.deepEqual(file.body.result, { size: 6, data: Buffer.from([0, 1, 2, 250, 251, 252]).toString('base64') });
     assert.equal((await act('get_message', { id: 'ffffffffffff' })).status, 404);
+    // The generic fetch route reads any Gmail entity live.
+    const fetched = await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'messages', externalId: latin1.id });
+    assert.deepEqual([fetched.status, fetched.body.entity.id, fetched.body.entity.subject], [200, latin1.id, 'Café']);
+    const label = await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'labels', externalId: workLabel });
+    assert.equal(label.body.entity.name, 'Work');
+    const th = await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'threads', externalId: seeded[3].threadId });
+    assert.deepEqual(Object.keys(th.body.entity).sort(), ['historyId', 'id', 'snippet']);
+    assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'drafts', externalId: 'r-draft-1' })).body.entity.messageId, box.drafts.get('r-draft-1'));
+    assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'messages', externalId: 'nope' })).status, 404);
   });
 
   let sent;
@@ -312,6 +321,10 @@ test('Gmail integration', async (t) => {
     assert.match(raw, /boundary="=_[a-z][0-9a-f]{32}"/);
     const stored = await entity(integ.id, 'messages', r.body.result.id);
     assert.deepEqual([stored.subject, stored.labelIds], ['Grüße — Quartalsbericht 📈', ['SENT']]);
+    // The legacy push route sends through the same action.
+    const pushed = await api('POST', `/api/integrations/${integ.id}/push`, { entityType: 'messages', data: { to: 'x@example.com', subject: 'Pushed', body: 'via push' } });
+    assert.deepEqual([pushed.status, Object.keys(pushed.body.result).sort()], [201, ['id', 'threadId']]);
+    assert.equal((await PostalMime.parse(mail.sent.at(-1).raw)).subject, 'Pushed');
   });
 
   await t.test('reply: same thread, Re: once, In-Reply-To and References; replyAll without the account', async () => {
