@@ -1185,7 +1185,8 @@ async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome, ServiceEr
 /// `expires_at` as epoch seconds: from epoch seconds, epoch milliseconds or an ISO timestamp.
 fn expiry_secs(v: &str) -> Option<i64> {
     let v = v.trim();
-    if let Ok(n) = v.parse::<i64>() {
+    if let Some(n) = v.parse::<i64>().ok().or_else(|| v.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+    {
         // Epoch milliseconds are 13 digits today; seconds stay under 10^11 until the year 5138.
         return (n > 0).then_some(if n >= 100_000_000_000 { n / 1000 } else { n });
     }
@@ -1821,7 +1822,7 @@ mod tests {
                 ("client_secret".to_string(), "never stored".to_string()),
             ])
         };
-        for given in ["1800000000", "1800000000000", "2027-01-15T08:00:00Z"] {
+        for given in ["1800000000", "1800000000000", "1800000000.25", "2027-01-15T08:00:00Z"] {
             let c = GmailService.prepare_credentials(creds(given), 0).unwrap();
             assert_eq!(c["expires_at"], "1800000000", "{given}");
             assert_eq!(c["access_token"], "ya29.x");
