@@ -1185,8 +1185,12 @@ async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome, ServiceEr
 /// `expires_at` as epoch seconds: from epoch seconds, epoch milliseconds or an ISO timestamp.
 fn expiry_secs(v: &str) -> Option<i64> {
     let v = v.trim();
-    if let Some(n) = v.parse::<i64>().ok().or_else(|| v.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
-    {
+    // A fraction of a second is dropped (no float parsing: it would weigh on the upload size).
+    let whole = match v.split_once('.') {
+        Some((w, f)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => w,
+        _ => v,
+    };
+    if let Ok(n) = whole.parse::<i64>() {
         // Epoch milliseconds are 13 digits today; seconds stay under 10^11 until the year 5138.
         return (n > 0).then_some(if n >= 100_000_000_000 { n / 1000 } else { n });
     }
