@@ -284,16 +284,16 @@ const paths = {
   '/api/integrations/{id}/fetch': {
     parameters: [pathParam('id', 'Integration id')],
     post: user({
-      tags: ['integrations'], summary: 'Fetch one entity live (repositories: owner/repo; issues, pull_requests: owner/repo#n) and store it',
-      requestBody: body(obj({ entityType: { enum: ['repositories', 'issues', 'pull_requests'] }, externalId: str() }, ['entityType', 'externalId'])),
+      tags: ['integrations'], summary: 'Fetch one entity live (GitHub repositories: owner/repo; issues, pull_requests: owner/repo#n; Gmail messages, threads, labels, drafts: their ids) and store it',
+      requestBody: body(obj({ entityType: { enum: ['repositories', 'issues', 'pull_requests', 'messages', 'threads', 'labels', 'drafts'] }, externalId: str() }, ['entityType', 'externalId'])),
       responses: { 200: json(obj({ entity: { type: 'object' } }, ['entity'])), ...actionErrors },
     }),
   },
   '/api/integrations/{id}/push': {
     parameters: [pathParam('id', 'Integration id')],
     post: user({
-      tags: ['integrations'], summary: 'Create an issue ({repository, title, body?}) or a comment ({repository, number, body}) on GitHub',
-      requestBody: body(obj({ entityType: { enum: ['issues', 'comments'] }, data: { type: 'object' } }, ['entityType', 'data'])),
+      tags: ['integrations'], summary: 'Create an issue ({repository, title, body?}) or a comment ({repository, number, body}) on GitHub; send a message or create a draft on Gmail (send_email / create_draft parameters)',
+      requestBody: body(obj({ entityType: { enum: ['issues', 'comments', 'messages', 'drafts'] }, data: { type: 'object' } }, ['entityType', 'data'])),
       responses: { 201: json(obj({ result: { type: 'object' } }, ['result']), 'Created'), ...actionErrors },
     }),
   },
@@ -314,7 +314,7 @@ const paths = {
     }),
   },
   '/api/integrations/{service}/oauth': {
-    parameters: [pathParam('service', 'Service (github)')],
+    parameters: [pathParam('service', 'Service (github, gmail)')],
     get: user({
       tags: ['integrations'], summary: 'Start connecting through OAuth: {url, state}; the state is stored server-side, bound to the caller',
       parameters: [{ name: 'redirect_uri', in: 'query', required: true, schema: str(), description: 'on FRONTEND_URL or this service' }],
@@ -322,7 +322,7 @@ const paths = {
     }),
   },
   '/api/integrations/{service}/oauth/callback': {
-    parameters: [pathParam('service', 'Service (github)')],
+    parameters: [pathParam('service', 'Service (github, gmail)')],
     post: user({
       tags: ['integrations'], summary: 'Finish OAuth: the code is exchanged and stored here; answers the integration, never a token',
       requestBody: body(obj({ code: str(), state: str(), redirect_uri: str() }, ['code', 'state', 'redirect_uri'])),

@@ -668,7 +668,7 @@ fn decode_bytes(charset: &str, bytes: &[u8], cs: &dyn Charsets) -> String {
 }
 
 /// Base64 or base64url, padded or not, tolerant of whitespace.
-fn b64_decode(s: &str) -> Option<Vec<u8>> {
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &alphabet::STANDARD,
         GeneralPurposeConfig::new()
@@ -764,7 +764,7 @@ pub fn decode_header_value(raw: &str, cs: &dyn Charsets) -> String {
 
 /// Splits an address-list header on commas outside quotes, angle brackets and comments; group names
 /// ("team: a@b, c@d;") are dropped so members come out as plain entries.
-fn split_addresses(s: &str) -> Vec<&str> {
+pub fn split_addresses(s: &str) -> Vec<&str> {
     let (mut out, mut start, mut angle, mut paren) = (Vec::new(), 0, false, 0);
     for (i, c) in outside_quotes(s) {
         match c {

@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod calendar_logic;
+pub mod gmail;
 pub mod mime;
 
 use base64::Engine;
@@ -69,6 +70,23 @@ impl<'a> Api<'a> {
         Api { conn, base: format!("{}{prefix}", base_url(conn.vars, var, default)) }
     }
 
+    /// One request with `token`.
+    async fn once(
+        &self,
+        method: &Method,
+        url: &str,
+        body: &Option<(Vec<u8>, String)>,
+        token: &str,
+    ) -> Result<crate::outbound::Upstream, ServiceError> {
+        let mut call = Call::new(method.clone(), url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Accept", "application/json");
+        if let Some((bytes, ct)) = body {
+            call = call.raw_body(bytes.clone(), ct.clone());
+        }
+        self.conn.http.send(call).await.map_err(|e| ServiceError::Transport(format!("Google unreachable: {e}")))
+    }
+
     /// The raw answer (status, retry-after, body) of one authenticated request; a 401 is
     /// retried once with a refreshed token.
     async fn raw(
@@ -77,27 +95,13 @@ impl<'a> Api<'a> {
         url: &str,
         body: Option<(Vec<u8>, String)>,
     ) -> Result<crate::outbound::Upstream, ServiceError> {
-        let mut token = self.conn.tokens.access().await?;
-        for attempt in 0..2 {
-            let mut call = Call::new(method.clone(), url)
-                .header("Authorization", format!("Bearer {token}"))
-                .header("Accept", "application/json");
-            if let Some((bytes, ct)) = &body {
-                call = call.raw_body(bytes.clone(), ct.clone());
-            }
-            let r = self
-                .conn
-                .http
-                .send(call)
-                .await
-                .map_err(|e| ServiceError::Transport(format!("Google unreachable: {e}")))?;
-            if r.status == 401 && attempt == 0 {
-                token = self.conn.tokens.refreshed(&token).await?;
-                continue;
-            }
+        let token = self.conn.tokens.access().await?;
+        let r = self.once(&method, url, &body, &token).await?;
+        if r.status != 401 {
             return Ok(r);
         }
-        unreachable!("the loop returns on its second pass")
+        let token = self.conn.tokens.refreshed(&token).await?;
+        self.once(&method, url, &body, &token).await
     }
 
     /// A JSON request to `path` (relative to the API's base); `Value::Null` for an empty answer.
@@ -147,15 +151,32 @@ impl<'a> Api<'a> {
             }
         }
         body.push_str(&format!("--{boundary}--\r\n"));
-        let r = self
-            .raw(Method::Post, batch_url, Some((body.into_bytes(), format!("multipart/mixed; boundary={boundary}"))))
-            .await?;
-        if !r.ok() {
-            return Err(error_of(r.status, &r.body, r.header("retry-after").as_deref()));
-        }
-        let ct = r.header("content-type").unwrap_or_default();
-        let answers = parse_batch(&ct, &r.body)
-            .ok_or_else(|| ServiceError::Transport("Google answered an unreadable batch".into()))?;
+        let payload = Some((body.into_bytes(), format!("multipart/mixed; boundary={boundary}")));
+        // Google answers a refused token in each part of a 200 batch: refresh once, send again.
+        let mut token = self.conn.tokens.access().await?;
+        let mut attempt = 0;
+        let answers = loop {
+            let r = self.once(&Method::Post, batch_url, &payload, &token).await?;
+            let answers = if r.ok() {
+                let ct = r.header("content-type").unwrap_or_default();
+                Some(
+                    parse_batch(&ct, &r.body)
+                        .ok_or_else(|| ServiceError::Transport("Google answered an unreadable batch".into()))?,
+                )
+            } else {
+                None
+            };
+            let refused = r.status == 401 || answers.as_ref().is_some_and(|a| a.iter().any(|a| a.status == 401));
+            if refused && attempt == 0 {
+                attempt += 1;
+                token = self.conn.tokens.refreshed(&token).await?;
+                continue;
+            }
+            match answers {
+                Some(a) => break a,
+                None => return Err(error_of(r.status, &r.body, r.header("retry-after").as_deref())),
+            }
+        };
         let mut out: Vec<Result<Value, ServiceError>> = (0..parts.len())
             .map(|_| Err(ServiceError::Transport("missing from Google's batch answer".into())))
             .collect();

@@ -148,14 +148,14 @@ pub fn webhook_upserts(
         .collect()
 }
 
-/// Stores items outside a run (fetch, actions): newer data wins, as in runs; a deleted item
-/// (an action's deletion) marks the stored entity deleted.
+/// Stores items outside a run (fetch, actions): newer data wins, as in runs; `Item::gone`
+/// marks an entity deleted (e.g. a deleted draft).
 pub async fn store_items(env: &Env, integration: &str, items: &[(&'static str, service::Item)]) -> ApiResult<()> {
-    use crate::db::Bind;
     let db = env.d1("DB")?;
     let now = iso(crate::time::now_ms());
     let mut stmts = Vec::new();
     let mut entities: Vec<&str> = items.iter().map(|(e, _)| *e).collect();
+    entities.sort_unstable();
     entities.dedup();
     for entity in entities {
         let (gone, live): (Vec<&service::Item>, Vec<&service::Item>) =
@@ -163,11 +163,14 @@ pub async fn store_items(env: &Env, integration: &str, items: &[(&'static str, s
         stmts.extend(store::upsert_statements(&db, integration, entity, &live, "", &now, None)?);
         if !gone.is_empty() {
             let ids = Value::from(gone.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>()).to_string();
-            stmts.push(crate::db::prepare(
+            stmts.push(crate::q!(
                 &db,
                 "UPDATE synced_entities SET deleted_at = ?1 WHERE integration_id = ?2 AND entity_type = ?3
                    AND external_id IN (SELECT value FROM json_each(?4)) AND deleted_at IS NULL",
-                &[now.js(), integration.js(), entity.js(), ids.js()],
+                &now,
+                &integration,
+                &entity,
+                &ids
             )?);
         }
     }

@@ -55,10 +55,14 @@ pub fn service_error(e: ServiceError, service: &str) -> ApiError {
         }
         ServiceError::Auth(m) => ApiError::new(409, "RECONNECT_REQUIRED", format!("{m}; reconnect the account")),
         ServiceError::NotFound(m) => ApiError::not_found(m),
-        ServiceError::Invalid(m) => ApiError::new(400, "VALIDATION_ERROR", m),
         ServiceError::InvalidField { field, message } => {
             ApiError::new(400, "VALIDATION_ERROR", format!("{field}: {message}"))
                 .with_details(json!([{ "field": field, "message": message }]))
+        }
+        ServiceError::Invalid(m) => {
+            let (field, message) = ServiceError::invalid_field(&m);
+            let details = json!([{ "field": field, "message": message }]);
+            ApiError::new(400, "VALIDATION_ERROR", m.clone()).with_details(details)
         }
         ServiceError::Refused { status, code, message } => ApiError::new(status, code, message),
         ServiceError::Upstream { status, message } => {
@@ -181,7 +185,17 @@ fn auth_failed() -> ApiError {
 
 /// Tests credentials against the service (before anything is stored).
 async fn check(ctx: &Ctx, service: &dyn Service, creds: &Credentials) -> ApiResult<Value> {
-    let conn = Conn { http: &Net, vars: &ctx.env, creds, tokens: &Fixed(creds), now: ctx.now };
+    check_with(ctx, service, creds, &Fixed(creds)).await
+}
+
+/// Tests credentials with their tokens (stored ones are refreshed when they have expired).
+async fn check_with(
+    ctx: &Ctx,
+    service: &dyn Service,
+    creds: &Credentials,
+    tokens: &dyn service::Tokens,
+) -> ApiResult<Value> {
+    let conn = Conn { http: &Net, vars: &ctx.env, creds, tokens, now: ctx.now };
     match service.check(&conn).await {
         Ok(account) => Ok(account),
         Err(ServiceError::RateLimited(s)) => Err(service_error(ServiceError::RateLimited(s), service.name())),
@@ -317,7 +331,9 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
         let creds = load_credentials(&ctx.env, &row).await.map_err(|_| {
             ApiError::new(400, "INTEGRATION_AUTH_FAILED", "Stored credentials are unavailable; reconnect")
         })?;
-        check(ctx, service, &creds).await?;
+        let current = RefCell::new(None);
+        let tokens = Stored::new(&ctx.env, &row, service, &creds, None, &current, ctx.now);
+        check_with(ctx, service, &creds, &tokens).await?;
     }
     let db = ctx.db()?;
     let updated: Option<IntegrationRow> = crate::q!(

@@ -172,6 +172,23 @@ impl ServiceError {
         }
     }
 
+    /// A parameter the service found invalid beyond its schema: answered as a
+    /// `VALIDATION_ERROR` whose details name `field` (a dotted path, `""` for the whole).
+    pub fn invalid_param(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ServiceError::Invalid(if field.is_empty() { message } else { format!("{field}: {message}") })
+    }
+
+    /// The field and message of an `Invalid` error made by `invalid_param` (`""` when none).
+    pub fn invalid_field(message: &str) -> (&str, &str) {
+        match message.split_once(": ") {
+            Some((f, m)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') => {
+                (f, m)
+            }
+            _ => ("", message),
+        }
+    }
+
     /// Worth retrying later (server errors, timeouts); everything else is final.
     pub fn transient(&self) -> bool {
         match self {
@@ -281,7 +298,8 @@ pub trait Service: Sync {
 }
 
 /// Every registered service. Adding a service = its module + one line here.
-pub static REGISTRY: &[&dyn Service] = &[&super::github::GitHubService, &crate::google::calendar::CalendarService];
+pub static REGISTRY: &[&dyn Service] =
+    &[&super::github::GitHubService, &crate::google::gmail::GmailService, &crate::google::calendar::CalendarService];
 
 pub fn find(name: &str) -> Option<&'static dyn Service> {
     REGISTRY.iter().copied().find(|s| s.name() == name)

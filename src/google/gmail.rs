@@ -1,0 +1,1898 @@
+//! The Gmail integration (contract §9, "Gmail"): labels, messages, threads and drafts synced
+//! (messages in full once, then from the stored `historyId` through `users.history.list`),
+//! fetch, and the mail actions. Several messages are always read through Google's batch
+//! endpoint, so a page of up to 100 messages costs two subrequests. Messages this service
+//! sends are built by `mime::build`: From is the account's address, with a Date, a random
+//! Message-ID and random boundaries; replies carry In-Reply-To and References.
+
+use futures::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::Method;
+
+use super::mime::{self, Outgoing};
+use super::{b64url, Api, Charsets, Part};
+use crate::config::base_url;
+use crate::integrations::service::{
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Service, ServiceError,
+};
+use crate::outbound::segment;
+use crate::time::Millis;
+
+pub struct GmailService;
+
+const ENTITIES: [&str; 4] = ["labels", "messages", "threads", "drafts"];
+const API_VAR: &str = "GMAIL_API_URL";
+const API_DEFAULT: &str = "https://gmail.googleapis.com";
+/// Prefix of the API's paths, also the absolute paths of batch parts.
+const V1: &str = "/gmail/v1";
+/// Google's limit of requests in one batch.
+const BATCH_MAX: usize = 100;
+/// Threads and drafts per listing page (Gmail's maximum).
+const LIST_MAX: u32 = 500;
+/// History records per page of an incremental run.
+const HISTORY_MAX: u32 = 500;
+
+static OAUTH: OAuth = super::oauth(&[
+    "https://www.googleapis.com/auth/gmail.readonly",
+    "https://www.googleapis.com/auth/gmail.send",
+    "https://www.googleapis.com/auth/gmail.compose",
+    "https://www.googleapis.com/auth/gmail.modify",
+    "https://www.googleapis.com/auth/gmail.labels",
+]);
+
+// ---------------------------------------------------------------------------------------------
+// Action schemas
+// ---------------------------------------------------------------------------------------------
+
+/// One address or a list of them (`"Name <a@b>"` or `a@b`).
+macro_rules! addresses {
+    ($min:literal) => {
+        concat!(
+            r#"{"anyOf": [{"type": "string", "minLength": 3, "maxLength": 2000}, "#,
+            r#"{"type": "array", "items": {"type": "string", "minLength": 3, "maxLength": 500}, "minItems": "#,
+            $min,
+            r#", "maxItems": 100}], "description": "\"Name <a@b>\" or a@b, or a list of them"}"#
+        )
+    };
+}
+
+macro_rules! message_fields {
+    ($to:expr) => {
+        concat!(
+            r#""to": "#,
+            $to,
+            r#", "cc": "#,
+            addresses!("0"),
+            r#", "bcc": "#,
+            addresses!("0"),
+            r#", "replyTo": "#,
+            addresses!("1"),
+            r#", "subject": {"type": "string", "maxLength": 2000}"#,
+            r#", "body": {"type": "string", "description": "plain text"}"#,
+            r#", "bodyHtml": {"type": "string"}"#,
+            r#", "attachments": {"type": "array", "maxItems": 50, "items": {"type": "object", "properties": {"#,
+            r#""filename": {"type": "string", "minLength": 1, "maxLength": 255}, "#,
+            r#""mimeType": {"type": "string", "minLength": 3, "maxLength": 255, "description": "e.g. application/pdf"}, "#,
+            r#""data": {"type": "string", "format": "base64", "description": "the content, base64"}"#,
+            r#"}, "required": ["filename", "mimeType", "data"], "additionalProperties": false}}"#
+        )
+    };
+}
+
+macro_rules! object {
+    ($props:expr, $required:literal) => {
+        concat!(
+            r#"{"type": "object", "properties": {"#,
+            $props,
+            r#"}, "required": "#,
+            $required,
+            r#", "additionalProperties": false}"#
+        )
+    };
+}
+
+macro_rules! id_param {
+    ($name:literal, $what:literal) => {
+        concat!(
+            r#"""#,
+            $name,
+            r#"": {"type": "string", "minLength": 1, "maxLength": 200, "description": ""#,
+            $what,
+            r#""}"#
+        )
+    };
+}
+
+macro_rules! label_list {
+    () => {
+        r#"{"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 225}, "maxItems": 100, "uniqueItems": true, "description": "label ids, or names of user labels"}"#
+    };
+}
+
+static ACTIONS: [Action; 22] = [
+    Action {
+        name: "search_messages",
+        description: "Search the mailbox with Gmail's query syntax (from:, subject:, is:unread, …) and/or label ids; answers full messages and nextPageToken.",
+        params: object!(
+            concat!(
+                r#""query": {"type": "string", "maxLength": 2000}, "labelIds": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 225}, "maxItems": 20}, "#,
+                r#""maxResults": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "pageToken": {"type": "string", "minLength": 1, "maxLength": 500}"#
+            ),
+            "[]"
+        ),
+        write: false,
+    },
+    Action {
+        name: "get_message",
+        description: "Read one message by its Gmail id.",
+        params: object!(id_param!("id", "Gmail's message id"), r#"["id"]"#),
+        write: false,
+    },
+    Action {
+        name: "get_thread",
+        description: "Read a conversation: its id and every message in it.",
+        params: object!(id_param!("id", "Gmail's thread id"), r#"["id"]"#),
+        write: false,
+    },
+    Action {
+        name: "send_email",
+        description: "Send a message from the connected account (text and/or HTML, attachments); answers its id and threadId.",
+        params: object!(message_fields!(addresses!("1")), r#"["to", "subject"]"#),
+        write: true,
+    },
+    Action {
+        name: "reply",
+        description: "Reply in the thread of a message (Re: subject, In-Reply-To and References set); replyAll also addresses the original's other recipients.",
+        params: object!(
+            concat!(
+                id_param!("messageId", "Gmail's id of the message replied to"),
+                r#", "body": {"type": "string"}, "bodyHtml": {"type": "string"}, "replyAll": {"type": "boolean", "default": false}, "#,
+                r#""attachments": {"type": "array", "maxItems": 50, "items": {"type": "object", "properties": {"#,
+                r#""filename": {"type": "string", "minLength": 1, "maxLength": 255}, "mimeType": {"type": "string", "minLength": 3, "maxLength": 255}, "#,
+                r#""data": {"type": "string", "format": "base64"}}, "required": ["filename", "mimeType", "data"], "additionalProperties": false}}"#
+            ),
+            r#"["messageId"]"#
+        ),
+        write: true,
+    },
+    Action {
+        name: "create_draft",
+        description: "Save a draft (send_email's fields, optionally in an existing thread); answers draftId and the draft's message id.",
+        params: object!(
+            concat!(message_fields!(addresses!("1")), r#", "threadId": {"type": "string", "minLength": 1, "maxLength": 200}"#),
+            r#"["to", "subject"]"#
+        ),
+        write: true,
+    },
+    Action {
+        name: "update_draft",
+        description: "Change a draft: the fields given replace the draft's (body and bodyHtml together, attachments as a whole); the rest is kept.",
+        params: object!(
+            concat!(
+                id_param!("draftId", "the draft's id"),
+                ", ",
+                message_fields!(addresses!("1")),
+                r#", "threadId": {"type": "string", "minLength": 1, "maxLength": 200}"#
+            ),
+            r#"["draftId"]"#
+        ),
+        write: true,
+    },
+    Action {
+        name: "send_draft",
+        description: "Send a draft; answers the sent message's id and threadId.",
+        params: object!(id_param!("draftId", "the draft's id"), r#"["draftId"]"#),
+        write: true,
+    },
+    Action {
+        name: "delete_draft",
+        description: "Delete a draft for good.",
+        params: object!(id_param!("draftId", "the draft's id"), r#"["draftId"]"#),
+        write: true,
+    },
+    Action {
+        name: "list_drafts",
+        description: "List drafts with their messages.",
+        params: object!(
+            r#""query": {"type": "string", "maxLength": 2000}, "maxResults": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "pageToken": {"type": "string", "minLength": 1, "maxLength": 500}"#,
+            "[]"
+        ),
+        write: false,
+    },
+    Action {
+        name: "modify_labels",
+        description: "Add and/or remove labels of a message (label ids, or names of user labels); answers the message.",
+        params: object!(
+            concat!(id_param!("id", "Gmail's message id"), r#", "add": "#, label_list!(), r#", "remove": "#, label_list!()),
+            r#"["id"]"#
+        ),
+        write: true,
+    },
+    Action {
+        name: "mark_read",
+        description: "Mark a message read; answers the message.",
+        params: object!(id_param!("id", "Gmail's message id"), r#"["id"]"#),
+        write: true,
+    },
+    Action {
+        name: "mark_unread",
+        description: "Mark a message unread; answers the message.",
+        params: object!(id_param!("id", "Gmail's message id"), r#"["id"]"#),
+        write: true,
+    },
+    Action {
+        name: "archive",
+        description: "Archive a message (remove it from the inbox); answers the message.",
+        params: object!(id_param!("id", "Gmail's message id"), r#"["id"]"#),
+        write: true,
+    },
+    Action {
+        name: "star",
+        description: "Star a message; answers the message.",
+        params: object!(id_param!("id", "Gmail's message id"), r#"["id"]"#),
+        write: true,
+    },
+    Action {
+        name: "unstar",
+        description: "Remove a message's star; answers the message.",
+        params: object!(id_param!("id", "Gmail's message id"), r#"["id"]"#),
+        write: true,
+    },
+    Action {
+        name: "trash",
+        description: "Move a message to the trash; answers the message.",
+        params: object!(id_param!("id", "Gmail's message id"), r#"["id"]"#),
+        write: true,
+    },
+    Action {
+        name: "untrash",
+        description: "Take a message out of the trash; answers the message.",
+        params: object!(id_param!("id", "Gmail's message id"), r#"["id"]"#),
+        write: true,
+    },
+    Action {
+        name: "list_labels",
+        description: "Every label of the mailbox (system and user labels).",
+        params: r#"{"type": "object", "properties": {}, "additionalProperties": false}"#,
+        write: false,
+    },
+    Action {
+        name: "create_label",
+        description: "Create a user label; answers it.",
+        params: object!(r#""name": {"type": "string", "minLength": 1, "maxLength": 225}"#, r#"["name"]"#),
+        write: true,
+    },
+    Action {
+        name: "delete_label",
+        description: "Delete a user label (messages keep existing, without it).",
+        params: object!(id_param!("id", "the label's id"), r#"["id"]"#),
+        write: true,
+    },
+    Action {
+        name: "get_attachment",
+        description: "Download an attachment of a message; answers its size and data (base64).",
+        params: object!(
+            concat!(id_param!("messageId", "Gmail's message id"), ", ", id_param!("attachmentId", "from the message's attachments")),
+            r#"["messageId", "attachmentId"]"#
+        ),
+        write: false,
+    },
+];
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+fn api<'a>(c: &'a Conn<'a>) -> Api<'a> {
+    Api::new(c, API_VAR, API_DEFAULT, V1)
+}
+
+async fn batch(c: &Conn<'_>, parts: &[Part]) -> Result<Vec<Result<Value, ServiceError>>, ServiceError> {
+    let url = format!("{}/batch/gmail/v1", base_url(c.vars, API_VAR, API_DEFAULT));
+    api(c).batch(&url, parts).await
+}
+
+fn get(path: String) -> Part {
+    Part { method: "GET", path: format!("{V1}{path}"), body: None }
+}
+
+fn message_path(id: &str) -> String {
+    format!("/users/me/messages/{}", segment(id))
+}
+
+fn full_message(id: &str) -> Part {
+    get(format!("{}?format=full", message_path(id)))
+}
+
+fn query(pairs: &[(&str, String)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    q.finish()
+}
+
+fn unreadable(what: &str) -> ServiceError {
+    ServiceError::Transport(format!("Gmail answered an unreadable {what}"))
+}
+
+/// The account's address (`users.getProfile`).
+fn address_of(profile: &Value) -> Result<String, ServiceError> {
+    profile["emailAddress"].as_str().map(str::to_string).ok_or_else(|| unreadable("profile"))
+}
+
+fn str_list(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entities
+// ---------------------------------------------------------------------------------------------
+
+/// A `format=full` message in the contract's shape.
+pub fn message_view(m: &Value) -> Value {
+    mime::message_from_gmail(m, &Charsets)
+}
+
+/// Bodies kept per stored message (a page of 100 messages is committed in one D1 batch);
+/// actions answer them whole, and a stored message that was cut says so (`truncated`).
+const STORED_BODY_MAX: usize = 100 * 1024;
+
+fn message_item(mut view: Value) -> Item {
+    for key in ["body", "bodyHtml"] {
+        let Some(s) = view[key].as_str().filter(|s| s.len() > STORED_BODY_MAX) else { continue };
+        let mut end = STORED_BODY_MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        view[key] = json!(s[..end]);
+        view["truncated"] = json!(true);
+    }
+    let id = view["id"].as_str().unwrap_or("").to_string();
+    let date = view["date"].as_str().unwrap_or("").to_string();
+    Item::new(id, date, view)
+}
+
+/// How a message is stored: spam and trash are not part of the synced mailbox (a full run
+/// does not list them), so a message moved there counts as deleted.
+fn message_entity(view: Value) -> Item {
+    let hidden = view["labelIds"].as_array().is_some_and(|l| l.iter().any(|x| x == "TRASH" || x == "SPAM"));
+    if hidden {
+        Item::gone(view["id"].as_str().unwrap_or(""))
+    } else {
+        message_item(view)
+    }
+}
+
+fn thread_item(t: &Value) -> Item {
+    Item::new(
+        t["id"].as_str().unwrap_or(""),
+        "",
+        json!({ "id": t["id"], "snippet": t["snippet"].as_str().unwrap_or(""), "historyId": t["historyId"] }),
+    )
+}
+
+fn draft_item(d: &Value) -> Item {
+    Item::new(
+        d["id"].as_str().unwrap_or(""),
+        "",
+        json!({ "id": d["id"], "messageId": d["message"]["id"], "threadId": d["message"]["threadId"] }),
+    )
+}
+
+fn label_item(l: &Value) -> Item {
+    Item::new(l["id"].as_str().unwrap_or(""), "", l.clone())
+}
+
+/// The larger of two numeric history ids.
+fn bump(hid: &mut Option<String>, seen: &Value) {
+    let seen = match seen {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return,
+    };
+    let Ok(n) = seen.parse::<u64>() else { return };
+    if hid.as_deref().and_then(|h| h.parse::<u64>().ok()).is_none_or(|h| n > h) {
+        *hid = Some(seen);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync
+// ---------------------------------------------------------------------------------------------
+
+/// Where a messages pass stands between pages.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+struct Cursor {
+    /// The next list (or history) page's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page: Option<String>,
+    /// Every list (or history) page has been read.
+    #[serde(default)]
+    listed: bool,
+    /// Message ids listed but not fetched yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<String>,
+    /// The highest `historyId` seen in this pass: the checkpoint it stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hid: Option<String>,
+}
+
+/// One page of messages: a list (or history) page, then its messages in one batch, each step
+/// only while the page's share of requests lasts.
+async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+    let mut cur: Cursor = req.cursor.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    let budget = req.max_requests.max(1);
+    let mut used = 0;
+    let mut items = Vec::new();
+    if cur.pending.is_empty() && !cur.listed {
+        used += 1;
+        let token = cur.page.clone().map(|t| ("pageToken", t));
+        match req.since {
+            None => {
+                let mut q = vec![("maxResults", BATCH_MAX.to_string())];
+                q.extend(token);
+                let v = api(c).get(&format!("/users/me/messages?{}", query(&q))).await?;
+                cur.pending = v["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m["id"].as_str())
+                    .map(str::to_string)
+                    .collect();
+                cur.page = v["nextPageToken"].as_str().map(str::to_string);
+            }
+            Some(since) => {
+                let mut q = vec![("startHistoryId", since.to_string()), ("maxResults", HISTORY_MAX.to_string())];
+                for t in ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] {
+                    q.push(("historyTypes", t.to_string()));
+                }
+                q.extend(token);
+                let v = match api(c).get(&format!("/users/me/history?{}", query(&q))).await {
+                    Err(ServiceError::NotFound(_)) => {
+                        return Err(ServiceError::CheckpointExpired(format!(
+                            "Gmail no longer has history from {since}"
+                        )))
+                    }
+                    other => other?,
+                };
+                let (changed, gone) = history_changes(&v);
+                items.extend(gone.into_iter().map(Item::gone));
+                cur.pending = changed;
+                bump(&mut cur.hid, &v["historyId"]);
+                cur.page = v["nextPageToken"].as_str().map(str::to_string);
+            }
+        }
+        cur.listed = cur.page.is_none();
+    }
+    if !cur.pending.is_empty() && used < budget {
+        used += 1;
+        let ids: Vec<String> = cur.pending.drain(..cur.pending.len().min(BATCH_MAX)).collect();
+        let parts: Vec<Part> = ids.iter().map(|id| full_message(id)).collect();
+        let answers = batch(c, &parts).await?;
+        let (mut retry, mut failure, mut fetched) = (Vec::new(), None, 0);
+        for (id, answer) in ids.into_iter().zip(answers) {
+            match answer {
+                Ok(m) => {
+                    fetched += 1;
+                    bump(&mut cur.hid, &m["historyId"]);
+                    items.push(message_entity(message_view(&m)));
+                }
+                // Gone between the listing and the read.
+                Err(ServiceError::NotFound(_)) => {
+                    if req.since.is_some() {
+                        items.push(Item::gone(id));
+                    }
+                }
+                Err(e) if e.transient() || matches!(e, ServiceError::RateLimited(_) | ServiceError::Auth(_)) => {
+                    failure.get_or_insert(e);
+                    retry.push(id);
+                }
+                // A message Gmail refuses to serve (e.g. 400) is skipped rather than failing the run.
+                Err(_) => {}
+            }
+        }
+        if let Some(e) = failure {
+            if fetched == 0 {
+                return Err(e);
+            }
+            retry.append(&mut cur.pending);
+            cur.pending = retry;
+        }
+    }
+    // An empty mailbox has no message to take a history id from: the profile has one.
+    if cur.listed && cur.pending.is_empty() && cur.hid.is_none() && used < budget {
+        let profile = api(c).get("/users/me/profile").await?;
+        bump(&mut cur.hid, &profile["historyId"]);
+    }
+    let done = cur.listed && cur.pending.is_empty();
+    let checkpoint = cur.hid.clone();
+    Ok(Page { items, next: if done { None } else { serde_json::to_value(&cur).ok() }, checkpoint })
+}
+
+/// The messages a history page changed (in order, once each) and the ones it deleted.
+fn history_changes(v: &Value) -> (Vec<String>, Vec<String>) {
+    let (mut changed, mut gone): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for h in v["history"].as_array().into_iter().flatten() {
+        for (key, deleted) in
+            [("messagesAdded", false), ("labelsAdded", false), ("labelsRemoved", false), ("messagesDeleted", true)]
+        {
+            for e in h[key].as_array().into_iter().flatten() {
+                let Some(id) = e["message"]["id"].as_str() else { continue };
+                if deleted {
+                    changed.retain(|c| c != id);
+                    if !gone.iter().any(|g| g == id) {
+                        gone.push(id.to_string());
+                    }
+                } else if !gone.iter().any(|g| g == id) && !changed.iter().any(|c| c == id) {
+                    changed.push(id.to_string());
+                }
+            }
+        }
+    }
+    (changed, gone)
+}
+
+/// A full listing (threads, drafts): one request per page.
+async fn listing(c: &Conn<'_>, req: &PageRequest<'_>, kind: &str) -> Result<Page, ServiceError> {
+    let mut q = vec![("maxResults", LIST_MAX.to_string())];
+    if let Some(t) = req.cursor.and_then(|v| v["pageToken"].as_str()) {
+        q.push(("pageToken", t.to_string()));
+    }
+    let v = api(c).get(&format!("/users/me/{kind}?{}", query(&q))).await?;
+    let list = v[kind].as_array().map(Vec::as_slice).unwrap_or_default();
+    let items = list.iter().map(if kind == "threads" { thread_item } else { draft_item }).collect();
+    let next = v["nextPageToken"].as_str().map(|t| json!({ "pageToken": t }));
+    Ok(Page { items, next, checkpoint: None })
+}
+
+async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+    match req.entity {
+        "labels" => {
+            let v = api(c).get("/users/me/labels").await?;
+            let items = v["labels"].as_array().into_iter().flatten().map(label_item).collect();
+            Ok(Page { items, next: None, checkpoint: None })
+        }
+        "messages" => messages_page(c, req).await,
+        "threads" | "drafts" => listing(c, req, req.entity).await,
+        other => Err(ServiceError::Invalid(format!("unsupported entity type {other}"))),
+    }
+}
+
+async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
+    let api = api(c);
+    match entity {
+        "messages" => {
+            let m = api.get(&format!("{}?format=full", message_path(id))).await?;
+            Ok(("messages", message_item(message_view(&m))))
+        }
+        "threads" => {
+            let t = api.get(&format!("/users/me/threads/{}?format=minimal", segment(id))).await?;
+            Ok(("threads", thread_item(&thread_summary(&t))))
+        }
+        "drafts" => {
+            let d = api.get(&format!("/users/me/drafts/{}?format=minimal", segment(id))).await?;
+            Ok(("drafts", draft_item(&d)))
+        }
+        "labels" => {
+            let l = api.get(&format!("/users/me/labels/{}", segment(id))).await?;
+            Ok(("labels", label_item(&l)))
+        }
+        _ => Err(ServiceError::Invalid(format!("fetch is not supported for {entity}"))),
+    }
+}
+
+/// A thread read with `threads.get` as `threads.list` shows it (its snippet is the last
+/// message's).
+fn thread_summary(t: &Value) -> Value {
+    let last = t["messages"].as_array().and_then(|m| m.last());
+    let snippet = t["snippet"].as_str().or_else(|| last.and_then(|m| m["snippet"].as_str())).unwrap_or("");
+    json!({ "id": t["id"], "snippet": snippet, "historyId": t["historyId"] })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------
+
+/// A parameter problem the schema cannot express.
+fn bad(field: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::invalid_param(field, message)
+}
+
+/// The addresses of a parameter: one string (which may list several, comma-separated, when
+/// each of them is an address) or an array of strings. Each is checked; they are kept as given.
+pub fn addresses(p: &Value, field: &str) -> Result<Vec<String>, ServiceError> {
+    let entries: Vec<(String, String)> = match &p[field] {
+        Value::Null => return Ok(Vec::new()),
+        Value::String(s) => {
+            let parts = mime::split_addresses(s);
+            if parts.len() > 1 && parts.iter().all(|x| mime::parse_address(x).is_ok()) {
+                parts.into_iter().map(|x| (field.to_string(), x.to_string())).collect()
+            } else {
+                vec![(field.to_string(), s.trim().to_string())]
+            }
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{field}.{i}"), v.as_str().unwrap_or("").trim().to_string()))
+            .collect(),
+        _ => return Err(bad(field, "Expected an address or a list of addresses")),
+    };
+    entries
+        .into_iter()
+        .map(|(f, s)| match mime::parse_address(&s) {
+            Ok(_) => Ok(s),
+            Err(_) => Err(bad(&f, format!("Not an email address: {s}"))),
+        })
+        .collect()
+}
+
+fn attachments(p: &Value) -> Result<Vec<mime::Attachment>, ServiceError> {
+    let list = p["attachments"].as_array().map(Vec::as_slice).unwrap_or_default();
+    list.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let data = mime::b64_decode(a["data"].as_str().unwrap_or(""))
+                .ok_or_else(|| bad(&format!("attachments.{i}.data"), "Must be base64-encoded"))?;
+            Ok(mime::Attachment {
+                filename: a["filename"].as_str().unwrap_or("").to_string(),
+                mime_type: a["mimeType"].as_str().unwrap_or("").to_string(),
+                data,
+            })
+        })
+        .collect()
+}
+
+/// The text of an optional string parameter.
+fn text(p: &Value, key: &str) -> Option<String> {
+    p[key].as_str().map(str::to_string)
+}
+
+/// A message as the caller described it (send_email, create_draft, update_draft).
+#[derive(Debug, Default, Clone)]
+struct Content {
+    to: Vec<String>,
+    cc: Vec<String>,
+    bcc: Vec<String>,
+    reply_to: Option<String>,
+    subject: String,
+    text: Option<String>,
+    html: Option<String>,
+    attachments: Vec<mime::Attachment>,
+    in_reply_to: Option<String>,
+    references: Option<String>,
+}
+
+fn reply_to(p: &Value) -> Result<Option<String>, ServiceError> {
+    let mut list = addresses(p, "replyTo")?;
+    if list.len() > 1 {
+        return Err(bad("replyTo", "Give one address"));
+    }
+    Ok(list.pop())
+}
+
+fn content(p: &Value) -> Result<Content, ServiceError> {
+    Ok(Content {
+        to: addresses(p, "to")?,
+        cc: addresses(p, "cc")?,
+        bcc: addresses(p, "bcc")?,
+        reply_to: reply_to(p)?,
+        subject: text(p, "subject").unwrap_or_default(),
+        text: text(p, "body"),
+        html: text(p, "bodyHtml"),
+        attachments: attachments(p)?,
+        in_reply_to: None,
+        references: None,
+    })
+}
+
+/// The raw message (base64url, as `raw` wants it) from the account `from`.
+fn raw_message(from: &str, m: &Content, now: Millis) -> Result<String, ServiceError> {
+    let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d);
+    let out = Outgoing {
+        from: from.to_string(),
+        to: m.to.clone(),
+        cc: m.cc.clone(),
+        bcc: m.bcc.clone(),
+        reply_to: m.reply_to.clone(),
+        subject: m.subject.clone(),
+        text: m.text.clone(),
+        html: m.html.clone(),
+        attachments: m.attachments.clone(),
+        in_reply_to: m.in_reply_to.clone(),
+        references: m.references.clone(),
+        date_ms: now,
+        message_id: format!("<{}@{domain}>", crate::crypto::hex(&crate::crypto::random_bytes::<16>())),
+        boundary_seed: crate::crypto::random_bytes::<16>(),
+    };
+    let raw = mime::build(&out).map_err(|e| ServiceError::invalid_param("", e))?;
+    Ok(b64url(&raw))
+}
+
+/// A header of a `format=full` (or metadata) message's top part.
+fn header<'a>(m: &'a Value, name: &str) -> Option<&'a str> {
+    m["payload"]["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))?["value"]
+        .as_str()
+}
+
+/// The addr-spec of an address entry, lower-cased (for comparisons).
+fn addr_of(entry: &str) -> Option<String> {
+    mime::parse_address(entry).ok().map(|(_, a)| a.to_ascii_lowercase())
+}
+
+fn header_addresses(m: &Value, name: &str) -> Vec<String> {
+    header(m, name).map(|v| mime::split_addresses(v).into_iter().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// Recipients of a reply to `original` from `me`: (to, cc). A plain reply goes to Reply-To (or
+/// From); a reply to one's own message goes to its recipients; `all` adds the original's other
+/// recipients in Cc. The account itself is never among them (unless it wrote only to itself).
+fn reply_recipients(original: &Value, me: &str, all: bool) -> (Vec<String>, Vec<String>) {
+    let me = me.to_ascii_lowercase();
+    let reply_to = header_addresses(original, "Reply-To");
+    let from = header_addresses(original, "From");
+    let own = reply_to.is_empty() && from.iter().any(|f| addr_of(f).as_deref() == Some(me.as_str()));
+    let primary = if own {
+        header_addresses(original, "To")
+    } else if !reply_to.is_empty() {
+        reply_to
+    } else {
+        from
+    };
+    let mut seen: Vec<String> = vec![me.clone()];
+    let mut keep = |list: Vec<String>| -> Vec<String> {
+        list.into_iter()
+            .filter(|e| match addr_of(e) {
+                Some(a) if !seen.contains(&a) => {
+                    seen.push(a);
+                    true
+                }
+                _ => false,
+            })
+            .collect()
+    };
+    let mut to = keep(primary);
+    let cc = if all {
+        let mut others = header_addresses(original, "To");
+        others.extend(header_addresses(original, "Cc"));
+        keep(others)
+    } else {
+        Vec::new()
+    };
+    if to.is_empty() && cc.is_empty() {
+        to.push(me);
+    }
+    (to, cc)
+}
+
+/// Threading headers for a message answering `original`: (In-Reply-To, References).
+fn thread_headers(original: &Value) -> (Option<String>, Option<String>) {
+    let id = header(original, "Message-ID").or_else(|| header(original, "Message-Id")).map(str::trim);
+    let refs = header(original, "References");
+    match id.filter(|i| !i.is_empty()) {
+        Some(id) => (Some(id.to_string()), Some(mime::references_for_reply(refs, id))),
+        None => (None, refs.map(str::to_string)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+// ---------------------------------------------------------------------------------------------
+
+const SYSTEM_LABELS: [&str; 14] = [
+    "INBOX",
+    "SPAM",
+    "TRASH",
+    "UNREAD",
+    "STARRED",
+    "IMPORTANT",
+    "SENT",
+    "DRAFT",
+    "CHAT",
+    "CATEGORY_PERSONAL",
+    "CATEGORY_SOCIAL",
+    "CATEGORY_PROMOTIONS",
+    "CATEGORY_UPDATES",
+    "CATEGORY_FORUMS",
+];
+
+/// Label ids for `add`/`remove` entries: system labels by id (any case), user labels by id
+/// (`Label_…`) or by name (looked up once).
+async fn label_ids(c: &Conn<'_>, p: &Value, fields: &[&str]) -> Result<Vec<Vec<String>>, ServiceError> {
+    let lists: Vec<Vec<String>> = fields.iter().map(|f| str_list(&p[*f])).collect();
+    let system = |l: &str| SYSTEM_LABELS.iter().find(|s| s.eq_ignore_ascii_case(l)).map(|s| s.to_string());
+    let needs_lookup = lists.iter().flatten().any(|l| system(l).is_none() && !l.starts_with("Label_"));
+    let known: Vec<Value> = if needs_lookup {
+        let v = api(c).get("/users/me/labels").await?;
+        v["labels"].as_array().cloned().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::new();
+    for (field, list) in fields.iter().zip(lists) {
+        let mut ids = Vec::new();
+        for (i, l) in list.iter().enumerate() {
+            let id = system(l).or_else(|| (l.starts_with("Label_")).then(|| l.clone())).or_else(|| {
+                known
+                    .iter()
+                    .find(|k| k["id"] == l.as_str() || k["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(l)))
+                    .and_then(|k| k["id"].as_str().map(str::to_string))
+            });
+            ids.push(id.ok_or_else(|| bad(&format!("{field}.{i}"), format!("Unknown label: {l}")))?);
+        }
+        out.push(ids);
+    }
+    Ok(out)
+}
+
+/// Changes a message's labels, then answers (and stores) the message as it now is.
+async fn relabel(c: &Conn<'_>, id: &str, add: &[String], remove: &[String]) -> Result<Outcome, ServiceError> {
+    let body = json!({ "addLabelIds": add, "removeLabelIds": remove });
+    api(c).send(Method::Post, &format!("{}/modify", message_path(id)), Some(&body)).await?;
+    current(c, id).await
+}
+
+/// The message as it now is, answered and stored.
+async fn current(c: &Conn<'_>, id: &str) -> Result<Outcome, ServiceError> {
+    let m = api(c).get(&format!("{}?format=full", message_path(id))).await?;
+    let view = message_view(&m);
+    Ok(Outcome::of(view.clone()).storing("messages", message_entity(view)))
+}
+
+/// Sends `raw` (in `thread`); answers `{id, threadId}` and stores the sent message.
+async fn send_raw(c: &Conn<'_>, raw: String, thread: Option<&str>) -> Result<Outcome, ServiceError> {
+    let mut body = json!({ "raw": raw });
+    if let Some(t) = thread {
+        body["threadId"] = json!(t);
+    }
+    let sent = api(c).send(Method::Post, "/users/me/messages/send", Some(&body)).await?;
+    sent_outcome(c, &sent).await
+}
+
+async fn sent_outcome(c: &Conn<'_>, sent: &Value) -> Result<Outcome, ServiceError> {
+    let id = sent["id"].as_str().ok_or_else(|| unreadable("answer to a send"))?;
+    let mut out = Outcome::of(json!({ "id": id, "threadId": sent["threadId"] }));
+    // The message is sent whatever happens now; reading it back only keeps the entities current.
+    if let Ok(m) = api(c).get(&format!("{}?format=full", message_path(id))).await {
+        out = out.storing("messages", message_entity(message_view(&m)));
+    }
+    Ok(out)
+}
+
+/// The profile (and what else is asked) in one batch.
+async fn with_profile(c: &Conn<'_>, other: Part) -> Result<(String, Value), ServiceError> {
+    let mut answers = batch(c, &[get("/users/me/profile".into()), other]).await?.into_iter();
+    let profile = answers.next().unwrap_or_else(|| Err(unreadable("batch")))?;
+    let other = answers.next().unwrap_or_else(|| Err(unreadable("batch")))?;
+    Ok((address_of(&profile)?, other))
+}
+
+async fn profile_address(c: &Conn<'_>) -> Result<String, ServiceError> {
+    address_of(&api(c).get("/users/me/profile").await?)
+}
+
+fn draft_result(d: &Value) -> Value {
+    json!({ "draftId": d["id"], "messageId": d["message"]["id"] })
+}
+
+/// `{id, draftId, messageId, threadId, message}` of a `drafts.get?format=full` answer.
+fn draft_view(d: &Value) -> Value {
+    json!({
+        "id": d["id"], "draftId": d["id"], "messageId": d["message"]["id"], "threadId": d["message"]["threadId"],
+        "message": message_view(&d["message"]),
+    })
+}
+
+/// create_draft / update_draft: saves `content` (in `thread`) as a new draft or over `draft`.
+async fn save_draft(
+    c: &Conn<'_>,
+    from: &str,
+    content: &Content,
+    thread: Option<&str>,
+    draft: Option<&str>,
+) -> Result<Outcome, ServiceError> {
+    let raw = raw_message(from, content, c.now)?;
+    let mut message = json!({ "raw": raw });
+    if let Some(t) = thread {
+        message["threadId"] = json!(t);
+    }
+    let d = match draft {
+        None => api(c).send(Method::Post, "/users/me/drafts", Some(&json!({ "message": message }))).await?,
+        Some(id) => {
+            let body = json!({ "id": id, "message": message });
+            api(c).send(Method::Put, &format!("/users/me/drafts/{}", segment(id)), Some(&body)).await?
+        }
+    };
+    if d["id"].as_str().is_none() {
+        return Err(unreadable("draft"));
+    }
+    Ok(Outcome::of(draft_result(&d)).storing("drafts", draft_item(&d)))
+}
+
+async fn create_draft(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
+    let mut m = content(p)?;
+    let thread = p["threadId"].as_str();
+    let from = match thread {
+        // A draft in a thread answers its last message, so that Gmail (and every other reader) threads it.
+        Some(t) => {
+            let (from, thread) =
+                with_profile(c, get(format!("/users/me/threads/{}?format=metadata", segment(t)))).await?;
+            if let Some(last) = thread["messages"].as_array().and_then(|l| l.last()) {
+                (m.in_reply_to, m.references) = thread_headers(last);
+            }
+            from
+        }
+        None => profile_address(c).await?,
+    };
+    save_draft(c, &from, &m, thread, None).await
+}
+
+async fn update_draft(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
+    let id = p["draftId"].as_str().unwrap_or("");
+    let (from, existing) = with_profile(c, get(format!("/users/me/drafts/{}?format=full", segment(id)))).await?;
+    let old = &existing["message"];
+    let view = message_view(old);
+    let given = content(p)?;
+    let has = |k: &str| !p[k].is_null();
+    let mut m = Content {
+        to: if has("to") { given.to } else { header_addresses(old, "To") },
+        cc: if has("cc") { given.cc } else { header_addresses(old, "Cc") },
+        bcc: if has("bcc") { given.bcc } else { header_addresses(old, "Bcc") },
+        reply_to: if has("replyTo") { given.reply_to } else { header_addresses(old, "Reply-To").pop() },
+        subject: if has("subject") { given.subject } else { view["subject"].as_str().unwrap_or("").to_string() },
+        ..Content::default()
+    };
+    (m.text, m.html) = if has("body") || has("bodyHtml") {
+        (given.text, given.html)
+    } else {
+        (text(&view, "body"), text(&view, "bodyHtml"))
+    };
+    m.in_reply_to = header(old, "In-Reply-To").map(str::to_string);
+    m.references = header(old, "References").map(str::to_string);
+    m.attachments = if has("attachments") { given.attachments } else { kept_attachments(c, old, &view).await? };
+    let thread = p["threadId"].as_str().or(old["threadId"].as_str());
+    save_draft(c, &from, &m, thread, Some(id)).await
+}
+
+/// A draft's attachments, downloaded (in one batch) to go into its new version.
+async fn kept_attachments(c: &Conn<'_>, old: &Value, view: &Value) -> Result<Vec<mime::Attachment>, ServiceError> {
+    let list: Vec<&Value> = view["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["id"].as_str().is_some_and(|i| !i.is_empty()))
+        .collect();
+    let id = old["id"].as_str().unwrap_or("");
+    let parts: Vec<Part> = list
+        .iter()
+        .map(|a| get(format!("{}/attachments/{}", message_path(id), segment(a["id"].as_str().unwrap_or("")))))
+        .collect();
+    let mut out = Vec::new();
+    for (a, answer) in list.iter().zip(batch(c, &parts).await?) {
+        let data = mime::b64_decode(answer?["data"].as_str().unwrap_or("")).ok_or_else(|| unreadable("attachment"))?;
+        out.push(mime::Attachment {
+            filename: a["filename"].as_str().unwrap_or("").to_string(),
+            mime_type: a["mimeType"].as_str().unwrap_or("application/octet-stream").to_string(),
+            data,
+        });
+    }
+    Ok(out)
+}
+
+async fn reply(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
+    let id = p["messageId"].as_str().unwrap_or("");
+    let (me, original) = with_profile(c, full_message(id)).await?;
+    let (to, cc) = reply_recipients(&original, &me, p["replyAll"].as_bool().unwrap_or(false));
+    let subject = mime::decode_header_value(header(&original, "Subject").unwrap_or(""), &Charsets);
+    let (in_reply_to, references) = thread_headers(&original);
+    let m = Content {
+        to,
+        cc,
+        subject: mime::reply_subject(subject.trim()),
+        text: text(p, "body"),
+        html: text(p, "bodyHtml"),
+        attachments: attachments(p)?,
+        in_reply_to,
+        references,
+        ..Content::default()
+    };
+    let raw = raw_message(&me, &m, c.now)?;
+    send_raw(c, raw, original["threadId"].as_str()).await
+}
+
+async fn search(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
+    let mut q = vec![("maxResults", p["maxResults"].as_u64().unwrap_or(20).to_string())];
+    if let Some(s) = p["query"].as_str().filter(|s| !s.trim().is_empty()) {
+        q.push(("q", s.to_string()));
+    }
+    for l in str_list(&p["labelIds"]) {
+        q.push(("labelIds", l));
+    }
+    if let Some(t) = p["pageToken"].as_str() {
+        q.push(("pageToken", t.to_string()));
+    }
+    let list = api(c).get(&format!("/users/me/messages?{}", query(&q))).await?;
+    let ids: Vec<&str> = list["messages"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
+    let (views, stored) = read_messages(c, &ids).await?;
+    let mut result = json!({ "messages": views });
+    if let Some(t) = list["nextPageToken"].as_str() {
+        result["nextPageToken"] = json!(t);
+    }
+    let mut out = Outcome::of(result);
+    for i in stored {
+        out = out.storing("messages", i);
+    }
+    Ok(out)
+}
+
+/// Messages by id in one batch: their views (in order; vanished ones left out) and entities.
+async fn read_messages(c: &Conn<'_>, ids: &[&str]) -> Result<(Vec<Value>, Vec<Item>), ServiceError> {
+    let parts: Vec<Part> = ids.iter().map(|id| full_message(id)).collect();
+    let (mut views, mut items) = (Vec::new(), Vec::new());
+    for answer in batch(c, &parts).await? {
+        match answer {
+            Ok(m) => {
+                let view = message_view(&m);
+                items.push(message_entity(view.clone()));
+                views.push(view);
+            }
+            Err(ServiceError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((views, items))
+}
+
+async fn list_drafts(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
+    let mut q = vec![("maxResults", p["maxResults"].as_u64().unwrap_or(20).to_string())];
+    if let Some(s) = p["query"].as_str().filter(|s| !s.trim().is_empty()) {
+        q.push(("q", s.to_string()));
+    }
+    if let Some(t) = p["pageToken"].as_str() {
+        q.push(("pageToken", t.to_string()));
+    }
+    let list = api(c).get(&format!("/users/me/drafts?{}", query(&q))).await?;
+    let ids: Vec<&str> = list["drafts"].as_array().into_iter().flatten().filter_map(|d| d["id"].as_str()).collect();
+    let parts: Vec<Part> = ids.iter().map(|id| get(format!("/users/me/drafts/{}?format=full", segment(id)))).collect();
+    let (mut drafts, mut items) = (Vec::new(), Vec::new());
+    for answer in batch(c, &parts).await? {
+        match answer {
+            Ok(d) => {
+                items.push(("drafts", draft_item(&d)));
+                items.push(("messages", message_item(message_view(&d["message"]))));
+                drafts.push(draft_view(&d));
+            }
+            Err(ServiceError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut result = json!({ "drafts": drafts });
+    if let Some(t) = list["nextPageToken"].as_str() {
+        result["nextPageToken"] = json!(t);
+    }
+    Ok(Outcome { result, items })
+}
+
+async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome, ServiceError> {
+    let id = p["id"].as_str().unwrap_or("");
+    let label = |add: &str, remove: &str| {
+        let list = |l: &str| if l.is_empty() { vec![] } else { vec![l.to_string()] };
+        (list(add), list(remove))
+    };
+    match action {
+        "search_messages" => search(c, p).await,
+        "get_message" => current(c, id).await,
+        "get_thread" => {
+            let t = api(c).get(&format!("/users/me/threads/{}?format=full", segment(id))).await?;
+            let views: Vec<Value> = t["messages"].as_array().into_iter().flatten().map(message_view).collect();
+            let mut out = Outcome::of(json!({ "id": t["id"], "messages": views }))
+                .storing("threads", thread_item(&thread_summary(&t)));
+            for v in views {
+                out = out.storing("messages", message_entity(v));
+            }
+            Ok(out)
+        }
+        "send_email" => {
+            let m = content(p)?;
+            let from = profile_address(c).await?;
+            send_raw(c, raw_message(&from, &m, c.now)?, None).await
+        }
+        "reply" => reply(c, p).await,
+        "create_draft" => create_draft(c, p).await,
+        "update_draft" => update_draft(c, p).await,
+        "send_draft" => {
+            let draft = p["draftId"].as_str().unwrap_or("");
+            let sent = api(c).send(Method::Post, "/users/me/drafts/send", Some(&json!({ "id": draft }))).await?;
+            Ok(sent_outcome(c, &sent).await?.storing("drafts", Item::gone(draft)))
+        }
+        "delete_draft" => {
+            let draft = p["draftId"].as_str().unwrap_or("");
+            api(c).send(Method::Delete, &format!("/users/me/drafts/{}", segment(draft)), None).await?;
+            Ok(Outcome::of(json!({ "deleted": true })).storing("drafts", Item::gone(draft)))
+        }
+        "list_drafts" => list_drafts(c, p).await,
+        "modify_labels" => {
+            let mut lists = label_ids(c, p, &["add", "remove"]).await?.into_iter();
+            let (add, remove) = (lists.next().unwrap_or_default(), lists.next().unwrap_or_default());
+            if add.is_empty() && remove.is_empty() {
+                return Err(bad("add", "Give labels to add and/or remove"));
+            }
+            relabel(c, id, &add, &remove).await
+        }
+        "mark_read" | "mark_unread" | "archive" | "star" | "unstar" => {
+            let (add, remove) = match action {
+                "mark_read" => label("", "UNREAD"),
+                "mark_unread" => label("UNREAD", ""),
+                "archive" => label("", "INBOX"),
+                "star" => label("STARRED", ""),
+                _ => label("", "STARRED"),
+            };
+            relabel(c, id, &add, &remove).await
+        }
+        "trash" | "untrash" => {
+            api(c).send(Method::Post, &format!("{}/{action}", message_path(id)), None).await?;
+            current(c, id).await
+        }
+        "list_labels" => {
+            let v = api(c).get("/users/me/labels").await?;
+            let labels = v["labels"].as_array().cloned().unwrap_or_default();
+            let mut out = Outcome::of(json!({ "labels": labels }));
+            for l in &labels {
+                out = out.storing("labels", label_item(l));
+            }
+            Ok(out)
+        }
+        "create_label" => {
+            let body =
+                json!({ "name": p["name"], "labelListVisibility": "labelShow", "messageListVisibility": "show" });
+            let l = match api(c).send(Method::Post, "/users/me/labels", Some(&body)).await {
+                Err(ServiceError::Upstream { status: 409, .. }) => {
+                    return Err(ServiceError::Refused {
+                        status: 409,
+                        code: "LABEL_EXISTS",
+                        message: format!("A label named {} already exists", p["name"].as_str().unwrap_or("")),
+                    })
+                }
+                other => other?,
+            };
+            Ok(Outcome::of(l.clone()).storing("labels", label_item(&l)))
+        }
+        "delete_label" => {
+            api(c).send(Method::Delete, &format!("/users/me/labels/{}", segment(id)), None).await?;
+            Ok(Outcome::of(json!({ "deleted": true })).storing("labels", Item::gone(id)))
+        }
+        "get_attachment" => {
+            let (m, a) = (p["messageId"].as_str().unwrap_or(""), p["attachmentId"].as_str().unwrap_or(""));
+            let v = api(c).get(&format!("{}/attachments/{}", message_path(m), segment(a))).await?;
+            let data = mime::b64_decode(v["data"].as_str().unwrap_or("")).ok_or_else(|| unreadable("attachment"))?;
+            use base64::Engine;
+            let size = v["size"].as_u64().unwrap_or(data.len() as u64);
+            Ok(Outcome::of(json!({ "size": size, "data": base64::engine::general_purpose::STANDARD.encode(&data) })))
+        }
+        other => Err(ServiceError::Invalid(format!("unknown action {other}"))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+// ---------------------------------------------------------------------------------------------
+
+/// `expires_at` as epoch seconds: from epoch seconds, epoch milliseconds or an ISO timestamp.
+fn expiry_secs(v: &str) -> Option<i64> {
+    let v = v.trim();
+    // A fraction of a second is dropped (no float parsing: it would weigh on the upload size).
+    let whole = match v.split_once('.') {
+        Some((w, f)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => w,
+        _ => v,
+    };
+    if let Ok(n) = whole.parse::<i64>() {
+        // Epoch milliseconds are 13 digits today; seconds stay under 10^11 until the year 5138.
+        return (n > 0).then_some(if n >= 100_000_000_000 { n / 1000 } else { n });
+    }
+    crate::time::parse_iso(v).map(|ms| ms / 1000)
+}
+
+fn prepare(creds: Credentials) -> Result<Credentials, String> {
+    let mut out = Credentials::new();
+    let access = creds.get("access_token").map(|t| t.trim()).filter(|t| !t.is_empty());
+    out.insert("access_token".into(), access.ok_or("credentials.access_token is required")?.to_string());
+    if let Some(r) = creds.get("refresh_token").map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        out.insert("refresh_token".into(), r.to_string());
+    }
+    if let Some(e) = creds.get("expires_at").filter(|e| !e.trim().is_empty()) {
+        let secs = expiry_secs(e)
+            .ok_or("credentials.expires_at must be epoch seconds, epoch milliseconds or an ISO timestamp")?;
+        out.insert("expires_at".into(), secs.to_string());
+    }
+    for k in ["scope", "token_type"] {
+        if let Some(v) = creds.get(k).filter(|v| !v.is_empty()) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+impl Service for GmailService {
+    fn name(&self) -> &'static str {
+        "gmail"
+    }
+
+    fn entities(&self) -> &'static [&'static str] {
+        &ENTITIES
+    }
+
+    fn actions(&self) -> &'static [Action] {
+        &ACTIONS
+    }
+
+    fn oauth(&self) -> Option<&'static OAuth> {
+        Some(&OAUTH)
+    }
+
+    fn prepare_credentials(&self, creds: Credentials, _now: Millis) -> Result<Credentials, String> {
+        prepare(creds)
+    }
+
+    fn check<'a>(&'a self, c: &'a Conn<'a>) -> LocalBoxFuture<'a, Result<Value, ServiceError>> {
+        Box::pin(async move { Ok(json!({ "emailAddress": profile_address(c).await? })) })
+    }
+
+    fn sync_page<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        req: &'a PageRequest<'a>,
+    ) -> LocalBoxFuture<'a, Result<Page, ServiceError>> {
+        Box::pin(sync_page(c, req))
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        entity: &'a str,
+        id: &'a str,
+    ) -> LocalBoxFuture<'a, Result<(&'static str, Item), ServiceError>> {
+        Box::pin(fetch(c, entity, id))
+    }
+
+    fn act<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        action: &'a str,
+        params: &'a Value,
+    ) -> LocalBoxFuture<'a, Result<Outcome, ServiceError>> {
+        Box::pin(act(c, action, params))
+    }
+
+    fn push_action(&self, entity: &str) -> Option<&'static str> {
+        match entity {
+            "messages" | "message" => Some("send_email"),
+            "drafts" | "draft" => Some("create_draft"),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrations::service::Tokens;
+    use crate::outbound::{Call, Http, OutboundError, Upstream};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use mail_parser::{MessageParser, MimeHeaders};
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+
+    type Handler = Box<dyn Fn(&str, &str, Option<&Value>) -> (u16, Value)>;
+
+    /// A fake Gmail: `handler(method, path with query, JSON body)` answers each request,
+    /// including every part of a batch (answered as Google's batch endpoint does). Requests
+    /// whose token is not `valid_token` are refused with 401, part by part in a batch.
+    struct Fake {
+        handler: Handler,
+        valid_token: RefCell<String>,
+        /// (method, path, body) of every request, batch parts included (marked "BATCH GET").
+        seen: RefCell<Vec<(String, String, Option<Value>)>>,
+        subrequests: Cell<u32>,
+    }
+
+    impl Fake {
+        fn new(handler: impl Fn(&str, &str, Option<&Value>) -> (u16, Value) + 'static) -> Self {
+            Fake {
+                handler: Box::new(handler),
+                valid_token: RefCell::new("t1".into()),
+                seen: RefCell::new(vec![]),
+                subrequests: Cell::new(0),
+            }
+        }
+
+        fn answer(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+            if token != *self.valid_token.borrow() {
+                return (401, json!({ "error": { "code": 401, "message": "Invalid Credentials" } }));
+            }
+            (self.handler)(method, path, body)
+        }
+
+        fn paths(&self) -> Vec<String> {
+            self.seen.borrow().iter().map(|(m, p, _)| format!("{m} {p}")).collect()
+        }
+    }
+
+    impl Http for Fake {
+        fn send(&self, call: Call) -> LocalBoxFuture<'_, Result<Upstream, OutboundError>> {
+            self.subrequests.set(self.subrequests.get() + 1);
+            let path = call.url.trim_start_matches("https://gm.test").to_string();
+            let token = call.header_value("Authorization").unwrap_or("").trim_start_matches("Bearer ").to_string();
+            let body = call.body.clone().unwrap_or_default();
+            let answer = if path == "/batch/gmail/v1" {
+                let ct = call.header_value("Content-Type").unwrap_or("").to_string();
+                let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
+                let text = String::from_utf8(body).unwrap();
+                let mut out = String::new();
+                for (i, part) in
+                    text.split(&format!("--{boundary}")).skip(1).filter(|p| !p.starts_with("--")).enumerate()
+                {
+                    let http = part.split_once("\r\n\r\n").unwrap().1;
+                    let (line, rest) = http.split_once("\r\n").unwrap();
+                    let (method, target) = line.split_once(' ').unwrap();
+                    let json: Option<Value> =
+                        rest.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b.trim()).ok());
+                    self.seen.borrow_mut().push((format!("BATCH {method}"), target.to_string(), json.clone()));
+                    let (status, v) = self.answer(&token, method, target, json.as_ref());
+                    out.push_str(&format!(
+                        "--resp\r\nContent-Type: application/http\r\nContent-ID: <response-item{i}>\r\n\r\nHTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\r\n{v}\r\n"
+                    ));
+                }
+                out.push_str("--resp--\r\n");
+                Upstream {
+                    status: 200,
+                    headers: vec![("content-type".into(), "multipart/mixed; boundary=resp".into())],
+                    body: out.into_bytes(),
+                }
+            } else {
+                let json: Option<Value> = serde_json::from_slice(&body).ok();
+                self.seen.borrow_mut().push((call.method.as_ref().to_string(), path.clone(), json.clone()));
+                let (status, v) = self.answer(&token, call.method.as_ref(), &path, json.as_ref());
+                let body = if v.is_null() { vec![] } else { v.to_string().into_bytes() };
+                Upstream { status, headers: vec![], body }
+            };
+            Box::pin(async move { Ok(answer) })
+        }
+    }
+
+    /// Tokens that count refreshes: `t1`, then `t2`.
+    #[derive(Default)]
+    struct Counted {
+        refreshes: Cell<u32>,
+    }
+
+    impl Tokens for Counted {
+        fn access(&self) -> LocalBoxFuture<'_, Result<String, ServiceError>> {
+            let t = if self.refreshes.get() == 0 { "t1" } else { "t2" };
+            Box::pin(async move { Ok(t.to_string()) })
+        }
+        fn refreshed<'a>(&'a self, _rejected: &'a str) -> LocalBoxFuture<'a, Result<String, ServiceError>> {
+            self.refreshes.set(self.refreshes.get() + 1);
+            Box::pin(async { Ok("t2".to_string()) })
+        }
+    }
+
+    fn vars() -> BTreeMap<String, String> {
+        BTreeMap::from([("GMAIL_API_URL".to_string(), "https://gm.test".to_string())])
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        futures::executor::block_on(f)
+    }
+
+    fn with_conn<T>(fake: &Fake, tokens: &Counted, f: impl FnOnce(&Conn<'_>) -> T) -> T {
+        let (vars, creds) = (vars(), Credentials::new());
+        let c = Conn { http: fake, vars: &vars, creds: &creds, tokens, now: 1_700_000_000_000 };
+        f(&c)
+    }
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s.as_bytes())
+    }
+
+    fn headers(list: &[(&str, &str)]) -> Value {
+        list.iter().map(|(n, v)| json!({ "name": n, "value": v })).collect()
+    }
+
+    /// A simple `format=full` message.
+    fn gmail_message(id: &str, history: u64, labels: &[&str]) -> Value {
+        json!({
+            "id": id, "threadId": format!("t-{id}"), "historyId": history.to_string(), "labelIds": labels,
+            "internalDate": "1700000000000", "snippet": "Hi &amp; bye",
+            "payload": { "mimeType": "text/plain", "headers": headers(&[("Subject", "Hello"), ("From", "A <a@x.com>")]),
+                         "body": { "size": 2, "data": b64("Hi") } },
+        })
+    }
+
+    fn path_id(path: &str) -> String {
+        path.split('/').nth(6).unwrap_or("").split('?').next().unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn payloads_nested_multiparts_latin1_and_missing_bodies() {
+        let latin1 = URL_SAFE_NO_PAD.encode(b"Caf\xe9 \x80 cr\xe8me");
+        let m = json!({
+            "id": "m1", "threadId": "t1", "labelIds": ["INBOX", "UNREAD", "STARRED"], "internalDate": "1700000000000",
+            "snippet": "Caf&#233;",
+            "payload": {
+                "mimeType": "multipart/mixed",
+                "headers": headers(&[
+                    ("Subject", "=?ISO-8859-1?Q?Caf=E9?= news"), ("From", "\"Doe, Jane\" <jane@x.com>"),
+                    ("To", "a@x.com, =?UTF-8?B?SsO8cmdlbg==?= <j@y.com>"), ("Message-ID", "<abc@x.com>"), ("Reply-To", "r@x.com"),
+                ]),
+                "body": { "size": 0 },
+                "parts": [
+                    { "mimeType": "multipart/related", "headers": [], "body": { "size": 0 }, "parts": [
+                        { "mimeType": "multipart/alternative", "headers": [], "body": { "size": 0 }, "parts": [
+                            { "mimeType": "text/plain", "headers": headers(&[("Content-Type", "text/plain; charset=windows-1252")]),
+                              "body": { "size": 12, "data": latin1 } },
+                            { "mimeType": "text/html", "headers": headers(&[("Content-Type", "text/html; charset=\"iso-8859-1\"")]),
+                              "body": { "size": 12, "data": URL_SAFE_NO_PAD.encode(b"<p>Caf\xe9</p>") } },
+                        ]},
+                        { "mimeType": "image/png", "filename": "logo.png", "headers": headers(&[("Content-Disposition", "inline; filename=logo.png")]),
+                          "body": { "attachmentId": "img1", "size": 10 } },
+                    ]},
+                    { "mimeType": "application/pdf", "filename": "=?UTF-8?Q?=C3=A9t=C3=A9?=.pdf", "headers": headers(&[("Content-Disposition", "attachment")]),
+                      "body": { "attachmentId": "att1", "size": 1234 } },
+                ],
+            },
+        });
+        let v = message_view(&m);
+        assert_eq!(v["subject"], "Café news");
+        assert_eq!(v["from"], "Doe, Jane <jane@x.com>");
+        assert_eq!(v["to"], json!(["a@x.com", "Jürgen <j@y.com>"]));
+        assert_eq!(v["replyTo"], "r@x.com");
+        assert_eq!(v["messageId"], "<abc@x.com>");
+        assert_eq!(v["body"], "Café € crème");
+        assert_eq!(v["bodyHtml"], "<p>Café</p>");
+        assert_eq!(v["snippet"], "Café");
+        assert_eq!(v["date"], "2023-11-14T22:13:20.000Z");
+        assert_eq!((v["unread"].as_bool(), v["starred"].as_bool()), (Some(true), Some(true)));
+        let names: Vec<&str> =
+            v["attachments"].as_array().unwrap().iter().map(|a| a["filename"].as_str().unwrap()).collect();
+        assert_eq!(names, ["logo.png", "été.pdf"]);
+        assert_eq!(
+            v["attachments"][1],
+            json!({ "id": "att1", "filename": "été.pdf", "mimeType": "application/pdf", "size": 1234 })
+        );
+        let item = message_entity(v);
+        assert_eq!(
+            (item.external_id.as_str(), item.modified_at.as_str(), item.deleted),
+            ("m1", "2023-11-14T22:13:20.000Z", false)
+        );
+
+        // No body data at all (a message whose only part is an attachment), and no headers.
+        let bare = json!({ "id": "m2", "threadId": "t2", "labelIds": ["TRASH"], "internalDate": "0",
+            "payload": { "mimeType": "multipart/mixed", "parts": [
+                { "mimeType": "application/zip", "filename": "a.zip", "body": { "attachmentId": "z", "size": 3 } }] } });
+        let v = message_view(&bare);
+        assert_eq!((v["body"].as_str(), v["subject"].as_str(), v["bodyHtml"].is_null()), (Some(""), Some(""), true));
+        assert_eq!(v["to"], json!([]));
+        assert!(message_entity(v).deleted, "trash is not part of the synced mailbox");
+        // Stored bodies are capped at a character boundary.
+        let long = json!({ "id": "big", "payload": { "mimeType": "text/plain", "headers": [], "body": { "data": b64(&"é".repeat(60_000)) } } });
+        let stored = message_item(message_view(&long));
+        assert_eq!(
+            (stored.data["body"].as_str().unwrap().len(), &stored.data["truncated"]),
+            (STORED_BODY_MAX, &json!(true))
+        );
+        assert!(message_view(&long).get("truncated").is_none());
+        // An HTML-only message still has a text body.
+        let html = json!({ "id": "m3", "payload": { "mimeType": "text/html", "headers": [], "body": { "data": b64("<p>One</p><p>Two &amp; three</p>") } } });
+        assert_eq!(message_view(&html)["body"].as_str().map(|s| s.contains("Two & three")), Some(true));
+    }
+
+    #[test]
+    fn a_full_pass_lists_then_reads_each_page_in_one_batch() {
+        let fake = Fake::new(|_, path, _| {
+            if path.starts_with("/gmail/v1/users/me/messages?") {
+                let second = path.contains("pageToken=p2");
+                let ids: Vec<Value> = if second {
+                    vec![json!({ "id": "m3" })]
+                } else {
+                    vec![json!({ "id": "m1" }), json!({ "id": "m2" })]
+                };
+                let mut v = json!({ "messages": ids });
+                if !second {
+                    v["nextPageToken"] = json!("p2");
+                }
+                (200, v)
+            } else if path.starts_with("/gmail/v1/users/me/messages/") {
+                let id = path_id(path);
+                let hid = match id.as_str() {
+                    "m1" => 90,
+                    "m2" => 120,
+                    "m3" => 100,
+                    _ => return (404, json!({ "error": { "code": 404, "message": "gone" } })),
+                };
+                (200, gmail_message(&id, hid, &["INBOX"]))
+            } else {
+                (404, json!({}))
+            }
+        });
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| {
+            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 10 };
+            let page = run(GmailService.sync_page(c, &req)).unwrap();
+            assert_eq!(page.items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+            assert_eq!(page.checkpoint.as_deref(), Some("120"));
+            assert_eq!(fake.subrequests.get(), 2, "a list and one batch");
+            let next = page.next.unwrap();
+            // A page allowed one request only lists; the next one reads what was listed.
+            let req = PageRequest { entity: "messages", parent: "", cursor: Some(&next), since: None, max_requests: 1 };
+            let page = run(GmailService.sync_page(c, &req)).unwrap();
+            assert!(page.items.is_empty());
+            let pending = page.next.unwrap();
+            assert_eq!(pending["pending"], json!(["m3"]));
+            assert_eq!(page.checkpoint.as_deref(), Some("120"), "carried in the cursor");
+            let req =
+                PageRequest { entity: "messages", parent: "", cursor: Some(&pending), since: None, max_requests: 1 };
+            let page = run(GmailService.sync_page(c, &req)).unwrap();
+            assert_eq!(page.items.len(), 1);
+            assert!(page.next.is_none());
+            assert_eq!(page.checkpoint.as_deref(), Some("120"));
+        });
+        let seen = fake.paths();
+        assert!(seen[0].starts_with("GET /gmail/v1/users/me/messages?maxResults=100"), "{seen:?}");
+        assert!(seen.iter().any(|p| p == "BATCH GET /gmail/v1/users/me/messages/m1?format=full"));
+    }
+
+    #[test]
+    fn parts_refused_for_rate_are_read_again_later_and_a_fully_refused_batch_defers() {
+        let fake = Fake::new(|_, path, _| {
+            if path.starts_with("/gmail/v1/users/me/messages?") {
+                return (200, json!({ "messages": [{ "id": "a" }, { "id": "b" }, { "id": "c" }] }));
+            }
+            match path_id(path).as_str() {
+                "b" => (429, json!({ "error": { "code": 429, "message": "Too many concurrent requests for user" } })),
+                id => (200, gmail_message(id, 7, &["INBOX"])),
+            }
+        });
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| {
+            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 5 };
+            let page = run(GmailService.sync_page(c, &req)).unwrap();
+            assert_eq!(page.items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+            let next = page.next.expect("b is still to read");
+            assert_eq!(next["pending"], json!(["b"]));
+            let req = PageRequest { entity: "messages", parent: "", cursor: Some(&next), since: None, max_requests: 5 };
+            assert!(matches!(run(GmailService.sync_page(c, &req)), Err(ServiceError::RateLimited(_))));
+        });
+    }
+
+    #[test]
+    fn incremental_pages_follow_the_history() {
+        let fake = Fake::new(|_, path, _| {
+            if path.starts_with("/gmail/v1/users/me/history?") {
+                if path.contains("startHistoryId=5&") {
+                    return (404, json!({ "error": { "code": 404, "message": "Requested entity was not found." } }));
+                }
+                let history = json!([
+                    { "id": "501", "messagesAdded": [{ "message": { "id": "new1" } }] },
+                    { "id": "502", "labelsAdded": [{ "message": { "id": "old1" }, "labelIds": ["STARRED"] }] },
+                    { "id": "503", "messagesAdded": [{ "message": { "id": "brief" } }] },
+                    { "id": "504", "messagesDeleted": [{ "message": { "id": "brief" } }, { "message": { "id": "old2" } }] },
+                    { "id": "505", "labelsRemoved": [{ "message": { "id": "new1" }, "labelIds": ["UNREAD"] }] },
+                    { "id": "506", "labelsAdded": [{ "message": { "id": "binned" }, "labelIds": ["TRASH"] }] },
+                    { "id": "507", "labelsAdded": [{ "message": { "id": "vanished" }, "labelIds": ["STARRED"] }] },
+                ]);
+                (200, json!({ "history": history, "historyId": "510" }))
+            } else if path.starts_with("/gmail/v1/users/me/messages/") {
+                match path_id(path).as_str() {
+                    "vanished" => (404, json!({ "error": { "code": 404, "message": "Not Found" } })),
+                    "binned" => (200, gmail_message("binned", 506, &["TRASH"])),
+                    id => (200, gmail_message(id, 505, &["INBOX"])),
+                }
+            } else {
+                (404, json!({}))
+            }
+        });
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| {
+            let req =
+                PageRequest { entity: "messages", parent: "", cursor: None, since: Some("500"), max_requests: 10 };
+            let page = run(GmailService.sync_page(c, &req)).unwrap();
+            let mut live: Vec<&str> =
+                page.items.iter().filter(|i| !i.deleted).map(|i| i.external_id.as_str()).collect();
+            let mut gone: Vec<&str> = page.items.iter().filter(|i| i.deleted).map(|i| i.external_id.as_str()).collect();
+            live.sort_unstable();
+            gone.sort_unstable();
+            assert_eq!(live, ["new1", "old1"]);
+            assert_eq!(gone, ["binned", "brief", "old2", "vanished"]);
+            assert_eq!(page.checkpoint.as_deref(), Some("510"));
+            assert!(page.next.is_none());
+            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: Some("5"), max_requests: 10 };
+            let expired = run(GmailService.sync_page(c, &req));
+            assert_eq!(
+                expired.unwrap_err(),
+                ServiceError::CheckpointExpired("Gmail no longer has history from 5".into())
+            );
+        });
+        let seen = fake.paths();
+        assert!(seen[0].contains("historyTypes=messageAdded&historyTypes=messageDeleted&historyTypes=labelAdded&historyTypes=labelRemoved"), "{seen:?}");
+        let batched = seen.iter().filter(|p| p.starts_with("BATCH")).count();
+        assert_eq!(batched, 4, "new1, old1, binned, vanished: once each, in one batch: {seen:?}");
+        assert_eq!(fake.subrequests.get(), 2 + 1);
+    }
+
+    #[test]
+    fn an_empty_mailbox_takes_its_checkpoint_from_the_profile_and_listings_page() {
+        let fake = Fake::new(|_, path, _| match path.split('?').next().unwrap() {
+            "/gmail/v1/users/me/messages" => (200, json!({ "resultSizeEstimate": 0 })),
+            "/gmail/v1/users/me/profile" => (200, json!({ "emailAddress": "me@x.com", "historyId": "77" })),
+            "/gmail/v1/users/me/threads" if path.contains("pageToken=n") => {
+                (200, json!({ "threads": [{ "id": "t2", "snippet": "b", "historyId": "3" }] }))
+            }
+            "/gmail/v1/users/me/threads" => {
+                (200, json!({ "threads": [{ "id": "t1", "snippet": "a", "historyId": "2" }], "nextPageToken": "n" }))
+            }
+            "/gmail/v1/users/me/drafts" => {
+                (200, json!({ "drafts": [{ "id": "d1", "message": { "id": "m9", "threadId": "t9" } }] }))
+            }
+            "/gmail/v1/users/me/labels" => (
+                200,
+                json!({ "labels": [{ "id": "INBOX", "name": "INBOX", "type": "system" }, { "id": "Label_1", "name": "Work", "type": "user" }] }),
+            ),
+            _ => (404, json!({})),
+        });
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| {
+            let page = |entity: &'static str, cursor: Option<&Value>| {
+                let req = PageRequest { entity, parent: "", cursor, since: None, max_requests: 5 };
+                run(GmailService.sync_page(c, &req)).unwrap()
+            };
+            let m = page("messages", None);
+            assert!(m.items.is_empty() && m.next.is_none());
+            assert_eq!(m.checkpoint.as_deref(), Some("77"));
+            let t = page("threads", None);
+            assert_eq!(t.items[0].data, json!({ "id": "t1", "snippet": "a", "historyId": "2" }));
+            assert_eq!(t.items[0].modified_at, "", "no modification time: every run is a full, sweeping pass");
+            let t2 = page("threads", t.next.as_ref());
+            assert_eq!((t2.items[0].external_id.as_str(), t2.next.is_none()), ("t2", true));
+            let d = page("drafts", None);
+            assert_eq!(d.items[0].data, json!({ "id": "d1", "messageId": "m9", "threadId": "t9" }));
+            let l = page("labels", None);
+            assert_eq!(l.items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), ["INBOX", "Label_1"]);
+            assert!(l.checkpoint.is_none() && t.checkpoint.is_none());
+        });
+        assert!(fake.paths()[2].contains("maxResults=500"), "{:?}", fake.paths());
+    }
+
+    /// Answers a profile, one original message, and records what was sent.
+    fn mail_fake(original: Value) -> Fake {
+        Fake::new(move |method, path, body| match (method, path.split('?').next().unwrap()) {
+            ("GET", "/gmail/v1/users/me/profile") => {
+                (200, json!({ "emailAddress": "me@example.com", "historyId": "1" }))
+            }
+            ("GET", "/gmail/v1/users/me/messages/orig") => (200, original.clone()),
+            ("POST", "/gmail/v1/users/me/messages/send") => (
+                200,
+                json!({ "id": "sent1", "threadId": body.unwrap()["threadId"].as_str().unwrap_or("newthread"), "labelIds": ["SENT"] }),
+            ),
+            ("GET", "/gmail/v1/users/me/messages/sent1") => (200, gmail_message("sent1", 9, &["SENT"])),
+            _ => (404, json!({ "error": { "code": 404, "message": "Not Found" } })),
+        })
+    }
+
+    fn sent_raw(fake: &Fake) -> (Value, Vec<u8>) {
+        let seen = fake.seen.borrow();
+        let (_, _, body) = seen.iter().find(|(m, p, _)| m == "POST" && p.ends_with("/messages/send")).expect("a send");
+        let body = body.clone().unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(body["raw"].as_str().unwrap()).unwrap();
+        (body, raw)
+    }
+
+    fn original() -> Value {
+        json!({
+            "id": "orig", "threadId": "thread-9", "labelIds": ["INBOX"], "internalDate": "1700000000000",
+            "payload": { "mimeType": "text/plain", "body": { "data": b64("question") }, "headers": headers(&[
+                ("From", "\"Doe, Jane\" <jane@example.com>"), ("To", "Me <ME@example.com>, bob@example.com"),
+                ("Cc", "=?UTF-8?B?SsO8cmdlbg==?= <j@example.de>, jane@example.com"), ("Subject", "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?="),
+                ("Message-ID", "<orig-1@mail.example.com>"), ("References", "<root@x.com>"),
+            ]) },
+        })
+    }
+
+    #[test]
+    fn replies_thread_and_address_the_right_people() {
+        let fake = mail_fake(original());
+        let tokens = Counted::default();
+        let out = with_conn(&fake, &tokens, |c| {
+            run(GmailService.act(c, "reply", &json!({ "messageId": "orig", "body": "Answer", "replyAll": true })))
+                .unwrap()
+        });
+        assert_eq!(out.result, json!({ "id": "sent1", "threadId": "thread-9" }));
+        assert_eq!(out.items[0].0, "messages");
+        let (body, raw) = sent_raw(&fake);
+        assert_eq!(body["threadId"], "thread-9");
+        let msg = MessageParser::default().parse(&raw[..]).unwrap();
+        assert_eq!(msg.subject(), Some("Re: Grüße"));
+        assert_eq!(msg.in_reply_to().as_text(), Some("orig-1@mail.example.com"));
+        assert_eq!(msg.references().as_text_list().unwrap(), ["root@x.com", "orig-1@mail.example.com"]);
+        let addrs = |a: Option<&mail_parser::Address>| -> Vec<String> {
+            a.map(|a| a.iter().map(|x| x.address().unwrap().to_string()).collect()).unwrap_or_default()
+        };
+        assert_eq!(addrs(msg.from()), ["me@example.com"]);
+        assert_eq!(addrs(msg.to()), ["jane@example.com"]);
+        assert_eq!(addrs(msg.cc()), ["bob@example.com", "j@example.de"], "the account and duplicates left out");
+        assert_eq!(msg.to().unwrap().first().unwrap().name(), Some("Doe, Jane"));
+        assert!(msg.message_id().unwrap().ends_with("@example.com"));
+        // The profile and the original came in one batch; then the send and the read-back.
+        assert_eq!(fake.subrequests.get(), 3);
+
+        // A plain reply goes to Reply-To; a subject that is already a reply keeps its one "Re:".
+        let mut o = original();
+        o["payload"]["headers"] = headers(&[
+            ("From", "jane@example.com"),
+            ("Reply-To", "List <list@example.org>"),
+            ("To", "me@example.com"),
+            ("Subject", "RE: Status"),
+            ("Message-ID", "<x@y>"),
+        ]);
+        let fake = mail_fake(o);
+        with_conn(&fake, &tokens, |c| {
+            run(GmailService.act(c, "reply", &json!({ "messageId": "orig", "bodyHtml": "<b>ok</b>" }))).unwrap()
+        });
+        let msg_raw = sent_raw(&fake).1;
+        let msg = MessageParser::default().parse(&msg_raw[..]).unwrap();
+        assert_eq!(msg.subject(), Some("RE: Status"));
+        assert_eq!(addrs(msg.to()), ["list@example.org"]);
+        assert!(msg.cc().is_none());
+        assert_eq!(msg.references().as_text(), Some("x@y"));
+
+        // Replying to one's own message addresses its recipients.
+        let mut o = original();
+        o["payload"]["headers"] =
+            headers(&[("From", "Me <me@example.com>"), ("To", "bob@example.com"), ("Subject", "Plan")]);
+        let fake = mail_fake(o);
+        with_conn(&fake, &tokens, |c| {
+            run(GmailService.act(c, "reply", &json!({ "messageId": "orig", "body": "more" }))).unwrap()
+        });
+        let msg_raw = sent_raw(&fake).1;
+        let msg = MessageParser::default().parse(&msg_raw[..]).unwrap();
+        assert_eq!(addrs(msg.to()), ["bob@example.com"]);
+        assert_eq!(msg.subject(), Some("Re: Plan"));
+        assert!(msg.in_reply_to().is_empty(), "no Message-ID to answer");
+    }
+
+    #[test]
+    fn send_email_builds_a_complete_message_and_refreshes_a_refused_token_once() {
+        let fake = mail_fake(json!({}));
+        *fake.valid_token.borrow_mut() = "t2".into();
+        let tokens = Counted::default();
+        let params = json!({
+            "to": "\"Doe, Jane\" <jane@example.com>, bob@example.com", "bcc": ["hidden@example.net"],
+            "subject": "Grüße", "body": "Hallo", "bodyHtml": "<p>Hallo</p>", "replyTo": "Desk <desk@example.com>",
+            "attachments": [{ "filename": "résumé.pdf", "mimeType": "application/pdf", "data": "JVBERi0xLjQK" }],
+        });
+        let out = with_conn(&fake, &tokens, |c| run(GmailService.act(c, "send_email", &params))).unwrap();
+        assert_eq!(out.result, json!({ "id": "sent1", "threadId": "newthread" }));
+        assert_eq!(tokens.refreshes.get(), 1);
+        let (body, raw) = sent_raw(&fake);
+        assert!(body.get("threadId").is_none());
+        let msg = MessageParser::default().parse(&raw[..]).unwrap();
+        assert_eq!(msg.subject(), Some("Grüße"));
+        assert_eq!(
+            msg.to().unwrap().iter().map(|a| a.address().unwrap()).collect::<Vec<_>>(),
+            ["jane@example.com", "bob@example.com"]
+        );
+        assert_eq!(msg.bcc().unwrap().first().unwrap().address(), Some("hidden@example.net"));
+        assert_eq!(msg.reply_to().unwrap().first().unwrap().address(), Some("desk@example.com"));
+        assert_eq!(msg.date().unwrap().to_timestamp(), 1_700_000_000);
+        assert_eq!(msg.attachment(0).unwrap().attachment_name(), Some("résumé.pdf"));
+        assert_eq!(msg.attachment(0).unwrap().contents(), b"%PDF-1.4\n");
+        assert!(raw.split(|&b| b == b'\n').all(|l| l.len() <= 998));
+
+        // A batch refused part by part is sent again once with a refreshed token.
+        let fake = mail_fake(original());
+        *fake.valid_token.borrow_mut() = "t2".into();
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| run(GmailService.act(c, "reply", &json!({ "messageId": "orig", "body": "x" }))))
+            .unwrap();
+        assert_eq!(tokens.refreshes.get(), 1);
+    }
+
+    #[test]
+    fn parameters_are_normalised_or_refused_with_their_field() {
+        let p = json!({
+            "to": "Doe, Jane <jane@x.com>", "cc": "a@x.com, \"B, b\" <b@x.com>", "bcc": ["ok@x.com", "nope"],
+        });
+        assert_eq!(addresses(&p, "to").unwrap(), ["Doe, Jane <jane@x.com>"]);
+        assert_eq!(addresses(&p, "cc").unwrap(), ["a@x.com", "\"B, b\" <b@x.com>"]);
+        let e = addresses(&p, "bcc").unwrap_err();
+        assert_eq!(ServiceError::invalid_field(&e.message()), ("bcc.1", "Not an email address: nope"));
+        assert_eq!(addresses(&json!({}), "to").unwrap(), Vec::<String>::new());
+        assert!(addresses(&json!({ "to": "a@x.com, nope" }), "to").is_err());
+        let e = reply_to(&json!({ "replyTo": ["a@x.com", "b@x.com"] })).unwrap_err();
+        assert_eq!(ServiceError::invalid_field(&e.message()).0, "replyTo");
+        let e = attachments(&json!({ "attachments": [{ "filename": "a", "mimeType": "text/plain", "data": "@@" }] }))
+            .unwrap_err();
+        assert_eq!(ServiceError::invalid_field(&e.message()).0, "attachments.0.data");
+
+        let creds = |e: &str| {
+            Credentials::from([
+                ("access_token".to_string(), " ya29.x ".to_string()),
+                ("expires_at".to_string(), e.to_string()),
+                ("client_secret".to_string(), "never stored".to_string()),
+            ])
+        };
+        for given in ["1800000000", "1800000000000", "1800000000.25", "2027-01-15T08:00:00Z"] {
+            let c = GmailService.prepare_credentials(creds(given), 0).unwrap();
+            assert_eq!(c["expires_at"], "1800000000", "{given}");
+            assert_eq!(c["access_token"], "ya29.x");
+            assert!(!c.contains_key("client_secret"));
+        }
+        assert!(GmailService.prepare_credentials(creds("next tuesday"), 0).is_err());
+        assert!(GmailService.prepare_credentials(Credentials::new(), 0).is_err());
+    }
+
+    #[test]
+    fn label_actions_resolve_names_and_answer_the_message() {
+        let fake = Fake::new(|method, path, _| match (method, path.split('?').next().unwrap()) {
+            ("GET", "/gmail/v1/users/me/labels") => (200, json!({ "labels": [{ "id": "Label_7", "name": "Work" }] })),
+            ("POST", "/gmail/v1/users/me/messages/m1/modify") => (200, json!({ "id": "m1", "labelIds": ["Label_7"] })),
+            ("POST", "/gmail/v1/users/me/messages/m1/trash") => (200, json!({ "id": "m1" })),
+            ("GET", "/gmail/v1/users/me/messages/m1") => (200, gmail_message("m1", 3, &["Label_7", "STARRED"])),
+            ("POST", "/gmail/v1/users/me/labels") => {
+                (409, json!({ "error": { "code": 409, "message": "Label name exists or conflicts" } }))
+            }
+            _ => (404, json!({ "error": { "code": 404, "message": "Not Found" } })),
+        });
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| {
+            let out = run(GmailService.act(
+                c,
+                "modify_labels",
+                &json!({ "id": "m1", "add": ["work", "starred"], "remove": ["inbox"] }),
+            ))
+            .unwrap();
+            assert_eq!(out.result["labelIds"], json!(["Label_7", "STARRED"]));
+            assert_eq!(out.result["starred"], true);
+            let e = run(GmailService.act(c, "modify_labels", &json!({ "id": "m1", "add": ["Nope"] }))).unwrap_err();
+            assert_eq!(ServiceError::invalid_field(&e.message()), ("add.0", "Unknown label: Nope"));
+            let e = run(GmailService.act(c, "modify_labels", &json!({ "id": "m1" }))).unwrap_err();
+            assert!(matches!(e, ServiceError::Invalid(_)));
+            let e = run(GmailService.act(c, "create_label", &json!({ "name": "Work" }))).unwrap_err();
+            assert!(matches!(e, ServiceError::Refused { status: 409, code: "LABEL_EXISTS", .. }));
+            let e = run(GmailService.act(c, "get_message", &json!({ "id": "zz" }))).unwrap_err();
+            assert!(matches!(e, ServiceError::NotFound(_)));
+        });
+        let seen = fake.seen.borrow();
+        let modify = seen.iter().find(|(_, p, _)| p.ends_with("/modify")).unwrap();
+        assert_eq!(modify.2, Some(json!({ "addLabelIds": ["Label_7", "STARRED"], "removeLabelIds": ["INBOX"] })));
+    }
+
+    #[test]
+    fn schemas_take_one_address_or_a_list() {
+        let schema = |name: &str| -> Value {
+            serde_json::from_str(ACTIONS.iter().find(|a| a.name == name).unwrap().params).unwrap()
+        };
+        let v = |name: &str, p: Value| crate::integrations::schema::validate(&schema(name), &p);
+        assert!(v("send_email", json!({ "to": "a@x.com", "subject": "s" })).is_empty());
+        assert!(v("send_email", json!({ "to": ["a@x.com", "B <b@x.com>"], "subject": "s", "cc": [] })).is_empty());
+        let fields =
+            |e: Vec<crate::integrations::schema::Violation>| e.into_iter().map(|x| x.field).collect::<Vec<_>>();
+        assert_eq!(fields(v("send_email", json!({ "to": 5, "subject": "s" }))), ["to"]);
+        assert_eq!(fields(v("send_email", json!({ "to": [], "subject": "s" }))), ["to"]);
+        assert_eq!(fields(v("send_email", json!({ "subject": "s", "attachments": [{ "filename": "a" }] }))).len(), 3);
+        assert_eq!(fields(v("search_messages", json!({ "maxResults": 101 }))), ["maxResults"]);
+        assert_eq!(fields(v("reply", json!({ "messageId": "m", "subject": "x" }))), ["subject"]);
+        assert!(v("update_draft", json!({ "draftId": "d" })).is_empty());
+        assert!(v("list_labels", json!({})).is_empty());
+        let write: Vec<&str> = ACTIONS.iter().filter(|a| !a.write).map(|a| a.name).collect();
+        assert_eq!(
+            write,
+            ["search_messages", "get_message", "get_thread", "list_drafts", "list_labels", "get_attachment"]
+        );
+    }
+}
