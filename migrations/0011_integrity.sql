@@ -26,3 +26,7 @@ CREATE TABLE session_pushes (
   created_at TEXT NOT NULL,
   PRIMARY KEY (session_id, sha)
 );
+
+-- The webhook batch that last changed a session's PR state: its notification selects exactly
+-- the rows that batch changed.
+ALTER TABLE session_git_state ADD COLUMN pr_claim TEXT;

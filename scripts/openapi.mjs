@@ -219,12 +219,12 @@ const paths = {
   '/webhooks/github': {
     post: publicOp({
       tags: ['webhooks'], summary: 'GitHub webhook (pull_request, push, ping). Body limit 25 MiB.',
-      description: 'Verified with X-Hub-Signature-256 (HMAC-SHA256 of the raw body, GITHUB_WEBHOOK_SECRET) before anything else; idempotent per X-GitHub-Delivery.',
-      parameters: ['X-GitHub-Event', 'X-GitHub-Delivery', 'X-Hub-Signature-256'].map((name) => ({ name, in: 'header', schema: str(), required: name !== 'X-GitHub-Delivery' })),
+      description: 'Verified with X-Hub-Signature-256 (HMAC-SHA256 of the raw body, GITHUB_WEBHOOK_SECRET) before anything else; idempotent per X-GitHub-Delivery (required). Replay-proof: a PR update applies only when its pull_request.updated_at is newer than the stored one, and a push counts once per (session, after SHA).',
+      parameters: ['X-GitHub-Event', 'X-GitHub-Delivery', 'X-Hub-Signature-256'].map((name) => ({ name, in: 'header', schema: str(), required: true })),
       requestBody: body({ type: 'object' }),
       responses: {
         200: json(obj({ received: { const: true }, event: str(), deliveryId: str(), sessionsUpdated: { type: 'integer' }, duplicate: { type: 'boolean' } }, ['received', 'event'])),
-        400: err('Missing event header (`MISSING_EVENT`) or body not JSON (`INVALID_JSON`)'),
+        400: err('Missing event header (`MISSING_EVENT`), missing or over-long delivery id (`MISSING_DELIVERY`), body not JSON (`INVALID_JSON`) or a push without a valid `after` SHA (`VALIDATION_ERROR`)'),
         401: err('Missing or wrong signature (`INVALID_SIGNATURE`)'),
         413: E[413],
         503: err('No GITHUB_WEBHOOK_SECRET configured (`WEBHOOK_NOT_CONFIGURED`): deliveries are refused'),
