@@ -30,3 +30,4 @@ CREATE TABLE session_pushes (
 -- The webhook batch that last changed a session's PR state: its notification selects exactly
 -- the rows that batch changed.
 ALTER TABLE session_git_state ADD COLUMN pr_claim TEXT;
+ALTER TABLE session_git_state ADD COLUMN source_pr_claim TEXT;

@@ -177,6 +177,9 @@ enum Plan {
         merged_at: Option<String>,
         /// `pull_request.updated_at`, normalised: an update older than the stored one is stale.
         updated_at: Option<String>,
+        /// On `opened`/`reopened` of a same-repository PR: (head branch, author's GitHub id), to
+        /// link the PR to its author's live session on that branch.
+        link: Option<(String, String)>,
     },
     /// Pushed commits, counted once per (session, `after` SHA) for the pusher's own sessions
     /// on that branch.
@@ -198,14 +201,19 @@ impl Plan {
     fn statements(&self) -> Vec<String> {
         match self {
             Plan::PullRequest { .. } => {
-                // The rows this batch's UPDATE changed carry its claim (`?8`).
+                // The rows this batch's UPDATEs changed carry its claim (`?8`).
                 let own = "FROM session_git_state g WHERE g.pr_claim = ?8".to_string();
-                let source = format!(
-                    "FROM session_git_state g JOIN sessions s ON s.id = g.session_id
-                     WHERE g.source_repo_full_name = ?6 COLLATE NOCASE AND g.source_pr_number = ?7
-                       AND (g.pr_number IS NULL OR g.pr_number <> ?7) AND s.status NOT IN {LIVE}"
-                );
+                let source = "FROM session_git_state g WHERE g.source_pr_claim = ?8".to_string();
                 vec![
+                    // Link: the author's live session on the PR's head branch, without a PR yet.
+                    format!(
+                        "UPDATE session_git_state SET pr_number = ?7, pr_created_at = ?5, pr_state = NULL,
+                           pr_merged_at = NULL, pr_updated_at = NULL
+                         WHERE pr_number IS NULL AND ?12 IS NOT NULL AND source_repo_full_name = ?6 COLLATE NOCASE
+                           AND branch = ?12
+                           AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+                                               WHERE s.status NOT IN {LIVE} AND u.github_id = ?13) /*GUARD*/"
+                    ),
                     format!(
                         "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
                            pr_merged_at = ?4, updated_at = ?5, pr_updated_at = ?11, pr_claim = ?8
@@ -215,6 +223,15 @@ impl Plan {
                          RETURNING session_id"
                     ),
                     outbox_insert("pr", "?9", &own),
+                    // Sessions working on the PR keep its state as `sourcePr*`, in order too.
+                    format!(
+                        "UPDATE session_git_state SET source_pr_state = ?1, source_pr_title = COALESCE(?2, source_pr_title),
+                           source_pr_url = COALESCE(?3, source_pr_url), source_pr_updated_at = ?11, source_pr_claim = ?8
+                         WHERE source_repo_full_name = ?6 COLLATE NOCASE AND source_pr_number = ?7
+                           AND (pr_number IS NULL OR pr_number <> ?7)
+                           AND ?11 IS NOT NULL AND (source_pr_updated_at IS NULL OR source_pr_updated_at < ?11)
+                           AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/"
+                    ),
                     outbox_insert("source-pr", "?10", &source),
                 ]
             }
@@ -248,22 +265,23 @@ impl Plan {
     }
 
     fn roles(&self) -> Vec<Role> {
-        let (update, notify, both) = (
+        let (none, update, notify, both) = (
+            Role { counts: false, notifies: false },
             Role { counts: true, notifies: false },
             Role { counts: false, notifies: true },
             Role { counts: true, notifies: true },
         );
         match self {
-            Plan::PullRequest { .. } => vec![update, notify, both],
-            Plan::Push { .. } => vec![Role { counts: false, notifies: false }, update, notify],
+            Plan::PullRequest { .. } => vec![none, update, notify, none, both],
+            Plan::Push { .. } => vec![none, update, notify],
         }
     }
 
-    /// Parameters `?1…?11` (`?8` the outbox batch and the batch's claim).
+    /// Parameters `?1…?13` (`?8` the outbox batch and the batch's claim).
     fn args(&self, now: &str, batch: &str) -> Vec<wasm_bindgen::JsValue> {
         use crate::db::Bind;
         match self {
-            Plan::PullRequest { repo, number, state, title, url, merged_at, updated_at } => {
+            Plan::PullRequest { repo, number, state, title, url, merged_at, updated_at, link } => {
                 let update = GitUpdate {
                     kind: Some("git-state-update".into()),
                     pr_state: Some(state.to_string()),
@@ -286,6 +304,8 @@ impl Plan {
                     text(&update).js(),
                     text(&source).js(),
                     updated_at.js(),
+                    link.as_ref().map(|l| l.0.as_str()).js(),
+                    link.as_ref().map(|l| l.1.as_str()).js(),
                 ]
             }
             Plan::Push { repo, branch, commits, sender, after } => {
@@ -302,6 +322,15 @@ fn pull_request_plan(p: &Value) -> ApiResult<Option<Plan>> {
         return Err(ApiError::invalid_field("pull_request", "Missing repository.full_name or pull_request.number"));
     };
     let pr = &p["pull_request"];
+    let action = p["action"].as_str().unwrap_or("");
+    // Only same-repository PRs link: a fork's branch is not the session's repository.
+    let same_repo = pr["head"]["repo"]["full_name"].as_str().is_some_and(|h| h.eq_ignore_ascii_case(repo));
+    let link = match (pr["head"]["ref"].as_str(), pr["user"]["id"].as_i64()) {
+        (Some(branch), Some(author)) if same_repo && matches!(action, "opened" | "reopened") => {
+            Some((branch.to_string(), author.to_string()))
+        }
+        _ => None,
+    };
     Ok(Some(Plan::PullRequest {
         repo: repo.to_string(),
         number,
@@ -310,6 +339,7 @@ fn pull_request_plan(p: &Value) -> ApiResult<Option<Plan>> {
         url: pr["html_url"].as_str().map(str::to_string),
         merged_at: pr["merged_at"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
         updated_at: pr["updated_at"].as_str().and_then(crate::time::parse_iso).map(iso),
+        link,
     }))
 }
 

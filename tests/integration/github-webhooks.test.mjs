@@ -75,6 +75,7 @@ test('GitHub webhooks', async (t) => {
     // The source-PR session is notified, not overwritten.
     const bobGit = await git(bob, reviewing.id);
     assert.equal(bobGit.prState, null);
+    assert.deepEqual([bobGit.sourcePrState, bobGit.sourcePrTitle], ['draft', 'Café 🚀 / fix']);
     assert.ok((await events(bob, reviewing.id)).some((e) => e.type === 'git-state' && e.data.prState === 'draft'));
   });
 
@@ -186,6 +187,57 @@ test('GitHub webhooks', async (t) => {
     delete undated.pull_request.updated_at;
     assert.equal((await deliver('pull_request', JSON.stringify(undated))).status, 200);
     assert.equal((await git(alice, own.id)).prState, 'merged');
+  });
+
+  await t.test('PR links: an opened delivery by the session owner on its branch; the runner\'s PUT git-state', async () => {
+    const mine = await session(alice, { repoUrl: 'octo/hello.world', branch: 'feature-x' });
+    const bobs = await session(bob, { repoUrl: 'octo/hello.world', branch: 'feature-x' });
+    const opened = (number, author, head = 'octo/hello.world', action = 'opened') => JSON.stringify({
+      action, number, repository: { full_name: 'octo/hello.world' },
+      pull_request: { number, title: `PR ${number}`, html_url: `https://github.com/octo/hello.world/pull/${number}`, state: 'open', draft: false, merged_at: null,
+        updated_at: new Date(Date.UTC(2026, 10, 3) + ++tick * 1000).toISOString(), user: { id: author }, head: { ref: 'feature-x', repo: { full_name: head } } },
+    });
+    // Someone else's PR from that branch, and a fork's, link nothing.
+    assert.equal((await deliver('pull_request', opened(40, 303))).status, 200);
+    assert.equal((await deliver('pull_request', opened(41, 101, 'mallory/hello.world'))).status, 200);
+    assert.equal((await git(alice, mine.id)).prNumber, null);
+    const r = await deliver('pull_request', opened(42, 101));
+    assert.equal(r.status, 200);
+    const gs = await git(alice, mine.id);
+    assert.deepEqual([gs.prNumber, gs.prState, gs.prTitle], [42, 'open', 'PR 42']);
+    assert.equal((await git(bob, bobs.id)).prNumber, null, 'only the author\'s session');
+    // A later PR opened from the same branch does not take over a linked session.
+    await deliver('pull_request', opened(43, 101));
+    assert.equal((await git(alice, mine.id)).prNumber, 42);
+    const closed = JSON.parse(opened(42, 101, 'octo/hello.world', 'closed'));
+    closed.pull_request.state = 'closed';
+    await deliver('pull_request', JSON.stringify(closed));
+    assert.equal((await git(alice, mine.id)).prState, 'closed');
+
+    // The runner reports its PR: owner only, validated, then deliveries follow it.
+    const runner = await session(alice, { workspace: 'w' });
+    const put = (body, user = alice, id = runner.id) => svc.request('PUT', `/api/sessions/${id}/git-state`, { token: user.token, body });
+    for (const body of [{}, { prNumber: 0 }, { prUrl: 'javascript:alert(1)', prNumber: 5 }, { prUrl: 'https://github.com/o/r/pull/5' }, { commitCount: -1 }, { branch: '' }]) {
+      const bad = await put(body);
+      assert.equal(bad.status, 400, JSON.stringify(body));
+      assert.equal(bad.body.code, 'VALIDATION_ERROR');
+    }
+    assert.equal((await put({ prNumber: 44 }, bob)).status, 404);
+    assert.equal((await put({ prNumber: 44 }, alice, randomUUID())).status, 404);
+    const ok = await put({ branch: 'runner-branch', prNumber: 44, prUrl: 'https://github.com/octo/hello.world/pull/44', commitCount: 3 });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual([ok.body.gitState.branch, ok.body.gitState.prNumber, ok.body.gitState.prUrl, ok.body.gitState.commitCount],
+      ['runner-branch', 44, 'https://github.com/octo/hello.world/pull/44', 3]);
+    // It has no repository yet: deliveries for octo/hello.world #44 do not reach it until it has one.
+    await db.prepare("UPDATE session_git_state SET source_repo_full_name = 'octo/hello.world' WHERE session_id = ?").bind(runner.id).run();
+    const merged = JSON.parse(opened(44, 101, 'octo/hello.world', 'closed'));
+    Object.assign(merged.pull_request, { state: 'closed', merged: true, merged_at: '2026-11-22T10:00:00Z' });
+    await deliver('pull_request', JSON.stringify(merged));
+    assert.deepEqual([(await git(alice, runner.id)).prState, (await git(alice, runner.id)).prMergedAt], ['merged', '2026-11-22T10:00:00Z']);
+    await db.prepare("UPDATE sessions SET status = 'archived' WHERE id = ?").bind(runner.id).run();
+    const finished = await put({ commitCount: 4 });
+    assert.equal(finished.status, 409);
+    assert.equal(finished.body.code, 'SESSION_FINISHED');
   });
 
   await t.test('malformed bodies are 400; form-encoded deliveries work', async () => {
