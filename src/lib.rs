@@ -41,15 +41,18 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    outbound::configure(&env);
     app::handle(req, env, ctx).await
 }
 
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    outbound::configure(&env);
     maintenance::run(&event.cron(), &env).await;
 }
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
+    outbound::configure(&env);
     jobs::consume(batch, env).await
 }

@@ -9,6 +9,25 @@ use worker::Method;
 pub const USER_AGENT: &str = "integrations-service";
 /// GitHub fails a webhook delivery after 10 s; every upstream call stays well inside that.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(8);
+/// The largest upstream answer read by default (`UPSTREAM_MAX_RESPONSE_BYTES`): a 25 MB Gmail
+/// attachment as base64 JSON fits; anything larger is refused while streaming, before it can
+/// crowd the 128 MB isolate.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 36 * 1024 * 1024;
+
+/// How a too-large answer's message starts (callers tell it apart from an unreachable upstream).
+pub const TOO_LARGE: &str = "upstream answer larger than";
+
+/// The isolate's configured cap (one isolate serves one deployment, so one value for all).
+static MAX_RESPONSE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(DEFAULT_MAX_RESPONSE_BYTES);
+
+/// Reads `UPSTREAM_MAX_RESPONSE_BYTES` (called at every event's start).
+pub fn configure(env: &worker::Env) {
+    let max = crate::config::var(env, "UPSTREAM_MAX_RESPONSE_BYTES")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n >= 1024)
+        .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+    MAX_RESPONSE_BYTES.store(max, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// A complete upstream answer (plain data, so services are unit-tested natively).
 #[derive(Debug, Clone, Default)]
@@ -37,6 +56,8 @@ impl Upstream {
 pub enum OutboundError {
     Timeout,
     Network(String),
+    /// The answer was larger than the cap (bytes); reading stopped there.
+    TooLarge(u64),
 }
 
 impl std::fmt::Display for OutboundError {
@@ -44,6 +65,7 @@ impl std::fmt::Display for OutboundError {
         match self {
             OutboundError::Timeout => write!(f, "upstream timed out"),
             OutboundError::Network(e) => write!(f, "upstream unreachable: {e}"),
+            OutboundError::TooLarge(max) => write!(f, "{TOO_LARGE} {max} bytes"),
         }
     }
 }
@@ -99,6 +121,7 @@ pub struct Call {
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<Vec<u8>>,
     timeout: Duration,
+    max_bytes: Option<u64>,
 }
 
 impl Call {
@@ -109,6 +132,7 @@ impl Call {
             headers: vec![("User-Agent", USER_AGENT.into())],
             body: None,
             timeout: DEFAULT_TIMEOUT,
+            max_bytes: None,
         }
     }
 
@@ -139,6 +163,12 @@ impl Call {
         self
     }
 
+    /// A smaller cap on the answer's size than the configured one (downloads with a limit).
+    pub fn max_bytes(mut self, max: u64) -> Self {
+        self.max_bytes = Some(max);
+        self
+    }
+
     /// A request header's value (tests inspect what a service sent).
     pub fn header_value(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
@@ -162,15 +192,38 @@ impl Call {
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(req);
+        let configured = MAX_RESPONSE_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+        let max = self.max_bytes.map_or(configured, |m| m.min(configured));
         let sending = Box::pin(async move {
-            let mut resp = fetch.send_with_signal(&signal).await?;
-            let body = resp.bytes().await?;
-            let headers = resp.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-            Ok::<_, worker::Error>((resp.status_code(), headers, body))
+            use futures::StreamExt;
+            let mut resp = fetch.send_with_signal(&signal).await.map_err(net)?;
+            let headers: Vec<(String, String)> =
+                resp.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+            // Refused on the announced length first, then counted while streaming.
+            let announced =
+                headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<u64>().ok());
+            if announced.is_some_and(|n| n > max) {
+                return Err(OutboundError::TooLarge(max));
+            }
+            let mut body = Vec::with_capacity(announced.unwrap_or(0) as usize);
+            let mut stream = resp.stream().map_err(net)?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(net)?;
+                if (body.len() + chunk.len()) as u64 > max {
+                    return Err(OutboundError::TooLarge(max));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((resp.status_code(), headers, body))
         });
         match select(sending, Delay::from(self.timeout)).await {
             Either::Left((Ok((status, headers, body)), _)) => Ok(Upstream { status, headers, body }),
-            Either::Left((Err(e), _)) => Err(net(e)),
+            Either::Left((Err(e), _)) => {
+                if matches!(e, OutboundError::TooLarge(_)) {
+                    controller.abort();
+                }
+                Err(e)
+            }
             Either::Right(_) => {
                 controller.abort();
                 Err(OutboundError::Timeout)

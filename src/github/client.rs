@@ -35,6 +35,9 @@ impl GhError {
                 ApiError::upstream(format!("{failure}: GitHub rejected the stored token; reconnect GitHub"))
             }
             GhError::Status(status, _) => ApiError::upstream(format!("{failure} (GitHub answered {status})")),
+            GhError::Transport(m) if m.starts_with(crate::outbound::TOO_LARGE) => {
+                ApiError::upstream(format!("{failure} ({m}; see UPSTREAM_MAX_RESPONSE_BYTES)"))
+            }
             GhError::Transport(_) => ApiError::upstream(format!("{failure} (GitHub unreachable)")),
         }
     }

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use worker::{Delay, Method};
 
 use super::markdown::{html_to_plain, split_html, to_telegram_html, CAPTION_LIMIT, MESSAGE_LIMIT};
-use crate::outbound::Call;
+use crate::outbound::{Call, OutboundError};
+use crate::telegram::webhook::MAX_FILE_BYTES;
 
 /// Longest `retry_after` we wait for inside one request (Telegram asks for seconds to minutes).
 const MAX_RETRY_WAIT_SECS: u64 = 5;
@@ -120,19 +121,29 @@ impl Bot {
     }
 
     /// Downloads a file by id (`getFile`, then the file URL, which never leaves this function).
+    /// Refused (code 413) when `getFile` announces more than `MAX_FILE_BYTES`, and capped
+    /// while reading, since `file_size` may be absent.
     pub async fn download(&self, file_id: &str) -> Result<(String, Vec<u8>), TgError> {
+        let too_large =
+            || TgError { method: "getFile", code: 413, description: "file too large".into(), retry_after: None };
         let file = self.call("getFile", json!({ "file_id": file_id })).await?;
+        if file["file_size"].as_u64().is_some_and(|n| n > MAX_FILE_BYTES) {
+            return Err(too_large());
+        }
         let path = file["file_path"]
             .as_str()
             .ok_or(TgError { method: "getFile", code: 0, description: "no file_path".into(), retry_after: None })?
             .to_string();
         let url = format!("{}/file/bot{}/{}", self.base, self.token, path);
-        let r = Call::new(Method::Get, url).timeout(Duration::from_secs(15)).send().await.map_err(|e| TgError {
-            method: "file download",
-            code: 0,
-            description: e.to_string(),
-            retry_after: None,
-        })?;
+        let r = Call::new(Method::Get, url)
+            .timeout(Duration::from_secs(15))
+            .max_bytes(MAX_FILE_BYTES)
+            .send()
+            .await
+            .map_err(|e| match e {
+                OutboundError::TooLarge(_) => too_large(),
+                e => TgError { method: "file download", code: 0, description: e.to_string(), retry_after: None },
+            })?;
         if !r.ok() {
             return Err(TgError {
                 method: "file download",

@@ -360,6 +360,10 @@ async fn process(
             }
             let (path, bytes) = match bot.download(&media.file_id).await {
                 Ok(file) => file,
+                Err(e) if e.code == 413 => {
+                    say(bot, &chat, &too_large).await;
+                    return Ok(());
+                }
                 Err(e) => {
                     log_error(&format!("telegram media: {e}"));
                     say(bot, &chat, &format!("Failed to download the {}.", media.kind)).await;

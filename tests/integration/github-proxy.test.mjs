@@ -182,6 +182,16 @@ test('GitHub proxy and org repositories', async (t) => {
     assert.deepEqual((await as('DELETE', `/api/admin/personas/${priv.body.id}`)).body, { ok: true });
   });
 
+  await t.test('an upstream answer over UPSTREAM_MAX_RESPONSE_BYTES is a clear 502', async () => {
+    await svc.reconfigure({ UPSTREAM_MAX_RESPONSE_BYTES: '1024' });
+    const r = await get('/api/repos');
+    assert.equal(r.status, 502);
+    assert.equal(r.body.code, 'UPSTREAM_ERROR');
+    assert.match(r.body.error, /larger than 1024 bytes/);
+    await svc.reconfigure({ UPSTREAM_MAX_RESPONSE_BYTES: undefined });
+    assert.equal((await get('/api/repos')).status, 200);
+  });
+
   await t.test('no secret in any response or log line', () => {
     assert.deepEqual(svc.leakedSecrets(), []);
   });

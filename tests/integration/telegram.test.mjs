@@ -178,6 +178,14 @@ test('Telegram bot', async (t) => {
   await t.test('media edge cases: too large, download failure, unsupported kinds', async () => {
     await deliver(alice, { photo: [{ file_id: 'huge', file_size: 20_000_000 }] });
     assert.match(lastReply(), /too large/);
+    // Over the limit without a size in the update: getFile's size refuses it before any download;
+    // without one there either, the download is cut off at the limit.
+    tg.addFile('big-announced', 'photos/big1.jpg', Buffer.alloc(9_500_000, 7));
+    tg.addFile('big-hidden', 'photos/big2.jpg', Buffer.alloc(9_500_000, 8), { hideSize: true });
+    for (const file_id of ['big-announced', 'big-hidden']) {
+      await deliver(alice, { photo: [{ file_id }] });
+      assert.match(lastReply(), /too large/, file_id);
+    }
     await deliver(alice, { voice: { file_id: 'missing-file', duration: 1 } });
     assert.equal(lastReply(), 'Failed to download the voice note.');
     await deliver(alice, { sticker: { file_id: 's' } });

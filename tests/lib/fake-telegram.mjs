@@ -60,8 +60,9 @@ export function startFakeTelegramOn(fake) {
     addBot(token, id, username) {
       this.bots.set(token, { id, is_bot: true, first_name: username, username });
     },
-    addFile(fileId, path, bytes) {
-      this.files.set(fileId, { path, bytes });
+    /** `hideSize`: getFile leaves out `file_size`, as Telegram may. */
+    addFile(fileId, path, bytes, { hideSize = false } = {}) {
+      this.files.set(fileId, { path, bytes, hideSize });
     },
     messagesTo(chat) {
       return this.sent.filter((m) => String(m.chat_id) === String(chat));
@@ -105,7 +106,7 @@ export function startFakeTelegramOn(fake) {
       case 'getFile': {
         const f = tg.files.get(p.file_id);
         if (!f) return bad(400, 'Bad Request: invalid file_id');
-        return ok({ file_id: p.file_id, file_unique_id: `u${p.file_id}`, file_size: f.bytes.length, file_path: f.path });
+        return ok({ file_id: p.file_id, file_unique_id: `u${p.file_id}`, ...(f.hideSize ? {} : { file_size: f.bytes.length }), file_path: f.path });
       }
       case 'sendMessage': {
         if (p.parse_mode === 'HTML') {
