@@ -315,7 +315,7 @@ pub async fn process(env: &Env, m: &SlackMessage) -> ApiResult<()> {
     }
     let d = dispatch_to_orchestrator(env, &db, &link.user_id, &req).await?;
     if !d.dispatched {
-        if let Err(e) = slack.post_message(&m.channel, Some(&m.thread_ts), NOT_RUNNING).await {
+        if let Err(e) = say(&slack, m, NOT_RUNNING).await {
             log_error(&format!("slack reply failed: {e}"));
         }
     }
@@ -343,6 +343,15 @@ async fn author_name(db: &D1Database, slack: &Slack, m: &SlackMessage) -> Option
             log_error(&format!("slack users.info: {e}"));
             None
         }
+    }
+}
+
+/// Answers a message in its thread: in a DM for everyone to see, in a channel only to its sender.
+async fn say(slack: &Slack, m: &SlackMessage, text: &str) -> Result<Value, super::api::SlackError> {
+    if m.direct {
+        slack.post_message(&m.channel, Some(&m.thread_ts), text).await
+    } else {
+        slack.post_ephemeral(&m.channel, &m.user, Some(&m.thread_ts), text).await
     }
 }
 
@@ -383,13 +392,7 @@ async fn offer_link(env: &Env, db: &D1Database, slack: &Slack, m: &SlackMessage)
     if crate::db::changes(&issued)? == 0 {
         return Ok(()); // a valid link is already out
     }
-    let text = link_text(&frontend, &code);
-    let sent = if m.direct {
-        slack.post_message(&m.channel, Some(&m.thread_ts), &text).await
-    } else {
-        slack.post_ephemeral(&m.channel, &m.user, Some(&m.thread_ts), &text).await
-    };
-    if let Err(e) = sent {
+    if let Err(e) = say(slack, m, &link_text(&frontend, &code)).await {
         // Take the code back so the retry sends a fresh one.
         crate::q!(db, "DELETE FROM slack_link_codes WHERE code_hash = ?1", &hash)?.run().await?;
         return Err(ApiError::upstream(format!("the link reply failed: {e}")));

@@ -204,6 +204,20 @@ test('Slack', async (t) => {
     assert.equal((await svc.request('GET', '/api/me/slack', { token: alice.token })).body.links[0].slackUserName, 'alice.s');
   });
 
+  await t.test('a linked person without a running orchestrator is told so, in a channel only to them', async () => {
+    const bobCode = /slack\/link#code=([A-Za-z0-9_-]+)\|/.exec(slack.messagesIn('CGENERAL')[0].text)[1];
+    const linked = await svc.request('POST', '/api/me/slack/link', { token: bob.token, body: { code: bobCode } });
+    assert.equal(linked.status, 201);
+    assert.equal(linked.body.link.slackUserId, 'UBOB');
+    // Alice cannot take Bob's code once it is used, nor her own again.
+    for (const code of [bobCode, linkCode]) {
+      assert.equal((await svc.request('POST', '/api/me/slack/link', { token: alice.token, body: { code } })).body.code, 'INVALID_CODE');
+    }
+    const { ts } = await mention('UBOB', 'CGENERAL', '<@UBOT> anyone home?');
+    const said = await until('the answer', () => slack.messagesIn('CGENERAL', ts).find((m) => m.text.startsWith('Your orchestrator is not running')));
+    assert.deepEqual([said.method, said.user], ['chat.postEphemeral', 'UBOB']);
+  });
+
   await t.test('a retried event (X-Slack-Retry-Num) is acted on once; bot messages and edits are ignored', async () => {
     const first = await dm('UALICE', 'DALICE', 'only once please', { eventId: 'EvRetry1' });
     assert.deepEqual(first.response.body, { ok: true });
