@@ -187,7 +187,7 @@ async function main() {
     results.steady = steady;
 
     const commits = Array.from({ length: 18 }, (_, i) => ({ id: `c${i}`.padEnd(40, '0'), message: `Commit ${i}: `.padEnd(220, 'x'), timestamp: '2026-11-01T00:00:00Z', author: { name: 'Bench', email: 'b@example.com' } }));
-    const push = JSON.stringify({ ref: 'refs/heads/main', repository: { id: 1000, full_name: 'bench/app' }, sender: { id: 4242, login: 'bench' }, commits });
+    const push = JSON.stringify({ ref: 'refs/heads/main', after: 'c17'.padEnd(40, '0'), repository: { id: 1000, full_name: 'bench/app' }, sender: { id: 4242, login: 'bench' }, commits });
     const pushSig = `sha256=${createHmac('sha256', HOOK_SECRET).update(push).digest('hex')}`;
     let updateId = 1;
     results.pushPayloadBytes = push.length;

@@ -187,8 +187,9 @@ const paths = {
     post: user({
       tags: ['github'], summary: 'Create a pull request; an existing one for the same head is returned instead',
       parameters: [{ name: 'repo', in: 'query', required: true, schema: str() }],
-      requestBody: body(obj({ branch: str({ minLength: 1 }), title: str({ minLength: 1, maxLength: 256 }), body: str(), base: str({ description: 'default: the repository\'s default branch' }) }, ['branch', 'title'])),
-      responses: { 200: json(obj({ pr: obj({ number: { type: 'integer' }, url: str(), title: str(), state: str() }), existing: { type: 'boolean' } }, ['pr', 'existing'])), ...ghErrors },
+      description: 'With `sessionId` (one of the caller\'s live sessions, checked before GitHub is called) the PR becomes that session\'s own PR (`prNumber`), whose state later deliveries keep current.',
+      requestBody: body(obj({ branch: str({ minLength: 1 }), title: str({ minLength: 1, maxLength: 256 }), body: str(), base: str({ description: 'default: the repository\'s default branch' }), sessionId: str({ format: 'uuid' }) }, ['branch', 'title'])),
+      responses: { 200: json(obj({ pr: obj({ number: { type: 'integer' }, url: str(), title: str(), state: str() }), existing: { type: 'boolean' } }, ['pr', 'existing'])), ...ghErrors, 404: err('No such session of the caller\'s'), 409: err('The session is finished (`SESSION_FINISHED`)') },
     }),
   },
   '/api/repos/org': {
@@ -219,12 +220,12 @@ const paths = {
   '/webhooks/github': {
     post: publicOp({
       tags: ['webhooks'], summary: 'GitHub webhook (pull_request, push, ping). Body limit 25 MiB.',
-      description: 'Verified with X-Hub-Signature-256 (HMAC-SHA256 of the raw body, GITHUB_WEBHOOK_SECRET) before anything else; idempotent per X-GitHub-Delivery.',
-      parameters: ['X-GitHub-Event', 'X-GitHub-Delivery', 'X-Hub-Signature-256'].map((name) => ({ name, in: 'header', schema: str(), required: name !== 'X-GitHub-Delivery' })),
+      description: 'Verified with X-Hub-Signature-256 (HMAC-SHA256 of the raw body, GITHUB_WEBHOOK_SECRET) before anything else; idempotent per X-GitHub-Delivery (required). Replay-proof: a PR update applies only when its pull_request.updated_at is newer than the stored one, and a push counts once per (session, after SHA).',
+      parameters: ['X-GitHub-Event', 'X-GitHub-Delivery', 'X-Hub-Signature-256'].map((name) => ({ name, in: 'header', schema: str(), required: true })),
       requestBody: body({ type: 'object' }),
       responses: {
         200: json(obj({ received: { const: true }, event: str(), deliveryId: str(), sessionsUpdated: { type: 'integer' }, duplicate: { type: 'boolean' } }, ['received', 'event'])),
-        400: err('Missing event header (`MISSING_EVENT`) or body not JSON (`INVALID_JSON`)'),
+        400: err('Missing event header (`MISSING_EVENT`), missing or over-long delivery id (`MISSING_DELIVERY`), body not JSON (`INVALID_JSON`) or a push without a valid `after` SHA (`VALIDATION_ERROR`)'),
         401: err('Missing or wrong signature (`INVALID_SIGNATURE`)'),
         413: E[413],
         503: err('No GITHUB_WEBHOOK_SECRET configured (`WEBHOOK_NOT_CONFIGURED`): deliveries are refused'),
@@ -560,7 +561,15 @@ const paths = {
     }),
   },
   '/api/sessions/{id}': sessionRead('A session with its git state', obj({ session: ref('Session') }, ['session'])),
-  '/api/sessions/{id}/git-state': sessionRead('A session\'s git state', obj({ gitState: { oneOf: [ref('GitState'), { type: 'null' }] } }, ['gitState'])),
+  '/api/sessions/{id}/git-state': {
+    ...sessionRead('A session\'s git state', obj({ gitState: { oneOf: [ref('GitState'), { type: 'null' }] } }, ['gitState'])),
+    put: user({
+      tags: ['sessions'], summary: 'The runner reports its branch, pull request and commit count (owner only)',
+      description: 'A different `prNumber` than the linked one starts that PR\'s state afresh; GitHub deliveries then keep it current.',
+      requestBody: body(obj({ branch: str({ minLength: 1, maxLength: 255 }), prNumber: { type: 'integer', minimum: 1 }, prUrl: str({ description: 'https URL; needs prNumber' }), commitCount: { type: 'integer', minimum: 0 } })),
+      responses: { 200: json(obj({ gitState: ref('GitState') }, ['gitState'])), ...errors(400, 404), 409: err('The session is finished (`SESSION_FINISHED`)') },
+    }),
+  },
   '/api/sessions/{id}/children': sessionRead('Child sessions', obj({ sessions: { type: 'array', items: ref('Session') } }, ['sessions'])),
   '/api/sessions/{id}/messages': sessionLog('Messages the session received (oldest first)', 'messages', ref('Message')),
   '/api/sessions/{id}/queue': sessionLog('The prompt queue (in queue order, finished ones last; finished prompts are kept 30 days)', 'prompts', ref('QueuedPrompt')),
@@ -760,7 +769,7 @@ const doc = {
       GitState: { type: 'object', properties: {
         sourceType: {}, sourcePrNumber: {}, sourceIssueNumber: {}, sourceRepoFullName: {}, sourceRepoUrl: {}, branch: {},
         baseBranch: {}, ref: {}, commitCount: { type: 'integer' }, prNumber: {}, prTitle: {}, prState: {}, prUrl: {},
-        prCreatedAt: {}, prMergedAt: {}, agentAuthored: { type: 'boolean' }, updatedAt: time,
+        prCreatedAt: {}, prMergedAt: {}, sourcePrState: {}, sourcePrTitle: {}, sourcePrUrl: {}, agentAuthored: { type: 'boolean' }, updatedAt: time,
       } },
       Message: { type: 'object', properties: {
         id: str(), role: { enum: ['user', 'assistant'] }, content: str(), authorId: str(), authorName: str(), authorEmail: str(),

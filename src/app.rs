@@ -38,6 +38,7 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::ListSessions => Box::pin(sessions::list(ctx)),
         Route::GetSession => Box::pin(sessions::get(ctx)),
         Route::GetGitState => Box::pin(sessions::get_git_state(ctx)),
+        Route::PutGitState => Box::pin(sessions::put_git_state(ctx)),
         Route::SessionChildren => Box::pin(sessions::children(ctx)),
         Route::Orchestrator => Box::pin(sessions::orchestrator(ctx)),
         Route::SessionMessages => Box::pin(sessions::read(ctx, "messages")),

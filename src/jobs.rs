@@ -228,6 +228,20 @@ pub mod faults {
         OUTBOX_FAILURES.with(|d| d.set(n("FAULT_OUTBOX_FAILURES")));
     }
 
+    /// `<name>=1`: the request dies (the Wasm instance traps) here, once per isolate.
+    pub fn die_once(env: &worker::Env, name: &str) {
+        if crate::config::var(env, name).is_none() {
+            return;
+        }
+        let flag = format!("__fault_{name}");
+        let global = worker::js_sys::global();
+        if worker::js_sys::Reflect::get(&global, &flag.as_str().into()).map(|v| v.is_truthy()).unwrap_or(false) {
+            return;
+        }
+        let _ = worker::js_sys::Reflect::set(&global, &flag.as_str().into(), &true.into());
+        panic!("fault injection: {name}");
+    }
+
     /// `FAULT_OUTBOX_FAILURES=n`: the first n outbox deliveries of this isolate fail.
     pub fn outbox_should_fail() -> bool {
         OUTBOX_FAILURES.with(|f| {

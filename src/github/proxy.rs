@@ -184,6 +184,21 @@ pub async fn issues(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&paginated(json!({ "issues": issues }), page, per_page, r.header("link")))
 }
 
+/// Links a PR GitHub just answered with as the session's own (`sessionId` on the request).
+async fn link(ctx: &Ctx, session: Option<&crate::sessions::SessionRow>, repo: &RepoRef, p: &Value) -> ApiResult<()> {
+    let (Some(session), Some(number)) = (session, p["number"].as_i64()) else { return Ok(()) };
+    let full_name = repo.full_name();
+    let state = crate::github::webhooks::pr_state("", p);
+    let pr = crate::sessions::PrLink {
+        repo_full_name: Some(&full_name),
+        number,
+        url: p["html_url"].as_str(),
+        title: p["title"].as_str(),
+        state: Some(state),
+    };
+    crate::sessions::link_pr(&ctx.db()?, &session.id, &pr, &crate::time::iso(ctx.now)).await
+}
+
 fn pr_view(p: &Value) -> Value {
     json!({ "number": s(&p["number"]), "url": s(&p["html_url"]), "title": s(&p["title"]), "state": s(&p["state"]) })
 }
@@ -205,7 +220,22 @@ pub async fn create_pr(ctx: &Ctx) -> ApiResult<Reply> {
     let title = input.str("title", 1, 256);
     let body = input.opt_text("body", 65_536).unwrap_or_default();
     let base = input.opt_str("base", 1, 255);
+    let session_id = input.opt_str("sessionId", 1, 64);
+    if session_id.as_deref().is_some_and(|s| !crate::http::input::is_uuid(s)) {
+        input.error("sessionId", "Must be a session id (UUID)");
+    }
     input.finish()?;
+    // The session to link the PR to must be the caller's and still live: checked before GitHub.
+    let session = match &session_id {
+        Some(id) => {
+            let s = crate::sessions::owned_session(&ctx.db()?, &ctx.caller()?.id, id).await?;
+            if s.is_finished() {
+                return Err(ApiError::conflict("SESSION_FINISHED", format!("Session is {}", s.status)));
+            }
+            Some(s)
+        }
+        None => None,
+    };
     let token = token::require(ctx).await?;
     let gh = client(ctx, &token);
     let repo_path = format!("/repos/{}/{}", segment(&repo.owner), segment(&repo.name));
@@ -226,6 +256,7 @@ pub async fn create_pr(ctx: &Ctx) -> ApiResult<Reply> {
     match created {
         Ok(r) => {
             let p: Value = r.json().ok_or_else(|| ApiError::upstream("Failed to create pull request"))?;
+            link(ctx, session.as_ref(), &repo, &p).await?;
             Reply::ok(&json!({ "pr": pr_view(&p), "existing": false }))
         }
         Err(GhError::Status(422, message)) => {
@@ -242,7 +273,10 @@ pub async fn create_pr(ctx: &Ctx) -> ApiResult<Reply> {
                 .and_then(|r| r.json::<Vec<Value>>())
                 .and_then(|v| v.into_iter().next());
             match existing {
-                Some(p) => Reply::ok(&json!({ "pr": pr_view(&p), "existing": true })),
+                Some(p) => {
+                    link(ctx, session.as_ref(), &repo, &p).await?;
+                    Reply::ok(&json!({ "pr": pr_view(&p), "existing": true }))
+                }
                 None => {
                     Err(ApiError::upstream("Failed to create pull request").with_details(json!({ "github": message })))
                 }

@@ -1,6 +1,10 @@
 //! `POST /webhooks/github`: verified over the raw bytes before anything happens, fails closed
-//! without a secret, idempotent per `X-GitHub-Delivery`, and updates only the sessions that
-//! track the repository — atomically, then tells each session's `SessionAgent`.
+//! without a secret, idempotent per `X-GitHub-Delivery` (required), and updates only the sessions
+//! that track the repository — atomically, then tells each session's `SessionAgent`.
+//!
+//! Replays: the delivery id is not covered by the signature, so a captured delivery can come
+//! back under a fresh id. A PR update therefore applies only when its `pull_request.updated_at`
+//! is newer than the stored one, and a push is counted once per (session, `after` SHA).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -62,7 +66,16 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let event =
         ctx.header("X-GitHub-Event").ok_or_else(|| ApiError::new(400, "MISSING_EVENT", "Missing event header"))?;
-    let delivery = ctx.header("X-GitHub-Delivery").filter(|d| !d.is_empty() && d.len() <= 100);
+    let delivery = match ctx.header("X-GitHub-Delivery") {
+        Some(d) if !d.is_empty() && d.len() <= 100 => d,
+        _ => {
+            return Err(ApiError::new(
+                400,
+                "MISSING_DELIVERY",
+                "Missing or invalid X-GitHub-Delivery header (1-100 characters)",
+            ))
+        }
+    };
     let payload =
         parse_payload(ctx.raw_body(), ctx.header("Content-Type").as_deref()).ok_or_else(ApiError::invalid_json)?;
     let db = ctx.db()?;
@@ -73,32 +86,25 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     // redelivery changes nothing; a failure rolls everything back so a redelivery can retry.
     let claim = uuid::Uuid::new_v4().to_string();
     let guard = |sql: &str| -> String {
-        if delivery.is_some() {
-            sql.replace(
-                "/*GUARD*/",
-                "AND EXISTS (SELECT 1 FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?90 AND claim = ?91)",
-            )
-        } else {
-            sql.replace("/*GUARD*/", "")
-        }
+        sql.replace(
+            "/*GUARD*/",
+            "AND EXISTS (SELECT 1 FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?90 AND claim = ?91)",
+        )
     };
     let plan = match event.as_str() {
         "pull_request" => pull_request_plan(&payload)?,
         "push" => push_plan(&payload)?,
         _ => None,
     };
-    let mut stmts = Vec::new();
-    if let Some(id) = &delivery {
-        stmts.push(crate::q!(
-            &db,
-            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, claim) VALUES ('github', ?1, ?2, ?3, ?4)
-             ON CONFLICT DO NOTHING",
-            id,
-            &event,
-            &now,
-            &claim
-        )?);
-    }
+    let mut stmts = vec![crate::q!(
+        &db,
+        "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, claim) VALUES ('github', ?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+        &delivery,
+        &event,
+        &now,
+        &claim
+    )?];
     // The effects: session rows, their notifications (outbox rows, delivered through the
     // queue), and the stored entities of integrations holding the repository.
     let mut effects: Vec<(String, Vec<wasm_bindgen::JsValue>)> = Vec::new();
@@ -110,31 +116,25 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let effects_at = stmts.len();
     for (sql, mut args) in effects {
-        if delivery.is_some() {
-            // ?90 / ?91 are the guard's parameters; the positions in between stay unused.
-            args.resize(89, wasm_bindgen::JsValue::NULL);
-            args.push(crate::db::Bind::js(&delivery));
-            args.push(crate::db::Bind::js(&claim));
-        }
+        // ?90 / ?91 are the guard's parameters; the positions in between stay unused.
+        args.resize(89, wasm_bindgen::JsValue::NULL);
+        args.push(crate::db::Bind::js(&delivery));
+        args.push(crate::db::Bind::js(&claim));
         stmts.push(crate::db::prepare(&db, &guard(&sql), &args)?);
     }
-    if let Some(id) = &delivery {
-        stmts.push(crate::q!(
-            &db,
-            "SELECT claim FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1",
-            id
-        )?);
+    stmts.push(crate::q!(
+        &db,
+        "SELECT claim FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1",
+        &delivery
+    )?);
+    let results = db.batch(stmts).await?;
+    #[derive(Deserialize)]
+    struct Claim {
+        claim: Option<String>,
     }
-    let results = if stmts.is_empty() { Vec::new() } else { db.batch(stmts).await? };
-    if let Some(id) = &delivery {
-        #[derive(Deserialize)]
-        struct Claim {
-            claim: Option<String>,
-        }
-        let recorded: Vec<Claim> = results.last().map(|r| r.results()).transpose()?.unwrap_or_default();
-        if recorded.first().and_then(|c| c.claim.as_deref()) != Some(claim.as_str()) {
-            return Reply::ok(&json!({ "received": true, "event": event, "deliveryId": id, "duplicate": true }));
-        }
+    let recorded: Vec<Claim> = results.last().map(|r| r.results()).transpose()?.unwrap_or_default();
+    if recorded.first().and_then(|c| c.claim.as_deref()) != Some(claim.as_str()) {
+        return Reply::ok(&json!({ "received": true, "event": event, "deliveryId": delivery, "duplicate": true }));
     }
     let (mut updated, mut notifications) = (0, 0);
     let roles = plan.as_ref().map(Plan::roles).unwrap_or_default();
@@ -153,11 +153,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
             log_error(&format!("github webhook: notification job not enqueued ({}); the cron will", e.message));
         }
     }
-    let mut body = json!({ "received": true, "event": event, "sessionsUpdated": updated });
-    if let Some(id) = delivery {
-        body["deliveryId"] = json!(id);
-    }
-    Reply::ok(&body)
+    Reply::ok(&json!({ "received": true, "event": event, "sessionsUpdated": updated, "deliveryId": delivery }))
 }
 
 /// What a statement of a plan's effects returns rows for: sessions whose git state it changed
@@ -179,9 +175,15 @@ enum Plan {
         title: Option<String>,
         url: Option<String>,
         merged_at: Option<String>,
+        /// `pull_request.updated_at`, normalised: an update older than the stored one is stale.
+        updated_at: Option<String>,
+        /// On `opened`/`reopened` of a same-repository PR: (head branch, author's GitHub id), to
+        /// link the PR to its author's live session on that branch.
+        link: Option<(String, String)>,
     },
-    /// Pushed commits, counted for the pusher's own sessions on that branch.
-    Push { repo: String, branch: String, commits: i64, sender: String },
+    /// Pushed commits, counted once per (session, `after` SHA) for the pusher's own sessions
+    /// on that branch.
+    Push { repo: String, branch: String, commits: i64, sender: String, after: String },
 }
 
 /// Outbox rows for the sessions a `FROM … WHERE …` selects (`g` is `session_git_state`);
@@ -199,39 +201,56 @@ impl Plan {
     fn statements(&self) -> Vec<String> {
         match self {
             Plan::PullRequest { .. } => {
-                let own = format!(
-                    "FROM session_git_state g WHERE g.source_repo_full_name = ?6 COLLATE NOCASE AND g.pr_number = ?7
-                       AND g.session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE})"
-                );
-                let source = format!(
-                    "FROM session_git_state g JOIN sessions s ON s.id = g.session_id
-                     WHERE g.source_repo_full_name = ?6 COLLATE NOCASE AND g.source_pr_number = ?7
-                       AND (g.pr_number IS NULL OR g.pr_number <> ?7) AND s.status NOT IN {LIVE}"
-                );
+                // The rows this batch's UPDATEs changed carry its claim (`?8`).
+                let own = "FROM session_git_state g WHERE g.pr_claim = ?8".to_string();
+                let source = "FROM session_git_state g WHERE g.source_pr_claim = ?8".to_string();
                 vec![
+                    // Link: the author's live session on the PR's head branch, without a PR yet.
+                    format!(
+                        "UPDATE session_git_state SET pr_number = ?7, pr_created_at = ?5, pr_state = NULL,
+                           pr_merged_at = NULL, pr_updated_at = NULL
+                         WHERE pr_number IS NULL AND ?12 IS NOT NULL AND source_repo_full_name = ?6 COLLATE NOCASE
+                           AND branch = ?12
+                           AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+                                               WHERE s.status NOT IN {LIVE} AND u.github_id = ?13) /*GUARD*/"
+                    ),
                     format!(
                         "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
-                           pr_merged_at = ?4, updated_at = ?5
+                           pr_merged_at = ?4, updated_at = ?5, pr_updated_at = ?11, pr_claim = ?8
                          WHERE source_repo_full_name = ?6 COLLATE NOCASE AND pr_number = ?7
+                           AND ?11 IS NOT NULL AND (pr_updated_at IS NULL OR pr_updated_at < ?11)
                            AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/
                          RETURNING session_id"
                     ),
                     outbox_insert("pr", "?9", &own),
+                    // Sessions working on the PR keep its state as `sourcePr*`, in order too.
+                    format!(
+                        "UPDATE session_git_state SET source_pr_state = ?1, source_pr_title = COALESCE(?2, source_pr_title),
+                           source_pr_url = COALESCE(?3, source_pr_url), source_pr_updated_at = ?11, source_pr_claim = ?8
+                         WHERE source_repo_full_name = ?6 COLLATE NOCASE AND source_pr_number = ?7
+                           AND (pr_number IS NULL OR pr_number <> ?7)
+                           AND ?11 IS NOT NULL AND (source_pr_updated_at IS NULL OR source_pr_updated_at < ?11)
+                           AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/"
+                    ),
                     outbox_insert("source-pr", "?10", &source),
                 ]
             }
             Plan::Push { .. } => {
-                let touched = format!(
-                    "FROM session_git_state g WHERE g.source_repo_full_name = ?3 COLLATE NOCASE AND g.branch = ?4
-                       AND g.session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-                                             WHERE s.status NOT IN {LIVE} AND u.github_id = ?6)"
-                );
+                // Sessions this batch claimed the (session, SHA) pair for.
+                let claimed = "SELECT session_id FROM session_pushes WHERE sha = ?7 AND claim = ?8";
+                let touched = format!("FROM session_git_state g WHERE g.session_id IN ({claimed})");
                 vec![
                     format!(
+                        "INSERT INTO session_pushes (session_id, sha, claim, created_at)
+                         SELECT g.session_id, ?7, ?8, ?2 FROM session_git_state g
+                         WHERE g.source_repo_full_name = ?3 COLLATE NOCASE AND g.branch = ?4
+                           AND g.session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+                                                 WHERE s.status NOT IN {LIVE} AND u.github_id = ?6) /*GUARD*/
+                         ON CONFLICT DO NOTHING"
+                    ),
+                    format!(
                         "UPDATE session_git_state SET commit_count = commit_count + ?1, updated_at = ?2
-                         WHERE source_repo_full_name = ?3 COLLATE NOCASE AND branch = ?4
-                           AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-                                               WHERE s.status NOT IN {LIVE} AND u.github_id = ?6) /*GUARD*/
+                         WHERE session_id IN ({claimed}) /*GUARD*/
                          RETURNING session_id"
                     ),
                     // Read after the update in the same transaction: the new commit count.
@@ -246,22 +265,23 @@ impl Plan {
     }
 
     fn roles(&self) -> Vec<Role> {
-        let (update, notify, both) = (
+        let (none, update, notify, both) = (
+            Role { counts: false, notifies: false },
             Role { counts: true, notifies: false },
             Role { counts: false, notifies: true },
             Role { counts: true, notifies: true },
         );
         match self {
-            Plan::PullRequest { .. } => vec![update, notify, both],
-            Plan::Push { .. } => vec![update, notify],
+            Plan::PullRequest { .. } => vec![none, update, notify, none, both],
+            Plan::Push { .. } => vec![none, update, notify],
         }
     }
 
-    /// Parameters `?1…?10` (`?8` the outbox batch).
+    /// Parameters `?1…?13` (`?8` the outbox batch and the batch's claim).
     fn args(&self, now: &str, batch: &str) -> Vec<wasm_bindgen::JsValue> {
         use crate::db::Bind;
         match self {
-            Plan::PullRequest { repo, number, state, title, url, merged_at } => {
+            Plan::PullRequest { repo, number, state, title, url, merged_at, updated_at, link } => {
                 let update = GitUpdate {
                     kind: Some("git-state-update".into()),
                     pr_state: Some(state.to_string()),
@@ -283,20 +303,14 @@ impl Plan {
                     batch.js(),
                     text(&update).js(),
                     text(&source).js(),
+                    updated_at.js(),
+                    link.as_ref().map(|l| l.0.as_str()).js(),
+                    link.as_ref().map(|l| l.1.as_str()).js(),
                 ]
             }
-            Plan::Push { repo, branch, commits, sender } => {
+            Plan::Push { repo, branch, commits, sender, after } => {
                 // ?5 is `now` for the outbox insert; ?2 for the update.
-                vec![
-                    commits.js(),
-                    now.js(),
-                    repo.js(),
-                    branch.js(),
-                    now.js(),
-                    sender.js(),
-                    wasm_bindgen::JsValue::NULL,
-                    batch.js(),
-                ]
+                vec![commits.js(), now.js(), repo.js(), branch.js(), now.js(), sender.js(), after.js(), batch.js()]
             }
         }
     }
@@ -308,6 +322,15 @@ fn pull_request_plan(p: &Value) -> ApiResult<Option<Plan>> {
         return Err(ApiError::invalid_field("pull_request", "Missing repository.full_name or pull_request.number"));
     };
     let pr = &p["pull_request"];
+    let action = p["action"].as_str().unwrap_or("");
+    // Only same-repository PRs link: a fork's branch is not the session's repository.
+    let same_repo = pr["head"]["repo"]["full_name"].as_str().is_some_and(|h| h.eq_ignore_ascii_case(repo));
+    let link = match (pr["head"]["ref"].as_str(), pr["user"]["id"].as_i64()) {
+        (Some(branch), Some(author)) if same_repo && matches!(action, "opened" | "reopened") => {
+            Some((branch.to_string(), author.to_string()))
+        }
+        _ => None,
+    };
     Ok(Some(Plan::PullRequest {
         repo: repo.to_string(),
         number,
@@ -315,6 +338,8 @@ fn pull_request_plan(p: &Value) -> ApiResult<Option<Plan>> {
         title: pr["title"].as_str().map(str::to_string),
         url: pr["html_url"].as_str().map(str::to_string),
         merged_at: pr["merged_at"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+        updated_at: pr["updated_at"].as_str().and_then(crate::time::parse_iso).map(iso),
+        link,
     }))
 }
 
@@ -329,7 +354,17 @@ fn push_plan(p: &Value) -> ApiResult<Option<Plan>> {
         return Ok(None);
     }
     let Some(sender) = p["sender"]["id"].as_i64().map(|i| i.to_string()) else { return Ok(None) };
-    Ok(Some(Plan::Push { repo: repo.to_string(), branch: branch.to_string(), commits, sender }))
+    let after = p["after"]
+        .as_str()
+        .filter(|a| (7..=64).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| ApiError::invalid_field("after", "Missing or invalid head commit SHA"))?;
+    Ok(Some(Plan::Push {
+        repo: repo.to_string(),
+        branch: branch.to_string(),
+        commits,
+        sender,
+        after: after.to_ascii_lowercase(),
+    }))
 }
 
 #[cfg(test)]

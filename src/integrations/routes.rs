@@ -233,12 +233,13 @@ async fn connect(
     let id = uuid::Uuid::new_v4().to_string();
     let now = iso(ctx.now);
     let sql = if upsert {
-        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)
+        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at)
+         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2 AND service <> ?3) < ?6
          ON CONFLICT(user_id, service) DO UPDATE SET status = 'active', error_message = NULL, credentials_legacy = 0, updated_at = excluded.updated_at
          RETURNING *"
     } else {
         "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at)
-         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2) < ?6
+         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2 AND service <> ?3) < ?6
          ON CONFLICT DO NOTHING RETURNING *"
     };
     let row: Option<IntegrationRow> =

@@ -83,6 +83,9 @@ struct GitStateRow {
     pr_created_at: Option<String>,
     pr_merged_at: Option<String>,
     agent_authored: Option<i64>,
+    source_pr_state: Option<String>,
+    source_pr_title: Option<String>,
+    source_pr_url: Option<String>,
     updated_at: String,
 }
 
@@ -95,6 +98,8 @@ impl GitStateRow {
             "ref": self.git_ref, "commitCount": self.commit_count.unwrap_or(0), "prNumber": self.pr_number,
             "prTitle": self.pr_title, "prState": self.pr_state, "prUrl": self.pr_url,
             "prCreatedAt": self.pr_created_at, "prMergedAt": self.pr_merged_at,
+            "sourcePrState": self.source_pr_state, "sourcePrTitle": self.source_pr_title,
+            "sourcePrUrl": self.source_pr_url,
             "agentAuthored": self.agent_authored.unwrap_or(1) != 0, "updatedAt": normalize(&self.updated_at),
         })
     }
@@ -269,6 +274,98 @@ pub async fn get_git_state(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let db = ctx.db()?;
     let session = owned_session(&db, &caller.id, ctx.params.get("id")).await?;
+    Reply::ok(&json!({ "gitState": git_state(&db, &session.id).await? }))
+}
+
+/// A pull request to link as a session's own (`prNumber`).
+pub struct PrLink<'a> {
+    pub repo_full_name: Option<&'a str>,
+    pub number: i64,
+    pub url: Option<&'a str>,
+    pub title: Option<&'a str>,
+    pub state: Option<&'a str>,
+}
+
+/// Links `pr` as the session's own pull request, creating its git state when it has none.
+/// A different PR than the linked one starts from a clean slate (its state comes from GitHub).
+pub async fn link_pr(db: &D1Database, session_id: &str, pr: &PrLink<'_>, now: &str) -> ApiResult<()> {
+    crate::q!(
+        db,
+        "INSERT INTO session_git_state (id, session_id, source_type, source_repo_full_name, source_repo_url,
+           pr_number, pr_url, pr_title, pr_state, pr_created_at, created_at, updated_at)
+         VALUES (?1, ?2, 'manual', ?3, CASE WHEN ?3 IS NULL THEN NULL ELSE 'https://github.com/' || ?3 END,
+           ?4, ?5, ?6, ?7, ?8, ?8, ?8)
+         ON CONFLICT (session_id) DO UPDATE SET
+           pr_state = CASE WHEN pr_number IS ?4 THEN COALESCE(?7, pr_state) ELSE ?7 END,
+           pr_title = CASE WHEN pr_number IS ?4 THEN COALESCE(?6, pr_title) ELSE ?6 END,
+           pr_url = CASE WHEN pr_number IS ?4 THEN COALESCE(?5, pr_url) ELSE ?5 END,
+           pr_merged_at = CASE WHEN pr_number IS ?4 THEN pr_merged_at ELSE NULL END,
+           pr_updated_at = CASE WHEN pr_number IS ?4 THEN pr_updated_at ELSE NULL END,
+           pr_created_at = CASE WHEN pr_number IS ?4 THEN pr_created_at ELSE ?8 END,
+           source_repo_full_name = COALESCE(source_repo_full_name, ?3),
+           source_repo_url = COALESCE(source_repo_url, excluded.source_repo_url),
+           pr_number = ?4, updated_at = ?8",
+        &uuid::Uuid::new_v4().to_string(),
+        &session_id,
+        &pr.repo_full_name,
+        &pr.number,
+        &pr.url,
+        &pr.title,
+        &pr.state,
+        &now
+    )?
+    .run()
+    .await?;
+    Ok(())
+}
+
+/// `PUT /api/sessions/:id/git-state` `{branch?, prNumber?, prUrl?, commitCount?}` → `{gitState}`:
+/// the runner reports what it did (owner only; a finished session takes no reports).
+pub async fn put_git_state(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let mut input = Input::parse(&ctx.body)?;
+    let branch = input.opt_str("branch", 1, 255);
+    let pr_number = input.opt_int("prNumber", 1, 1_000_000_000);
+    let pr_url = input.opt_str("prUrl", 1, 500);
+    let commit_count = input.opt_int("commitCount", 0, 1_000_000_000);
+    if let Some(u) = &pr_url {
+        if url::Url::parse(u).map(|u| u.scheme() != "https").unwrap_or(true) {
+            input.error("prUrl", "Must be an https URL");
+        }
+    }
+    if pr_url.is_some() && pr_number.is_none() {
+        input.error("prNumber", "Required with prUrl");
+    }
+    if branch.is_none() && pr_number.is_none() && commit_count.is_none() {
+        input.error("", "Give at least one of branch, prNumber, prUrl, commitCount");
+    }
+    input.finish()?;
+    let db = ctx.db()?;
+    let session = owned_session(&db, &caller.id, ctx.params.get("id")).await?;
+    if session.is_finished() {
+        return Err(ApiError::conflict("SESSION_FINISHED", format!("Session is {}", session.status)));
+    }
+    let now = iso(ctx.now);
+    if let Some(number) = pr_number {
+        let pr = PrLink { repo_full_name: None, number, url: pr_url.as_deref(), title: None, state: None };
+        link_pr(&db, &session.id, &pr, &now).await?;
+    }
+    if branch.is_some() || commit_count.is_some() {
+        crate::q!(
+            &db,
+            "INSERT INTO session_git_state (id, session_id, source_type, branch, commit_count, created_at, updated_at)
+             VALUES (?1, ?2, 'branch', ?3, COALESCE(?4, 0), ?5, ?5)
+             ON CONFLICT (session_id) DO UPDATE SET branch = COALESCE(?3, branch),
+               commit_count = COALESCE(?4, commit_count), updated_at = ?5",
+            &uuid::Uuid::new_v4().to_string(),
+            &session.id,
+            &branch,
+            &commit_count,
+            &now
+        )?
+        .run()
+        .await?;
+    }
     Reply::ok(&json!({ "gitState": git_state(&db, &session.id).await? }))
 }
 

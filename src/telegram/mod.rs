@@ -20,6 +20,8 @@ use crate::time::{iso, normalize};
 use api::{valid_token, Bot};
 
 pub const PURPOSE: &str = "telegram:bot";
+/// A pairing code works for an hour after setup (a new setup issues a fresh one).
+const PAIRING_TTL_MS: i64 = 3_600_000;
 
 pub fn api_base(env: &Env) -> String {
     var(env, "TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into())
@@ -39,6 +41,8 @@ pub struct ConfigRow {
     pub owner_telegram_id: Option<String>,
     #[serde(default)]
     pub pairing_code_hash: Option<String>,
+    #[serde(default)]
+    pub pairing_expires_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -133,14 +137,16 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
     crate::q!(
         &db,
         "INSERT INTO user_telegram_config (id, user_id, bot_token_encrypted, bot_username, bot_info, bot_id, webhook_url,
-           webhook_active, webhook_secret_hash, pairing_code_hash, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?10, ?9, ?9)
+           webhook_active, webhook_secret_hash, pairing_code_hash, pairing_expires_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?10, ?11, ?9, ?9)
          ON CONFLICT(user_id) DO UPDATE SET bot_token_encrypted = excluded.bot_token_encrypted, bot_username = excluded.bot_username,
            bot_info = excluded.bot_info, bot_id = excluded.bot_id, webhook_url = excluded.webhook_url, webhook_active = 1,
            webhook_secret_hash = excluded.webhook_secret_hash, updated_at = excluded.updated_at,
            owner_telegram_id = CASE WHEN user_telegram_config.bot_id IS excluded.bot_id THEN user_telegram_config.owner_telegram_id END,
            pairing_code_hash = CASE WHEN user_telegram_config.bot_id IS excluded.bot_id AND user_telegram_config.owner_telegram_id IS NOT NULL
-                                    THEN NULL ELSE excluded.pairing_code_hash END",
+                                    THEN NULL ELSE excluded.pairing_code_hash END,
+           pairing_expires_at = CASE WHEN user_telegram_config.bot_id IS excluded.bot_id AND user_telegram_config.owner_telegram_id IS NOT NULL
+                                    THEN NULL ELSE excluded.pairing_expires_at END",
         &uuid::Uuid::new_v4().to_string(),
         &caller.id,
         &sealed,
@@ -150,7 +156,8 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
         &webhook_url,
         &sha256_hex(secret.as_bytes()),
         &now,
-        &sha256_hex(pairing.as_bytes())
+        &sha256_hex(pairing.as_bytes()),
+        &iso(ctx.now + PAIRING_TTL_MS)
     )?
     .run()
     .await?;

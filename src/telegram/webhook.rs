@@ -194,24 +194,19 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         .as_i64()
         .filter(|u| *u >= 0)
         .ok_or_else(|| ApiError::invalid_field("update_id", "Required"))?;
-    let provider = format!("telegram:{user_id}");
+    // Updates are deduplicated per bot (a bot moved to another account keeps its update ids).
+    let provider = format!("telegram-bot:{}", config.bot_id.as_deref().unwrap_or(&user_id));
     let message = update.get("message").filter(|m| m.is_object());
     let chat = message.and_then(|m| m["chat"]["id"].as_i64()).map(|c| c.to_string());
-    // One round trip: record the update (with a claim marker, to tell a redelivery apart), read
-    // back who recorded it, and look up the chat's binding.
-    let claim = uuid::Uuid::new_v4().to_string();
-    let mut stmts = vec![
-        crate::q!(
-            &db,
-            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, claim) VALUES (?1, ?2, 'update', ?3, ?4)
-             ON CONFLICT DO NOTHING",
-            &provider,
-            &update_id.to_string(),
-            &iso(ctx.now),
-            &claim
-        )?,
-        crate::q!(&db, "SELECT claim FROM webhook_deliveries WHERE provider = ?1 AND delivery_id = ?2", &provider, &update_id.to_string())?,
-    ];
+    // One round trip: was this update already acted on, and the chat's binding. The record is
+    // written only after the update has been processed, so an isolate that dies halfway leaves
+    // no record and Telegram's retry is processed (the prompt's idempotency key keeps it single).
+    let mut stmts = vec![crate::q!(
+        &db,
+        "SELECT 1 AS seen FROM webhook_deliveries WHERE provider = ?1 AND delivery_id = ?2",
+        &provider,
+        &update_id.to_string()
+    )?];
     if let Some(chat) = &chat {
         stmts.push(crate::q!(
             &db,
@@ -222,37 +217,38 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         )?);
     }
     let results = db.batch(stmts).await?;
-    #[derive(serde::Deserialize)]
-    struct Claim {
-        claim: Option<String>,
-    }
-    let recorded: Vec<Claim> = results[1].results()?;
-    if recorded.first().and_then(|c| c.claim.as_deref()) != Some(claim.as_str()) {
+    if !results[0].results::<Value>()?.is_empty() {
         return Reply::ok(&json!({ "ok": true, "duplicate": true }));
     }
+    let record = || async {
+        crate::q!(
+            &db,
+            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at) VALUES (?1, ?2, 'update', ?3) ON CONFLICT DO NOTHING",
+            &provider,
+            &update_id.to_string(),
+            &iso(ctx.now)
+        )?
+        .run()
+        .await
+        .map(|_| ())
+    };
     let Some(message) = message else {
+        record().await?;
         return Reply::ok(&json!({ "ok": true }));
     };
-    let bound: Option<Bound> = match results.get(2) {
+    let bound: Option<Bound> = match results.get(1) {
         Some(r) => r.results::<Bound>()?.into_iter().next(),
         None => None,
     };
     let bot = bot_for(&ctx.env, &db, &config).await?;
-    if !owner_may_talk(ctx, &bot, &config, message).await? {
-        return Reply::ok(&json!({ "ok": true }));
+    if owner_may_talk(ctx, &bot, &config, message).await? {
+        // A failure answers 500 without a record: Telegram delivers the update again.
+        let key = format!("telegram:{}:{update_id}", config.bot_id.as_deref().unwrap_or(&user_id));
+        process(ctx, &bot, &user_id, &key, message, bound).await?;
+        #[cfg(feature = "fault-injection")]
+        crate::jobs::faults::die_once(&ctx.env, "FAULT_TELEGRAM_DIE_AFTER_PROCESSING");
     }
-    if let Err(e) = process(ctx, &bot, &user_id, update_id, message, bound).await {
-        // Let Telegram deliver it again: forget the update and fail.
-        if let Ok(stmt) = crate::q!(
-            &db,
-            "DELETE FROM webhook_deliveries WHERE provider = ?1 AND delivery_id = ?2",
-            &provider,
-            &update_id.to_string()
-        ) {
-            let _ = stmt.run().await;
-        }
-        return Err(e);
-    }
+    record().await?;
     Reply::ok(&json!({ "ok": true }))
 }
 
@@ -281,7 +277,16 @@ async fn owner_may_talk(ctx: &Ctx, bot: &Bot, config: &super::ConfigRow, message
         None => {
             let code =
                 message["text"].as_str().and_then(|t| t.strip_prefix("/start")).map(|rest| rest.trim()).unwrap_or("");
+            // Only the owner's own private chat pairs: not a group (where an anonymous admin
+            // would pair as the shared GroupAnonymousBot), not a bot, not after the hour.
+            let private = message["chat"]["type"] == "private" && chat == from;
+            let human = message["from"]["is_bot"].as_bool() != Some(true);
+            let fresh =
+                config.pairing_expires_at.as_deref().and_then(crate::time::parse_stored).is_some_and(|t| t > ctx.now);
             let matches = !code.is_empty()
+                && private
+                && human
+                && fresh
                 && config
                     .pairing_code_hash
                     .as_deref()
@@ -293,7 +298,7 @@ async fn owner_may_talk(ctx: &Ctx, bot: &Bot, config: &super::ConfigRow, message
             let db = ctx.db()?;
             crate::q!(
                 &db,
-                "UPDATE user_telegram_config SET owner_telegram_id = ?1, pairing_code_hash = NULL, updated_at = ?2
+                "UPDATE user_telegram_config SET owner_telegram_id = ?1, pairing_code_hash = NULL, pairing_expires_at = NULL, updated_at = ?2
                   WHERE user_id = ?3 AND owner_telegram_id IS NULL",
                 &from,
                 &iso(ctx.now),
@@ -322,7 +327,7 @@ async fn process(
     ctx: &Ctx,
     bot: &Bot,
     user_id: &str,
-    update_id: i64,
+    idempotency_key: &str,
     message: &Value,
     bound: Option<Bound>,
 ) -> ApiResult<()> {
@@ -342,7 +347,9 @@ async fn process(
             .await;
             Ok(())
         }
-        Incoming::Text(content) => route(ctx, bot, user_id, &chat, update_id, author, content, Vec::new(), bound).await,
+        Incoming::Text(content) => {
+            route(ctx, bot, user_id, &chat, idempotency_key, author, content, Vec::new(), bound).await
+        }
         Incoming::Media(media) => {
             let too_large =
                 format!("That {} is too large (the limit is {} MB).", media.kind, MAX_FILE_BYTES / 1_000_000);
@@ -375,7 +382,7 @@ async fn process(
                 mime,
                 filename: media.filename.or_else(|| last_segment(&path)),
             };
-            route(ctx, bot, user_id, &chat, update_id, author, media.content, vec![attachment], bound).await
+            route(ctx, bot, user_id, &chat, idempotency_key, author, media.content, vec![attachment], bound).await
         }
     }
 }
@@ -397,7 +404,7 @@ async fn route(
     bot: &Bot,
     user_id: &str,
     chat: &str,
-    update_id: i64,
+    idempotency_key: &str,
     author: Option<String>,
     content: String,
     attachments: Vec<Attachment>,
@@ -411,7 +418,7 @@ async fn route(
         channel_id: Some(chat.to_string()),
         author_id: Some(user_id.to_string()),
         author_name: author,
-        idempotency_key: Some(format!("telegram:{update_id}")),
+        idempotency_key: Some(idempotency_key.to_string()),
         ..Default::default()
     };
     if let Some(b) = bound.filter(|b| !FINISHED_STATUSES.contains(&b.status.as_str())) {

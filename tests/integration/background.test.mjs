@@ -5,7 +5,7 @@
 // survive a failed delivery and a lost message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { startService, knownSecrets } from '../lib/harness.mjs';
 import { startFakeGitHub } from '../lib/fake-github.mjs';
 
@@ -123,7 +123,7 @@ test('background work survives the platform', async (t) => {
   await (await db()).prepare("UPDATE users SET github_id = '5' WHERE id = ?").bind(alice.userId).run();
   const session = (await api('POST', '/api/sessions', { workspace: 'w', repoUrl: 'alice/app', branch: 'main' })).body.session;
   const push = (commits) => {
-    const raw = JSON.stringify({ ref: 'refs/heads/main', repository: { id: 1, full_name: 'alice/app' }, sender: { id: 5 }, commits: Array.from({ length: commits }, (_, i) => ({ id: `c${i}` })) });
+    const raw = JSON.stringify({ ref: 'refs/heads/main', after: randomBytes(20).toString('hex'), repository: { id: 1, full_name: 'alice/app' }, sender: { id: 5 }, commits: Array.from({ length: commits }, (_, i) => ({ id: `c${i}` })) });
     return svc.request('POST', '/webhooks/github', {
       raw, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK_SECRET).update(raw).digest('hex')}` },
     });

@@ -2,6 +2,7 @@
 // limits, upstream failures) and org repository administration.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { startService, knownSecrets } from '../lib/harness.mjs';
 import { startFakeGitHub } from '../lib/fake-github.mjs';
 
@@ -95,6 +96,27 @@ test('GitHub proxy and org repositories', async (t) => {
     assert.equal((await create({ branch: '', title: 'x' })).status, 400);
     assert.equal((await create({ branch: 'b', title: 'x' }, 'https://evil.example/?https://github.com/a/b')).status, 400);
     assert.equal((await svc.request('POST', '/api/repos/pull-request', { token: alice.token, body: { branch: 'b', title: 't' } })).status, 400);
+  });
+
+  await t.test('create PR with sessionId links it as the session\'s own PR; only the caller\'s live sessions', async () => {
+    const create = (body, token = alice.token) => svc.request('POST', `/api/repos/pull-request?repo=${encodeURIComponent('https://github.com/octo/socket.io')}`, { token, body });
+    const session = (await svc.request('POST', '/api/sessions', { token: alice.token, body: { workspace: 'w', repoUrl: 'octo/socket.io', branch: 'feature/linked' } })).body.session;
+    const before = gh.fake.requests.length;
+    const other = await svc.createUser({ email: 'mallory-pr@example.com' });
+    // Someone else's session, an unknown one and a malformed id: refused before GitHub is called.
+    assert.equal((await create({ branch: 'feature/linked', title: 'T', sessionId: session.id }, other.token)).status, 404);
+    assert.equal((await create({ branch: 'feature/linked', title: 'T', sessionId: randomUUID() })).status, 404);
+    const bad = await create({ branch: 'feature/linked', title: 'T', sessionId: '../stop' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.code, 'VALIDATION_ERROR');
+    assert.equal(gh.fake.requests.length, before, 'nothing sent to GitHub');
+    const r = await create({ branch: 'feature/linked', title: 'Linked PR', sessionId: session.id });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const gs = (await svc.request('GET', `/api/sessions/${session.id}/git-state`, { token: alice.token })).body.gitState;
+    assert.equal(gs.prNumber, r.body.pr.number);
+    assert.equal(gs.prState, 'open');
+    assert.equal(gs.prTitle, 'Linked PR');
+    assert.equal(gs.prUrl, r.body.pr.url);
   });
 
   await t.test('rate limits become 429 RATE_LIMITED with retryAfter; other failures 502', async () => {

@@ -2,7 +2,7 @@
 // atomic push counting scoped to the pusher's own sessions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { startService } from '../lib/harness.mjs';
 
 const SECRET = 'github-webhook-secret-for-tests';
@@ -40,10 +40,14 @@ test('GitHub webhooks', async (t) => {
   const own = await session(alice, { repoUrl: 'https://github.com/octo/hello.world', branch: 'feat' });
   await db.prepare('UPDATE session_git_state SET pr_number = 7 WHERE session_id = ?').bind(own.id).run();
   const reviewing = await session(bob, { repoUrl: 'octo/hello.world', sourcePrNumber: 7 });
+  // Each PR delivery is newer than the one before, as GitHub's own are.
+  let tick = 0;
   const prPayload = (action, pr) => JSON.stringify({
     action, number: 7, repository: { full_name: 'Octo/Hello.World' },
-    pull_request: { number: 7, title: 'Add feature', html_url: 'https://github.com/octo/hello.world/pull/7', state: 'open', draft: false, merged_at: null, ...pr },
+    pull_request: { number: 7, title: 'Add feature', html_url: 'https://github.com/octo/hello.world/pull/7', state: 'open', draft: false, merged_at: null,
+      updated_at: new Date(Date.UTC(2026, 10, 2) + ++tick * 1000).toISOString().replace('.000Z', 'Z'), ...pr },
   });
+  const sha = () => randomBytes(20).toString('hex');
 
   await t.test('signatures: valid passes; wrong, missing or other-secret ones change nothing', async () => {
     const raw = prPayload('opened', {});
@@ -62,7 +66,7 @@ test('GitHub webhooks', async (t) => {
   });
 
   await t.test('a body with whitespace and escaped unicode verifies over its exact bytes', async () => {
-    const raw = `{\n  "action": "opened",\n  "number": 7,\n  "repository": {"full_name": "octo/hello.world"},\n  "pull_request": {\n    "number": 7,\n    "title": "Caf\\u00e9 \\ud83d\\ude80 \\/ fix",\n    "html_url": "https:\\/\\/github.com\\/octo\\/hello.world\\/pull\\/7",\n    "state": "open", "draft": true, "merged_at": null\n  }\n}\n`;
+    const raw = `{\n  "action": "opened",\n  "number": 7,\n  "repository": {"full_name": "octo/hello.world"},\n  "pull_request": {\n    "number": 7,\n    "title": "Caf\\u00e9 \\ud83d\\ude80 \\/ fix",\n    "html_url": "https:\\/\\/github.com\\/octo\\/hello.world\\/pull\\/7",\n    "state": "open", "draft": true, "merged_at": null, "updated_at": "2026-11-01T00:00:00Z"\n  }\n}\n`;
     const r = await deliver('pull_request', raw);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const gs = await git(alice, own.id);
@@ -71,6 +75,7 @@ test('GitHub webhooks', async (t) => {
     // The source-PR session is notified, not overwritten.
     const bobGit = await git(bob, reviewing.id);
     assert.equal(bobGit.prState, null);
+    assert.deepEqual([bobGit.sourcePrState, bobGit.sourcePrTitle], ['draft', 'Café 🚀 / fix']);
     assert.ok((await events(bob, reviewing.id)).some((e) => e.type === 'git-state' && e.data.prState === 'draft'));
   });
 
@@ -96,7 +101,7 @@ test('GitHub webhooks', async (t) => {
 
   await t.test('a redelivered delivery id is acknowledged without acting twice', async () => {
     const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'redeliver' });
-    const raw = JSON.stringify({ ref: 'refs/heads/redeliver', repository: { full_name: 'octo/hello.world' }, sender: { id: 101 }, commits: [{ id: 'a' }, { id: 'b' }] });
+    const raw = JSON.stringify({ ref: 'refs/heads/redeliver', after: sha(), repository: { full_name: 'octo/hello.world' }, sender: { id: 101 }, commits: [{ id: 'a' }, { id: 'b' }] });
     const delivery = randomUUID();
     const first = await deliver('push', raw, { delivery });
     assert.equal(first.body.sessionsUpdated, 1);
@@ -108,7 +113,7 @@ test('GitHub webhooks', async (t) => {
 
   await t.test('two concurrent pushes to a tracked branch are both counted', async () => {
     const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'feat/concurrent' });
-    const push = (n) => JSON.stringify({ ref: 'refs/heads/feat/concurrent', repository: { full_name: 'OCTO/hello.world' }, sender: { id: 101 },
+    const push = (n) => JSON.stringify({ ref: 'refs/heads/feat/concurrent', after: sha(), repository: { full_name: 'OCTO/hello.world' }, sender: { id: 101 },
       commits: Array.from({ length: n }, (_, i) => ({ id: `c${n}${i}` })) });
     const [a, b] = await Promise.all([deliver('push', push(2)), deliver('push', push(3))]);
     assert.equal(a.status, 200);
@@ -122,13 +127,13 @@ test('GitHub webhooks', async (t) => {
   await t.test('pushes touch only the pusher\'s sessions; untracked repos, tags and deletions touch nothing', async () => {
     const aliceMain = await session(alice, { repoUrl: 'octo/hello.world', branch: 'main' });
     const bobMain = await session(bob, { repoUrl: 'octo/hello.world', branch: 'main' });
-    const raw = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'x' }] });
+    const raw = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'x' }] });
     const r = await deliver('push', raw);
     assert.equal(r.body.sessionsUpdated, 1);
     assert.equal((await git(bob, bobMain.id)).commitCount, 1);
     assert.equal((await git(alice, aliceMain.id)).commitCount, 0, 'no cross-user effect');
     for (const body of [
-      { ref: 'refs/heads/main', repository: { full_name: 'nobody/tracks-this' }, sender: { id: 202 }, commits: [{ id: 'y' }] },
+      { ref: 'refs/heads/main', after: sha(), repository: { full_name: 'nobody/tracks-this' }, sender: { id: 202 }, commits: [{ id: 'y' }] },
       { ref: 'refs/tags/v1.0', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'y' }] },
       { ref: 'refs/heads/main', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [], deleted: true },
     ]) {
@@ -138,13 +143,107 @@ test('GitHub webhooks', async (t) => {
     }
     // Finished sessions are left alone.
     await db.prepare("UPDATE sessions SET status = 'archived' WHERE id = ?").bind(bobMain.id).run();
-    assert.equal((await deliver('push', raw)).body.sessionsUpdated, 0);
+    assert.equal((await deliver('push', raw.replace(/"after":"[0-9a-f]+"/, `"after":"${sha()}"`))).body.sessionsUpdated, 0);
+  });
+
+  await t.test('replays: a delivery id is required; a push counts once per head SHA; an older PR update changes nothing', async () => {
+    const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'replay' });
+    const raw = JSON.stringify({ ref: 'refs/heads/replay', after: sha(), repository: { full_name: 'octo/hello.world' }, sender: { id: 101 }, commits: [{ id: 'a' }, { id: 'b' }, { id: 'c' }] });
+    for (const delivery of ['', 'x'.repeat(101)]) {
+      const r = await deliver('push', raw, { delivery });
+      assert.equal(r.status, 400);
+      assert.equal(r.body.code, 'MISSING_DELIVERY');
+    }
+    const missing = await svc.request('POST', '/webhooks/github', { raw, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': sign(raw) } });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.body.code, 'MISSING_DELIVERY');
+    assert.equal((await git(alice, s.id)).commitCount, 0, 'nothing counted without a delivery id');
+    // The same signed push under three fresh delivery ids counts once.
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(await deliver('push', raw));
+    assert.deepEqual(replies.map((r) => [r.status, r.body.sessionsUpdated]), [[200, 1], [200, 0], [200, 0]]);
+    assert.equal((await git(alice, s.id)).commitCount, 3);
+    const badSha = JSON.stringify({ ref: 'refs/heads/replay', after: 'not a sha', repository: { full_name: 'octo/hello.world' }, sender: { id: 101 }, commits: [{ id: 'a' }] });
+    const bad = await deliver('push', badSha);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.code, 'VALIDATION_ERROR');
+
+    // A captured "opened" delivery replayed after the merge does not roll the PR back.
+    const opened = prPayload('reopened', { state: 'open' });
+    const merged = prPayload('closed', { state: 'closed', merged: true, merged_at: '2026-11-21T10:00:00Z' });
+    assert.equal((await deliver('pull_request', opened)).status, 200);
+    assert.equal((await deliver('pull_request', merged)).body.sessionsUpdated, 2);
+    assert.equal((await git(alice, own.id)).prState, 'merged');
+    const before = (await eventsNow(alice, own.id)).length;
+    const replay = await deliver('pull_request', opened);
+    assert.equal(replay.status, 200);
+    assert.equal((await git(alice, own.id)).prState, 'merged', 'an older update is stale');
+    // The same update again (equal updated_at) changes nothing either, and notifies nobody.
+    assert.equal((await deliver('pull_request', merged)).status, 200);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await eventsNow(alice, own.id)).length, before);
+    // A delivery without updated_at cannot order itself: it changes no state.
+    const undated = JSON.parse(prPayload('reopened', { state: 'open' }));
+    delete undated.pull_request.updated_at;
+    assert.equal((await deliver('pull_request', JSON.stringify(undated))).status, 200);
+    assert.equal((await git(alice, own.id)).prState, 'merged');
+  });
+
+  await t.test('PR links: an opened delivery by the session owner on its branch; the runner\'s PUT git-state', async () => {
+    const mine = await session(alice, { repoUrl: 'octo/hello.world', branch: 'feature-x' });
+    const bobs = await session(bob, { repoUrl: 'octo/hello.world', branch: 'feature-x' });
+    const opened = (number, author, head = 'octo/hello.world', action = 'opened') => JSON.stringify({
+      action, number, repository: { full_name: 'octo/hello.world' },
+      pull_request: { number, title: `PR ${number}`, html_url: `https://github.com/octo/hello.world/pull/${number}`, state: 'open', draft: false, merged_at: null,
+        updated_at: new Date(Date.UTC(2026, 10, 3) + ++tick * 1000).toISOString(), user: { id: author }, head: { ref: 'feature-x', repo: { full_name: head } } },
+    });
+    // Someone else's PR from that branch, and a fork's, link nothing.
+    assert.equal((await deliver('pull_request', opened(40, 303))).status, 200);
+    assert.equal((await deliver('pull_request', opened(41, 101, 'mallory/hello.world'))).status, 200);
+    assert.equal((await git(alice, mine.id)).prNumber, null);
+    const r = await deliver('pull_request', opened(42, 101));
+    assert.equal(r.status, 200);
+    const gs = await git(alice, mine.id);
+    assert.deepEqual([gs.prNumber, gs.prState, gs.prTitle], [42, 'open', 'PR 42']);
+    assert.equal((await git(bob, bobs.id)).prNumber, null, 'only the author\'s session');
+    // A later PR opened from the same branch does not take over a linked session.
+    await deliver('pull_request', opened(43, 101));
+    assert.equal((await git(alice, mine.id)).prNumber, 42);
+    const closed = JSON.parse(opened(42, 101, 'octo/hello.world', 'closed'));
+    closed.pull_request.state = 'closed';
+    await deliver('pull_request', JSON.stringify(closed));
+    assert.equal((await git(alice, mine.id)).prState, 'closed');
+
+    // The runner reports its PR: owner only, validated, then deliveries follow it.
+    const runner = await session(alice, { workspace: 'w' });
+    const put = (body, user = alice, id = runner.id) => svc.request('PUT', `/api/sessions/${id}/git-state`, { token: user.token, body });
+    for (const body of [{}, { prNumber: 0 }, { prUrl: 'javascript:alert(1)', prNumber: 5 }, { prUrl: 'https://github.com/o/r/pull/5' }, { commitCount: -1 }, { branch: '' }]) {
+      const bad = await put(body);
+      assert.equal(bad.status, 400, JSON.stringify(body));
+      assert.equal(bad.body.code, 'VALIDATION_ERROR');
+    }
+    assert.equal((await put({ prNumber: 44 }, bob)).status, 404);
+    assert.equal((await put({ prNumber: 44 }, alice, randomUUID())).status, 404);
+    const ok = await put({ branch: 'runner-branch', prNumber: 44, prUrl: 'https://github.com/octo/hello.world/pull/44', commitCount: 3 });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual([ok.body.gitState.branch, ok.body.gitState.prNumber, ok.body.gitState.prUrl, ok.body.gitState.commitCount],
+      ['runner-branch', 44, 'https://github.com/octo/hello.world/pull/44', 3]);
+    // It has no repository yet: deliveries for octo/hello.world #44 do not reach it until it has one.
+    await db.prepare("UPDATE session_git_state SET source_repo_full_name = 'octo/hello.world' WHERE session_id = ?").bind(runner.id).run();
+    const merged = JSON.parse(opened(44, 101, 'octo/hello.world', 'closed'));
+    Object.assign(merged.pull_request, { state: 'closed', merged: true, merged_at: '2026-11-22T10:00:00Z' });
+    await deliver('pull_request', JSON.stringify(merged));
+    assert.deepEqual([(await git(alice, runner.id)).prState, (await git(alice, runner.id)).prMergedAt], ['merged', '2026-11-22T10:00:00Z']);
+    await db.prepare("UPDATE sessions SET status = 'archived' WHERE id = ?").bind(runner.id).run();
+    const finished = await put({ commitCount: 4 });
+    assert.equal(finished.status, 409);
+    assert.equal(finished.body.code, 'SESSION_FINISHED');
   });
 
   await t.test('malformed bodies are 400; form-encoded deliveries work', async () => {
     assert.equal((await deliver('push', '{not json')).status, 400);
     const s = await session(alice, { repoUrl: 'octo/form', branch: 'f' });
-    const payload = JSON.stringify({ ref: 'refs/heads/f', repository: { full_name: 'octo/form' }, sender: { id: 101 }, commits: [{ id: 'a' }] });
+    const payload = JSON.stringify({ ref: 'refs/heads/f', after: sha(), repository: { full_name: 'octo/form' }, sender: { id: 101 }, commits: [{ id: 'a' }] });
     const raw = `payload=${encodeURIComponent(payload)}`;
     const r = await deliver('push', raw, { headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     assert.equal(r.status, 200);
@@ -154,7 +253,7 @@ test('GitHub webhooks', async (t) => {
   await t.test('without GITHUB_WEBHOOK_SECRET every delivery is refused', async () => {
     await svc.reconfigure({ GITHUB_WEBHOOK_SECRET: undefined });
     db = await svc.db();
-    const raw = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'z' }] });
+    const raw = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'z' }] });
     const r = await deliver('push', raw);
     assert.equal(r.status, 503);
     assert.equal(r.body.code, 'WEBHOOK_NOT_CONFIGURED');

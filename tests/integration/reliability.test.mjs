@@ -3,7 +3,7 @@
 // followed by invariant checks on D1 and the Durable Objects.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { startService, knownSecrets } from '../lib/harness.mjs';
 import { startFakeGitHub } from '../lib/fake-github.mjs';
 import { startFakeTelegram } from '../lib/fake-telegram.mjs';
@@ -29,6 +29,18 @@ test('reliability', async (t) => {
   tg.addBot(BOT, 555555555, 'rel_bot');
   knownSecrets.add(BOT);
   const as = (u, method, path, body) => svc.request(method, path, { token: u?.token, body });
+  // Every page of a paged session log (limit ≤ 100, opaque cursor).
+  const all = async (u, path, key) => {
+    const items = [];
+    let cursor = '';
+    for (;;) {
+      const r = await as(u, 'GET', `${path}?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      items.push(...r.body[key]);
+      if (!r.body.hasMore) return items;
+      cursor = r.body.cursor;
+    }
+  };
 
   // Resources owned by `owner`.
   await as(owner, 'PUT', '/api/me/github-token', { token: ownerGh });
@@ -46,7 +58,7 @@ test('reliability', async (t) => {
   const tgSetup = await as(owner, 'POST', '/api/me/telegram', { botToken: BOT });
   svc.shownOnce(tgSetup.body.pairingCode, 2); // the code and the t.me link
   await svc.request('POST', `/telegram/webhook/${owner.userId}`, {
-    body: { update_id: 1, message: { message_id: 1, date: 1, chat: { id: 4242, type: 'private' }, from: { id: 1, first_name: 'S' }, text: `/start ${tgSetup.body.pairingCode}` } },
+    body: { update_id: 1, message: { message_id: 1, date: 1, chat: { id: 4242, type: 'private' }, from: { id: 4242, first_name: 'S' }, text: `/start ${tgSetup.body.pairingCode}` } },
     headers: { 'x-telegram-bot-api-secret-token': tg.webhooks.get(BOT).secret_token },
   });
   assert.ok(session && child && binding && integ && sync.syncId && prompt && repo.id && persona.id);
@@ -134,14 +146,14 @@ test('reliability', async (t) => {
         const id = i % 10 === 2 ? updateId : ++updateId; // every other one is a redelivery
         telegramIds.add(id);
         jobs.push(() => svc.request('POST', `/telegram/webhook/${owner.userId}`, {
-          body: { update_id: id, message: { message_id: id, date: 1, chat: { id: 4242, type: 'private' }, from: { id: 1, first_name: 'S' }, text: `tg ${id}` } },
+          body: { update_id: id, message: { message_id: id, date: 1, chat: { id: 4242, type: 'private' }, from: { id: 4242, first_name: 'S' }, text: `tg ${id}` } },
           headers: { 'x-telegram-bot-api-secret-token': secret },
         }).then((r) => r.status));
       } else if (kind === 3) {
         const delivery = i % 10 === 3 && pushes.size ? [...pushes.keys()].at(-1) : randomUUID();
         const n = pushes.get(delivery) ?? 1 + (i % 3);
         pushes.set(delivery, n);
-        const raw = JSON.stringify({ ref: 'refs/heads/main', repository: { full_name: 'owner/app' }, sender: { id: 9001 }, commits: Array.from({ length: n }, (_, k) => ({ id: `${delivery}-${k}` })) });
+        const raw = JSON.stringify({ ref: 'refs/heads/main', after: createHash('sha1').update(delivery).digest('hex'), repository: { full_name: 'owner/app' }, sender: { id: 9001 }, commits: Array.from({ length: n }, (_, k) => ({ id: `${delivery}-${k}` })) });
         jobs.push(() => svc.request('POST', '/webhooks/github', {
           raw, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK).update(raw).digest('hex')}` },
         }).then((r) => r.status));
@@ -167,11 +179,11 @@ test('reliability', async (t) => {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal((await db.prepare("SELECT COUNT(*) AS n FROM sync_logs WHERE status IN ('pending', 'running')").first()).n, 0, 'no sync left running');
-    const queue = (await as(owner, 'GET', `/api/sessions/${session.id}/queue`)).body.prompts;
+    const queue = await all(owner, `/api/sessions/${session.id}/queue`, 'prompts');
     const ids = queue.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, 'no prompt twice');
     for (const id of accepted) assert.ok(ids.includes(id), `accepted prompt ${id} stored`);
-    const messages = (await as(owner, 'GET', `/api/sessions/${session.id}/messages`)).body.messages;
+    const messages = await all(owner, `/api/sessions/${session.id}/messages`, 'messages');
     const tgTexts = messages.filter((m) => m.channelType === 'telegram').map((m) => m.content);
     assert.equal(tgTexts.length, telegramIds.size, 'each Telegram update acted on once');
     assert.equal(new Set(tgTexts).size, tgTexts.length);

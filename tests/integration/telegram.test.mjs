@@ -22,9 +22,10 @@ test('Telegram bot', async (t) => {
   let db = await svc.db();
   let updateId = 1000;
   const secretOf = (token) => tg.webhooks.get(token)?.secret_token;
-  const deliver = (user, message, { secret = secretOf(BOT), id = ++updateId, from = 77 } = {}) =>
+  // A private chat's id is its user's id.
+  const deliver = (user, message, { secret = secretOf(BOT), id = ++updateId, from = Number(CHAT), chat = { id: Number(CHAT), type: 'private' }, isBot = false } = {}) =>
     svc.request('POST', `/telegram/webhook/${user.userId}`, {
-      body: { update_id: id, message: { message_id: id, date: 1, chat: { id: Number(CHAT), type: 'private' }, from: { id: from, first_name: 'Tele', last_name: 'Gram' }, ...message } },
+      body: { update_id: id, message: { message_id: id, date: 1, chat, from: { id: from, is_bot: isBot, first_name: 'Tele', last_name: 'Gram' }, ...message } },
       headers: secret ? { 'x-telegram-bot-api-secret-token': secret } : {},
     });
   const lastReply = () => tg.messagesTo(CHAT).at(-1)?.text;
@@ -89,6 +90,17 @@ test('Telegram bot', async (t) => {
     assert.match(lastReply(), /^This bot is private/);
     await deliver(alice, { text: '/start not-the-code' });
     assert.match(lastReply(), /^This bot is private/);
+    // The right code, but from a group (an anonymous group admin would pair as
+    // GroupAnonymousBot), from a bot, or after the hour: refused.
+    await deliver(alice, { text: `/start ${pairingCode}` }, { chat: { id: -100777, type: 'supergroup' }, from: 1087968824, isBot: true });
+    assert.equal(tg.messagesTo('-100777').at(-1)?.text.startsWith('This bot is private'), true);
+    await deliver(alice, { text: `/start ${pairingCode}` }, { isBot: true });
+    assert.match(lastReply(), /^This bot is private/);
+    await db.prepare("UPDATE user_telegram_config SET pairing_expires_at = '2000-01-01T00:00:00.000Z' WHERE user_id = ?").bind(alice.userId).run();
+    await deliver(alice, { text: `/start ${pairingCode}` });
+    assert.match(lastReply(), /^This bot is private/);
+    await db.prepare('UPDATE user_telegram_config SET pairing_expires_at = ? WHERE user_id = ?').bind(new Date(Date.now() + 60000).toISOString(), alice.userId).run();
+    assert.equal((await svc.request('GET', '/api/me/telegram', { token: alice.token })).body.config.paired, false);
     await deliver(alice, { text: `/start ${pairingCode}` });
     assert.match(lastReply(), /^Paired!/);
     assert.equal((await svc.request('GET', '/api/me/telegram', { token: alice.token })).body.config.paired, true);
@@ -101,6 +113,23 @@ test('Telegram bot', async (t) => {
     assert.match(lastReply(), /^This bot is private/);
     assert.deepEqual(await messagesOf(alice, orchestrator.id), []);
     // (Back to no orchestrator for the next test.)
+    await db.prepare("UPDATE sessions SET status = 'terminated' WHERE id = ?").bind(orchestrator.id).run();
+  });
+
+  await t.test('an update whose processing dies is processed once on Telegram\'s retry', async () => {
+    const orchestrator = (await svc.request('POST', '/api/me/orchestrator', { token: alice.token })).body.session;
+    await svc.reconfigure({ FAULT_TELEGRAM_DIE_AFTER_PROCESSING: '1' });
+    db = await svc.db();
+    const first = await deliver(alice, { text: 'survive this' }, { id: 90_001 }).catch((e) => ({ status: 'dropped', e }));
+    assert.notEqual(first.status, 200, 'the worker died mid-update');
+    const retry = await deliver(alice, { text: 'survive this' }, { id: 90_001 });
+    assert.deepEqual([retry.status, retry.body.duplicate], [200, undefined], 'the retry is processed, not taken for a duplicate');
+    const again = await deliver(alice, { text: 'survive this' }, { id: 90_001 });
+    assert.equal(again.body.duplicate, true);
+    const stored = (await messagesOf(alice, orchestrator.id)).filter((m) => m.content === 'survive this');
+    assert.equal(stored.length, 1, 'stored once');
+    await svc.reconfigure({ FAULT_TELEGRAM_DIE_AFTER_PROCESSING: undefined });
+    db = await svc.db();
     await db.prepare("UPDATE sessions SET status = 'terminated' WHERE id = ?").bind(orchestrator.id).run();
   });
 
