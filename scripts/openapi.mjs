@@ -462,18 +462,83 @@ const paths = {
       },
     }),
   },
+  '/api/slack/install': {
+    get: admin({
+      tags: ['slack'], summary: 'The URL that installs the Slack app in a workspace (scopes app_mentions:read, chat:write, im:history, im:read, im:write, users:read; a single-use, 10-minute state kept here)',
+      responses: { 200: json(obj({ url: str({ format: 'uri' }) }, ['url'])), 503: err('SLACK_CLIENT_ID or SLACK_CLIENT_SECRET is not set (`SLACK_NOT_CONFIGURED`)') },
+    }),
+  },
+  '/slack/oauth/callback': {
+    get: publicOp({
+      tags: ['slack'], summary: 'Slack install callback: oauth.v2.access, the bot token sealed per team',
+      description: 'Redirects to `FRONTEND_URL/settings/slack?installed=<teamId>`, or to `FRONTEND_URL/settings/slack?error=<code>` with code one of missing_params, invalid_state, access_denied, token_exchange_failed, oauth_error. The state is single use.',
+      parameters: ['code', 'state', 'error'].map((name) => ({ name, in: 'query', schema: str() })),
+      responses: {
+        302: { description: 'Redirect to the frontend', headers: { Location: { schema: str() } } },
+        500: E[500],
+        503: err('FRONTEND_URL is not set (`FRONTEND_NOT_CONFIGURED`)'),
+      },
+    }),
+  },
+  '/api/slack/workspaces': {
+    get: admin({
+      tags: ['slack'], summary: 'Installed Slack workspaces, newest first (never a token)', parameters: listParams,
+      responses: { 200: json(obj({ workspaces: { type: 'array', items: ref('SlackWorkspace') }, hasMore: { type: 'boolean' }, cursor: str() }, ['workspaces', 'hasMore'])), ...errors(400) },
+    }),
+  },
+  '/api/slack/workspaces/{teamId}': {
+    parameters: [pathParam('teamId', 'Slack team id')],
+    delete: admin({ tags: ['slack'], summary: 'Remove an install: the bot token is revoked (best effort); its people\'s links and pending codes go too', responses: { 200: json(ref('Success')), ...errors(404) } }),
+  },
+  '/slack/events': {
+    post: publicOp({
+      tags: ['webhooks', 'slack'], summary: 'Slack Events API: X-Slack-Signature (v0, HMAC-SHA256 with SLACK_SIGNING_SECRET over v0:<timestamp>:<body>), 5-minute window',
+      description: 'url_verification answers {challenge}. DMs to the bot and mentions are acknowledged at once and worked through the queue; an event_id seen before (Slack retries, X-Slack-Retry-Num) is acknowledged with duplicate: true and not acted on again. Bot messages and edits are ignored.',
+      parameters: [
+        { name: 'X-Slack-Signature', in: 'header', required: true, schema: str() },
+        { name: 'X-Slack-Request-Timestamp', in: 'header', required: true, schema: str() },
+        { name: 'X-Slack-Retry-Num', in: 'header', schema: str() },
+      ],
+      requestBody: body({ type: 'object' }),
+      responses: {
+        200: json({ oneOf: [obj({ challenge: str() }, ['challenge']), obj({ ok: { const: true }, duplicate: { type: 'boolean' } }, ['ok'])] }),
+        400: E[400], 401: err('Bad or stale signature (`INVALID_SIGNATURE`)'), 413: E[413], 500: E[500],
+        503: err('No SLACK_SIGNING_SECRET (`WEBHOOK_NOT_CONFIGURED`)'),
+      },
+    }),
+  },
+  '/api/me/slack': {
+    get: user({ tags: ['slack'], summary: 'The caller\'s linked Slack accounts', responses: { 200: json(obj({ links: { type: 'array', items: ref('SlackLink') } }, ['links'])) } }),
+  },
+  '/api/me/slack/link': {
+    post: user({
+      tags: ['slack'], summary: 'Link the Slack account a one-time code was sent to (FRONTEND_URL/slack/link#code=…, valid 15 minutes, single use) to the caller',
+      requestBody: body(obj({ code: str({ minLength: 1, maxLength: 200 }) }, ['code'])),
+      responses: {
+        201: json(obj({ link: ref('SlackLink') }, ['link']), 'Linked'),
+        400: err('Malformed input (`VALIDATION_ERROR`), or an unknown, expired or used code (`INVALID_CODE`)'),
+        409: err('That Slack account is linked to another user (`SLACK_USER_LINKED`)'),
+        413: E[413],
+      },
+    }),
+  },
+  '/api/me/slack/{teamId}': {
+    parameters: [pathParam('teamId', 'Slack team id')],
+    delete: user({ tags: ['slack'], summary: 'Unlink the caller\'s Slack account in a workspace', responses: { 200: json(ref('Success')), ...errors(404) } }),
+  },
   '/api/sessions/{id}/reply': {
     parameters: idParam,
     post: user({
-      tags: ['telegram'], summary: 'Send a reply from a session to a chat through the owner\'s bot (Markdown → Telegram HTML, split under 4096). Body limit 16 MiB.',
+      tags: ['telegram', 'slack'], summary: 'Send a reply from a session: to a Telegram chat through the owner\'s bot (Markdown → Telegram HTML, split under 4096), or into a Slack thread (Markdown → mrkdwn, chat.postMessage with thread_ts, split under 40,000). Body limit 16 MiB.',
       requestBody: body(obj({
-        channelType: { const: 'telegram' }, channelId: str({ description: 'Telegram chat id' }), text: str({ maxLength: 100000 }),
+        channelType: { enum: ['telegram', 'slack'] }, channelId: str({ description: 'Telegram chat id, or Slack <teamId>:<channelId>:<threadTs> (a conversation the caller talked to the bot from)' }), text: str({ maxLength: 100000 }),
         photo: obj({ data: str({ description: 'base64 or a data: URL' }), mimeType: { enum: ['image/png', 'image/jpeg', 'image/webp', 'image/gif'] } }, ['data', 'mimeType']),
         caption: str({ description: 'Markdown; over 1024 characters it follows as messages' }),
       }, ['channelType', 'channelId'])),
       responses: {
         202: json(obj({ delivered: { const: true }, parts: { type: 'integer' } }, ['delivered', 'parts']), 'Delivered'),
-        409: err('Telegram is not set up (`TELEGRAM_NOT_CONFIGURED`)'),
+        409: err('Telegram is not set up (`TELEGRAM_NOT_CONFIGURED`), or the caller never talked to the Slack bot in that conversation (`SLACK_NOT_CONNECTED`)'),
+        429: err('Too many failed authentications, or Slack asks to wait longer than 5 seconds (`RATE_LIMITED`, `Retry-After`)'),
         ...errors(400, 404, 413, 502),
       },
     }),
@@ -534,7 +599,7 @@ const paths = {
       tags: ['runner'], summary: 'Report the outcome of a claimed prompt (the result becomes the assistant\'s message)',
       requestBody: body(obj({ result: str({ maxLength: 1000000 }), error: str({ maxLength: 2000 }) }), false),
       responses: {
-        200: json(obj({ success: { const: true }, reply: { type: 'object', description: 'when the prompt came from Telegram: {channelType, channelId, delivered, parts?, error?}' } }, ['success'])),
+        200: json(obj({ success: { const: true }, reply: { type: 'object', description: 'when the prompt came from Telegram or Slack: {channelType, channelId, delivered, parts?, error?}' } }, ['success'])),
         409: err('`PROMPT_ABORTED` (steered, cleared or stopped), `PROMPT_NOT_CLAIMED` or `PROMPT_ALREADY_COMPLETED`'),
         ...errors(400, 404, 413),
       },
@@ -674,7 +739,7 @@ const doc = {
   info: {
     title: 'Integrations service',
     version: JSON.parse(readFileSync(new URL('../package.json', import.meta.url))).version,
-    description: 'Connects GitHub, Gmail, Google Calendar and Telegram to an AI-agent platform. ' +
+    description: 'Connects GitHub, Gmail, Google Calendar, Telegram and Slack to an AI-agent platform. ' +
       'Every error is `{error, code, details?}`; every response carries `X-Request-Id`. ' +
       'Request bodies are limited to 1 MiB unless a route says otherwise.',
   },
@@ -744,6 +809,13 @@ const doc = {
         result: obj({ success: { type: 'boolean' }, recordsSynced: { type: 'integer' }, errors: { type: 'array' }, completedAt: time }),
       }, required: ['id', 'integrationId', 'status', 'progress', 'startedAt'] },
       ApiToken: obj({ id: str(), name: str(), prefix: str(), createdAt: time, lastUsedAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'createdAt']),
+      SlackWorkspace: obj({
+        teamId: str(), teamName: { type: ['string', 'null'] }, botUserId: { type: ['string', 'null'] }, appId: { type: ['string', 'null'] },
+        scopes: { type: 'array', items: str() }, installedBy: { type: ['string', 'null'], description: 'the admin who installed it' }, createdAt: time, updatedAt: time,
+      }, ['teamId', 'teamName', 'botUserId', 'appId', 'scopes', 'installedBy', 'createdAt', 'updatedAt']),
+      SlackLink: obj({
+        teamId: str(), teamName: { type: ['string', 'null'] }, slackUserId: str(), slackUserName: { type: ['string', 'null'] }, createdAt: time,
+      }, ['teamId', 'teamName', 'slackUserId', 'slackUserName', 'createdAt']),
       CredentialMeta: obj({ service: str(), scopes: { type: 'array', items: str() }, createdAt: time, expiresAt: time }, ['service', 'scopes', 'createdAt']),
     },
   },

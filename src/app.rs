@@ -15,7 +15,7 @@ use crate::limits::{self, Limit};
 use crate::time::now_ms;
 use crate::{
     access, account, channels, config, credentials, github, integrations, maintenance, providers, sessions, signin,
-    telegram, webhooks,
+    slack, telegram, webhooks,
 };
 
 /// Each handler's future is boxed: one small state machine per route instead of one enum
@@ -89,7 +89,7 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::TelegramGet => Box::pin(telegram::get(ctx)),
         Route::TelegramDisconnect => Box::pin(telegram::disconnect(ctx)),
         Route::TelegramWebhook => Box::pin(telegram::webhook::handle(ctx)),
-        Route::SessionReply => Box::pin(telegram::reply::reply(ctx)),
+        Route::SessionReply => Box::pin(channels::reply(ctx)),
         Route::ListIntegrations => Box::pin(integrations::routes::list(ctx)),
         Route::AvailableIntegrations => Box::pin(integrations::routes::available(ctx)),
         Route::ConfigureIntegration => Box::pin(integrations::routes::configure(ctx)),
@@ -120,6 +120,14 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::ListTriggers => Box::pin(webhooks::triggers::list(ctx)),
         Route::DeleteTrigger => Box::pin(webhooks::triggers::delete(ctx)),
         Route::TriggerDelivery => Box::pin(webhooks::triggers::deliver(ctx)),
+        Route::SlackInstall => Box::pin(slack::install(ctx)),
+        Route::SlackOauthCallback => Box::pin(slack::oauth_callback(ctx)),
+        Route::SlackListWorkspaces => Box::pin(slack::list_workspaces(ctx)),
+        Route::SlackDeleteWorkspace => Box::pin(slack::delete_workspace(ctx)),
+        Route::SlackEvents => Box::pin(slack::events::handle(ctx)),
+        Route::SlackLink => Box::pin(slack::link(ctx)),
+        Route::SlackLinks => Box::pin(slack::links(ctx)),
+        Route::SlackUnlink => Box::pin(slack::unlink(ctx)),
     }
 }
 

@@ -31,6 +31,10 @@ pub enum Job {
     Outbox { batch: String },
     /// The next batch of the re-seal maintenance job.
     Reseal,
+    /// A Slack message for the bot (its sender is linked, or offered a link).
+    SlackMessage { message: crate::slack::events::SlackMessage },
+    /// The Slack app left a workspace.
+    SlackUninstalled { team: String },
 }
 
 fn retry_base(env: &Env) -> u32 {
@@ -93,10 +97,33 @@ pub async fn consume(batch: MessageBatch<String>, env: Env) -> worker::Result<()
             Job::Sync { run } => work_sync(&env, run, &msg.id(), mine, msg).await,
             Job::Outbox { batch } => crate::outbox::deliver(&env, batch, mine, msg, retry_base(&env)).await,
             Job::Reseal => work_reseal(&env, msg).await,
+            Job::SlackMessage { message } => {
+                let done = crate::slack::events::process(&env, message).await;
+                finish(&env, msg, done, "slack message");
+                SLACK_SUBREQUESTS
+            }
+            Job::SlackUninstalled { team } => {
+                finish(&env, msg, crate::slack::events::uninstalled(&env, team).await, "slack uninstall");
+                1
+            }
         };
         budget = budget.saturating_sub(used);
     }
     Ok(())
+}
+
+/// Subrequests a Slack message may use: D1 reads and writes, the session, and Slack calls.
+const SLACK_SUBREQUESTS: u32 = 10;
+
+/// Acknowledges a done job, or retries it after the base delay.
+fn finish<M: MessageExt>(env: &Env, msg: &M, done: ApiResult<()>, what: &str) {
+    match done {
+        Ok(()) => msg.ack(),
+        Err(e) => {
+            log_error(&format!("{what}: {}; retrying", e.internal.as_deref().unwrap_or(&e.message)));
+            msg.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(retry_base(env)).build());
+        }
+    }
 }
 
 /// Re-sends a job this invocation has no budget left for (a fresh message, not a retry, so it
@@ -161,6 +188,14 @@ async fn dead_letter(env: &Env, job: &Job) {
         Job::Sync { run } => runs::give_up(env, run).await,
         Job::Outbox { batch } => crate::outbox::give_up(env, batch).await,
         Job::Reseal => crate::maintenance::fail_reseal(env).await,
+        Job::SlackMessage { message } => {
+            log_error(&format!("slack event {} given up after retries", message.event_id));
+            Ok(())
+        }
+        Job::SlackUninstalled { team } => {
+            log_error(&format!("slack uninstall of {team} given up after retries"));
+            Ok(())
+        }
     };
     if let Err(e) = result {
         log_error(&format!("dead letter {job:?} not recorded: {}", e.message));

@@ -28,6 +28,7 @@ pub mod providers;
 pub mod session_agent_do;
 pub mod sessions;
 pub mod signin;
+pub mod slack;
 pub mod telegram;
 pub mod time;
 pub mod webhooks;

@@ -45,6 +45,7 @@ async fn purge(env: &Env) -> worker::Result<()> {
             &horizon
         )?,
         crate::q!(&db, "DELETE FROM oauth_states WHERE expires_at <= ?1", &now)?,
+        crate::q!(&db, "DELETE FROM slack_link_codes WHERE expires_at <= ?1", &now)?,
         crate::q!(&db, "DELETE FROM webhook_deliveries WHERE received_at <= ?1", &horizon)?,
         // Finished runs and long-deleted entities are history nobody reads after a month.
         crate::q!(&db, "DELETE FROM sync_logs WHERE completed_at IS NOT NULL AND completed_at <= ?1", &horizon)?,
@@ -75,7 +76,7 @@ struct Column {
     owner: &'static str,
 }
 
-const COLUMNS: [Column; 6] = [
+const COLUMNS: [Column; 7] = [
     Column {
         phase: "oauth_tokens",
         table: "oauth_tokens",
@@ -123,6 +124,14 @@ const COLUMNS: [Column; 6] = [
         column: "sealed",
         purpose: "'webhook:' || provider || ':verification-token'",
         owner: "provider",
+    },
+    Column {
+        phase: "slack_workspaces",
+        table: "slack_workspaces",
+        key: "team_id",
+        column: "bot_token_encrypted",
+        purpose: "'slack:bot'",
+        owner: "team_id",
     },
 ];
 const API_KEYS_PHASE: &str = "api_keys";

@@ -86,7 +86,7 @@ impl Provider {
 
 /// Where the browser goes afterwards: `FRONTEND_URL`, or — only for a request that came to a
 /// local development server — the local frontend.
-fn frontend(ctx: &Ctx) -> Option<String> {
+pub(crate) fn frontend(ctx: &Ctx) -> Option<String> {
     if let Some(f) = var(&ctx.env, "FRONTEND_URL") {
         return Some(f.trim_end_matches('/').to_string());
     }

@@ -191,6 +191,16 @@ pub async fn delete_binding(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&success())
 }
 
+/// `POST /api/sessions/:id/reply`: to a Slack thread or a Telegram chat, by `channelType`.
+pub async fn reply(ctx: &Ctx) -> ApiResult<Reply> {
+    let slack = serde_json::from_slice::<Value>(&ctx.body).is_ok_and(|v| v["channelType"] == "slack");
+    if slack {
+        crate::slack::reply::reply(ctx).await
+    } else {
+        crate::telegram::reply::reply(ctx).await
+    }
+}
+
 /// The outcome of handing a prompt to the caller's orchestrator.
 pub struct Dispatch {
     pub dispatched: bool,

@@ -61,15 +61,36 @@ impl ChannelType {
                 }
             }
             ChannelType::Slack => {
-                // `<teamId>:<channelId>:<threadTs>`, as slackScopeKey builds it.
-                if id.split(':').count() != 3 || id.split(':').any(str::is_empty) {
-                    return Err("A Slack channel id is <teamId>:<channelId>:<threadTs>");
+                if slack_parts(id).is_none() {
+                    return Err(
+                        "A Slack channel id is <teamId>:<channelId>:<threadTs> (like T0123:C0456:1700000000.000100)",
+                    );
                 }
             }
             ChannelType::Web | ChannelType::Api => {}
         }
         Ok(())
     }
+}
+
+/// A Slack id (team, user, channel): letters and digits, as Slack writes them.
+pub fn slack_id(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A Slack message timestamp: `<seconds>.<micros>` (digits, one optional dot).
+pub fn slack_ts(s: &str) -> bool {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+    (1..=64).contains(&secs.len())
+        && (1..=64).contains(&frac.len())
+        && secs.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+}
+
+/// A Slack channel id `<teamId>:<channelId>:<threadTs>` (slackScopeKey's parts), split.
+pub fn slack_parts(id: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = id.split(':');
+    let (team, channel, ts) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && slack_id(team) && slack_id(channel) && slack_ts(ts)).then_some((team, channel, ts))
 }
 
 /// The scope key of a user's channel: `user:<userId>:manual:<sessionId>` for web,
@@ -110,6 +131,18 @@ mod tests {
         assert!(ChannelType::Github.check_id("octo:pr:12").is_err());
         assert!(ChannelType::Slack.check_id("T:C:1").is_ok());
         assert!(ChannelType::Slack.check_id("T:C").is_err());
+        assert!(ChannelType::Slack.check_id("T0123:C0456:1700000000.000100").is_ok());
+        assert!(ChannelType::Slack.check_id("T1:D1:1700").is_ok());
+        for bad in ["T:C:1:2", "T:C:x", "T:C:1.", "T:C:.1", "T-1:C:1", ":C:1", "T:C:1.2.3", "T:C d:1"] {
+            assert!(ChannelType::Slack.check_id(bad).is_err(), "{bad}");
+        }
+        assert_eq!(slack_parts("T1:C2:3.4"), Some(("T1", "C2", "3.4")));
+        // Ids of every type are accepted up to 128 characters.
+        let long = format!("T{}:C{}:1700000000.000100", "1".repeat(60), "2".repeat(47));
+        assert_eq!(long.len(), 128);
+        assert!(ChannelType::Slack.check_id(&long).is_ok());
+        assert!(ChannelType::Slack.check_id(&format!("T1:C1:{}.1", "9".repeat(64))).is_ok());
+        assert!(ChannelType::Api.check_id(&"a".repeat(128)).is_ok());
         assert!(ChannelType::Api.check_id("anything").is_ok());
         assert!(ChannelType::Web.check_id("").is_err());
         assert!(ChannelType::Web.check_id(&"x".repeat(501)).is_err());

@@ -110,6 +110,14 @@ pub enum Route {
     AdminStartReseal,
     AdminResealStatus,
     PromptHeartbeat,
+    SlackInstall,
+    SlackOauthCallback,
+    SlackListWorkspaces,
+    SlackDeleteWorkspace,
+    SlackEvents,
+    SlackLink,
+    SlackLinks,
+    SlackUnlink,
 }
 
 pub const KIB: usize = 1024;
@@ -246,6 +254,14 @@ pub static ROUTES: &[RouteDef] = &[
     def("POST", "/api/admin/maintenance/reseal", Route::AdminStartReseal, Access::Admin),
     def("POST", "/api/sessions/:id/queue/:promptId/heartbeat", Route::PromptHeartbeat, Access::User),
     def("GET", "/api/admin/maintenance/reseal", Route::AdminResealStatus, Access::Admin),
+    def("GET", "/api/slack/install", Route::SlackInstall, Access::Admin),
+    def("GET", "/slack/oauth/callback", Route::SlackOauthCallback, Access::Public),
+    def("GET", "/api/slack/workspaces", Route::SlackListWorkspaces, Access::Admin),
+    def("DELETE", "/api/slack/workspaces/:teamId", Route::SlackDeleteWorkspace, Access::Admin),
+    webhook("/slack/events", Route::SlackEvents, MIB),
+    def("POST", "/api/me/slack/link", Route::SlackLink, Access::User),
+    def("GET", "/api/me/slack", Route::SlackLinks, Access::User),
+    def("DELETE", "/api/me/slack/:teamId", Route::SlackUnlink, Access::User),
     // User triggers: anything else under /webhooks/ (after the providers above).
     public("POST", "/webhooks/*path", Route::TriggerDelivery, MIB),
     public("PUT", "/webhooks/*path", Route::TriggerDelivery, MIB),

@@ -550,20 +550,22 @@ pub async fn complete(ctx: &Ctx) -> ApiResult<Reply> {
         200 => {
             let done: Value = r.json()?;
             let mut body = json!({ "success": true });
-            // A prompt from a Telegram chat gets its result back in that chat.
-            if let (Some("telegram"), Some(chat), Some(text)) = (
+            // A prompt from a Telegram chat or a Slack thread gets its result back there.
+            if let (Some(kind @ ("telegram" | "slack")), Some(chat), Some(text)) = (
                 done["channelType"].as_str(),
                 done["channelId"].as_str(),
                 result.as_deref().filter(|t| !t.trim().is_empty()),
             ) {
-                body["reply"] = match crate::telegram::reply::deliver_text(&ctx.env, &db, &caller.id, chat, text).await
-                {
-                    Ok(parts) => {
-                        json!({ "channelType": "telegram", "channelId": chat, "delivered": true, "parts": parts })
-                    }
+                let sent = if kind == "slack" {
+                    crate::slack::reply::deliver_text(&ctx.env, &db, &caller.id, chat, text).await
+                } else {
+                    crate::telegram::reply::deliver_text(&ctx.env, &db, &caller.id, chat, text).await
+                };
+                body["reply"] = match sent {
+                    Ok(parts) => json!({ "channelType": kind, "channelId": chat, "delivered": true, "parts": parts }),
                     Err(e) => {
-                        crate::config::log_error(&format!("reply to telegram chat failed: {}", e.message));
-                        json!({ "channelType": "telegram", "channelId": chat, "delivered": false, "error": e.message })
+                        crate::config::log_error(&format!("reply to {kind} failed: {}", e.message));
+                        json!({ "channelType": kind, "channelId": chat, "delivered": false, "error": e.message })
                     }
                 };
             }

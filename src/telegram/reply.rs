@@ -43,7 +43,7 @@ pub async fn reply(ctx: &Ctx) -> ApiResult<Reply> {
         decoded
     });
     if !channel.is_empty() && channel != "telegram" {
-        input.error("channelType", "Only telegram replies are supported");
+        input.error("channelType", "Expected telegram or slack");
     }
     if !chat.is_empty() && crate::channels::scope::ChannelType::Telegram.check_id(&chat).is_err() {
         input.error("channelId", "A Telegram chat id is an integer");

@@ -16,7 +16,7 @@ test('reliability', async (t) => {
   const tg = await startFakeTelegram(t);
   const svc = await startService(t, {
     upstreams: { github: gh.api, githubWeb: gh.web, telegram: tg.url },
-    vars: { GITHUB_WEBHOOK_SECRET: HOOK, SYNC_REQUEST_BUDGET: '1000', PUBLIC_URL: 'https://svc.example.com' },
+    vars: { GITHUB_WEBHOOK_SECRET: HOOK, SYNC_REQUEST_BUDGET: '1000', PUBLIC_URL: 'https://svc.example.com', SLACK_CLIENT_ID: 'rel.slack', SLACK_CLIENT_SECRET: 'reliability-slack-secret' },
   });
   const owner = await svc.createUser({ email: 'owner@example.com' });
   const other = await svc.createUser({ email: 'other@example.com' });
@@ -80,7 +80,7 @@ test('reliability', async (t) => {
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(item)) {
       if (method === 'parameters') continue;
-      ops.push({ path, method: method.toUpperCase(), op, secured: (op.security ?? []).length > 0, adminOnly: Boolean(op.responses?.['403']) && path.startsWith('/api/admin') });
+      ops.push({ path, method: method.toUpperCase(), op, secured: (op.security ?? []).length > 0, adminOnly: Boolean(op.responses?.['403']) && /^\/api\/(admin|slack)\//.test(path) });
     }
   }
   assert.ok(ops.length >= 60, `${ops.length} operations`);

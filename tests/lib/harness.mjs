@@ -40,6 +40,8 @@ export class Service {
       GOOGLE_OAUTH_TOKEN_URL: up.googleToken ?? 'http://127.0.0.1:9/token',
       GMAIL_API_URL: up.gmail ?? 'http://127.0.0.1:9/gmail',
       GOOGLE_CALENDAR_API_URL: up.calendar ?? 'http://127.0.0.1:9/calendar',
+      SLACK_API_URL: up.slack ?? 'http://127.0.0.1:9/slack',
+      SLACK_OAUTH_URL: up.slackOauth ?? 'http://127.0.0.1:9/slack-oauth',
       // Queue retries back off from 1 s in tests (10 s in production).
       JOB_RETRY_BASE_SECONDS: '1',
       ...this.vars,
