@@ -15,6 +15,7 @@ import { FakeUpstream } from '../tests/lib/fake-upstream.mjs';
 import { startFakeGitHubOn } from '../tests/lib/fake-github.mjs';
 import { startFakeTelegramOn } from '../tests/lib/fake-telegram.mjs';
 import { benchSync } from './sync.mjs';
+import { benchSearch, benchMcp } from './search.mjs';
 
 const WRANGLER = join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
 const HOOK_SECRET = 'bench-webhook-secret';
@@ -216,9 +217,15 @@ async function main() {
     await tgFake.stop();
   }
 
-  log('sync benchmark: 10,000 issues through the queue (default budget 45, and 1000)');
+  log('sync benchmark: 10,000 issues through the queue (default budget 45, and 1000); then search and MCP over them');
   results.sync = await benchSync({ budget: '45' });
-  results.syncPaid = await benchSync({ budget: '1000' });
+  const { after, ...syncPaid } = await benchSync({
+    budget: '1000',
+    after: async (ctx) => ({ search: await benchSearch(ctx), mcp: await benchMcp(ctx) }),
+  });
+  results.syncPaid = syncPaid;
+  results.search = after.search;
+  results.mcp = after.mcp;
 
   writeFileSync(join(root, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
   const rows = [
@@ -230,6 +237,8 @@ async function main() {
     ...results.load.map((l) => [`load: ${l.scenario}`, `${l.reqPerSec} req/s, p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, ${l.errors + l.non2xx} errors, worker CPU ${l.workerCpuMsPerReq} ms/req`, '']),
     ['sync 10,000 issues, budget 45', `${results.sync.wallSeconds} s, ${results.sync.entitiesPerSecond} entities/s, ${results.sync.invocations} consumer invocations, workerd peak RSS ${results.sync.workerdPeakRssMiB} MiB`, ''],
     ['sync 10,000 issues, budget 1000', `${results.syncPaid.wallSeconds} s, ${results.syncPaid.entitiesPerSecond} entities/s, ${results.syncPaid.invocations} consumer invocations, workerd peak RSS ${results.syncPaid.workerdPeakRssMiB} MiB`, ''],
+    ...['selective', 'prefix', 'broad'].map((k) => [`search over 10,000 issues: ${k} query p50/p99`, `${results.search[k].p50Ms} / ${results.search[k].p99Ms} ms`, '']),
+    ['MCP tools/list + one tools/call p50/p99', `${results.mcp.roundTrip.p50Ms} / ${results.mcp.roundTrip.p99Ms} ms (list ${results.mcp.toolsList.p50Ms} / ${results.mcp.toolsList.p99Ms}, call ${results.mcp.toolsCall.p50Ms} / ${results.mcp.toolsCall.p99Ms}; ${results.mcp.tools} tools)`, ''],
   ];
   const w1 = Math.max(...rows.map((r) => r[0].length));
   const w2 = Math.max(...rows.map((r) => r[1].length));

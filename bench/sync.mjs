@@ -24,7 +24,9 @@ function rssKiB(pid, field) {
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
 }
 
-export async function benchSync({ issues = 10_000, repos = 8, budget = '1000' } = {}) {
+/** `after({url, token, integrationId, repository, issues, perRepo})`, when given, runs once the sync is
+ * done, with the service still up; its answer is returned as `after`. */
+export async function benchSync({ issues = 10_000, repos = 8, budget = '1000', after, buildDir = 'build' } = {}) {
   // A fake GitHub with its own ctx-free lifecycle (the test helper needs node:test).
   const fake = await new FakeUpstream('github').start();
   const { startFakeGitHubOn } = await import('../tests/lib/fake-github.mjs');
@@ -38,7 +40,7 @@ export async function benchSync({ issues = 10_000, repos = 8, budget = '1000' } 
   }
   // Through the queue, as in production: each consumer invocation does one slice within
   // `budget` subrequests (45 = the default, inside the free plan's 50).
-  const svc = new Service({ upstreams: { github: gh.api, githubWeb: gh.web }, vars: { SYNC_REQUEST_BUDGET: budget }, buildDir: 'build' });
+  const svc = new Service({ upstreams: { github: gh.api, githubWeb: gh.web }, vars: { SYNC_REQUEST_BUDGET: budget }, buildDir });
   try {
     await svc.start();
     const user = await svc.createUser({ email: 'bench@example.com' });
@@ -59,10 +61,12 @@ export async function benchSync({ issues = 10_000, repos = 8, budget = '1000' } 
     const wall = (performance.now() - t0) / 1000;
     if (status.status !== 'completed') throw new Error(`sync failed: ${JSON.stringify(status)}`);
     const hwm = pid ? rssKiB(pid, 'VmHWM') : 0;
-    return {
+    const figures = {
       issues, repos, budget: Number(budget), recordsSynced: status.progress, requests: status.requestsMade, invocations: status.invocations, wallSeconds: Number(wall.toFixed(2)),
       entitiesPerSecond: Math.round(status.progress / wall), workerdPeakRssMiB: Number((Math.max(peak, hwm) / 1024).toFixed(1)),
     };
+    if (after) figures.after = await after({ url: svc.url, token: user.token, integrationId: id, repository: 'bench/repo-0', issues, perRepo: Math.floor(issues / repos) });
+    return figures;
   } finally {
     await svc.stop();
     await fake.stop();

@@ -9,7 +9,7 @@ const json = (schema, description = 'OK') => ({ description, content: { 'applica
 const err = (description) => json(ref('Error'), description);
 const E = {
   400: err('Malformed JSON (`INVALID_JSON`) or invalid input (`VALIDATION_ERROR`, with `details`)'),
-  401: err('Missing or invalid authentication (`UNAUTHORIZED`)'),
+  401: { ...err('Missing or invalid authentication (`UNAUTHORIZED`)'), headers: { 'WWW-Authenticate': { description: 'The scheme to authenticate with', schema: { const: 'Bearer' } } } },
   403: err('Admin access required (`FORBIDDEN`)'),
   404: err('Not found (`NOT_FOUND`); another user\'s resource answers the same'),
   409: err('Conflict with existing state'),
@@ -87,6 +87,18 @@ const orgRepoBody = (required) => obj({
   ...(required ? {} : { enabled: { type: 'boolean' } }),
 }, required ? ['fullName'] : []);
 
+// JSON-RPC 2.0 as MCP's Streamable HTTP transport carries it (POST /mcp).
+const rpcId = { type: ['string', 'number'] };
+const rpcMessage = {
+  type: 'object', required: ['jsonrpc'],
+  properties: { jsonrpc: { const: '2.0' }, id: rpcId, method: str(), params: { type: 'object' }, result: {}, error: {} },
+  description: 'A request (`id` and `method`), a notification (`method`, no `id`) or a response to the server (`id` and `result` or `error`)',
+};
+const rpcError = obj({ code: { type: 'integer' }, message: str(), data: {} }, ['code', 'message']);
+const rpcSuccess = obj({ jsonrpc: { const: '2.0' }, id: rpcId, result: { type: 'object' } }, ['jsonrpc', 'id', 'result']);
+const rpcFailure = obj({ jsonrpc: { const: '2.0' }, id: { type: ['string', 'number', 'null'] }, error: rpcError }, ['jsonrpc', 'id', 'error']);
+const rpcResponse = { oneOf: [rpcSuccess, rpcFailure] };
+
 const paths = {
   ...Object.fromEntries(['github', 'google'].flatMap((p) => {
     const name = p === 'github' ? 'GitHub' : 'Google';
@@ -100,6 +112,34 @@ const paths = {
         [{ name: 'code', in: 'query', schema: str() }, { name: 'state', in: 'query', schema: str() }, { name: 'error', in: 'query', schema: str() }]) }],
     ];
   })),
+  '/mcp': {
+    post: user({
+      tags: ['mcp'], summary: 'Model Context Protocol server (Streamable HTTP, JSON answers, stateless)',
+      description: 'One JSON-RPC message per POST: `initialize` (protocol versions 2025-06-18, 2025-03-26, 2024-11-05; an unknown one is answered with 2025-06-18), ' +
+        '`notifications/initialized` and other notifications (202), `ping`, `tools/list` (paginated with `cursor`/`nextCursor`) and `tools/call`. ' +
+        'Tools are the actions of the caller\'s active integrations, named `<service>_<action>` (with a short integration id appended when two integrations of one service are visible; ' +
+        'another user\'s org-scope integration offers its read actions only), with the action\'s JSON Schema as `inputSchema`, plus `integrations_list` and `entities_search`. ' +
+        'Protocol faults are JSON-RPC errors: -32700 parse error and -32600 invalid request (HTTP 400; also an unsupported `MCP-Protocol-Version`, and batches, which only 2025-03-26 has), ' +
+        '-32601 method not found, -32602 invalid params (an unknown tool, or arguments that do not fit its schema), -32603 internal error (HTTP 200). ' +
+        'An action\'s failure (the provider\'s refusal, a rate limit, a needed reconnection) is a tool result with `isError: true`. ' +
+        'No session id is issued; `GET /mcp` answers 405 (no server-sent stream). A browser `Origin` must be `FRONTEND_URL` (or its preview subdomains, or a local frontend while developing) or `PUBLIC_URL`.',
+      parameters: [{ name: 'MCP-Protocol-Version', in: 'header', schema: { enum: ['2025-06-18', '2025-03-26', '2024-11-05'] }, description: 'The negotiated version (sent after initialize); any other value answers 400' }],
+      requestBody: {
+        required: true,
+        content: { 'application/json': {
+          schema: { oneOf: [rpcMessage, { type: 'array', items: rpcMessage, minItems: 1, description: 'A batch (protocol 2025-03-26 only, with the header naming it)' }] },
+          example: { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} },
+        } },
+      },
+      responses: {
+        200: json({ oneOf: [rpcResponse, { type: 'array', items: rpcResponse }] }, 'The JSON-RPC response (an array of them for a batch)'),
+        202: { description: 'Accepted: the body held only notifications or responses' },
+        400: json(rpcFailure, 'Parse error (-32700), invalid request (-32600), an unsupported MCP-Protocol-Version or a batch under 2025-06-18'),
+        403: err('A browser Origin this service does not trust (`ORIGIN_NOT_ALLOWED`)'),
+        413: E[413],
+      },
+    }),
+  },
   '/auth/exchange': {
     post: publicOp({
       tags: ['auth'], summary: 'Exchange a sign-in\'s one-time code (single use, 60 seconds) for a session token',
@@ -312,6 +352,23 @@ const paths = {
       description: 'Write actions on an org-scope integration are for its owner only (others get 404). The touched entities are stored as a sync would.',
       requestBody: body({ type: 'object' }, false),
       responses: { 200: json(obj({ result: {} }, ['result'])), ...actionErrors },
+    }),
+  },
+  '/api/integrations/{id}/search': {
+    parameters: [pathParam('id', 'Integration id')],
+    get: user({
+      tags: ['integrations'], summary: 'Full-text search of the entities this integration synced, best match first (bm25)',
+      description: 'Searches titles and text (issue and pull request titles and bodies, commit messages, repository names and descriptions; ' +
+        'mail subjects, senders and text; event summaries, descriptions and locations) with SQLite FTS5, kept current by every sync, webhook and action. ' +
+        'Readable as the entities are (the owner, or anyone for an org-scope integration); deleted entities never match. ' +
+        'Every word must match (diacritics and case ignored); `"a phrase"`, a trailing `*` for a prefix, and `OR` between two terms are understood; ' +
+        'any other syntax only separates words. The snippet wraps each match in `**`.',
+      parameters: [
+        { name: 'q', in: 'query', required: true, schema: str({ minLength: 1, maxLength: 500 }), description: 'The words to find' },
+        { name: 'type', in: 'query', schema: str(), description: 'Only this entity type (one of the service\'s supportedEntities)' },
+        ...listParams,
+      ],
+      responses: { 200: json(obj({ results: { type: 'array', items: ref('SearchResult') }, cursor: str(), hasMore: { type: 'boolean' } }, ['results', 'hasMore'])), ...errors(400, 404) },
     }),
   },
   '/api/integrations/{service}/oauth': {
@@ -808,6 +865,7 @@ const doc = {
         lastError: { type: ['string', 'null'], description: 'the last transient failure (the run is retried with backoff)' },
         result: obj({ success: { type: 'boolean' }, recordsSynced: { type: 'integer' }, errors: { type: 'array' }, completedAt: time }),
       }, required: ['id', 'integrationId', 'status', 'progress', 'startedAt'] },
+      SearchResult: obj({ type: str(), externalId: str(), title: str(), snippet: str({ description: 'the text around the match, each match wrapped in **' }), modifiedAt: time }, ['type', 'externalId', 'title', 'snippet', 'modifiedAt']),
       ApiToken: obj({ id: str(), name: str(), prefix: str(), createdAt: time, lastUsedAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'createdAt']),
       SlackWorkspace: obj({
         teamId: str(), teamName: { type: ['string', 'null'] }, botUserId: { type: ['string', 'null'] }, appId: { type: ['string', 'null'] },

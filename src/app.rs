@@ -14,8 +14,8 @@ use crate::http::{self as h, ApiError, ApiResult, Ctx, Reply, ReplyBody};
 use crate::limits::{self, Limit};
 use crate::time::now_ms;
 use crate::{
-    access, account, channels, config, credentials, github, integrations, maintenance, providers, sessions, signin,
-    slack, telegram, webhooks,
+    access, account, channels, config, credentials, github, integrations, maintenance, mcp, providers, sessions,
+    signin, slack, telegram, webhooks,
 };
 
 /// Each handler's future is boxed: one small state machine per route instead of one enum
@@ -105,6 +105,8 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::IntegrationOauthCallback => Box::pin(integrations::routes::oauth_callback(ctx)),
         Route::IntegrationActions => Box::pin(integrations::routes::actions(ctx)),
         Route::IntegrationAct => Box::pin(integrations::routes::act(ctx)),
+        Route::IntegrationSearch => Box::pin(integrations::routes::search(ctx)),
+        Route::Mcp => Box::pin(mcp::handle(ctx)),
         Route::AdminListProviders => Box::pin(providers::list(ctx)),
         Route::AdminPutProvider => Box::pin(providers::upsert(ctx)),
         Route::AdminDeleteProvider => Box::pin(providers::delete(ctx)),
@@ -165,11 +167,22 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
             return Err(ApiError::payload_too_large(def.body_limit));
         }
     }
+    if def.route == Route::Mcp {
+        // DNS-rebinding guard of the MCP transport: a browser's Origin must be one we trust.
+        if let Some(origin) = req.headers().get("Origin")? {
+            let (frontend, public) = (config::var(&env, "FRONTEND_URL"), config::var(&env, "PUBLIC_URL"));
+            if !mcp::origin_allowed(&origin, frontend.as_deref(), public.as_deref()) {
+                return Err(ApiError::new(403, "ORIGIN_NOT_ALLOWED", "Requests from this Origin are not allowed"));
+            }
+        }
+    }
     let now = now_ms();
     let mut caller = None;
     if def.access != Access::Public {
+        // RFC 9110 §11.6.1: a 401 names the scheme (MCP clients look for it).
+        let challenge = |e: ApiError| e.with_header("WWW-Authenticate", "Bearer");
         let header = req.headers().get("Authorization")?;
-        let token = auth::bearer_token(header.as_deref()).ok_or_else(ApiError::unauthorized)?;
+        let token = auth::bearer_token(header.as_deref()).ok_or_else(|| challenge(ApiError::unauthorized()))?;
         // Failed bearer authentications are limited per client IP; an IP over the limit is
         // refused here for a while, before it costs a D1 query.
         let ip = req.headers().get("CF-Connecting-IP")?.unwrap_or_else(|| "unknown".into());
@@ -184,7 +197,7 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
                     limits::block(&ip, now);
                     return Err(limits::too_many(Limit::AuthFailures));
                 }
-                return Err(e);
+                return Err(challenge(e));
             }
             Err(e) => return Err(e),
         };

@@ -21,6 +21,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod limits;
 pub mod maintenance;
+pub mod mcp;
 pub mod openapi;
 pub mod outbound;
 pub mod outbox;

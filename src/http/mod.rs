@@ -117,7 +117,7 @@ pub fn cors_allows(origin: &str, frontend_url: Option<&str>) -> bool {
 }
 
 pub const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
-pub const CORS_HEADERS: &str = "Content-Type, Authorization, X-Request-Id";
+pub const CORS_HEADERS: &str = "Content-Type, Authorization, X-Request-Id, MCP-Protocol-Version, Mcp-Session-Id";
 
 /// Security headers on every response (the set Hono's `secureHeaders()` sends, plus no-store,
 /// since every API answer is per-user).

@@ -118,6 +118,8 @@ pub enum Route {
     SlackLink,
     SlackLinks,
     SlackUnlink,
+    IntegrationSearch,
+    Mcp,
 }
 
 pub const KIB: usize = 1024;
@@ -226,6 +228,9 @@ pub static ROUTES: &[RouteDef] = &[
     def("POST", "/api/integrations/:service/oauth/callback", Route::IntegrationOauthCallback, Access::User),
     def("GET", "/api/integrations/:id/actions", Route::IntegrationActions, Access::User),
     def("POST", "/api/integrations/:id/actions/:name", Route::IntegrationAct, Access::User),
+    def("GET", "/api/integrations/:id/search", Route::IntegrationSearch, Access::User),
+    // MCP over Streamable HTTP: POST only (no server-sent stream, so GET answers 405).
+    def("POST", "/mcp", Route::Mcp, Access::User),
     def("GET", "/api/admin/custom-providers", Route::AdminListProviders, Access::Admin),
     def("PUT", "/api/admin/custom-providers/:providerId", Route::AdminPutProvider, Access::Admin),
     def("DELETE", "/api/admin/custom-providers/:providerId", Route::AdminDeleteProvider, Access::Admin),

@@ -5,7 +5,8 @@
 //! - `service`: the interface and the registry; `github`: the GitHub service.
 //! - `engine`: the sync engine's decisions (plain Rust); `store`: its D1/`API_KEYS` edge.
 //! - `runs`: starting runs, the queue's sync slices, the cron's sweep.
-//! - `routes`: the HTTP API; `oauth`: the generic OAuth flow; `schema`: action parameters.
+//! - `routes`: the HTTP API; `oauth`: the generic OAuth flow; `schema`: action parameters;
+//!   `search`: full-text search of the synced entities.
 
 pub mod engine;
 pub mod github;
@@ -13,6 +14,7 @@ pub mod oauth;
 pub mod routes;
 pub mod runs;
 pub mod schema;
+pub mod search;
 pub mod service;
 pub mod store;
 pub mod tokens;

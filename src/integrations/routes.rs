@@ -502,6 +502,22 @@ pub async fn entities(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&body)
 }
 
+/// `GET /api/integrations/:id/search?q&type&limit&cursor` → `{results: [{type, externalId,
+/// title, snippet, modifiedAt}], cursor?, hasMore}`: the synced entities this integration
+/// holds (readable as its entities are: owner, or anyone for org scope), best match first.
+pub async fn search(ctx: &Ctx) -> ApiResult<Reply> {
+    let row = find(ctx, false).await?;
+    let kind = ctx.query.get("type");
+    if let Some(k) = kind {
+        if !row.service()?.entities().contains(&k) {
+            return Err(ApiError::invalid_field("type", &format!("Unsupported entity type '{k}'")));
+        }
+    }
+    let limit = ctx.query.limit(super::search::DEFAULT_LIMIT)?;
+    let p = super::search::params(ctx.query.get("q"), kind, limit, ctx.query.get("cursor"))?;
+    Reply::ok(&super::search::run(&ctx.db()?, std::slice::from_ref(&row.id), &p, false).await?)
+}
+
 /// `POST /api/integrations/:id/fetch` `{entityType, externalId}` → the live entity (also stored).
 pub async fn fetch(ctx: &Ctx) -> ApiResult<Reply> {
     let row = find(ctx, true).await?;

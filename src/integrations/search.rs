@@ -1,0 +1,345 @@
+//! Full-text search of synced entities (contract §11): the FTS5 index of migration 0012 (kept
+//! current by triggers on `synced_entities`), queried by the search route and the MCP
+//! `entities_search` tool. A user's query never reaches FTS5 as syntax: `fts_query` turns it
+//! into quoted strings joined by operators it chooses itself.
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::d1::D1Database;
+
+use crate::http::{ApiError, ApiResult};
+use crate::time::normalize;
+
+/// Longest query accepted, in characters.
+pub const MAX_QUERY_CHARS: usize = 500;
+/// Terms (words, phrases) used from one query; the rest are ignored.
+pub const MAX_TERMS: usize = 32;
+/// Results per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: u32 = 20;
+/// How deep a cursor may page (ranking sorts every match, so deep pages cost as much as all).
+const MAX_OFFSET: u64 = 10_000;
+/// Highlight markers in the index's snippets (removed from indexed text by the migration),
+/// and what a client sees around each match.
+const OPEN: char = '\u{2}';
+const CLOSE: char = '\u{3}';
+pub const MARK: &str = "**";
+
+/// One term of a query: a phrase (one or more words, as FTS5 tokenizes them), maybe a prefix.
+#[derive(Debug, PartialEq)]
+struct Term {
+    text: String,
+    prefix: bool,
+}
+
+/// A user's query as an FTS5 expression: each whitespace-separated chunk (or `"quoted
+/// phrase"`) becomes one quoted string, which FTS5 tokenizes with the index's own tokenizer
+/// (so `owner/repo` or `a@b.com` match as the adjacent words they were indexed as); a trailing
+/// `*` asks for a prefix; a bare `OR` between two terms makes them alternatives; every other
+/// term must match. Quotes, parentheses, column filters, `NEAR`, `NOT`, `^` and the like have
+/// no effect beyond separating words. `Err` when nothing searchable is left.
+pub fn fts_query(q: &str) -> Result<String, &'static str> {
+    // Groups of alternatives, all of which must match.
+    let mut groups: Vec<Vec<Term>> = Vec::new();
+    let mut or_pending = false;
+    let mut terms = 0;
+    for (chunk, quoted) in chunks(q) {
+        if !quoted && chunk == "OR" {
+            or_pending = !groups.is_empty();
+            continue;
+        }
+        let Some(term) = term(&chunk, quoted) else { continue };
+        if terms == MAX_TERMS {
+            break;
+        }
+        terms += 1;
+        match groups.last_mut() {
+            Some(g) if or_pending => g.push(term),
+            _ => groups.push(vec![term]),
+        }
+        or_pending = false;
+    }
+    if groups.is_empty() {
+        return Err("Must contain at least one letter or digit");
+    }
+    let phrase = |t: &Term| format!("\"{}\"{}", t.text, if t.prefix { "*" } else { "" });
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|g| match g.as_slice() {
+            [one] => phrase(one),
+            many => format!("({})", many.iter().map(phrase).collect::<Vec<_>>().join(" OR ")),
+        })
+        .collect();
+    Ok(parts.join(" AND "))
+}
+
+/// Splits on whitespace, keeping `"…"` together (an unclosed quote runs to the end).
+fn chunks(q: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_quote = false;
+    for c in q.chars() {
+        if c == '"' {
+            if !cur.is_empty() || in_quote {
+                out.push((std::mem::take(&mut cur), in_quote));
+            }
+            in_quote = !in_quote;
+        } else if c.is_whitespace() && !in_quote {
+            if !cur.is_empty() {
+                out.push((std::mem::take(&mut cur), false));
+            }
+        } else if !c.is_control() {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        out.push((cur, in_quote));
+    }
+    out
+}
+
+/// A chunk as a term, `None` when it holds no letter or digit (it would be an empty phrase).
+fn term(chunk: &str, quoted: bool) -> Option<Term> {
+    let trimmed = chunk.trim();
+    let (text, stars) = if quoted { (trimmed, false) } else { (trimmed.trim_end_matches('*'), trimmed.ends_with('*')) };
+    if !text.chars().any(char::is_alphanumeric) {
+        return None;
+    }
+    // A one-character prefix would expand to a large part of the vocabulary.
+    let last_word = text.rsplit(|c: char| !c.is_alphanumeric()).next().unwrap_or("");
+    let prefix = stars && last_word.chars().count() >= 2;
+    // Inside an FTS5 string only `"` is special; chunks never contain one.
+    Some(Term { text: text.to_string(), prefix })
+}
+
+/// The integration as the one token the index stores in its `k` column.
+fn integration_token(id: &str) -> String {
+    format!("i{}", id.chars().filter(|c| *c != '-' && *c != '"').collect::<String>())
+}
+
+/// The full MATCH expression: one of `integrations` (never empty), and the user's terms in
+/// the title or body.
+pub fn match_expr(integrations: &[String], query: &str) -> String {
+    let ks: Vec<String> = integrations.iter().map(|i| format!("\"{}\"", integration_token(i))).collect();
+    format!("k : ({}) AND {{title body}} : ({query})", ks.join(" OR "))
+}
+
+/// A validated search request.
+#[derive(Debug, PartialEq)]
+pub struct SearchParams {
+    /// The FTS5 expression of the user's query (from `fts_query`).
+    pub query: String,
+    pub entity_type: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+fn encode_cursor(offset: u64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o{offset}"))
+}
+
+fn decode_cursor(c: &str) -> Option<u64> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
+    let offset: u64 = std::str::from_utf8(&raw).ok()?.strip_prefix('o')?.parse().ok()?;
+    (offset <= MAX_OFFSET).then_some(offset)
+}
+
+/// Checks the parameters of a search (query string or tool arguments alike).
+pub fn params(q: Option<&str>, entity_type: Option<&str>, limit: u32, cursor: Option<&str>) -> ApiResult<SearchParams> {
+    let q = q.ok_or_else(|| ApiError::invalid_field("q", "Required"))?;
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::invalid_field("q", &format!("Must be at most {MAX_QUERY_CHARS} characters long")));
+    }
+    let query = fts_query(q).map_err(|m| ApiError::invalid_field("q", m))?;
+    if let Some(t) = entity_type {
+        if t.is_empty() || t.len() > 40 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ApiError::invalid_field("type", "Unknown entity type"));
+        }
+    }
+    let offset = match cursor {
+        Some(c) => decode_cursor(c).ok_or_else(|| ApiError::invalid_field("cursor", "Invalid cursor"))?,
+        None => 0,
+    };
+    Ok(SearchParams { query, entity_type: entity_type.map(str::to_string), limit: limit.clamp(1, 100), offset })
+}
+
+/// The snippet shown for a hit: around the match in the body, else in the title, else the
+/// body's beginning; matches wrapped in `MARK`.
+pub fn snippet(body: &str, title: &str) -> String {
+    let chosen = if body.contains(OPEN) || !title.contains(OPEN) { body } else { title };
+    chosen.replace([OPEN, CLOSE], MARK)
+}
+
+#[derive(Deserialize)]
+struct Hit {
+    integration_id: String,
+    entity_type: String,
+    external_id: String,
+    last_modified_at: String,
+    title: Option<String>,
+    body_snippet: Option<String>,
+    title_snippet: Option<String>,
+}
+
+/// Runs a search over `integrations` (the ones the caller may read): `{results: [{type,
+/// externalId, title, snippet, modifiedAt}], cursor?, hasMore}`, best match first (bm25, a
+/// title match weighing four times a body match). `with_integration` adds each result's
+/// `integrationId` (searches over several integrations).
+pub async fn run(
+    db: &D1Database,
+    integrations: &[String],
+    p: &SearchParams,
+    with_integration: bool,
+) -> ApiResult<Value> {
+    if integrations.is_empty() {
+        return Ok(json!({ "results": [], "hasMore": false }));
+    }
+    let ids = Value::from(integrations.to_vec()).to_string();
+    let result = crate::q!(
+        db,
+        "SELECT e.integration_id, e.entity_type, e.external_id, e.last_modified_at, f.title,
+                snippet(entity_search, 2, char(2), char(3), '…', 24) AS body_snippet,
+                snippet(entity_search, 1, char(2), char(3), '…', 24) AS title_snippet
+           FROM entity_search f
+           JOIN entity_search_docs d ON d.doc = f.rowid
+           JOIN synced_entities e ON e.id = d.entity_id
+          WHERE entity_search MATCH ?1 AND e.deleted_at IS NULL AND (?2 IS NULL OR e.entity_type = ?2)
+            AND e.integration_id IN (SELECT value FROM json_each(?3))
+          ORDER BY bm25(entity_search, 0.0, 4.0, 1.0), f.rowid
+          LIMIT ?4 OFFSET ?5",
+        &match_expr(integrations, &p.query),
+        &p.entity_type,
+        &ids,
+        &(p.limit + 1),
+        &p.offset
+    )?
+    .all()
+    .await;
+    let hits: Vec<Hit> = match result {
+        Ok(r) => r.results()?,
+        // `fts_query` only builds valid expressions; should FTS5 still refuse one, that is the
+        // query's fault, not the server's.
+        Err(e) if e.to_string().contains("fts5") => {
+            return Err(ApiError::invalid_field("q", "This query cannot be searched"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let has_more = hits.len() > p.limit as usize;
+    let results: Vec<Value> = hits
+        .iter()
+        .take(p.limit as usize)
+        .map(|h| {
+            let mut r = json!({
+                "type": h.entity_type, "externalId": h.external_id, "title": h.title.as_deref().unwrap_or(""),
+                "snippet": snippet(h.body_snippet.as_deref().unwrap_or(""), h.title_snippet.as_deref().unwrap_or("")),
+                "modifiedAt": normalize(&h.last_modified_at),
+            });
+            if with_integration {
+                r["integrationId"] = json!(h.integration_id);
+            }
+            r
+        })
+        .collect();
+    let mut body = json!({ "results": results, "hasMore": has_more });
+    if has_more {
+        body["cursor"] = json!(encode_cursor(p.offset + u64::from(p.limit)));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_become_quoted_strings_that_must_all_match() {
+        assert_eq!(fts_query("parser crash").unwrap(), r#""parser" AND "crash""#);
+        assert_eq!(fts_query("  Café   ").unwrap(), r#""Café""#);
+        assert_eq!(fts_query("日本語 テキスト").unwrap(), r#""日本語" AND "テキスト""#);
+        // Punctuated chunks stay one phrase: FTS5 splits them into adjacent words itself.
+        assert_eq!(fts_query("alice/app.js a@b.com").unwrap(), r#""alice/app.js" AND "a@b.com""#);
+    }
+
+    #[test]
+    fn phrases_prefixes_and_alternatives() {
+        assert_eq!(fts_query(r#""exact phrase" other"#).unwrap(), r#""exact phrase" AND "other""#);
+        assert_eq!(fts_query("pars* a*").unwrap(), r#""pars"* AND "a""#, "no one-letter prefixes");
+        assert_eq!(fts_query("bug OR defect crash").unwrap(), r#"("bug" OR "defect") AND "crash""#);
+        assert_eq!(fts_query("a OR b OR c").unwrap(), r#"("a" OR "b" OR "c")"#);
+        assert_eq!(fts_query("or and").unwrap(), r#""or" AND "and""#, "lower-case words are words");
+    }
+
+    #[test]
+    fn hostile_syntax_never_reaches_fts5() {
+        let cases = [
+            ("\"", None),
+            ("\"unterminated phrase", Some(r#""unterminated phrase""#)),
+            ("OR", None),
+            ("OR x", Some(r#""x""#)),
+            ("x OR", Some(r#""x""#)),
+            ("NOT x", Some(r#""NOT" AND "x""#)),
+            ("AND", Some(r#""AND""#)),
+            ("(a", Some(r#""(a""#)),
+            ("a)) OR ((b", Some(r#"("a))" OR "((b")"#)),
+            ("title:secret", Some(r#""title:secret""#)),
+            ("{k title}: x", Some(r#""{k" AND "title}:" AND "x""#)),
+            ("NEAR(a b, 2)", Some(r#""NEAR(a" AND "b," AND "2)""#)),
+            ("^start -minus +plus", Some(r#""^start" AND "-minus" AND "+plus""#)),
+            ("***", None),
+            ("* * *", None),
+            ("\"\"", None),
+            ("\u{0}\u{7}", None),
+            ("a\u{0}b", Some(r#""ab""#)),
+            ("'; DROP TABLE x; --", Some(r#""DROP" AND "TABLE" AND "x;""#)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(fts_query(input).ok().as_deref(), want, "{input:?}");
+        }
+        // Whatever comes in, the output is quoted strings with no quote inside, and our operators.
+        for input in ["a\"b\"c", "\"\"\"x", "x\"", "\"a\" \"b", "\\\" OR \"\\"] {
+            let out = fts_query(input).unwrap();
+            let bare: String = out.split('"').step_by(2).collect();
+            assert!(bare.chars().all(|c| " ()*ANDOR".contains(c)), "{input:?} → {out}");
+        }
+    }
+
+    #[test]
+    fn long_queries_keep_their_first_terms() {
+        let q = (0..50).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        assert_eq!(fts_query(&q).unwrap().matches(" AND ").count(), MAX_TERMS - 1);
+    }
+
+    #[test]
+    fn the_integrations_are_part_of_the_expression() {
+        let ids = vec!["3f2a9c1b-0000-4000-8000-000000000001".to_string(), "x\"y".to_string()];
+        assert_eq!(
+            match_expr(&ids, r#""a""#),
+            r#"k : ("i3f2a9c1b000040008000000000000001" OR "ixy") AND {title body} : ("a")"#
+        );
+    }
+
+    #[test]
+    fn params_and_cursors() {
+        let p = params(Some("hello"), Some("issues"), 500, None).unwrap();
+        assert_eq!(
+            (p.query.as_str(), p.entity_type.as_deref(), p.limit, p.offset),
+            ("\"hello\"", Some("issues"), 100, 0)
+        );
+        let next = encode_cursor(40);
+        assert_eq!(params(Some("x"), None, 20, Some(&next)).unwrap().offset, 40);
+        assert_eq!(params(None, None, 20, None).unwrap_err().fields(), ["q"]);
+        assert_eq!(params(Some("!!"), None, 20, None).unwrap_err().fields(), ["q"]);
+        assert_eq!(params(Some(&"a".repeat(501)), None, 20, None).unwrap_err().fields(), ["q"]);
+        assert_eq!(params(Some("x"), Some("is sues"), 20, None).unwrap_err().fields(), ["type"]);
+        for bad in ["", "zzz", &encode_cursor(MAX_OFFSET + 1), "dDE"] {
+            assert_eq!(params(Some("x"), None, 20, Some(bad)).unwrap_err().fields(), ["cursor"], "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn snippets_show_the_match() {
+        assert_eq!(snippet("the \u{2}parser\u{3} fails", "Crash"), "the **parser** fails");
+        assert_eq!(snippet("no match here", "\u{2}Parser\u{3} crash"), "**Parser** crash");
+        assert_eq!(snippet("body start…", "title"), "body start…");
+    }
+}
