@@ -205,7 +205,12 @@ impl Call {
             if announced.is_some_and(|n| n > max) {
                 return Err(OutboundError::TooLarge(max));
             }
-            let mut body = Vec::with_capacity(announced.unwrap_or(0) as usize);
+            let status = resp.status_code();
+            // A null body (204, 304, HEAD) has no stream to read.
+            if matches!(resp.body(), worker::ResponseBody::Empty) {
+                return Ok((status, headers, Vec::new()));
+            }
+            let mut body = Vec::with_capacity(announced.unwrap_or(0).min(max) as usize);
             let mut stream = resp.stream().map_err(net)?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(net)?;
@@ -214,7 +219,7 @@ impl Call {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok((resp.status_code(), headers, body))
+            Ok((status, headers, body))
         });
         match select(sending, Delay::from(self.timeout)).await {
             Either::Left((Ok((status, headers, body)), _)) => Ok(Upstream { status, headers, body }),
