@@ -3,7 +3,9 @@
 //! dropped) and enqueues; so Slack gets its answer in milliseconds whatever a session or the
 //! Slack API is doing. The queue consumer then links or routes the message.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::telegram::webhook::Bound;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
@@ -27,8 +29,9 @@ pub const PROVIDER: &str = "slack";
 const MAX_TEXT_CHARS: usize = 25_000;
 const NOT_RUNNING: &str = "Your orchestrator is not running. Start it from the Agent-Ops dashboard.";
 
-/// A message for the bot: a DM, or a mention in a channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A message for the bot: a DM, or a mention in a channel. It travels through the queue as
+/// JSON (read back through `serde_json::Value`, whose deserializer the Wasm has anyway).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlackMessage {
     pub event_id: String,
     pub team: String,
@@ -47,6 +50,22 @@ impl SlackMessage {
     /// `<teamId>:<channelId>:<threadTs>`, the channel id of its prompts.
     pub fn channel_id(&self) -> String {
         format!("{}:{}:{}", self.team, self.channel, self.thread_ts)
+    }
+
+    /// A message from its queued JSON.
+    pub fn from_json(text: &str) -> Option<SlackMessage> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let s = |k: &str| v[k].as_str().map(str::to_string);
+        Some(SlackMessage {
+            event_id: s("event_id")?,
+            team: s("team")?,
+            channel: s("channel")?,
+            user: s("user")?,
+            text: s("text")?,
+            ts: s("ts")?,
+            thread_ts: s("thread_ts")?,
+            direct: v["direct"].as_bool()?,
+        })
     }
 }
 
@@ -191,7 +210,8 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         Incoming::Ignore(_) => return Reply::ok(&json!({ "ok": true })),
         Incoming::Uninstalled { event_id, team } => (event_id, "app_uninstalled", Job::SlackUninstalled { team }),
         Incoming::Message(m) => {
-            (m.event_id.clone(), if m.direct { "message.im" } else { "app_mention" }, Job::SlackMessage { message: m })
+            let kind = if m.direct { "message.im" } else { "app_mention" };
+            (m.event_id.clone(), kind, Job::SlackMessage { message: serde_json::to_string(&m)? })
         }
     };
     // The inbox's unique (provider, delivery id) is the deduplication: Slack's retries
@@ -222,22 +242,13 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&json!({ "ok": true }))
 }
 
-#[derive(Deserialize)]
-struct LinkRow {
-    user_id: String,
-    slack_user_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Bound {
-    session_id: String,
-    queue_mode: String,
-    collect_debounce_ms: i64,
-    status: String,
-}
-
-/// The queue's side of a message: link its sender, or route it.
-pub async fn process(env: &Env, m: &SlackMessage) -> ApiResult<()> {
+/// The queue's side of a message (its JSON): link its sender, or route it.
+pub async fn process(env: &Env, message: &str) -> ApiResult<()> {
+    let Some(m) = SlackMessage::from_json(message) else {
+        log_error("slack: dropping an unreadable queued message");
+        return Ok(());
+    };
+    let m = &m;
     let db = env.d1("DB")?;
     let results = db
         .batch(vec![
@@ -254,7 +265,7 @@ pub async fn process(env: &Env, m: &SlackMessage) -> ApiResult<()> {
             )?,
         ])
         .await?;
-    let Some(ws) = results[0].results::<WorkspaceRow>()?.into_iter().next() else {
+    let Some(ws) = results[0].results::<Value>()?.first().and_then(WorkspaceRow::from_row) else {
         log_error(&format!("slack event {}: workspace {} is not installed; dropped", m.event_id, m.team));
         return Ok(());
     };
@@ -262,9 +273,11 @@ pub async fn process(env: &Env, m: &SlackMessage) -> ApiResult<()> {
         return Ok(());
     }
     let slack = open_workspace(env, &db, &ws).await?;
-    let Some(link) = results[1].results::<LinkRow>()?.into_iter().next() else {
+    // (Rows read as JSON values: no deserializer per row type in the Wasm.)
+    let Some(link) = results[1].results::<Value>()?.into_iter().next() else {
         return offer_link(env, &db, &slack, m).await;
     };
+    let user_id = link["user_id"].as_str().unwrap_or_default().to_string();
     let content = from_slack(&m.text, ws.bot_user_id.as_deref());
     if content.is_empty() {
         return Ok(());
@@ -277,15 +290,15 @@ pub async fn process(env: &Env, m: &SlackMessage) -> ApiResult<()> {
                 &db,
                 "SELECT b.session_id, b.queue_mode, b.collect_debounce_ms, s.status FROM channel_bindings b
                    JOIN sessions s ON s.id = b.session_id WHERE b.scope_key = ?1 AND b.user_id = ?2 AND s.user_id = ?2",
-                &scope_key(&link.user_id, ChannelType::Slack, &channel_id),
-                &link.user_id
+                &scope_key(&user_id, ChannelType::Slack, &channel_id),
+                &user_id
             )?,
             // Replies may go where the user talks to the bot.
             crate::q!(
                 &db,
                 "INSERT INTO slack_conversations (user_id, team_id, channel_id, last_seen_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(user_id, team_id, channel_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-                &link.user_id,
+                &user_id,
                 &m.team,
                 &m.channel,
                 &now
@@ -293,15 +306,15 @@ pub async fn process(env: &Env, m: &SlackMessage) -> ApiResult<()> {
         ])
         .await?;
     let bound = results[0].results::<Bound>()?.into_iter().next();
-    let author = match link.slack_user_name {
-        Some(name) => Some(name),
+    let author = match link["slack_user_name"].as_str() {
+        Some(name) => Some(name.to_string()),
         None => author_name(&db, &slack, m).await,
     };
     let mut req = PromptRequest {
         content,
         channel_type: Some(ChannelType::Slack.as_str().into()),
         channel_id: Some(channel_id),
-        author_id: Some(link.user_id.clone()),
+        author_id: Some(user_id.clone()),
         author_name: author,
         // Retries, and the rare second event for one message, store it once.
         idempotency_key: Some(format!("slack:{}:{}:{}", m.team, m.channel, m.ts)),
@@ -313,7 +326,7 @@ pub async fn process(env: &Env, m: &SlackMessage) -> ApiResult<()> {
         SessionAgent::new(env, &b.session_id).prompt(&req).await?;
         return Ok(());
     }
-    let d = dispatch_to_orchestrator(env, &db, &link.user_id, &req).await?;
+    let d = dispatch_to_orchestrator(env, &db, &user_id, &req).await?;
     if !d.dispatched {
         if let Err(e) = say(&slack, m, NOT_RUNNING).await {
             log_error(&format!("slack reply failed: {e}"));
@@ -452,6 +465,9 @@ mod tests {
             json!({ "type": "app_mention", "channel": "C1", "user": "U1", "text": "<@UB> do it", "ts": "1.2" });
         let Incoming::Message(m) = classify(&callback(mention)) else { panic!() };
         assert_eq!((m.direct, m.channel.as_str(), m.text.as_str()), (false, "C1", "<@UB> do it"));
+        // Through the queue and back.
+        assert_eq!(SlackMessage::from_json(&serde_json::to_string(&m).unwrap()), Some(m));
+        assert_eq!(SlackMessage::from_json(r#"{"team":"T1"}"#), None);
     }
 
     #[test]

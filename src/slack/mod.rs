@@ -8,7 +8,6 @@ pub mod events;
 pub mod mrkdwn;
 pub mod reply;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
@@ -38,7 +37,9 @@ fn oauth_url(env: &Env) -> String {
     config::base_url(env, "SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize")
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// An installed workspace. Read from a JSON row (D1 rows are read as values here: one
+/// deserializer in the Wasm for all of them, not one per row type).
+#[derive(Debug, Clone)]
 pub struct WorkspaceRow {
     pub team_id: String,
     pub team_name: Option<String>,
@@ -55,6 +56,21 @@ pub const WORKSPACE_COLUMNS: &str =
     "team_id, team_name, bot_user_id, app_id, bot_token_encrypted, scopes, installed_by, created_at, updated_at";
 
 impl WorkspaceRow {
+    pub fn from_row(v: &Value) -> Option<WorkspaceRow> {
+        let text = |k: &str| v[k].as_str().map(str::to_string);
+        Some(WorkspaceRow {
+            team_id: text("team_id")?,
+            team_name: text("team_name"),
+            bot_user_id: text("bot_user_id"),
+            app_id: text("app_id"),
+            bot_token_encrypted: text("bot_token_encrypted")?,
+            scopes: text("scopes").unwrap_or_default(),
+            installed_by: text("installed_by"),
+            created_at: text("created_at")?,
+            updated_at: text("updated_at")?,
+        })
+    }
+
     fn view(&self) -> Value {
         json!({
             "teamId": self.team_id, "teamName": self.team_name, "botUserId": self.bot_user_id, "appId": self.app_id,
@@ -84,9 +100,11 @@ pub async fn open_workspace(env: &Env, db: &D1Database, ws: &WorkspaceRow) -> Ap
 }
 
 pub async fn load_workspace(db: &D1Database, team: &str) -> ApiResult<Option<WorkspaceRow>> {
-    Ok(crate::q!(db, &format!("SELECT {WORKSPACE_COLUMNS} FROM slack_workspaces WHERE team_id = ?1"), &team)?
-        .first(None)
-        .await?)
+    let row: Option<Value> =
+        crate::q!(db, &format!("SELECT {WORKSPACE_COLUMNS} FROM slack_workspaces WHERE team_id = ?1"), &team)?
+            .first(None)
+            .await?;
+    Ok(row.as_ref().and_then(WorkspaceRow::from_row))
 }
 
 /// Removes a workspace and everything known about its people (links, codes, conversations).
@@ -144,12 +162,6 @@ pub async fn install(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&json!({ "url": install_url(&oauth_url(&ctx.env), &client_id, &redirect, &state) }))
 }
 
-#[derive(Deserialize)]
-struct StateRow {
-    user_id: Option<String>,
-    redirect_uri: String,
-}
-
 /// `GET /slack/oauth/callback?code&state` → 302 to `FRONTEND_URL/settings/slack?installed=<teamId>`,
 /// or `…?error=<code>` (missing_params, invalid_state, access_denied, token_exchange_failed,
 /// oauth_error).
@@ -160,7 +172,8 @@ pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
     let fail = |code: &str| Ok(Reply::redirect(&format!("{front}/settings/slack?error={code}")));
     let state = ctx.query.get("state").filter(|s| !s.is_empty() && s.len() <= 200);
     // Consuming the state row is the single-use check: a second callback finds nothing.
-    let row: Option<StateRow> = match state {
+    // Rows are read as JSON values (one deserializer for all of them in the Wasm).
+    let row: Option<Value> = match state {
         Some(s) => {
             crate::q!(
                 &ctx.db()?,
@@ -193,12 +206,12 @@ pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// The code exchange and the sealed install; each failure is the frontend's error code.
-async fn complete_install(ctx: &Ctx, code: &str, state: &StateRow) -> Result<String, &'static str> {
+async fn complete_install(ctx: &Ctx, code: &str, state: &Value) -> Result<String, &'static str> {
     let (Some(id), Some(secret)) = (var(&ctx.env, "SLACK_CLIENT_ID"), var(&ctx.env, "SLACK_CLIENT_SECRET")) else {
         return Err("oauth_error");
     };
     let grant = Slack::new(&api_base(&ctx.env), "")
-        .oauth_access(&id, &secret, code, &state.redirect_uri)
+        .oauth_access(&id, &secret, code, state["redirect_uri"].as_str().unwrap_or_default())
         .await
         .map_err(|e| {
             log_error(&format!("slack install: {e}"));
@@ -232,7 +245,7 @@ async fn complete_install(ctx: &Ctx, code: &str, state: &StateRow) -> Result<Str
             &text(&grant["app_id"], 40),
             &sealed,
             &text(&grant["scope"], 1000).unwrap_or_default(),
-            &state.user_id,
+            &state["user_id"].as_str(),
             &now
         )?
         .run()
@@ -249,7 +262,7 @@ async fn complete_install(ctx: &Ctx, code: &str, state: &StateRow) -> Result<Str
 /// `GET /api/slack/workspaces?limit&cursor` (admin) → `{workspaces, hasMore, cursor?}` (no tokens).
 pub async fn list_workspaces(ctx: &Ctx) -> ApiResult<Reply> {
     let page = PageQuery::parse(&ctx.query, 50)?;
-    let rows: Vec<WorkspaceRow> = crate::q!(
+    let rows: Vec<Value> = crate::q!(
         &ctx.db()?,
         &format!(
             "SELECT {WORKSPACE_COLUMNS} FROM slack_workspaces
@@ -263,6 +276,7 @@ pub async fn list_workspaces(ctx: &Ctx) -> ApiResult<Reply> {
     .all()
     .await?
     .results()?;
+    let rows: Vec<WorkspaceRow> = rows.iter().filter_map(WorkspaceRow::from_row).collect();
     let has_more = rows.len() > page.limit as usize;
     let items = &rows[..rows.len().min(page.limit as usize)];
     let mut body =
@@ -295,28 +309,12 @@ pub async fn delete_workspace(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::ok(&success())
 }
 
-#[derive(Deserialize)]
-struct LinkRow {
-    team_id: String,
-    slack_user_id: String,
-    slack_user_name: Option<String>,
-    team_name: Option<String>,
-    created_at: String,
-}
-
-impl LinkRow {
-    fn view(&self) -> Value {
-        json!({
-            "teamId": self.team_id, "teamName": self.team_name, "slackUserId": self.slack_user_id,
-            "slackUserName": self.slack_user_name, "createdAt": normalize(&self.created_at),
-        })
-    }
-}
-
-async fn user_links(db: &D1Database, user_id: &str, team: Option<&str>) -> ApiResult<Vec<LinkRow>> {
-    Ok(crate::q!(
+/// The caller's links as the API shows them (`{teamId, teamName, slackUserId, slackUserName, createdAt}`).
+async fn user_links(db: &D1Database, user_id: &str, team: Option<&str>) -> ApiResult<Vec<Value>> {
+    let mut rows: Vec<Value> = crate::q!(
         db,
-        "SELECT l.team_id, l.slack_user_id, l.slack_user_name, w.team_name, l.created_at
+        "SELECT l.team_id AS teamId, w.team_name AS teamName, l.slack_user_id AS slackUserId,
+                l.slack_user_name AS slackUserName, l.created_at AS createdAt
            FROM slack_links l LEFT JOIN slack_workspaces w ON w.team_id = l.team_id
           WHERE l.user_id = ?1 AND (?2 IS NULL OR l.team_id = ?2) ORDER BY l.created_at, l.team_id",
         &user_id,
@@ -324,15 +322,11 @@ async fn user_links(db: &D1Database, user_id: &str, team: Option<&str>) -> ApiRe
     )?
     .all()
     .await?
-    .results()?)
-}
-
-#[derive(Deserialize)]
-struct CodeRow {
-    team_id: String,
-    slack_user_id: String,
-    channel_id: String,
-    thread_ts: Option<String>,
+    .results()?;
+    for r in &mut rows {
+        r["createdAt"] = json!(normalize(r["createdAt"].as_str().unwrap_or_default()));
+    }
+    Ok(rows)
 }
 
 /// `POST /api/me/slack/link {code}` → 201 `{link}`: the Slack person the one-time code was sent
@@ -345,7 +339,7 @@ pub async fn link(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let invalid = || ApiError::new(400, "INVALID_CODE", "Unknown, expired or already used link code");
     // Consuming the code row is the single-use check.
-    let row: Option<CodeRow> = crate::q!(
+    let row: Option<Value> = crate::q!(
         &db,
         "DELETE FROM slack_link_codes WHERE code_hash = ?1 AND expires_at > ?2 RETURNING team_id, slack_user_id, channel_id, thread_ts",
         &sha256_hex(code.as_bytes()),
@@ -354,7 +348,10 @@ pub async fn link(ctx: &Ctx) -> ApiResult<Reply> {
     .first(None)
     .await?;
     let row = row.ok_or_else(invalid)?;
-    let ws = load_workspace(&db, &row.team_id).await?.ok_or_else(invalid)?;
+    let field = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+    let (team, slack_user, channel) = (field("team_id"), field("slack_user_id"), field("channel_id"));
+    let thread = row["thread_ts"].as_str().map(str::to_string);
+    let ws = load_workspace(&db, &team).await?.ok_or_else(invalid)?;
     let now = iso(ctx.now);
     let results = db
         .batch(vec![
@@ -363,43 +360,34 @@ pub async fn link(ctx: &Ctx) -> ApiResult<Reply> {
                 &db,
                 "DELETE FROM slack_links WHERE user_id = ?1 AND team_id = ?2 AND slack_user_id <> ?3",
                 &caller.id,
-                &row.team_id,
-                &row.slack_user_id
+                &team,
+                &slack_user
             )?,
             crate::q!(
                 &db,
                 "INSERT INTO slack_links (team_id, slack_user_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(team_id, slack_user_id) DO NOTHING",
-                &row.team_id,
-                &row.slack_user_id,
+                &team,
+                &slack_user,
                 &caller.id,
                 &now
             )?,
             crate::q!(
                 &db,
                 "SELECT user_id FROM slack_links WHERE team_id = ?1 AND slack_user_id = ?2",
-                &row.team_id,
-                &row.slack_user_id
+                &team,
+                &slack_user
             )?,
         ])
         .await?;
-    #[derive(Deserialize)]
-    struct Owner {
-        user_id: String,
-    }
-    let owner = results[2].results::<Owner>()?.into_iter().next().map(|o| o.user_id);
-    if owner.as_deref() != Some(caller.id.as_str()) {
+    let owner = results[2].results::<Value>()?.into_iter().next();
+    if owner.as_ref().and_then(|o| o["user_id"].as_str()) != Some(caller.id.as_str()) {
         return Err(ApiError::conflict("SLACK_USER_LINKED", "This Slack account is linked to someone else"));
     }
     if crate::db::changes(&results[0])? > 0 {
-        crate::q!(
-            &db,
-            "DELETE FROM slack_conversations WHERE user_id = ?1 AND team_id = ?2",
-            &caller.id,
-            &row.team_id
-        )?
-        .run()
-        .await?;
+        crate::q!(&db, "DELETE FROM slack_conversations WHERE user_id = ?1 AND team_id = ?2", &caller.id, &team)?
+            .run()
+            .await?;
     }
     // A word in Slack where the code was asked for (after the response; best effort).
     let env = ctx.env.clone();
@@ -408,32 +396,29 @@ pub async fn link(ctx: &Ctx) -> ApiResult<Reply> {
         let text = format!("Linked! Your messages now reach the agents of {name}.");
         let Ok(db) = env.d1("DB") else { return };
         let sent = match open_workspace(&env, &db, &ws).await {
-            Ok(slack) if row.channel_id.starts_with('D') => {
-                slack.post_message(&row.channel_id, row.thread_ts.as_deref(), &text).await.map(|_| ())
+            Ok(slack) if channel.starts_with('D') => {
+                slack.post_message(&channel, thread.as_deref(), &text).await.map(|_| ())
             }
-            Ok(slack) => slack
-                .post_ephemeral(&row.channel_id, &row.slack_user_id, row.thread_ts.as_deref(), &text)
-                .await
-                .map(|_| ()),
+            Ok(slack) => slack.post_ephemeral(&channel, &slack_user, thread.as_deref(), &text).await.map(|_| ()),
             Err(_) => return,
         };
         if let Err(e) = sent {
             log_error(&format!("slack link confirmation: {e}"));
         }
     });
-    let link = user_links(&db, &caller.id, Some(&row.team_id))
+    let link = user_links(&db, &caller.id, Some(&team))
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::internal("slack link vanished"))?;
-    Reply::json(201, &json!({ "link": link.view() }))
+    Reply::json(201, &json!({ "link": link }))
 }
 
 /// `GET /api/me/slack` → `{links}`: the caller's linked Slack accounts.
 pub async fn links(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let rows = user_links(&ctx.db()?, &caller.id, None).await?;
-    Reply::ok(&json!({ "links": rows.iter().map(LinkRow::view).collect::<Vec<_>>() }))
+    Reply::ok(&json!({ "links": rows }))
 }
 
 /// `DELETE /api/me/slack/:teamId` → `{success: true}`: unlinks the caller's Slack account there.

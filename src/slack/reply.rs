@@ -2,7 +2,6 @@
 //! `channelType: slack`, and the result of a completed prompt that came from Slack. A user's
 //! session may only write where that user talks to the bot (a DM or channel they used).
 
-use serde::Deserialize;
 use serde_json::json;
 use worker::d1::D1Database;
 use worker::Env;
@@ -34,12 +33,7 @@ pub async fn deliver_text(
 ) -> ApiResult<usize> {
     let (team, channel, thread) = slack_parts(channel_id)
         .ok_or_else(|| ApiError::invalid_field("channelId", "A Slack channel id is <teamId>:<channelId>:<threadTs>"))?;
-    #[derive(Deserialize)]
-    struct Seen {
-        #[allow(dead_code)]
-        n: i64,
-    }
-    let seen: Option<Seen> = crate::q!(
+    let seen: Option<serde_json::Value> = crate::q!(
         db,
         "SELECT 1 AS n FROM slack_conversations WHERE user_id = ?1 AND team_id = ?2 AND channel_id = ?3",
         &user_id,

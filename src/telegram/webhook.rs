@@ -391,12 +391,13 @@ async fn process(
     }
 }
 
+/// A channel's binding and its session's status (Slack's routing reads the same row).
 #[derive(serde::Deserialize)]
-struct Bound {
-    session_id: String,
-    queue_mode: String,
-    collect_debounce_ms: i64,
-    status: String,
+pub(crate) struct Bound {
+    pub session_id: String,
+    pub queue_mode: String,
+    pub collect_debounce_ms: i64,
+    pub status: String,
 }
 
 /// Through the chat's binding (looked up with the delivery record), else to the orchestrator;
