@@ -20,8 +20,14 @@ pub const TOO_LARGE: &str = "upstream answer larger than";
 /// The isolate's configured cap (one isolate serves one deployment, so one value for all).
 static MAX_RESPONSE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(DEFAULT_MAX_RESPONSE_BYTES);
 
-/// Reads `UPSTREAM_MAX_RESPONSE_BYTES` (called at every event's start).
+static CONFIGURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Reads `UPSTREAM_MAX_RESPONSE_BYTES` once per isolate (called at every event's start; a
+/// deployment's variables do not change under a running isolate).
 pub fn configure(env: &worker::Env) {
+    if CONFIGURED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let max = crate::config::var(env, "UPSTREAM_MAX_RESPONSE_BYTES")
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|n| *n >= 1024)

@@ -407,14 +407,9 @@ impl Zone for FixedZone {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+/// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
-    let (m, d) = (i64::from(month), i64::from(day));
-    let y = i64::from(year) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    era * 146_097 + year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year - 719_468
+    crate::time::days_from_civil(year.into(), month.into(), day.into())
 }
 
 /// The UTC instant of a local wall-clock time in `zone`: for a time skipped by a DST gap, the instant

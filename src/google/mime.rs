@@ -6,6 +6,7 @@
 //! base64 when more than a third of its bytes are non-ASCII (Cyrillic, Greek, CJK...), where QP's `=XX`
 //! triples would make the body about twice as large as base64 and unreadable anyway.
 
+use crate::time::{civil_from_days, days_from_civil};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
@@ -520,29 +521,8 @@ fn render(p: &Part, seed: &[u8; 16], level: &mut u8, out: &mut String) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Dates (Howard Hinnant's civil-date algorithms)
+// Dates (the civil-date algorithms live in crate::time)
 // ---------------------------------------------------------------------------------------------------------
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
 
 /// "Tue, 14 Nov 2023 22:13:20 +0000".
 fn rfc5322_date(ms: i64) -> String {
