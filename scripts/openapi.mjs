@@ -827,6 +827,8 @@ const doc = {
         sourceType: {}, sourcePrNumber: {}, sourceIssueNumber: {}, sourceRepoFullName: {}, sourceRepoUrl: {}, branch: {},
         baseBranch: {}, ref: {}, commitCount: { type: 'integer' }, prNumber: {}, prTitle: {}, prState: {}, prUrl: {},
         prCreatedAt: {}, prMergedAt: {}, sourcePrState: {}, sourcePrTitle: {}, sourcePrUrl: {}, agentAuthored: { type: 'boolean' }, updatedAt: time,
+        repoVerified: { type: 'boolean', description: "GitHub showed the session owner's token this repository: only then do PR and push deliveries reach the session." },
+        repoAccess: { description: 'verified, denied (GitHub refused the owner) or pending (no token yet or not checked; the PR reconciler checks again); null without a repository', oneOf: [{ enum: ['verified', 'denied', 'pending'] }, { type: 'null' }] },
       } },
       Message: { type: 'object', properties: {
         id: str(), role: { enum: ['user', 'assistant'] }, content: str(), authorId: str(), authorName: str(), authorEmail: str(),

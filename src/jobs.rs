@@ -1,6 +1,6 @@
-//! Background work on Cloudflare Queues: the one queue (`JOBS`) carries sync slices and outbox
-//! deliveries; its dead-letter queue receives what failed `max_retries` times. Everything a
-//! response promises happens through here (or a cron sweep that re-enqueues), never through
+//! Background work on Cloudflare Queues: the one queue (`JOBS`) carries sync slices, outbox
+//! deliveries, re-seal batches, Slack messages and PR reconciler runs; its dead-letter queue
+//! receives what failed `max_retries` times. Everything a response promises happens through here (or a cron sweep that re-enqueues), never through
 //! `waitUntil` alone, which the runtime may cut 30 s after the response.
 //!
 //! One consumer invocation shares one subrequest budget (`SYNC_REQUEST_BUDGET`) across its
@@ -31,6 +31,8 @@ pub enum Job {
     Outbox { batch: String },
     /// The next batch of the re-seal maintenance job.
     Reseal,
+    /// A run of the PR reconciler (enqueued by the cron every minute).
+    Reconcile,
     /// A Slack message for the bot (its sender is linked, or offered a link).
     /// (`message` is the JSON of a `slack::events::SlackMessage`: a string field keeps the
     /// tagged enum's deserializer small.)
@@ -99,6 +101,7 @@ pub async fn consume(batch: MessageBatch<String>, env: Env) -> worker::Result<()
             Job::Sync { run } => work_sync(&env, run, &msg.id(), mine, msg).await,
             Job::Outbox { batch } => crate::outbox::deliver(&env, batch, mine, msg, retry_base(&env)).await,
             Job::Reseal => work_reseal(&env, msg).await,
+            Job::Reconcile => work_reconcile(&env, mine, msg).await,
             Job::SlackMessage { message } => {
                 let done = crate::slack::events::process(&env, message).await;
                 finish(&env, msg, done, "slack message");
@@ -185,11 +188,33 @@ async fn work_reseal<M: MessageExt>(env: &Env, msg: &M) -> u32 {
     14
 }
 
+/// One reconciler run; a full batch is continued by a fresh message. A failed run is not
+/// retried: the next minute's cron starts another.
+async fn work_reconcile<M: MessageExt>(env: &Env, budget: u32, msg: &M) -> u32 {
+    let used = match crate::github::reconcile::run(env, budget - 1).await {
+        Ok(outcome) => {
+            if outcome.more {
+                if let Err(e) = send(env, &Job::Reconcile, 0).await {
+                    log_error(&format!("pr reconciler: continuation not enqueued ({}); the cron will", e.message));
+                }
+            }
+            outcome.used + 1
+        }
+        Err(e) => {
+            log_error(&format!("pr reconciler failed: {}", e.internal.as_deref().unwrap_or(&e.message)));
+            budget
+        }
+    };
+    msg.ack();
+    used
+}
+
 async fn dead_letter(env: &Env, job: &Job) {
     let result = match job {
         Job::Sync { run } => runs::give_up(env, run).await,
         Job::Outbox { batch } => crate::outbox::give_up(env, batch).await,
         Job::Reseal => crate::maintenance::fail_reseal(env).await,
+        Job::Reconcile => Ok(()),
         Job::SlackMessage { .. } => {
             log_error("a slack message was given up after retries");
             Ok(())

@@ -29,6 +29,10 @@ pub async fn run(cron: &str, env: &Env) {
     if let Err(e) = sweep_reseal(env).await {
         log_error(&format!("re-seal sweep failed: {}", e.message));
     }
+    // The PR reconciler runs as a queue job: its GitHub calls get a budget of their own.
+    if let Err(e) = crate::jobs::send(env, &crate::jobs::Job::Reconcile, 0).await {
+        log_error(&format!("pr reconciler not enqueued: {}", e.message));
+    }
 }
 
 pub const DAILY: &str = "0 3 * * *";

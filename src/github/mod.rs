@@ -1,9 +1,11 @@
 //! The GitHub production path: token connection, the `/api/repos` proxy, org
 //! repositories and personas, and `POST /webhooks/github`.
 
+pub mod access;
 pub mod client;
 pub mod org_repos;
 pub mod proxy;
+pub mod reconcile;
 pub mod token;
 pub mod webhooks;
 

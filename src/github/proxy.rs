@@ -189,12 +189,15 @@ async fn link(ctx: &Ctx, session: Option<&crate::sessions::SessionRow>, repo: &R
     let (Some(session), Some(number)) = (session, p["number"].as_i64()) else { return Ok(()) };
     let full_name = repo.full_name();
     let state = crate::github::webhooks::pr_state("", p);
+    // GitHub's own answer names the repository's id: the caller's token works there.
+    let repo_id = p["base"]["repo"]["id"].as_i64().map(|i| i.to_string());
     let pr = crate::sessions::PrLink {
         repo_full_name: Some(&full_name),
         number,
         url: p["html_url"].as_str(),
         title: p["title"].as_str(),
         state: Some(state),
+        repo_id: repo_id.as_deref(),
     };
     crate::sessions::link_pr(&ctx.db()?, &session.id, &pr, &crate::time::iso(ctx.now)).await
 }

@@ -49,22 +49,26 @@ pub async fn store(
 
 /// The user's GitHub token, if connected.
 pub async fn load(ctx: &Ctx, user_id: &str) -> ApiResult<Option<String>> {
-    let db = ctx.db()?;
+    load_with(&ctx.db()?, &config::keyring(&ctx.env)?, user_id).await
+}
+
+/// The user's GitHub token, outside a request (the PR reconciler); a row in an old format is
+/// sealed again on the way.
+pub async fn load_with(db: &D1Database, keys: &Keyring, user_id: &str) -> ApiResult<Option<String>> {
     let row: Option<Row> = crate::q!(
-        &db,
+        db,
         "SELECT encrypted_access_token FROM oauth_tokens WHERE user_id = ?1 AND provider = 'github'",
         &user_id
     )?
     .first(None)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let keys = config::keyring(&ctx.env)?;
     let aad = Aad { purpose: PURPOSE, owner: user_id };
     let (token, stale) = keys.open_str(&aad, &row.encrypted_access_token, Legacy::D1Column)?;
     if stale {
         let resealed = keys.seal_str(&aad, &token);
         crate::q!(
-            &db,
+            db,
             "UPDATE oauth_tokens SET encrypted_access_token = ?1 WHERE user_id = ?2 AND provider = 'github'",
             &resealed,
             &user_id

@@ -2,12 +2,17 @@
 //! without a secret, idempotent per `X-GitHub-Delivery` (required), and updates only the sessions
 //! that track the repository — atomically, then tells each session's `SessionAgent`.
 //!
+//! Sessions match on the numeric `repository.id` their owner's token was shown by GitHub
+//! (`repo_verified = 1`, see `access.rs`), never on a name a client typed: declaring someone
+//! else's repository gets a session nothing.
+//!
 //! Replays: the delivery id is not covered by the signature, so a captured delivery can come
 //! back under a fresh id. A PR update therefore applies only when its `pull_request.updated_at`
 //! is newer than the stored one, and a push is counted once per (session, `after` SHA).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use worker::d1::D1Database;
 
 use crate::config::{log_error, var};
 use crate::crypto::verify_hmac_sha256_hex;
@@ -78,8 +83,34 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     };
     let payload =
         parse_payload(ctx.raw_body(), ctx.header("Content-Type").as_deref()).ok_or_else(ApiError::invalid_json)?;
-    let db = ctx.db()?;
-    let now = iso(ctx.now);
+    let applied = apply(&ctx.env, &ctx.db()?, &event, &delivery, &payload, ctx.now, true).await?;
+    if applied.duplicate {
+        return Reply::ok(&json!({ "received": true, "event": event, "deliveryId": delivery, "duplicate": true }));
+    }
+    Reply::ok(&json!({ "received": true, "event": event, "sessionsUpdated": applied.updated, "deliveryId": delivery }))
+}
+
+/// What applying a delivery did.
+pub struct Applied {
+    /// The delivery id was already recorded: nothing changed.
+    pub duplicate: bool,
+    /// Sessions whose git state changed.
+    pub updated: usize,
+}
+
+/// Applies a (verified) delivery: its effects on sessions, their notifications, and (with
+/// `upserts`) the stored entities of integrations holding the repository. The PR reconciler
+/// applies what it fetched through here too, under a delivery id of its own.
+pub async fn apply(
+    env: &worker::Env,
+    db: &D1Database,
+    event: &str,
+    delivery: &str,
+    payload: &Value,
+    now_ms: i64,
+    upserts: bool,
+) -> ApiResult<Applied> {
+    let now = iso(now_ms);
 
     // One D1 batch (one transaction, one round trip): record the delivery, apply its effects
     // only if this batch is the one that recorded it, and read back who recorded it. A
@@ -91,13 +122,13 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
             "AND EXISTS (SELECT 1 FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?90 AND claim = ?91)",
         )
     };
-    let plan = match event.as_str() {
-        "pull_request" => pull_request_plan(&payload)?,
-        "push" => push_plan(&payload)?,
+    let plan = match event {
+        "pull_request" => pull_request_plan(payload)?,
+        "push" => push_plan(payload)?,
         _ => None,
     };
     let mut stmts = vec![crate::q!(
-        &db,
+        db,
         "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, claim) VALUES ('github', ?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",
         &delivery,
@@ -111,8 +142,8 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     if let Some(p) = &plan {
         effects.extend(p.statements().into_iter().map(|sql| (sql, p.args(&now, &claim))));
     }
-    if let Some(service) = crate::integrations::service::find("github") {
-        effects.extend(crate::integrations::webhook_upserts(service, &event, &payload, &now));
+    if let Some(service) = crate::integrations::service::find("github").filter(|_| upserts) {
+        effects.extend(crate::integrations::webhook_upserts(service, event, payload, &now));
     }
     let effects_at = stmts.len();
     for (sql, mut args) in effects {
@@ -120,10 +151,10 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         args.resize(89, wasm_bindgen::JsValue::NULL);
         args.push(crate::db::Bind::js(&delivery));
         args.push(crate::db::Bind::js(&claim));
-        stmts.push(crate::db::prepare(&db, &guard(&sql), &args)?);
+        stmts.push(crate::db::prepare(db, &guard(&sql), &args)?);
     }
     stmts.push(crate::q!(
-        &db,
+        db,
         "SELECT claim FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1",
         &delivery
     )?);
@@ -134,7 +165,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let recorded: Vec<Claim> = results.last().map(|r| r.results()).transpose()?.unwrap_or_default();
     if recorded.first().and_then(|c| c.claim.as_deref()) != Some(claim.as_str()) {
-        return Reply::ok(&json!({ "received": true, "event": event, "deliveryId": delivery, "duplicate": true }));
+        return Ok(Applied { duplicate: true, updated: 0 });
     }
     let (mut updated, mut notifications) = (0, 0);
     let roles = plan.as_ref().map(Plan::roles).unwrap_or_default();
@@ -149,11 +180,11 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     }
     if notifications > 0 {
         // Sent before answering; if it is lost, the cron's outbox sweep sends it again.
-        if let Err(e) = jobs::send(&ctx.env, &Job::Outbox { batch: claim.clone() }, 0).await {
+        if let Err(e) = jobs::send(env, &Job::Outbox { batch: claim.clone() }, 0).await {
             log_error(&format!("github webhook: notification job not enqueued ({}); the cron will", e.message));
         }
     }
-    Reply::ok(&json!({ "received": true, "event": event, "sessionsUpdated": updated, "deliveryId": delivery }))
+    Ok(Applied { duplicate: false, updated })
 }
 
 /// What a statement of a plan's effects returns rows for: sessions whose git state it changed
@@ -169,7 +200,8 @@ struct Role {
 enum Plan {
     /// A PR's state: sessions whose own PR it is are updated; sessions working on it are told.
     PullRequest {
-        repo: String,
+        /// `repository.id`: sessions match on their verified repository id, never on a name.
+        repo_id: Option<String>,
         number: i64,
         state: &'static str,
         title: Option<String>,
@@ -183,7 +215,7 @@ enum Plan {
     },
     /// Pushed commits, counted once per (session, `after` SHA) for the pusher's own sessions
     /// on that branch.
-    Push { repo: String, branch: String, commits: i64, sender: String, after: String },
+    Push { repo_id: Option<String>, branch: String, commits: i64, sender: String, after: String },
 }
 
 /// Outbox rows for the sessions a `FROM … WHERE …` selects (`g` is `session_git_state`);
@@ -209,7 +241,7 @@ impl Plan {
                     format!(
                         "UPDATE session_git_state SET pr_number = ?7, pr_created_at = ?5, pr_state = NULL,
                            pr_merged_at = NULL, pr_updated_at = NULL
-                         WHERE pr_number IS NULL AND ?12 IS NOT NULL AND source_repo_full_name = ?6 COLLATE NOCASE
+                         WHERE pr_number IS NULL AND ?12 IS NOT NULL AND repo_id = ?6 AND repo_verified = 1
                            AND branch = ?12
                            AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
                                                WHERE s.status NOT IN {LIVE} AND u.github_id = ?13) /*GUARD*/"
@@ -217,7 +249,7 @@ impl Plan {
                     format!(
                         "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
                            pr_merged_at = ?4, updated_at = ?5, pr_updated_at = ?11, pr_claim = ?8
-                         WHERE source_repo_full_name = ?6 COLLATE NOCASE AND pr_number = ?7
+                         WHERE repo_id = ?6 AND repo_verified = 1 AND pr_number = ?7
                            AND ?11 IS NOT NULL AND (pr_updated_at IS NULL OR pr_updated_at < ?11)
                            AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/
                          RETURNING session_id"
@@ -227,7 +259,7 @@ impl Plan {
                     format!(
                         "UPDATE session_git_state SET source_pr_state = ?1, source_pr_title = COALESCE(?2, source_pr_title),
                            source_pr_url = COALESCE(?3, source_pr_url), source_pr_updated_at = ?11, source_pr_claim = ?8
-                         WHERE source_repo_full_name = ?6 COLLATE NOCASE AND source_pr_number = ?7
+                         WHERE repo_id = ?6 AND repo_verified = 1 AND source_pr_number = ?7
                            AND (pr_number IS NULL OR pr_number <> ?7)
                            AND ?11 IS NOT NULL AND (source_pr_updated_at IS NULL OR source_pr_updated_at < ?11)
                            AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/"
@@ -243,7 +275,7 @@ impl Plan {
                     format!(
                         "INSERT INTO session_pushes (session_id, sha, claim, created_at)
                          SELECT g.session_id, ?7, ?8, ?2 FROM session_git_state g
-                         WHERE g.source_repo_full_name = ?3 COLLATE NOCASE AND g.branch = ?4
+                         WHERE g.repo_id = ?3 AND g.repo_verified = 1 AND g.branch = ?4
                            AND g.session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
                                                  WHERE s.status NOT IN {LIVE} AND u.github_id = ?6) /*GUARD*/
                          ON CONFLICT DO NOTHING"
@@ -281,7 +313,7 @@ impl Plan {
     fn args(&self, now: &str, batch: &str) -> Vec<wasm_bindgen::JsValue> {
         use crate::db::Bind;
         match self {
-            Plan::PullRequest { repo, number, state, title, url, merged_at, updated_at, link } => {
+            Plan::PullRequest { repo_id, number, state, title, url, merged_at, updated_at, link } => {
                 let update = GitUpdate {
                     kind: Some("git-state-update".into()),
                     pr_state: Some(state.to_string()),
@@ -298,7 +330,7 @@ impl Plan {
                     url.js(),
                     merged_at.js(),
                     now.js(),
-                    repo.js(),
+                    repo_id.js(),
                     number.js(),
                     batch.js(),
                     text(&update).js(),
@@ -308,9 +340,9 @@ impl Plan {
                     link.as_ref().map(|l| l.1.as_str()).js(),
                 ]
             }
-            Plan::Push { repo, branch, commits, sender, after } => {
+            Plan::Push { repo_id, branch, commits, sender, after } => {
                 // ?5 is `now` for the outbox insert; ?2 for the update.
-                vec![commits.js(), now.js(), repo.js(), branch.js(), now.js(), sender.js(), after.js(), batch.js()]
+                vec![commits.js(), now.js(), repo_id.js(), branch.js(), now.js(), sender.js(), after.js(), batch.js()]
             }
         }
     }
@@ -321,10 +353,15 @@ fn pull_request_plan(p: &Value) -> ApiResult<Option<Plan>> {
     else {
         return Err(ApiError::invalid_field("pull_request", "Missing repository.full_name or pull_request.number"));
     };
+    let repo_id = p["repository"]["id"].as_i64();
     let pr = &p["pull_request"];
     let action = p["action"].as_str().unwrap_or("");
     // Only same-repository PRs link: a fork's branch is not the session's repository.
-    let same_repo = pr["head"]["repo"]["full_name"].as_str().is_some_and(|h| h.eq_ignore_ascii_case(repo));
+    let head = &pr["head"]["repo"];
+    let same_repo = match (head["id"].as_i64(), repo_id) {
+        (Some(h), Some(r)) => h == r,
+        _ => head["full_name"].as_str().is_some_and(|h| h.eq_ignore_ascii_case(repo)),
+    };
     let link = match (pr["head"]["ref"].as_str(), pr["user"]["id"].as_i64()) {
         (Some(branch), Some(author)) if same_repo && matches!(action, "opened" | "reopened") => {
             Some((branch.to_string(), author.to_string()))
@@ -332,9 +369,9 @@ fn pull_request_plan(p: &Value) -> ApiResult<Option<Plan>> {
         _ => None,
     };
     Ok(Some(Plan::PullRequest {
-        repo: repo.to_string(),
+        repo_id: repo_id.map(|i| i.to_string()),
         number,
-        state: pr_state(p["action"].as_str().unwrap_or(""), pr),
+        state: pr_state(action, pr),
         title: pr["title"].as_str().map(str::to_string),
         url: pr["html_url"].as_str().map(str::to_string),
         merged_at: pr["merged_at"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
@@ -344,7 +381,7 @@ fn pull_request_plan(p: &Value) -> ApiResult<Option<Plan>> {
 }
 
 fn push_plan(p: &Value) -> ApiResult<Option<Plan>> {
-    let (Some(git_ref), Some(repo)) = (p["ref"].as_str(), p["repository"]["full_name"].as_str()) else {
+    let (Some(git_ref), Some(_)) = (p["ref"].as_str(), p["repository"]["full_name"].as_str()) else {
         return Err(ApiError::invalid_field("ref", "Missing ref or repository.full_name"));
     };
     let commits = p["commits"].as_array().map(Vec::len).unwrap_or(0) as i64;
@@ -359,7 +396,7 @@ fn push_plan(p: &Value) -> ApiResult<Option<Plan>> {
         .filter(|a| (7..=64).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| ApiError::invalid_field("after", "Missing or invalid head commit SHA"))?;
     Ok(Some(Plan::Push {
-        repo: repo.to_string(),
+        repo_id: p["repository"]["id"].as_i64().map(|i| i.to_string()),
         branch: branch.to_string(),
         commits,
         sender,

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use worker::d1::D1Database;
 
 use crate::channels::scope::{scope_key, ChannelType};
+use crate::github::access::{self, Access};
 use crate::http::input::Input;
 use crate::http::page::{page_body, Keyed, PageQuery};
 use crate::http::Ctx;
@@ -86,6 +87,7 @@ struct GitStateRow {
     source_pr_state: Option<String>,
     source_pr_title: Option<String>,
     source_pr_url: Option<String>,
+    repo_verified: i64,
     updated_at: String,
 }
 
@@ -100,6 +102,10 @@ impl GitStateRow {
             "prCreatedAt": self.pr_created_at, "prMergedAt": self.pr_merged_at,
             "sourcePrState": self.source_pr_state, "sourcePrTitle": self.source_pr_title,
             "sourcePrUrl": self.source_pr_url,
+            // PR and push data reach a session only once its owner's token has shown GitHub's
+            // repository to us (`pending` until then, `denied` when GitHub refused).
+            "repoVerified": self.repo_verified == access::VERIFIED,
+            "repoAccess": self.source_repo_full_name.as_ref().map(|_| access::label(self.repo_verified)),
             "agentAuthored": self.agent_authored.unwrap_or(1) != 0, "updatedAt": normalize(&self.updated_at),
         })
     }
@@ -179,6 +185,13 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     if live.is_some_and(|c| c.n >= MAX_LIVE_SESSIONS) {
         return Err(crate::http::limit_reached("live sessions", MAX_LIVE_SESSIONS));
     }
+    // The repository is checked with the owner's token now; without one (or while GitHub is
+    // unreachable) the check stays pending and the PR reconciler repeats it.
+    let access = match &repo {
+        Some(r) => verify_repo(ctx, &caller.id, r).await,
+        None => Access::Pending,
+    };
+    let (repo_id, repo_verified) = access.columns();
     let id = uuid::Uuid::new_v4().to_string();
     let now = iso(ctx.now);
     let mut batch = vec![crate::q!(
@@ -218,8 +231,8 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         batch.push(crate::q!(
             &db,
             "INSERT INTO session_git_state (id, session_id, source_type, source_pr_number, source_issue_number,
-               source_repo_full_name, source_repo_url, branch, ref, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+               source_repo_full_name, source_repo_url, branch, ref, repo_id, repo_verified, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?10, ?10)",
             &uuid::Uuid::new_v4().to_string(),
             &id,
             &source_type,
@@ -229,7 +242,9 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
             &url,
             &branch,
             &git_ref,
-            &now
+            &now,
+            &repo_id,
+            &repo_verified
         )?);
     }
     batch.push(crate::q!(
@@ -247,6 +262,21 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let mut view = session.view();
     view["gitState"] = git_state(&db, &id).await?.unwrap_or(Value::Null);
     Reply::json(201, &json!({ "session": view }))
+}
+
+/// Whether the owner's GitHub token can read `repo` (pending when there is no token or GitHub
+/// cannot be asked now).
+async fn verify_repo(ctx: &Ctx, user_id: &str, repo: &RepoRef) -> Access {
+    let token = match crate::github::token::load(ctx, user_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return Access::Pending,
+        Err(e) => {
+            crate::config::log_error(&format!("session repository check: {}", e.message));
+            return Access::Pending;
+        }
+    };
+    let api = crate::github::api_url(&ctx.env);
+    access::check(&crate::outbound::Net, &api, &token, repo).await.unwrap_or(Access::Pending)
 }
 
 /// `GET /api/sessions?limit&cursor` → `{sessions, cursor?, hasMore}` (newest first).
@@ -284,6 +314,9 @@ pub struct PrLink<'a> {
     pub url: Option<&'a str>,
     pub title: Option<&'a str>,
     pub state: Option<&'a str>,
+    /// GitHub's id of the PR's repository, when GitHub itself answered with the PR (the
+    /// caller's token created it there, which verifies the session's repository of that name).
+    pub repo_id: Option<&'a str>,
 }
 
 /// Links `pr` as the session's own pull request, creating its git state when it has none.
@@ -292,10 +325,12 @@ pub async fn link_pr(db: &D1Database, session_id: &str, pr: &PrLink<'_>, now: &s
     crate::q!(
         db,
         "INSERT INTO session_git_state (id, session_id, source_type, source_repo_full_name, source_repo_url,
-           pr_number, pr_url, pr_title, pr_state, pr_created_at, created_at, updated_at)
+           pr_number, pr_url, pr_title, pr_state, pr_created_at, repo_id, repo_verified, created_at, updated_at)
          VALUES (?1, ?2, 'manual', ?3, CASE WHEN ?3 IS NULL THEN NULL ELSE 'https://github.com/' || ?3 END,
-           ?4, ?5, ?6, ?7, ?8, ?8, ?8)
+           ?4, ?5, ?6, ?7, ?8, ?9, CASE WHEN ?9 IS NULL THEN 0 ELSE 1 END, ?8, ?8)
          ON CONFLICT (session_id) DO UPDATE SET
+           repo_id = CASE WHEN ?9 IS NOT NULL AND lower(COALESCE(source_repo_full_name, ?3)) = lower(?3) THEN ?9 ELSE repo_id END,
+           repo_verified = CASE WHEN ?9 IS NOT NULL AND lower(COALESCE(source_repo_full_name, ?3)) = lower(?3) THEN 1 ELSE repo_verified END,
            pr_state = CASE WHEN pr_number IS ?4 THEN COALESCE(?7, pr_state) ELSE ?7 END,
            pr_title = CASE WHEN pr_number IS ?4 THEN COALESCE(?6, pr_title) ELSE ?6 END,
            pr_url = CASE WHEN pr_number IS ?4 THEN COALESCE(?5, pr_url) ELSE ?5 END,
@@ -312,7 +347,8 @@ pub async fn link_pr(db: &D1Database, session_id: &str, pr: &PrLink<'_>, now: &s
         &pr.url,
         &pr.title,
         &pr.state,
-        &now
+        &now,
+        &pr.repo_id
     )?
     .run()
     .await?;
@@ -347,7 +383,8 @@ pub async fn put_git_state(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let now = iso(ctx.now);
     if let Some(number) = pr_number {
-        let pr = PrLink { repo_full_name: None, number, url: pr_url.as_deref(), title: None, state: None };
+        let pr =
+            PrLink { repo_full_name: None, number, url: pr_url.as_deref(), title: None, state: None, repo_id: None };
         link_pr(&db, &session.id, &pr, &now).await?;
     }
     if branch.is_some() || commit_count.is_some() {

@@ -120,10 +120,11 @@ test('background work survives the platform', async (t) => {
   });
 
   // Sessions tracking alice/app: the push webhook's notification goes through the outbox.
-  await (await db()).prepare("UPDATE users SET github_id = '5' WHERE id = ?").bind(alice.userId).run();
+  // Alice's GitHub token links her account (id 5) and verifies the session's repository.
+  assert.equal((await api('PUT', '/api/me/github-token', { token: TOKEN })).status, 200);
   const session = (await api('POST', '/api/sessions', { workspace: 'w', repoUrl: 'alice/app', branch: 'main' })).body.session;
   const push = (commits) => {
-    const raw = JSON.stringify({ ref: 'refs/heads/main', after: randomBytes(20).toString('hex'), repository: { id: 1, full_name: 'alice/app' }, sender: { id: 5 }, commits: Array.from({ length: commits }, (_, i) => ({ id: `c${i}` })) });
+    const raw = JSON.stringify({ ref: 'refs/heads/main', after: randomBytes(20).toString('hex'), repository: { id: gh.repos.get('alice/app').id, full_name: 'alice/app' }, sender: { id: 5 }, commits: Array.from({ length: commits }, (_, i) => ({ id: `c${i}` })) });
     return svc.request('POST', '/webhooks/github', {
       raw, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK_SECRET).update(raw).digest('hex')}` },
     });

@@ -4,16 +4,40 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { startService } from '../lib/harness.mjs';
+import { startFakeGitHub } from '../lib/fake-github.mjs';
 
 const SECRET = 'github-webhook-secret-for-tests';
 
 test('GitHub webhooks', async (t) => {
-  const svc = await startService(t, { vars: { GITHUB_WEBHOOK_SECRET: SECRET } });
+  const gh = await startFakeGitHub(t);
+  const svc = await startService(t, {
+    vars: { GITHUB_WEBHOOK_SECRET: SECRET, PR_RECONCILE_INTERVAL_SECONDS: '0' },
+    upstreams: { github: gh.api, githubWeb: gh.web },
+  });
   let db = await svc.db();
   const alice = await svc.createUser({ email: 'alice@example.com' });
   const bob = await svc.createUser({ email: 'bob@example.com' });
-  await db.prepare("UPDATE users SET github_id = '101' WHERE id = ?").bind(alice.userId).run();
-  await db.prepare("UPDATE users SET github_id = '202' WHERE id = ?").bind(bob.userId).run();
+  // Each connects a GitHub token: it links their GitHub account (ids 101, 202) and lets the
+  // service verify the repositories their sessions declare.
+  for (const [user, id, login] of [[alice, 101, 'alice'], [bob, 202, 'bob']]) {
+    gh.addUser(`gho_${login}_token_for_tests_0001`, { id, login });
+    const r = await svc.request('PUT', '/api/me/github-token', { token: user.token, body: { token: `gho_${login}_token_for_tests_0001` } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  }
+  for (const name of ['octo/hello.world', 'octo/form', 'octo/secret']) gh.addRepo(name);
+  gh.restrict('octo/secret', ['gho_alice_token_for_tests_0001']);
+  /** `repository` as GitHub sends it: its numeric id and its name (in any case). */
+  const repo = (fullName) => ({ id: gh.repos.get(fullName.toLowerCase())?.id ?? 987654, full_name: fullName });
+  const tick = async () => (await svc.mf.getWorker()).scheduled({ cron: '* * * * *' });
+  const until = async (check, what, timeout = 15000) => {
+    const t0 = Date.now();
+    for (;;) {
+      const v = await check();
+      if (v) return v;
+      if (Date.now() - t0 > timeout) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
 
   const sign = (raw, secret = SECRET) => `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`;
   const deliver = (event, raw, { delivery = randomUUID(), signature, headers = {} } = {}) =>
@@ -41,11 +65,11 @@ test('GitHub webhooks', async (t) => {
   await db.prepare('UPDATE session_git_state SET pr_number = 7 WHERE session_id = ?').bind(own.id).run();
   const reviewing = await session(bob, { repoUrl: 'octo/hello.world', sourcePrNumber: 7 });
   // Each PR delivery is newer than the one before, as GitHub's own are.
-  let tick = 0;
+  let clock = 0;
   const prPayload = (action, pr) => JSON.stringify({
-    action, number: 7, repository: { full_name: 'Octo/Hello.World' },
+    action, number: 7, repository: repo('Octo/Hello.World'),
     pull_request: { number: 7, title: 'Add feature', html_url: 'https://github.com/octo/hello.world/pull/7', state: 'open', draft: false, merged_at: null,
-      updated_at: new Date(Date.UTC(2026, 10, 2) + ++tick * 1000).toISOString().replace('.000Z', 'Z'), ...pr },
+      updated_at: new Date(Date.UTC(2026, 10, 2) + ++clock * 1000).toISOString().replace('.000Z', 'Z'), ...pr },
   });
   const sha = () => randomBytes(20).toString('hex');
 
@@ -66,7 +90,7 @@ test('GitHub webhooks', async (t) => {
   });
 
   await t.test('a body with whitespace and escaped unicode verifies over its exact bytes', async () => {
-    const raw = `{\n  "action": "opened",\n  "number": 7,\n  "repository": {"full_name": "octo/hello.world"},\n  "pull_request": {\n    "number": 7,\n    "title": "Caf\\u00e9 \\ud83d\\ude80 \\/ fix",\n    "html_url": "https:\\/\\/github.com\\/octo\\/hello.world\\/pull\\/7",\n    "state": "open", "draft": true, "merged_at": null, "updated_at": "2026-11-01T00:00:00Z"\n  }\n}\n`;
+    const raw = `{\n  "action": "opened",\n  "number": 7,\n  "repository": {"id": ${repo('octo/hello.world').id}, "full_name": "octo/hello.world"},\n  "pull_request": {\n    "number": 7,\n    "title": "Caf\\u00e9 \\ud83d\\ude80 \\/ fix",\n    "html_url": "https:\\/\\/github.com\\/octo\\/hello.world\\/pull\\/7",\n    "state": "open", "draft": true, "merged_at": null, "updated_at": "2026-11-01T00:00:00Z"\n  }\n}\n`;
     const r = await deliver('pull_request', raw);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const gs = await git(alice, own.id);
@@ -101,7 +125,7 @@ test('GitHub webhooks', async (t) => {
 
   await t.test('a redelivered delivery id is acknowledged without acting twice', async () => {
     const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'redeliver' });
-    const raw = JSON.stringify({ ref: 'refs/heads/redeliver', after: sha(), repository: { full_name: 'octo/hello.world' }, sender: { id: 101 }, commits: [{ id: 'a' }, { id: 'b' }] });
+    const raw = JSON.stringify({ ref: 'refs/heads/redeliver', after: sha(), repository: repo('octo/hello.world'), sender: { id: 101 }, commits: [{ id: 'a' }, { id: 'b' }] });
     const delivery = randomUUID();
     const first = await deliver('push', raw, { delivery });
     assert.equal(first.body.sessionsUpdated, 1);
@@ -113,7 +137,7 @@ test('GitHub webhooks', async (t) => {
 
   await t.test('two concurrent pushes to a tracked branch are both counted', async () => {
     const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'feat/concurrent' });
-    const push = (n) => JSON.stringify({ ref: 'refs/heads/feat/concurrent', after: sha(), repository: { full_name: 'OCTO/hello.world' }, sender: { id: 101 },
+    const push = (n) => JSON.stringify({ ref: 'refs/heads/feat/concurrent', after: sha(), repository: repo('OCTO/hello.world'), sender: { id: 101 },
       commits: Array.from({ length: n }, (_, i) => ({ id: `c${n}${i}` })) });
     const [a, b] = await Promise.all([deliver('push', push(2)), deliver('push', push(3))]);
     assert.equal(a.status, 200);
@@ -127,15 +151,15 @@ test('GitHub webhooks', async (t) => {
   await t.test('pushes touch only the pusher\'s sessions; untracked repos, tags and deletions touch nothing', async () => {
     const aliceMain = await session(alice, { repoUrl: 'octo/hello.world', branch: 'main' });
     const bobMain = await session(bob, { repoUrl: 'octo/hello.world', branch: 'main' });
-    const raw = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'x' }] });
+    const raw = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: repo('octo/hello.world'), sender: { id: 202 }, commits: [{ id: 'x' }] });
     const r = await deliver('push', raw);
     assert.equal(r.body.sessionsUpdated, 1);
     assert.equal((await git(bob, bobMain.id)).commitCount, 1);
     assert.equal((await git(alice, aliceMain.id)).commitCount, 0, 'no cross-user effect');
     for (const body of [
-      { ref: 'refs/heads/main', after: sha(), repository: { full_name: 'nobody/tracks-this' }, sender: { id: 202 }, commits: [{ id: 'y' }] },
-      { ref: 'refs/tags/v1.0', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'y' }] },
-      { ref: 'refs/heads/main', repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [], deleted: true },
+      { ref: 'refs/heads/main', after: sha(), repository: repo('nobody/tracks-this'), sender: { id: 202 }, commits: [{ id: 'y' }] },
+      { ref: 'refs/tags/v1.0', repository: repo('octo/hello.world'), sender: { id: 202 }, commits: [{ id: 'y' }] },
+      { ref: 'refs/heads/main', repository: repo('octo/hello.world'), sender: { id: 202 }, commits: [], deleted: true },
     ]) {
       const res = await deliver('push', JSON.stringify(body));
       assert.equal(res.status, 200);
@@ -148,7 +172,7 @@ test('GitHub webhooks', async (t) => {
 
   await t.test('replays: a delivery id is required; a push counts once per head SHA; an older PR update changes nothing', async () => {
     const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'replay' });
-    const raw = JSON.stringify({ ref: 'refs/heads/replay', after: sha(), repository: { full_name: 'octo/hello.world' }, sender: { id: 101 }, commits: [{ id: 'a' }, { id: 'b' }, { id: 'c' }] });
+    const raw = JSON.stringify({ ref: 'refs/heads/replay', after: sha(), repository: repo('octo/hello.world'), sender: { id: 101 }, commits: [{ id: 'a' }, { id: 'b' }, { id: 'c' }] });
     for (const delivery of ['', 'x'.repeat(101)]) {
       const r = await deliver('push', raw, { delivery });
       assert.equal(r.status, 400);
@@ -163,7 +187,7 @@ test('GitHub webhooks', async (t) => {
     for (let i = 0; i < 3; i++) replies.push(await deliver('push', raw));
     assert.deepEqual(replies.map((r) => [r.status, r.body.sessionsUpdated]), [[200, 1], [200, 0], [200, 0]]);
     assert.equal((await git(alice, s.id)).commitCount, 3);
-    const badSha = JSON.stringify({ ref: 'refs/heads/replay', after: 'not a sha', repository: { full_name: 'octo/hello.world' }, sender: { id: 101 }, commits: [{ id: 'a' }] });
+    const badSha = JSON.stringify({ ref: 'refs/heads/replay', after: 'not a sha', repository: repo('octo/hello.world'), sender: { id: 101 }, commits: [{ id: 'a' }] });
     const bad = await deliver('push', badSha);
     assert.equal(bad.status, 400);
     assert.equal(bad.body.code, 'VALIDATION_ERROR');
@@ -193,9 +217,9 @@ test('GitHub webhooks', async (t) => {
     const mine = await session(alice, { repoUrl: 'octo/hello.world', branch: 'feature-x' });
     const bobs = await session(bob, { repoUrl: 'octo/hello.world', branch: 'feature-x' });
     const opened = (number, author, head = 'octo/hello.world', action = 'opened') => JSON.stringify({
-      action, number, repository: { full_name: 'octo/hello.world' },
+      action, number, repository: repo('octo/hello.world'),
       pull_request: { number, title: `PR ${number}`, html_url: `https://github.com/octo/hello.world/pull/${number}`, state: 'open', draft: false, merged_at: null,
-        updated_at: new Date(Date.UTC(2026, 10, 3) + ++tick * 1000).toISOString(), user: { id: author }, head: { ref: 'feature-x', repo: { full_name: head } } },
+        updated_at: new Date(Date.UTC(2026, 10, 3) + ++clock * 1000).toISOString(), user: { id: author }, head: { ref: 'feature-x', repo: repo(head) } },
     });
     // Someone else's PR from that branch, and a fork's, link nothing.
     assert.equal((await deliver('pull_request', opened(40, 303))).status, 200);
@@ -228,11 +252,17 @@ test('GitHub webhooks', async (t) => {
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.deepEqual([ok.body.gitState.branch, ok.body.gitState.prNumber, ok.body.gitState.prUrl, ok.body.gitState.commitCount],
       ['runner-branch', 44, 'https://github.com/octo/hello.world/pull/44', 3]);
-    // It has no repository yet: deliveries for octo/hello.world #44 do not reach it until it has one.
+    // It has no repository yet: deliveries for octo/hello.world #44 do not reach it until it has
+    // one and the reconciler has verified it with alice's token.
     await db.prepare("UPDATE session_git_state SET source_repo_full_name = 'octo/hello.world' WHERE session_id = ?").bind(runner.id).run();
     const merged = JSON.parse(opened(44, 101, 'octo/hello.world', 'closed'));
     Object.assign(merged.pull_request, { state: 'closed', merged: true, merged_at: '2026-11-22T10:00:00Z' });
-    await deliver('pull_request', JSON.stringify(merged));
+    assert.equal((await deliver('pull_request', JSON.stringify(merged))).body.sessionsUpdated, 0);
+    assert.equal((await git(alice, runner.id)).repoAccess, 'pending');
+    await tick();
+    await until(async () => (await git(alice, runner.id)).repoVerified, 'the reconciler to verify the repository');
+    merged.pull_request.updated_at = new Date(Date.UTC(2026, 10, 3) + ++clock * 1000).toISOString();
+    assert.equal((await deliver('pull_request', JSON.stringify(merged))).body.sessionsUpdated, 1);
     assert.deepEqual([(await git(alice, runner.id)).prState, (await git(alice, runner.id)).prMergedAt], ['merged', '2026-11-22T10:00:00Z']);
     await db.prepare("UPDATE sessions SET status = 'archived' WHERE id = ?").bind(runner.id).run();
     const finished = await put({ commitCount: 4 });
@@ -240,10 +270,76 @@ test('GitHub webhooks', async (t) => {
     assert.equal(finished.body.code, 'SESSION_FINISHED');
   });
 
+  await t.test('repository access: a session on a repository its owner cannot read, or never checked, receives nothing', async () => {
+    const alices = await session(alice, { repoUrl: 'octo/secret', branch: 'main', sourcePrNumber: 5 });
+    const bobs = await session(bob, { repoUrl: 'octo/secret', branch: 'main', sourcePrNumber: 5 });
+    assert.deepEqual([alices.gitState.repoVerified, alices.gitState.repoAccess], [true, 'verified']);
+    assert.deepEqual([bobs.gitState.repoVerified, bobs.gitState.repoAccess], [false, 'denied']);
+    // Carol has no GitHub token: her session's repository stays unchecked.
+    const carol = await svc.createUser({ email: 'carol@example.com' });
+    await db.prepare("UPDATE users SET github_id = '303' WHERE id = ?").bind(carol.userId).run();
+    const carols = await session(carol, { repoUrl: 'octo/hello.world', branch: 'main', sourcePrNumber: 5 });
+    assert.deepEqual([carols.gitState.repoVerified, carols.gitState.repoAccess], [false, 'pending']);
+    // A private repository's PR reaches alice's session only.
+    const pr = JSON.stringify({ action: 'edited', number: 5, repository: repo('octo/secret'),
+      pull_request: { number: 5, title: 'Secret plans', html_url: 'https://github.com/octo/secret/pull/5', state: 'open', draft: false, merged_at: null,
+        updated_at: new Date(Date.UTC(2026, 10, 4) + ++clock * 1000).toISOString() } });
+    assert.equal((await deliver('pull_request', pr)).status, 200);
+    assert.equal((await git(alice, alices.id)).sourcePrTitle, 'Secret plans');
+    const bobGit = await git(bob, bobs.id);
+    assert.deepEqual([bobGit.sourcePrState, bobGit.sourcePrTitle, bobGit.sourcePrUrl], [null, null, null]);
+    // Pushes by bob and carol to the branches their sessions declare count for nobody.
+    for (const [sender, name] of [[202, 'octo/secret'], [303, 'octo/hello.world']]) {
+      const push = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: repo(name), sender: { id: sender }, commits: [{ id: 'p' }] });
+      assert.equal((await deliver('push', push)).body.sessionsUpdated, 0);
+    }
+    assert.equal((await git(bob, bobs.id)).commitCount, 0);
+    assert.equal((await git(carol, carols.id)).commitCount, 0);
+    // The reconciler checks again, and still refuses bob.
+    await tick();
+    await until(async () => (await db.prepare('SELECT reconciled_at FROM session_git_state WHERE session_id = ?').bind(bobs.id).first()).reconciled_at, 'a reconciler run');
+    assert.equal((await git(bob, bobs.id)).repoAccess, 'denied');
+    // A name is not an identity: a delivery naming octo/secret with another repository's id reaches no one.
+    const spoof = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: { id: 424242, full_name: 'octo/secret' }, sender: { id: 101 }, commits: [{ id: 'q' }] });
+    assert.equal((await deliver('push', spoof)).body.sessionsUpdated, 0);
+  });
+
+  await t.test('the reconciler corrects a PR whose webhook never came, once', async () => {
+    // Alice's runner links PR #60; GitHub merges it, and the delivery is lost.
+    const s = await session(alice, { repoUrl: 'octo/hello.world', branch: 'lost-hook' });
+    const reviewer = await session(bob, { repoUrl: 'octo/hello.world', sourcePrNumber: 60 });
+    const pr = { number: 60, title: 'Lost hook', state: 'open', draft: false, merged_at: null, html_url: 'https://github.com/octo/hello.world/pull/60',
+      updated_at: '2026-11-05T00:00:00Z', user: { id: 101 }, head: { ref: 'lost-hook', repo: repo('octo/hello.world') } };
+    gh.pulls.set('octo/hello.world', [...(gh.pulls.get('octo/hello.world') ?? []), pr]);
+    const put = await svc.request('PUT', `/api/sessions/${s.id}/git-state`, { token: alice.token, body: { prNumber: 60 } });
+    assert.equal(put.status, 200);
+    await tick();
+    await until(async () => (await git(alice, s.id)).prState === 'open', 'the reconciler to fill in the PR');
+    assert.equal((await git(alice, s.id)).prTitle, 'Lost hook');
+    Object.assign(pr, { state: 'closed', merged_at: '2026-11-06T00:00:00Z', updated_at: '2026-11-06T00:00:00Z' });
+    await tick();
+    await until(async () => (await git(alice, s.id)).prState === 'merged', 'the reconciler to see the merge');
+    assert.equal((await git(alice, s.id)).prMergedAt, '2026-11-06T00:00:00Z');
+    await until(async () => (await git(bob, reviewer.id)).sourcePrState === 'merged', 'the reviewing session to see the merge');
+    const seen = await until(async () => {
+      const evs = (await eventsNow(alice, s.id)).filter((e) => e.type === 'git-state' && e.data.prState === 'merged');
+      return evs.length ? evs : null;
+    }, 'the merge notification');
+    assert.equal(seen.length, 1);
+    // Merged PRs are not fetched again; nothing is notified twice.
+    const calls = gh.fake.requests.filter((r) => r.path.endsWith('/pulls/60')).length;
+    await tick();
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(gh.fake.requests.filter((r) => r.path.endsWith('/pulls/60')).length, calls);
+    assert.equal((await eventsNow(alice, s.id)).filter((e) => e.type === 'git-state' && e.data.prState === 'merged').length, 1);
+    // Its own delivery records are gone.
+    assert.equal((await db.prepare("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE delivery_id LIKE 'reconcile:%'").first()).n, 0);
+  });
+
   await t.test('malformed bodies are 400; form-encoded deliveries work', async () => {
     assert.equal((await deliver('push', '{not json')).status, 400);
     const s = await session(alice, { repoUrl: 'octo/form', branch: 'f' });
-    const payload = JSON.stringify({ ref: 'refs/heads/f', after: sha(), repository: { full_name: 'octo/form' }, sender: { id: 101 }, commits: [{ id: 'a' }] });
+    const payload = JSON.stringify({ ref: 'refs/heads/f', after: sha(), repository: repo('octo/form'), sender: { id: 101 }, commits: [{ id: 'a' }] });
     const raw = `payload=${encodeURIComponent(payload)}`;
     const r = await deliver('push', raw, { headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     assert.equal(r.status, 200);
@@ -253,7 +349,7 @@ test('GitHub webhooks', async (t) => {
   await t.test('without GITHUB_WEBHOOK_SECRET every delivery is refused', async () => {
     await svc.reconfigure({ GITHUB_WEBHOOK_SECRET: undefined });
     db = await svc.db();
-    const raw = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: { full_name: 'octo/hello.world' }, sender: { id: 202 }, commits: [{ id: 'z' }] });
+    const raw = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: repo('octo/hello.world'), sender: { id: 202 }, commits: [{ id: 'z' }] });
     const r = await deliver('push', raw);
     assert.equal(r.status, 503);
     assert.equal(r.body.code, 'WEBHOOK_NOT_CONFIGURED');

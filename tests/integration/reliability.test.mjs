@@ -153,7 +153,7 @@ test('reliability', async (t) => {
         const delivery = i % 10 === 3 && pushes.size ? [...pushes.keys()].at(-1) : randomUUID();
         const n = pushes.get(delivery) ?? 1 + (i % 3);
         pushes.set(delivery, n);
-        const raw = JSON.stringify({ ref: 'refs/heads/main', after: createHash('sha1').update(delivery).digest('hex'), repository: { full_name: 'owner/app' }, sender: { id: 9001 }, commits: Array.from({ length: n }, (_, k) => ({ id: `${delivery}-${k}` })) });
+        const raw = JSON.stringify({ ref: 'refs/heads/main', after: createHash('sha1').update(delivery).digest('hex'), repository: { id: gh.repos.get('owner/app').id, full_name: 'owner/app' }, sender: { id: 9001 }, commits: Array.from({ length: n }, (_, k) => ({ id: `${delivery}-${k}` })) });
         jobs.push(() => svc.request('POST', '/webhooks/github', {
           raw, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK).update(raw).digest('hex')}` },
         }).then((r) => r.status));

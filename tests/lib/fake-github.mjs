@@ -21,6 +21,12 @@ export function startFakeGitHubOn(fake) {
     issues: new Map(),
     commits: new Map(), // "owner/name" → [commit]
     comments: [],
+    /** Private repositories: "owner/name" (lowercase) → the tokens that can see them (GitHub
+     * answers everyone else 404, as it does for a private repository). */
+    access: new Map(),
+    restrict(fullName, tokens) {
+      this.access.set(fullName.toLowerCase(), new Set(tokens));
+    },
     clock: Date.parse('2026-10-01T00:00:00Z'),
     /** A strictly increasing timestamp, so `since` cursors are exact. */
     tick() {
@@ -70,6 +76,8 @@ export function startFakeGitHubOn(fake) {
   const auth = (req) => gh.users.get((req.headers.authorization ?? '').replace(/^Bearer /, ''));
   const unauthorized = { status: 401, json: { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' } };
   const repoKey = (m) => `${decodeURIComponent(m[1])}/${decodeURIComponent(m[2])}`.toLowerCase();
+  const hidden = (req, key) => gh.access.has(key) && !gh.access.get(key).has((req.headers.authorization ?? '').replace(/^Bearer /, ''));
+  const notFound = { status: 404, json: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
   const page = (req, items, path) => {
     const per = Math.min(Number(req.query.get('per_page') ?? 30), 100);
     const p = Number(req.query.get('page') ?? 1);
@@ -109,7 +117,7 @@ export function startFakeGitHubOn(fake) {
   fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)$/, (req, m) => {
     if (!auth(req)) return unauthorized;
     const repo = gh.repos.get(repoKey(m));
-    return repo ? { json: repo } : { status: 404, json: { message: 'Not Found' } };
+    return repo && !hidden(req, repoKey(m)) ? { json: repo } : notFound;
   });
   fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)\/pulls$/, (req, m) => {
     if (!auth(req)) return unauthorized;
@@ -125,6 +133,7 @@ export function startFakeGitHubOn(fake) {
   });
   fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)\/(issues|pulls)\/(\d+)$/, (req, m) => {
     if (!auth(req)) return unauthorized;
+    if (hidden(req, repoKey(m))) return notFound;
     const list = (m[3] === 'issues' ? gh.issues : gh.pulls).get(repoKey(m)) ?? [];
     const item = list.find((i) => i.number === Number(m[4]));
     return item ? { json: item } : { status: 404, json: { message: 'Not Found' } };
@@ -168,8 +177,8 @@ export function startFakeGitHubOn(fake) {
     const number = 100 + list.length;
     const pr = {
       number, title, body, state: 'open', draft: false, html_url: `${repo.html_url}/pull/${number}`, updated_at: '2026-11-02T00:00:00Z',
-      user: { login: u.login, avatar_url: 'a' }, head: { ref: head, sha: 'abc123', repo: { full_name: repo.full_name, clone_url: repo.clone_url, owner: repo.owner } },
-      base: { ref: base },
+      user: { id: u.id, login: u.login, avatar_url: 'a' }, head: { ref: head, sha: 'abc123', repo: { id: repo.id, full_name: repo.full_name, clone_url: repo.clone_url, owner: repo.owner } },
+      base: { ref: base, repo: { id: repo.id, full_name: repo.full_name } }, merged_at: null,
     };
     gh.pulls.set(key, [...list, pr]);
     return { status: 201, json: pr };
