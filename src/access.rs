@@ -292,7 +292,7 @@ fn valid_domain(d: &str) -> bool {
 
 /// `PUT /api/admin/org-settings` `{name?, domainGatingEnabled?, allowedDomains?, emailAllowlistEnabled?, allowedEmails?}`.
 pub async fn put_settings(ctx: &Ctx) -> ApiResult<Reply> {
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let name = input.opt_str("name", 1, 100);
     let gating = input.opt_bool("domainGatingEnabled");
     let allowlist = input.opt_bool("emailAllowlistEnabled");
@@ -359,7 +359,7 @@ fn invite_view(r: &InviteRow) -> Value {
 /// (the code is shown once).
 pub async fn create_invite(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let email = input.opt_str("email", 3, 254).map(|e| e.to_lowercase());
     if email.as_deref().is_some_and(|e| !valid_email(e)) {
         input.error("email", "Not an email address");

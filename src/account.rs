@@ -82,7 +82,7 @@ const SESSION_TOKEN_DEFAULT_MS: i64 = 90 * 24 * 3600 * 1000;
 /// The token text is in this answer only; the database keeps its hash.
 pub async fn create_token(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let name = input.str("name", 1, 100);
     let explicit_null = input.is_null("expiresAt");
     let expires_at = input.opt_future_time("expiresAt", ctx.now).map(iso);

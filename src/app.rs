@@ -143,7 +143,10 @@ async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new()); // no body
     };
-    let mut body = Vec::new();
+    // Sized from Content-Length up front: growing by doubling would briefly hold 1.5 times a
+    // large body.
+    let declared = req.headers().get("Content-Length")?.and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    let mut body = Vec::with_capacity(declared.min(limit));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         if body.len() + chunk.len() > limit {
@@ -225,7 +228,7 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
         params,
         query: Query::parse(url.query()),
         headers: req.headers().clone(),
-        body,
+        body: std::cell::RefCell::new(body),
         now,
         wctx,
         caller,
@@ -263,6 +266,10 @@ pub async fn handle(req: Request, env: Env, wctx: Context) -> worker::Result<Res
             }
         }
     };
+    // Test builds report the Wasm memory, which never shrinks: its size is this instance's peak
+    // so far, and the tests measure the largest prompt's footprint with it.
+    #[cfg(feature = "fault-injection")]
+    let reply = reply.with_header("X-Test-Wasm-Memory", crate::jobs::faults::wasm_memory().to_string());
     respond(reply, &request_id, cors_origin.as_deref())
 }
 

@@ -236,6 +236,14 @@ async fn dead_letter(env: &Env, job: &Job) {
 pub mod faults {
     use std::cell::Cell;
 
+    /// Bytes of Wasm linear memory (it only grows: the instance's peak).
+    pub fn wasm_memory() -> usize {
+        #[cfg(target_arch = "wasm32")]
+        return core::arch::wasm32::memory_size(0) * 65536;
+        #[cfg(not(target_arch = "wasm32"))]
+        0
+    }
+
     thread_local! {
         static DIE_AFTER: Cell<u32> = const { Cell::new(0) };
         static COMMITS: Cell<u32> = const { Cell::new(0) };

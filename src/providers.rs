@@ -135,10 +135,10 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn upsert(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let id = provider_id(ctx)?;
-    let body: Value = if ctx.body.iter().all(u8::is_ascii_whitespace) {
+    let body: Value = if ctx.raw_body().iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(&ctx.body).map_err(|_| ApiError::invalid_json())?
+        serde_json::from_slice(&ctx.raw_body()).map_err(|_| ApiError::invalid_json())?
     };
     if !body.is_object() {
         return Err(invalid("", "Expected a JSON object"));

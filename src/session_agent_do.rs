@@ -7,7 +7,7 @@
 //! the input gate; `BEGIN` is not available on DO SQLite).
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
@@ -18,6 +18,17 @@ use crate::time::{iso, now_ms, Millis};
 
 /// DO SQLite rows are limited to 2 MB, so attachment data is stored in chunks.
 const CHUNK_CHARS: usize = 1_000_000;
+
+/// An attachment as a claim returns it (the data URL reassembled from its chunks).
+#[derive(Serialize)]
+struct StoredAttachment {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    mime: String,
+    url: String,
+    filename: Option<String>,
+    size: i64,
+}
 /// Longest accepted runner result (stored as the assistant's message).
 const MAX_RESULT_CHARS: usize = 1_000_000;
 
@@ -248,7 +259,7 @@ impl SessionAgent {
         Ok((ids, meta))
     }
 
-    fn load_attachments(sql: &Sql, ids: &[String]) -> Result<Vec<Value>> {
+    fn load_attachments(sql: &Sql, ids: &[String]) -> Result<Vec<StoredAttachment>> {
         #[derive(Deserialize)]
         struct A {
             mime: String,
@@ -267,15 +278,16 @@ impl SessionAgent {
             else {
                 continue;
             };
-            let url: String = rows::<C>(
+            let chunks = rows::<C>(
                 sql,
                 "SELECT data FROM attachment_chunks WHERE attachment_id = ? ORDER BY idx",
                 vec![id.as_str().into()],
-            )?
-            .into_iter()
-            .map(|c| c.data)
-            .collect();
-            out.push(json!({ "type": "file", "mime": a.mime, "url": url, "filename": a.filename, "size": a.size }));
+            )?;
+            let mut url = String::with_capacity(chunks.iter().map(|c| c.data.len()).sum());
+            for c in chunks {
+                url.push_str(&c.data);
+            }
+            out.push(StoredAttachment { kind: "file", mime: a.mime, url, filename: a.filename, size: a.size });
         }
         Ok(out)
     }
@@ -650,9 +662,27 @@ impl SessionAgent {
         prompt["status"] = json!("processing");
         prompt["startedAt"] = json!(iso(now));
         prompt["authorEmail"] = json!(next.author_email);
-        prompt["attachments"] = json!(Self::load_attachments(&sql, &ids)?);
         prompt["leaseUntil"] = json!(iso(now + lease));
-        Response::from_json(&json!({ "prompt": prompt }))
+        let attachments = Self::load_attachments(&sql, &ids)?;
+        // `{"prompt": {…, "attachments": […]}}` written once into a buffer of its final size:
+        // the attachment data (up to 25 MB) is never copied into a JSON value first.
+        let head = serde_json::to_vec(&prompt)?;
+        let size = head.len()
+            + attachments
+                .iter()
+                .map(|a| a.url.len() + 6 * (a.mime.len() + a.filename.as_ref().map_or(0, String::len)) + 64)
+                .sum::<usize>()
+            + 64;
+        let mut out = Vec::with_capacity(size);
+        out.extend_from_slice(b"{\"prompt\":");
+        out.extend_from_slice(&head[..head.len() - 1]); // without the object's closing brace
+        drop(head);
+        out.extend_from_slice(b",\"attachments\":");
+        serde_json::to_writer(&mut out, &attachments)?;
+        out.extend_from_slice(b"}}");
+        let resp = Response::from_bytes(out)?;
+        resp.headers().set("Content-Type", "application/json")?;
+        Ok(resp)
     }
 
     fn complete(&self, prompt_id: &str, req: CompleteRequest, now: Millis) -> Result<Response> {
@@ -780,15 +810,20 @@ impl SessionAgent {
         // Overdue collect buffers are flushed before anything reads or claims the queue,
         // so a late alarm never reorders work.
         Self::flush_due(&self.sql(), now)?;
-        let body = |text: &str| -> std::result::Result<Value, ()> {
-            if text.trim().is_empty() {
+        let body = |text: &[u8]| -> std::result::Result<Value, ()> {
+            if text.iter().all(u8::is_ascii_whitespace) {
                 Ok(json!({}))
             } else {
-                serde_json::from_str(text).map_err(|_| ())
+                serde_json::from_slice(text).map_err(|_| ())
             }
         };
-        let text = if req.method() == worker::Method::Post { req.text().await? } else { String::new() };
-        let Ok(value) = body(&text) else {
+        // Bytes, not text: a JS string converted to Rust reserves three bytes per character
+        // once it meets a non-ASCII one (a 75 MB transient for a 25 MB prompt).
+        let text = if req.method() == worker::Method::Post { req.bytes().await? } else { Vec::new() };
+        let parsed = body(&text);
+        // A prompt's text can be 25 MB: freed as soon as it is parsed.
+        drop(text);
+        let Ok(value) = parsed else {
             return json_error(400, "INVALID_JSON", "Invalid request");
         };
         macro_rules! parse {
@@ -895,7 +930,10 @@ impl DurableObject for SessionAgent {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        match self.handle(req).await {
+        let result = self.handle(req).await;
+        #[cfg(feature = "fault-injection")]
+        worker::console_log!("[test] SessionAgent wasm memory {}", crate::jobs::faults::wasm_memory());
+        match result {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 crate::config::log_error(&format!("SessionAgent failure: {e}"));

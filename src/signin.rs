@@ -372,7 +372,7 @@ struct UserRow {
 /// `POST /auth/exchange {code, provider?}` → `{token, expiresAt, user}` (the code works once,
 /// for 60 seconds).
 pub async fn exchange(ctx: &Ctx) -> ApiResult<Reply> {
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let code = input.str("code", 1, 200);
     let expected = input.opt_enum("provider", &["github", "google"], Provider::parse);
     input.finish()?;

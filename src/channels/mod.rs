@@ -80,7 +80,7 @@ pub async fn list_bindings(ctx: &Ctx) -> ApiResult<Reply> {
 /// → 201 `{binding}`. The scope key is computed here from the caller and the channel.
 pub async fn create_binding(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let session_id = input.str("sessionId", 1, 100);
     let channel = input.opt_enum("channelType", &ChannelType::ALL, ChannelType::parse);
     if !input.has("channelType") {
@@ -147,7 +147,7 @@ pub async fn create_binding(ctx: &Ctx) -> ApiResult<Reply> {
 /// `PATCH /api/channels/bindings/:id` `{queueMode?, collectDebounceMs?, sessionId?}` → `{binding}`.
 pub async fn update_binding(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let mode = input.opt_enum("queueMode", &QueueMode::ALL, QueueMode::parse);
     let debounce = input.opt_int("collectDebounceMs", 0, MAX_DEBOUNCE_MS);
     let session_id = input.opt_str("sessionId", 1, 100);
@@ -193,7 +193,7 @@ pub async fn delete_binding(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `POST /api/sessions/:id/reply`: to a Slack thread or a Telegram chat, by `channelType`.
 pub async fn reply(ctx: &Ctx) -> ApiResult<Reply> {
-    let slack = serde_json::from_slice::<Value>(&ctx.body).is_ok_and(|v| v["channelType"] == "slack");
+    let slack = serde_json::from_slice::<Value>(&ctx.raw_body()).is_ok_and(|v| v["channelType"] == "slack");
     if slack {
         crate::slack::reply::reply(ctx).await
     } else {
@@ -257,14 +257,17 @@ pub const MAX_BINDINGS: i64 = 200;
 /// orchestrator, with channel, author, attachments and queue mode intact.
 pub async fn prompt(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    // The body (up to 32 MiB) is freed once parsed, and the attachments are moved from the
+    // parsed value into the request: one copy of the data at a time (see the README's memory
+    // figure).
+    let mut input = Input::parse(&ctx.take_body())?;
     let content = input.opt_text("content", MAX_CONTENT_CHARS);
     let channel = input.opt_enum("channelType", &ChannelType::ALL, ChannelType::parse);
     let channel_id = input.opt_str("channelId", 1, 500);
     let explicit_key = input.opt_str("scopeKey", 1, 1000);
     let mode = input.opt_enum("queueMode", &QueueMode::ALL, QueueMode::parse);
-    let attachments = match input.opt_array("attachments") {
-        Some(items) => parse_api_attachments(&mut input, "attachments", &items),
+    let attachments = match input.take_array("attachments") {
+        Some(items) => parse_api_attachments(&mut input, "attachments", items),
         None => Vec::new(),
     };
     if content.as_deref().unwrap_or("").trim().is_empty() && attachments.is_empty() {

@@ -120,7 +120,7 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn put(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let service = service_param(ctx)?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let credentials = input.str_map("credentials", 32, 16 * 1024);
     let scopes = input.opt_str_list("scopes", 64, 128).unwrap_or_default();
     let expires_at = input.opt_future_time("expiresAt", ctx.now);

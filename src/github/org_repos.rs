@@ -81,7 +81,7 @@ fn topics(input: &mut Input) -> Option<String> {
 
 /// `POST /api/admin/repos` `{fullName, description?, language?, defaultBranch?, topics?}` → 201 repo.
 pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let full = input.str("fullName", 3, 140);
     let description = input.opt_str("description", 0, 1000).filter(|d| !d.is_empty());
     let language = input.opt_str("language", 0, 50).filter(|l| !l.is_empty());
@@ -123,7 +123,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `PUT /api/admin/repos/:id` `{description?, language?, defaultBranch?, enabled?, topics?}` → `{ok, repo}`.
 pub async fn update(ctx: &Ctx) -> ApiResult<Reply> {
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let has = |i: &Input, f: &str| i.has(f);
     let (set_desc, set_lang) = (has(&input, "description"), has(&input, "language"));
     let description = input.opt_str("description", 0, 1000).filter(|d| !d.is_empty());
@@ -169,7 +169,7 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `PUT /api/admin/repos/:id/persona-default` `{personaId}`: the persona must exist and be shared.
 pub async fn set_persona(ctx: &Ctx) -> ApiResult<Reply> {
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let persona_id = input.str("personaId", 1, 100);
     input.finish()?;
     let db = ctx.db()?;
@@ -261,7 +261,7 @@ fn slugify(name: &str) -> String {
 /// `POST /api/admin/personas` `{name, slug?, description?, visibility?}` → 201 persona.
 pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let name = input.str("name", 1, 100);
     let slug = input.opt_str("slug", 1, 64).unwrap_or_else(|| slugify(&name));
     let description = input.opt_str("description", 0, 2000);

@@ -218,7 +218,7 @@ pub async fn create_pr(ctx: &Ctx) -> ApiResult<Reply> {
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let repo = RepoRef::parse_on_hosts(raw, &hosts)
         .ok_or_else(|| ApiError::new(400, "VALIDATION_ERROR", "Invalid GitHub repository URL"))?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let branch = input.str("branch", 1, 255);
     let title = input.str("title", 1, 256);
     let body = input.opt_text("body", 65_536).unwrap_or_default();

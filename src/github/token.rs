@@ -89,7 +89,7 @@ pub async fn require(ctx: &Ctx) -> ApiResult<String> {
 /// links the GitHub account to the user when it is not linked to someone else.
 pub async fn put(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let token = input.str("token", 20, 255);
     // Every GitHub token format (ghp_, gho_, github_pat_, 40-hex) is letters, digits, `_`.
     if !token.is_empty() && !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {

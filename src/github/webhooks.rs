@@ -66,7 +66,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
             "GitHub webhooks are not configured (GITHUB_WEBHOOK_SECRET)",
         ));
     };
-    if !signature_valid(&secret, ctx.raw_body(), ctx.header("X-Hub-Signature-256").as_deref()) {
+    if !signature_valid(&secret, &ctx.raw_body(), ctx.header("X-Hub-Signature-256").as_deref()) {
         return Err(ApiError::new(401, "INVALID_SIGNATURE", "Invalid signature"));
     }
     let event =
@@ -82,7 +82,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         }
     };
     let payload =
-        parse_payload(ctx.raw_body(), ctx.header("Content-Type").as_deref()).ok_or_else(ApiError::invalid_json)?;
+        parse_payload(&ctx.raw_body(), ctx.header("Content-Type").as_deref()).ok_or_else(ApiError::invalid_json)?;
     let applied = apply(&ctx.env, &ctx.db()?, &event, &delivery, &payload, ctx.now, true).await?;
     if applied.duplicate {
         return Reply::ok(&json!({ "received": true, "event": event, "deliveryId": delivery, "duplicate": true }));

@@ -1,6 +1,7 @@
 //! What a handler gets: the parsed request, the caller and the environment. It lives with
 //! the HTTP layer so features depend on it without depending on the pipeline that calls them.
 
+use std::cell::{Ref, RefCell};
 use std::rc::Rc;
 
 use worker::d1::D1Database;
@@ -25,7 +26,8 @@ pub struct Ctx {
     pub params: Params,
     pub query: Query,
     pub headers: Headers,
-    pub body: Vec<u8>,
+    /// The body; a handler of a large one takes it (`take_body`) once it has parsed it.
+    pub(crate) body: RefCell<Vec<u8>>,
     pub now: Millis,
     /// The invocation, for work that continues after the response (`wait_until`).
     pub wctx: Rc<Context>,
@@ -39,8 +41,14 @@ impl Ctx {
     }
 
     /// The raw request body (webhook signatures are checked over these exact bytes).
-    pub fn raw_body(&self) -> &[u8] {
-        &self.body
+    pub fn raw_body(&self) -> Ref<'_, [u8]> {
+        Ref::map(self.body.borrow(), Vec::as_slice)
+    }
+
+    /// Takes the body out, so a large one is freed as soon as it has been parsed (a 32 MiB
+    /// prompt would otherwise be held until the response, against a 128 MB isolate).
+    pub fn take_body(&self) -> Vec<u8> {
+        self.body.take()
     }
 
     /// A request header.

@@ -152,6 +152,19 @@ impl Input {
     }
 
     /// An optional array of arbitrary values (for nested shapes parsed by the caller).
+    /// Takes an optional array out of the input (its items are moved, not copied: prompts
+    /// carry megabytes of attachments).
+    pub fn take_array(&mut self, field: &str) -> Option<Vec<Value>> {
+        match self.obj.remove(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => Some(items),
+            Some(_) => {
+                self.error(field, "Expected an array");
+                None
+            }
+        }
+    }
+
     pub fn opt_array(&mut self, field: &str) -> Option<Vec<Value>> {
         match self.present(field) {
             None => None,

@@ -34,8 +34,9 @@ impl Reply {
     }
 
     /// A JSON document that is already serialized (e.g. the embedded OpenAPI file).
-    pub fn raw_json(text: &str) -> Reply {
-        Reply { status: 200, body: ReplyBody::Json(text.to_string()), headers: Vec::new() }
+    /// A 200 with JSON text as is (a `String` is moved, not copied).
+    pub fn raw_json(text: impl Into<String>) -> Reply {
+        Reply { status: 200, body: ReplyBody::Json(text.into()), headers: Vec::new() }
     }
 
     /// A 302 to `location` (OAuth flows).

@@ -282,7 +282,7 @@ async fn connect(
 pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let name = input.str("service", 1, 40);
     if !name.is_empty() && !KNOWN_SERVICES.contains(&name.as_str()) {
         input.error("service", format!("Expected one of: {}", KNOWN_SERVICES.join(", ")));
@@ -317,7 +317,7 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let row = find(ctx, true).await?;
     let service = row.service()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let config = parse_config(&mut input, Some(service), false);
     let status = input.opt_enum("status", &["active"], |s| (s == "active").then_some(()));
     let scope = input.opt_enum("scope", &["user", "org"], |s| ["user", "org"].contains(&s).then(|| s.to_string()));
@@ -368,7 +368,7 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
 /// the run is queued; its slices run in queue consumers.
 pub async fn sync(ctx: &Ctx) -> ApiResult<Reply> {
     let row = find(ctx, true).await?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let entities = input.opt_str_list("entities", 20, 40);
     let full = input.opt_bool("fullSync").unwrap_or(false);
     input.finish()?;
@@ -521,7 +521,7 @@ pub async fn search(ctx: &Ctx) -> ApiResult<Reply> {
 /// `POST /api/integrations/:id/fetch` `{entityType, externalId}` → the live entity (also stored).
 pub async fn fetch(ctx: &Ctx) -> ApiResult<Reply> {
     let row = find(ctx, true).await?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let kind = input.str("entityType", 1, 40);
     let id = input.str("externalId", 1, 300);
     input.finish()?;
@@ -542,7 +542,7 @@ pub async fn fetch(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn push(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let row = find(ctx, true).await?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let kind = input.str("entityType", 1, 40);
     let data = input.opt_object("data").map(Value::Object);
     if data.is_none() {
@@ -573,10 +573,10 @@ pub async fn actions(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn act(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let row = find(ctx, false).await?;
-    let params = if ctx.body.iter().all(u8::is_ascii_whitespace) {
+    let params = if ctx.raw_body().iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice::<Value>(&ctx.body).map_err(|_| ApiError::invalid_json())?
+        serde_json::from_slice::<Value>(&ctx.raw_body()).map_err(|_| ApiError::invalid_json())?
     };
     let result = invoke(ctx, &caller.id, &row, ctx.params.get("name"), &params).await?;
     Reply::ok(&json!({ "result": result }))
@@ -688,7 +688,7 @@ pub async fn oauth_start(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let (service, spec) = oauth_service(ctx)?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let code = input.str("code", 1, 2000);
     let state = input.str("state", 1, 200);
     let redirect = input.str("redirect_uri", 1, 2000);

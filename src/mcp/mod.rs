@@ -44,7 +44,8 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         .unwrap_or(DEFAULT_PAGE);
     let backend = Live { ctx, caller: &caller.id, rows: OnceCell::new() };
     let header = ctx.header("MCP-Protocol-Version");
-    match rpc::handle(&backend, &ctx.body, header.as_deref().map(str::trim), page).await {
+    let body = ctx.take_body();
+    match rpc::handle(&backend, &body, header.as_deref().map(str::trim), page).await {
         rpc::Answer::Accepted => Ok(Reply::empty(202)),
         rpc::Answer::Json(status, body) => Reply::json(status, &body),
     }

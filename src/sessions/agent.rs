@@ -93,7 +93,20 @@ impl<'a> SessionAgent<'a> {
     }
 
     pub async fn prompt(&self, req: &PromptRequest) -> ApiResult<PromptAccepted> {
-        let r = self.call(Method::Post, "/prompt", Some(req)).await?;
+        // Sized up front: attachments can be 25 MB, and a growing buffer would briefly hold
+        // one and a half copies of them.
+        // (A character escapes to at most six bytes; data URLs are base64 and never escape.)
+        let size = 6 * req.content.len()
+            + req
+                .attachments
+                .iter()
+                .map(|a| a.url.len() + 6 * (a.mime.len() + a.filename.as_ref().map_or(0, String::len)) + 64)
+                .sum::<usize>()
+            + 4096;
+        let mut text = Vec::with_capacity(size);
+        serde_json::to_writer(&mut text, req)?;
+        let text = String::from_utf8(text).map_err(|_| ApiError::internal("prompt JSON is not UTF-8"))?;
+        let r = do_client::call_text(self.env, BINDING, self.session_id, Method::Post, "/prompt", Some(text)).await?;
         match r.status {
             200 => r.json(),
             400 => Err(ApiError::new(400, "VALIDATION_ERROR", "Missing content or attachments")),

@@ -134,7 +134,7 @@ async fn git_state(db: &D1Database, session_id: &str) -> ApiResult<Option<Value>
 /// written in one batch (all or nothing).
 pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let workspace = input.str("workspace", 1, 100);
     let title = input.opt_str("title", 1, 200);
     let repo_url = input.opt_str("repoUrl", 1, 500);
@@ -359,7 +359,7 @@ pub async fn link_pr(db: &D1Database, session_id: &str, pr: &PrLink<'_>, now: &s
 /// the runner reports what it did (owner only; a finished session takes no reports).
 pub async fn put_git_state(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let branch = input.opt_str("branch", 1, 255);
     let pr_number = input.opt_int("prNumber", 1, 1_000_000_000);
     let pr_url = input.opt_str("prUrl", 1, 500);
@@ -525,7 +525,7 @@ pub async fn read(ctx: &Ctx, what: &str) -> ApiResult<Reply> {
     let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
     let r = SessionAgent::new(&ctx.env, &session.id).get(&format!("/{what}?limit={limit}&cursor={cursor}")).await?;
     match r.status {
-        200 => Ok(Reply::raw_json(&r.text)),
+        200 => Ok(Reply::raw_json(r.text)),
         400 => Err(ApiError::invalid_field("cursor", "Invalid cursor")),
         s => Err(ApiError::internal(format!("SessionAgent /{what} answered {s}"))),
     }
@@ -549,7 +549,7 @@ pub async fn heartbeat(ctx: &Ctx) -> ApiResult<Reply> {
     let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
     let r = SessionAgent::new(&ctx.env, &session.id).post(&format!("/heartbeat/{id}"), &json!({})).await?;
     match r.status {
-        200 => Ok(Reply::raw_json(&r.text)),
+        200 => Ok(Reply::raw_json(r.text)),
         409 => Err(ApiError::conflict("PROMPT_NOT_PROCESSING", r.message())),
         s => Err(ApiError::internal(format!("heartbeat answered {s}"))),
     }
@@ -562,7 +562,7 @@ pub async fn claim(ctx: &Ctx) -> ApiResult<Reply> {
     let session = owned_session(&ctx.db()?, &caller.id, ctx.params.get("id")).await?;
     let r = SessionAgent::new(&ctx.env, &session.id).post("/claim", &json!({})).await?;
     match r.status {
-        200 => Ok(Reply::raw_json(&r.text)),
+        200 => Ok(Reply::raw_json(r.text)),
         204 => Ok(Reply::no_content()),
         409 => Err(ApiError::conflict("PROMPT_IN_PROGRESS", "A prompt is already being processed")
             .with_details(r.json::<Value>()?["details"].clone())),
@@ -573,7 +573,7 @@ pub async fn claim(ctx: &Ctx) -> ApiResult<Reply> {
 /// `POST /api/sessions/:id/queue/:promptId/complete` with `{result?, error?}`.
 pub async fn complete(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let result = input.opt_str("result", 0, 1_000_000);
     let error = input.opt_str("error", 1, 2_000);
     input.finish()?;
@@ -629,7 +629,7 @@ pub async fn clear(ctx: &Ctx, stop: bool) -> ApiResult<Reply> {
     let r =
         SessionAgent::new(&ctx.env, &session.id).post(if stop { "/stop" } else { "/clear-queue" }, &json!({})).await?;
     if r.status == 200 {
-        Ok(Reply::raw_json(&r.text))
+        Ok(Reply::raw_json(r.text))
     } else {
         Err(ApiError::internal(format!("clear answered {}", r.status)))
     }

@@ -102,22 +102,25 @@ pub fn sanitize(items: Vec<Attachment>) -> (Vec<Attachment>, usize) {
 /// Parses `attachments` of `/api/prompt`, accepting both shapes the platform sends:
 /// `{type: "file", mime, url}` and `{type, name, data, mimeType}` (data = base64 or a data URL).
 /// Problems are reported on `input` with the item's index.
-pub fn parse_api_attachments(input: &mut Input, field: &str, items: &[serde_json::Value]) -> Vec<Attachment> {
+pub fn parse_api_attachments(input: &mut Input, field: &str, items: Vec<serde_json::Value>) -> Vec<Attachment> {
     let mut out = Vec::new();
     if items.len() > MAX_ATTACHMENTS {
         input.error(field, format!("At most {MAX_ATTACHMENTS} attachments"));
         return out;
     }
     let mut total = 0usize;
-    for (i, item) in items.iter().enumerate() {
+    for (i, mut item) in items.into_iter().enumerate() {
         let at = format!("{field}[{i}]");
-        let s = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let (mime, url, filename) = if let Some(url) = s("url").filter(|_| s("mime").is_some()) {
-            (s("mime").unwrap_or_default(), url, s("filename").or_else(|| s("name")))
-        } else if let Some(data) = s("data") {
-            let mime = s("mimeType").or_else(|| data_url_mime(&data)).unwrap_or_default();
+        let s = |item: &serde_json::Value, k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let is_url = item.get("url").is_some_and(|v| v.is_string()) && s(&item, "mime").is_some();
+        // The data itself is moved out of the item, never copied.
+        let (mime, url, filename) = if is_url {
+            let url = take_str(&mut item, "url").unwrap_or_default();
+            (s(&item, "mime").unwrap_or_default(), url, s(&item, "filename").or_else(|| s(&item, "name")))
+        } else if let Some(data) = take_str(&mut item, "data") {
+            let mime = s(&item, "mimeType").or_else(|| data_url_mime(&data)).unwrap_or_default();
             let url = if data.starts_with("data:") { data } else { format!("data:{mime};base64,{data}") };
-            (mime, url, s("name"))
+            (mime, url, s(&item, "name"))
         } else {
             input.error(&at, "Expected {type, name, data, mimeType} or {type: \"file\", mime, url}");
             continue;
@@ -152,6 +155,14 @@ pub fn parse_api_attachments(input: &mut Input, field: &str, items: &[serde_json
         });
     }
     out
+}
+
+/// Moves a string field out of a JSON object.
+fn take_str(item: &mut serde_json::Value, key: &str) -> Option<String> {
+    match item.get_mut(key).map(serde_json::Value::take) {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    }
 }
 
 fn data_url_mime(s: &str) -> Option<String> {
@@ -238,7 +249,7 @@ mod tests {
             json!({"type": "url", "name": "p.jpg", "data": "data:image/jpeg;base64,aGVsbG8="}),
         ];
         let mut input = Input::parse(b"{}").unwrap();
-        let out = parse_api_attachments(&mut input, "attachments", &items);
+        let out = parse_api_attachments(&mut input, "attachments", items);
         assert!(input.finish().is_ok());
         assert_eq!(out.len(), 3);
         assert_eq!(out[1].url, "data:audio/ogg;base64,aGVsbG8=");
@@ -254,12 +265,12 @@ mod tests {
             json!({"nothing": true}),
         ];
         let mut input = Input::parse(b"{}").unwrap();
-        parse_api_attachments(&mut input, "attachments", &items);
+        parse_api_attachments(&mut input, "attachments", items);
         let err = input.finish().unwrap_err();
         let fields = err.fields();
         assert_eq!(fields, ["attachments[0]", "attachments[1]", "attachments[2]"]);
         let mut input = Input::parse(b"{}").unwrap();
-        parse_api_attachments(&mut input, "attachments", &vec![json!({}); 9]);
+        parse_api_attachments(&mut input, "attachments", vec![json!({}); 9]);
         assert!(input.finish().is_err());
     }
 

@@ -201,10 +201,10 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     let secret = var(&ctx.env, "SLACK_SIGNING_SECRET").ok_or_else(not_configured)?;
     let timestamp = ctx.header("X-Slack-Request-Timestamp").unwrap_or_default();
     let signature = ctx.header("X-Slack-Signature").unwrap_or_default();
-    if !slack_valid(&secret, timestamp.trim(), ctx.raw_body(), &signature, ctx.now.div_euclid(1000)) {
+    if !slack_valid(&secret, timestamp.trim(), &ctx.raw_body(), &signature, ctx.now.div_euclid(1000)) {
         return Err(ApiError::new(401, "INVALID_SIGNATURE", "Invalid or stale signature"));
     }
-    let v: Value = serde_json::from_slice(ctx.raw_body()).map_err(|_| ApiError::invalid_json())?;
+    let v: Value = serde_json::from_slice(&ctx.raw_body()).map_err(|_| ApiError::invalid_json())?;
     let (event_id, kind, job) = match classify(&v) {
         Incoming::UrlVerification(challenge) => return Reply::ok(&json!({ "challenge": challenge })),
         Incoming::Ignore(_) => return Reply::ok(&json!({ "ok": true })),

@@ -333,7 +333,7 @@ async fn user_links(db: &D1Database, user_id: &str, team: Option<&str>) -> ApiRe
 /// to is linked to the caller (replacing the caller's earlier link in that workspace).
 pub async fn link(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let code = input.str("code", 1, 200);
     input.finish()?;
     let db = ctx.db()?;

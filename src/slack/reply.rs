@@ -60,7 +60,7 @@ pub async fn deliver_text(
 /// `POST /api/sessions/:id/reply` `{channelType: "slack", channelId, text}` → 202 `{delivered, parts}`.
 pub async fn reply(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     input.str("channelType", 1, 20);
     let channel = input.str("channelId", 1, 128);
     let text = input.opt_text("text", 100_000).filter(|t| !t.trim().is_empty());

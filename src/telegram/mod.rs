@@ -82,7 +82,7 @@ pub async fn bot_for(env: &Env, db: &D1Database, row: &ConfigRow) -> ApiResult<B
 /// `POST /api/me/telegram` `{botToken}` → `{config, webhookUrl}`.
 pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let token = input.str("botToken", 1, 200);
     if !token.is_empty() && !valid_token(&token) {
         input.error("botToken", "Expected a bot token like 123456789:AA… (from @BotFather)");

@@ -28,7 +28,7 @@ pub async fn deliver_text(env: &Env, db: &D1Database, user_id: &str, chat: &str,
 /// → 202 `{delivered, parts}`.
 pub async fn reply(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let channel = input.str("channelType", 1, 20);
     let chat = input.str("channelId", 1, 32);
     let text = input.opt_text("text", 100_000).filter(|t| !t.trim().is_empty());

@@ -189,7 +189,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     {
         return Err(ApiError::new(401, "INVALID_SECRET", "Invalid or missing secret token"));
     }
-    let update: Value = serde_json::from_slice(ctx.raw_body()).map_err(|_| ApiError::invalid_json())?;
+    let update: Value = serde_json::from_slice(&ctx.raw_body()).map_err(|_| ApiError::invalid_json())?;
     let update_id = update["update_id"]
         .as_i64()
         .filter(|u| *u >= 0)

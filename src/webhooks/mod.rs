@@ -53,7 +53,7 @@ async fn record(ctx: &Ctx, provider: &str, deliveries: &[(String, Option<String>
 }
 
 fn json_body(ctx: &Ctx) -> ApiResult<Value> {
-    serde_json::from_slice(ctx.raw_body()).map_err(|_| ApiError::invalid_json())
+    serde_json::from_slice(&ctx.raw_body()).map_err(|_| ApiError::invalid_json())
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
@@ -102,7 +102,7 @@ pub async fn discord(ctx: &Ctx) -> ApiResult<Reply> {
     let timestamp = ctx.header("X-Signature-Timestamp").unwrap_or_default();
     let (Some(signature), Some(key)) = (signature, hex_decode(key.trim())) else { return Err(bad_signature()) };
     let mut message = timestamp.into_bytes();
-    message.extend_from_slice(ctx.raw_body());
+    message.extend_from_slice(&ctx.raw_body());
     if signature.len() != 64 || key.len() != 32 || !ed25519_verify(&key, &signature, &message).await {
         return Err(bad_signature());
     }
@@ -110,7 +110,7 @@ pub async fn discord(ctx: &Ctx) -> ApiResult<Reply> {
     if v["type"] == 1 {
         return Reply::ok(&json!({ "type": 1 }));
     }
-    let id = v["id"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(ctx.raw_body()));
+    let id = v["id"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(&ctx.raw_body()));
     let event = v["data"]["name"]
         .as_str()
         .map(str::to_string)
@@ -126,7 +126,7 @@ pub async fn discord(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn xero(ctx: &Ctx) -> ApiResult<Reply> {
     let key = var(&ctx.env, "XERO_WEBHOOK_KEY").ok_or_else(|| not_configured("Xero (XERO_WEBHOOK_KEY)"))?;
     let signature = ctx.header("x-xero-signature").unwrap_or_default();
-    if !signatures::xero_valid(&key, ctx.raw_body(), signature.trim()) {
+    if !signatures::xero_valid(&key, &ctx.raw_body(), signature.trim()) {
         return Ok(Reply::empty(401));
     }
     let Ok(v) = json_body(ctx) else { return Ok(Reply::empty(400)) };
@@ -136,7 +136,7 @@ pub async fn xero(ctx: &Ctx) -> ApiResult<Reply> {
             "{}-{}-{}",
             v["firstEventSequence"].as_i64().unwrap_or(0),
             v["lastEventSequence"].as_i64().unwrap_or(0),
-            v["entropy"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(ctx.raw_body()))
+            v["entropy"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(&ctx.raw_body()))
         );
         let kind =
             events[0]["eventCategory"].as_str().zip(events[0]["eventType"].as_str()).map(|(c, t)| format!("{c}.{t}"));
@@ -154,7 +154,7 @@ pub async fn hubspot(ctx: &Ctx) -> ApiResult<Reply> {
     let timestamp = ctx.header("X-HubSpot-Request-Timestamp").unwrap_or_default();
     // HubSpot signs the URL it called, which is this request's URL (or PUBLIC_URL's).
     let uri = format!("{}{}", ctx.public_origin(), ctx.path_and_query());
-    if !signatures::hubspot_v3_valid(&secret, "POST", &uri, ctx.raw_body(), &timestamp, signature.trim(), ctx.now) {
+    if !signatures::hubspot_v3_valid(&secret, "POST", &uri, &ctx.raw_body(), &timestamp, signature.trim(), ctx.now) {
         return Err(bad_signature());
     }
     let v = json_body(ctx)?;
@@ -228,10 +228,10 @@ pub async fn notion(ctx: &Ctx) -> ApiResult<Reply> {
     let (token, _) = crate::config::keyring(&ctx.env)?
         .open_str(&Aad { purpose: NOTION_PURPOSE, owner: NOTION }, &stored.sealed, Legacy::D1Column)
         .map_err(|_| ApiError::internal("the Notion verification token could not be decrypted"))?;
-    if !signatures::notion_valid(&token, ctx.raw_body(), ctx.header("X-Notion-Signature").unwrap_or_default().trim()) {
+    if !signatures::notion_valid(&token, &ctx.raw_body(), ctx.header("X-Notion-Signature").unwrap_or_default().trim()) {
         return Err(bad_signature());
     }
-    let id = v["id"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(ctx.raw_body()));
+    let id = v["id"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(&ctx.raw_body()));
     let new = record(ctx, NOTION, &[(id, v["type"].as_str().map(str::to_string))]).await?;
     let mut body = json!({ "received": true });
     if new == 0 {

@@ -93,7 +93,7 @@ pub fn render(template: &str, payload: &Value, query: &[(String, String)]) -> St
 /// `POST /api/webhook-triggers` `{path, method?, sessionId?, promptTemplate}` → 201 `{trigger, secret}`.
 pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.body)?;
+    let mut input = Input::parse(&ctx.raw_body())?;
     let path = input.str("path", 1, 200);
     if !path.is_empty() {
         if let Err(m) = valid_path(&path) {
@@ -189,15 +189,15 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
         .map(|(s, _)| s)
         .map_err(|_| ApiError::internal("a trigger secret could not be decrypted"))?;
     let signature = ctx.header("X-Webhook-Signature").or_else(|| ctx.header("X-Hub-Signature-256")).unwrap_or_default();
-    if !super::signatures::sha256_hex_signature_valid(&secret, ctx.raw_body(), signature.trim()) {
+    if !super::signatures::sha256_hex_signature_valid(&secret, &ctx.raw_body(), signature.trim()) {
         return Err(ApiError::new(401, "INVALID_SIGNATURE", "Invalid signature"));
     }
     let delivery = ctx
         .header("X-Webhook-Id")
         .or_else(|| ctx.header("X-GitHub-Delivery"))
         .filter(|d| !d.is_empty() && d.len() <= 200)
-        .unwrap_or_else(|| sha256_hex(ctx.raw_body()));
-    let payload: Value = serde_json::from_slice(ctx.raw_body()).unwrap_or(Value::Null);
+        .unwrap_or_else(|| sha256_hex(&ctx.raw_body()));
+    let payload: Value = serde_json::from_slice(&ctx.raw_body()).unwrap_or(Value::Null);
     let content = render(&row.prompt_template, &payload, ctx.query.pairs());
     if content.trim().is_empty() {
         return Err(ApiError::invalid_field("", "The trigger's template produced an empty prompt"));
