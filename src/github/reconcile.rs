@@ -23,6 +23,8 @@ use crate::sessions::repo::RepoRef;
 use crate::time::{iso, now_ms};
 
 const DEFAULT_INTERVAL_SECS: i64 = 300;
+/// Verified access is confirmed again after this long (access can be taken away).
+const RECHECK_MS: i64 = 24 * 3600 * 1000;
 /// Rows one run claims at most.
 const MAX_ROWS: u32 = 25;
 /// Subrequests a row may cost: a token read, a repository check, two PR fetches, and the
@@ -41,6 +43,7 @@ struct Due {
     full_name: String,
     repo_id: Option<String>,
     repo_verified: i64,
+    repo_checked_at: Option<String>,
     pr_number: Option<i64>,
     pr_state: Option<String>,
     source_pr_number: Option<i64>,
@@ -86,7 +89,7 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
                    SELECT g.session_id FROM session_git_state g JOIN sessions s ON s.id = g.session_id
                    WHERE s.status NOT IN ('terminated', 'archived', 'error') AND g.source_repo_full_name IS NOT NULL
                      AND (g.reconciled_at IS NULL OR g.reconciled_at <= ?3)
-                     AND (g.repo_verified <> 1
+                     AND (g.repo_verified <> 1 OR g.repo_checked_at IS NULL OR g.repo_checked_at <= ?5
                           OR (g.pr_number IS NOT NULL AND (g.pr_state IS NULL OR g.pr_state IN ('open', 'draft')))
                           OR (g.source_pr_number IS NOT NULL AND (g.source_pr_state IS NULL OR g.source_pr_state IN ('open', 'draft'))))
                      AND EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.user_id = s.user_id AND t.provider = 'github')
@@ -94,12 +97,13 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
                 &iso(now),
                 &claim,
                 &iso(now - interval * 1000),
-                &limit
+                &limit,
+                &iso(now - RECHECK_MS)
             )?,
             crate::q!(
                 &db,
                 "SELECT g.session_id, s.user_id, g.source_repo_full_name AS full_name, g.repo_id, g.repo_verified,
-                   g.pr_number, g.pr_state, g.source_pr_number, g.source_pr_state
+                   g.repo_checked_at, g.pr_number, g.pr_state, g.source_pr_number, g.source_pr_state
                  FROM session_git_state g JOIN sessions s ON s.id = g.session_id
                  WHERE g.reconcile_claim = ?1 ORDER BY g.session_id",
                 &claim
@@ -131,17 +135,21 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
         let Some(token) = tokens[&row.user_id].clone() else { continue };
         let Some(repo) = RepoRef::parse_full_name(&row.full_name) else { continue };
         let mut repo_id = row.repo_id.clone().filter(|_| row.repo_verified == access::VERIFIED);
-        if repo_id.is_none() {
+        let recheck = row.repo_checked_at.as_deref().is_none_or(|at| at <= iso(now - RECHECK_MS).as_str());
+        if repo_id.is_none() || recheck {
             used += 1;
             match access::check(&Net, &api, &token, &repo).await {
                 Err(_) => {
                     stopped = true;
                     break 'rows;
                 }
+                // GitHub could not say: a verified repository stays verified until it refuses.
+                Ok(Access::Pending) if repo_id.is_some() => {}
                 Ok(verdict) => {
-                    if let Access::Verified(id) = &verdict {
-                        repo_id = Some(id.clone());
-                    }
+                    repo_id = match &verdict {
+                        Access::Verified(id) => Some(id.clone()),
+                        _ => None,
+                    };
                     verdicts.push((row.session_id.clone(), verdict));
                 }
             }
@@ -191,10 +199,12 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
         let (id, verified) = verdict.columns();
         stmts.push(crate::q!(
             &db,
-            "UPDATE session_git_state SET repo_id = ?1, repo_verified = ?2 WHERE session_id = ?3",
+            "UPDATE session_git_state SET repo_id = ?1, repo_verified = ?2,
+               repo_checked_at = CASE WHEN ?2 = 0 THEN repo_checked_at ELSE ?4 END WHERE session_id = ?3",
             &id,
             &verified,
-            session
+            session,
+            &iso(now)
         )?);
     }
     if !stmts.is_empty() {
@@ -218,6 +228,7 @@ mod tests {
             full_name: "o/r".into(),
             repo_id: Some("1".into()),
             repo_verified: 1,
+            repo_checked_at: None,
             pr_number: pr,
             pr_state: state.map(str::to_string),
             source_pr_number: source,

@@ -231,8 +231,8 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         batch.push(crate::q!(
             &db,
             "INSERT INTO session_git_state (id, session_id, source_type, source_pr_number, source_issue_number,
-               source_repo_full_name, source_repo_url, branch, ref, repo_id, repo_verified, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?10, ?10)",
+               source_repo_full_name, source_repo_url, branch, ref, repo_id, repo_verified, repo_checked_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12, CASE WHEN ?12 = 0 THEN NULL ELSE ?10 END, ?10, ?10)",
             &uuid::Uuid::new_v4().to_string(),
             &id,
             &source_type,
@@ -325,12 +325,13 @@ pub async fn link_pr(db: &D1Database, session_id: &str, pr: &PrLink<'_>, now: &s
     crate::q!(
         db,
         "INSERT INTO session_git_state (id, session_id, source_type, source_repo_full_name, source_repo_url,
-           pr_number, pr_url, pr_title, pr_state, pr_created_at, repo_id, repo_verified, created_at, updated_at)
+           pr_number, pr_url, pr_title, pr_state, pr_created_at, repo_id, repo_verified, repo_checked_at, created_at, updated_at)
          VALUES (?1, ?2, 'manual', ?3, CASE WHEN ?3 IS NULL THEN NULL ELSE 'https://github.com/' || ?3 END,
-           ?4, ?5, ?6, ?7, ?8, ?9, CASE WHEN ?9 IS NULL THEN 0 ELSE 1 END, ?8, ?8)
+           ?4, ?5, ?6, ?7, ?8, ?9, CASE WHEN ?9 IS NULL THEN 0 ELSE 1 END, CASE WHEN ?9 IS NULL THEN NULL ELSE ?8 END, ?8, ?8)
          ON CONFLICT (session_id) DO UPDATE SET
            repo_id = CASE WHEN ?9 IS NOT NULL AND lower(COALESCE(source_repo_full_name, ?3)) = lower(?3) THEN ?9 ELSE repo_id END,
            repo_verified = CASE WHEN ?9 IS NOT NULL AND lower(COALESCE(source_repo_full_name, ?3)) = lower(?3) THEN 1 ELSE repo_verified END,
+           repo_checked_at = CASE WHEN ?9 IS NOT NULL AND lower(COALESCE(source_repo_full_name, ?3)) = lower(?3) THEN ?8 ELSE repo_checked_at END,
            pr_state = CASE WHEN pr_number IS ?4 THEN COALESCE(?7, pr_state) ELSE ?7 END,
            pr_title = CASE WHEN pr_number IS ?4 THEN COALESCE(?6, pr_title) ELSE ?6 END,
            pr_url = CASE WHEN pr_number IS ?4 THEN COALESCE(?5, pr_url) ELSE ?5 END,

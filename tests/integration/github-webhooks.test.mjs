@@ -302,6 +302,16 @@ test('GitHub webhooks', async (t) => {
     // A name is not an identity: a delivery naming octo/secret with another repository's id reaches no one.
     const spoof = JSON.stringify({ ref: 'refs/heads/main', after: sha(), repository: { id: 424242, full_name: 'octo/secret' }, sender: { id: 101 }, commits: [{ id: 'q' }] });
     assert.equal((await deliver('push', spoof)).body.sessionsUpdated, 0);
+    // Access taken away: the daily re-check (made due here) turns alice's session to denied, and
+    // the repository's next PR update no longer reaches it.
+    gh.restrict('octo/secret', []);
+    await db.prepare("UPDATE session_git_state SET repo_checked_at = '2020-01-01T00:00:00.000Z' WHERE session_id = ?").bind(alices.id).run();
+    await tick();
+    await until(async () => (await git(alice, alices.id)).repoAccess === 'denied', 'the re-check to refuse alice');
+    const later = JSON.parse(pr);
+    Object.assign(later.pull_request, { title: 'After removal', updated_at: new Date(Date.UTC(2026, 10, 4) + ++clock * 1000).toISOString() });
+    assert.equal((await deliver('pull_request', JSON.stringify(later))).body.sessionsUpdated, 0);
+    assert.equal((await git(alice, alices.id)).sourcePrTitle, 'Secret plans');
   });
 
   await t.test('the reconciler corrects a PR whose webhook never came, once', async () => {
