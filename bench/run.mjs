@@ -34,7 +34,7 @@ const BOT = '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw';
 const GH_TOKEN = 'gho_bench_user_token_000000000000000';
 const stateRoot = join(root, '.test-state');
 const children = new Set();
-const cleanup = () => { for (const c of children) { try { process.kill(-c.pid, 'SIGKILL'); } catch {} } };
+export const cleanup = () => { for (const c of children) { try { process.kill(-c.pid, 'SIGKILL'); } catch {} } };
 process.on('exit', cleanup);
 process.on('SIGINT', () => { cleanup(); process.exit(130); });
 
@@ -53,13 +53,13 @@ function get(url, headers = {}) {
   });
 }
 
-function call(method, url, { token, body, headers = {} } = {}) {
+export function call(method, url, { token, body, headers = {} } = {}) {
   return fetch(url, { method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}), ...headers }, body: body ? JSON.stringify(body) : undefined })
     .then(async (r) => ({ status: r.status, body: await r.json().catch(() => null) }));
 }
 
 /** A fresh state directory with migrations applied and a user token. */
-function prepareState() {
+export function prepareState() {
   mkdirSync(stateRoot, { recursive: true });
   const dir = mkdtempSync(join(stateRoot, 'bench-'));
   const r = spawnSync('node', [join(root, 'scripts', 'user-create.mjs'), '--email', 'bench@example.com', '--admin', '--persist-to', dir], { encoding: 'utf8', env: toolEnv({ CI: '1' }) });
@@ -69,9 +69,10 @@ function prepareState() {
 
 /** Starts `wrangler dev` (with `config`, the service's wrangler.toml unless given); resolves
  * `ready` when `path` answers 200. */
-function startWrangler(dir, port, vars, { config, path = '/health' } = {}) {
+export function startWrangler(dir, port, vars, { config, path = '/health', inspectorPort } = {}) {
   const args = [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', dir, '--log-level', 'warn', '--show-interactive-dev-session=false'];
   if (config) args.push('--config', config);
+  if (inspectorPort) args.push('--inspector-port', String(inspectorPort));
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const t0 = performance.now();
   const child = spawn('node', args, { cwd: root, env: toolEnv({ CI: '1', SKIP_WORKER_BUILD: '1' }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -127,20 +128,55 @@ function cpuTicks(pid) {
 }
 const cpuOf = (procs) => Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuTicks(pid)]));
 
-/** `amount` requests (after `warmup`), 10 connections; CPU per process per request. */
-async function load(name, url, opts, procs, { amount = 2000, warmup = 100 } = {}) {
+/** One round of a scenario: `amount` requests (after `warmup`) over 10 connections, with the
+ * CPU ticks of each process over them. */
+async function round(url, opts, procs, { amount, warmup }) {
   if (warmup) await autocannon({ url, connections: 10, amount: warmup, ...opts });
   const before = cpuOf(procs);
   const r = await autocannon({ url, connections: 10, amount, ...opts });
   const after = cpuOf(procs);
-  const ok = r.requests.total - r.non2xx - r.errors;
-  const per = (k) => ms(((after[k] - before[k]) * (1000 / HZ)) / Math.max(1, ok));
+  return { r, ticks: Object.fromEntries(Object.keys(procs).map((k) => [k, after[k] - before[k]])) };
+}
+
+/** A scenario's figures over its rounds: CPU per process per successful request (ticks summed
+ * over every round), throughput and latency of the rounds' median. */
+function combine(name, rounds) {
+  const ok = rounds.reduce((n, { r }) => n + r.requests.total - r.non2xx - r.errors, 0);
+  const per = (k) => ms((rounds.reduce((t, x) => t + x.ticks[k], 0) * (1000 / HZ)) / Math.max(1, ok));
   const cpu = { worker: per('worker'), entry: per('entry'), node: per('node') };
-  log(`  ${name}: ${Math.round(r.requests.average)} req/s, worker CPU ${cpu.worker} ms/req`);
+  const mid = (f) => median(rounds.map(({ r }) => f(r)));
   return {
-    scenario: name, requests: r.requests.total, reqPerSec: Math.round(r.requests.average), p50Ms: r.latency.p50, p99Ms: r.latency.p99,
-    errors: r.errors + r.timeouts, non2xx: r.non2xx, cpuMsPerReq: cpu,
+    scenario: name, rounds: rounds.length, requests: rounds.reduce((n, { r }) => n + r.requests.total, 0),
+    reqPerSec: Math.round(mid((r) => r.requests.average)), p50Ms: mid((r) => r.latency.p50), p99Ms: mid((r) => r.latency.p99),
+    errors: rounds.reduce((n, { r }) => n + r.errors + r.timeouts, 0), non2xx: rounds.reduce((n, { r }) => n + r.non2xx, 0),
+    cpuMsPerReq: cpu, cpuMsPerReqByRound: rounds.map((x) => ms((x.ticks.worker * (1000 / HZ)) / Math.max(1, x.r.requests.total - x.r.non2xx - x.r.errors))),
   };
+}
+
+async function load(name, url, opts, procs, { amount = 2000, warmup = 300, rounds = 2 } = {}) {
+  const done = [];
+  for (let i = 0; i < rounds; i++) done.push(await round(url, opts, procs, { amount, warmup: i === 0 ? warmup : 0 }));
+  const out = combine(name, done);
+  log(`  ${name}: worker CPU ${out.cpuMsPerReq.worker} ms/req`);
+  return out;
+}
+
+/** Raw and gzip bytes of each section of a Wasm module (what the upload is made of). */
+export function wasmSections(file) {
+  const buf = readFileSync(file);
+  let p = 8;
+  const leb = () => { let r = 0, sh = 0, b; do { b = buf[p++]; r |= (b & 0x7f) << sh; sh += 7; } while (b & 0x80); return r >>> 0; };
+  const names = ['custom', 'type', 'import', 'function', 'table', 'memory', 'global', 'export', 'start', 'element', 'code', 'data', 'datacount'];
+  const out = {};
+  while (p < buf.length) {
+    const id = buf[p++];
+    const len = leb();
+    const name = names[id] ?? `section${id}`;
+    const bytes = buf.subarray(p, p + len);
+    out[name] = { rawKiB: ms(len / 1024), gzipKiB: ms(gzipSync(bytes, { level: 9 }).length / 1024) };
+    p += len;
+  }
+  return out;
 }
 
 /** The floor worker's build: `bench/floor` compiled with the service's recipe when its sources changed. */
@@ -157,7 +193,7 @@ function buildFloor() {
 }
 
 /** The service's wrangler.toml with `main` pointing at another build (for `--baseline`). */
-function configFor(buildDir) {
+export function configFor(buildDir) {
   const text = readFileSync(join(root, 'wrangler.toml'), 'utf8').replace(/^main = .*$/m, `main = ${JSON.stringify(join(buildDir, 'index.js'))}`);
   const file = join(root, '.bench-baseline.wrangler.toml');
   writeFileSync(file, text);
@@ -176,6 +212,7 @@ async function benchFloor() {
     const lat = [];
     for (let i = 0; i < 100; i++) lat.push((await get(`http://127.0.0.1:${port}/`)).ms);
     const loadResult = await load('floor: GET / (minimal workers-rs JSON)', `http://127.0.0.1:${port}/`, {}, procs);
+    loadResult.note = 'same load as GET /health: 2 rounds of 2,000 after 300 to warm up';
     return { steady: { p50Ms: ms(pct(lat, 50)), p90Ms: ms(pct(lat, 90)) }, load: loadResult };
   } finally {
     await w.stop();
@@ -183,84 +220,101 @@ async function benchFloor() {
   }
 }
 
-/** The service's request scenarios against one build; `fakes` are shared. */
-async function benchService(fakes, { config, label = '' } = {}) {
+/** Starts one build (`config`: its wrangler.toml, the service's when absent) on `port` and
+ * arranges its state; answers its scenarios, not yet run. `fakes` are shared. */
+async function arrange(fakes, { config, port, label }) {
   const { dir, token } = prepareState();
-  const port = 8911;
   const base = `http://127.0.0.1:${port}`;
-  const w = startWrangler(dir, port, fakes.vars, { config });
+  const w = startWrangler(dir, port, fakes.vars, { config, inspectorPort: port + 1000 });
   await w.ready;
-  const out = { label };
-  try {
-    const auth = { authorization: `Bearer ${token}` };
-    const procs = wranglerProcesses(w.child.pid, port);
-    // Arrange: a GitHub integration and token, a session on a branch, a Telegram bot bound to
-    // it, a Gmail integration.
-    await call('PUT', `${base}/api/me/github-token`, { token, body: { token: GH_TOKEN } });
-    const ghInteg = await call('POST', `${base}/api/integrations`, { token, body: { service: 'github', credentials: { access_token: GH_TOKEN }, config: { syncFrequency: 'manual' } } });
-    if (ghInteg.status !== 201) throw new Error(`github integration: ${JSON.stringify(ghInteg.body)}`);
-    const session = (await call('POST', `${base}/api/sessions`, { token, body: { workspace: 'bench', repoUrl: 'bench/app', branch: 'main' } })).body.session;
-    const tgSetup = await call('POST', `${base}/api/me/telegram`, { token, body: { botToken: BOT } });
-    const me = (await call('GET', `${base}/api/me`, { token })).body.user.id;
-    // Pair the bench's Telegram user (id 1) with the bot.
-    await call('POST', `${base}/telegram/webhook/${me}`, {
-      body: { update_id: 0, message: { message_id: 0, date: 1, chat: { id: 777, type: 'private' }, from: { id: 1, first_name: 'B' }, text: `/start ${tgSetup.body.pairingCode}` } },
-      headers: { 'x-telegram-bot-api-secret-token': fakes.tg.webhooks.get(BOT)?.secret_token },
-    });
-    await call('POST', `${base}/api/channels/bindings`, { token, body: { sessionId: session.id, channelType: 'telegram', channelId: '777' } });
-    const secret = fakes.tg.webhooks.get(BOT)?.secret_token;
-    const gmail = await call('POST', `${base}/api/integrations`, { token, body: { service: 'gmail', credentials: fakes.google.grant(GMAIL_ACCOUNT), config: { syncFrequency: 'manual' } } });
-    if (gmail.status !== 201) throw new Error(`gmail integration: ${JSON.stringify(gmail.body)}`);
+  const auth = { authorization: `Bearer ${token}` };
+  const procs = wranglerProcesses(w.child.pid, port);
+  // Arrange: a GitHub integration and token, a session on a branch, a Telegram bot bound to
+  // it, a Gmail integration.
+  await call('PUT', `${base}/api/me/github-token`, { token, body: { token: GH_TOKEN } });
+  const ghInteg = await call('POST', `${base}/api/integrations`, { token, body: { service: 'github', credentials: { access_token: GH_TOKEN }, config: { syncFrequency: 'manual' } } });
+  if (ghInteg.status !== 201) throw new Error(`github integration: ${JSON.stringify(ghInteg.body)}`);
+  const session = (await call('POST', `${base}/api/sessions`, { token, body: { workspace: 'bench', repoUrl: 'bench/app', branch: 'main' } })).body.session;
+  const tgSetup = await call('POST', `${base}/api/me/telegram`, { token, body: { botToken: BOT } });
+  const secret = fakes.tg.webhooks.get(BOT)?.secret_token;
+  const me = (await call('GET', `${base}/api/me`, { token })).body.user.id;
+  // Pair the bench's Telegram user (id 1) with the bot.
+  await call('POST', `${base}/telegram/webhook/${me}`, {
+    body: { update_id: 0, message: { message_id: 0, date: 1, chat: { id: 777, type: 'private' }, from: { id: 1, first_name: 'B' }, text: `/start ${tgSetup.body.pairingCode}` } },
+    headers: { 'x-telegram-bot-api-secret-token': secret },
+  });
+  await call('POST', `${base}/api/channels/bindings`, { token, body: { sessionId: session.id, channelType: 'telegram', channelId: '777' } });
+  const gmail = await call('POST', `${base}/api/integrations`, { token, body: { service: 'gmail', credentials: fakes.google.grant(GMAIL_ACCOUNT), config: { syncFrequency: 'manual' } } });
+  if (gmail.status !== 201) throw new Error(`gmail integration: ${JSON.stringify(gmail.body)}`);
 
-    const steady = {};
+  const steady = async () => {
+    const out = {};
     for (const [name, path, headers] of [['health', '/health', {}], ['integrations', '/api/integrations', auth]]) {
       const lat = [];
       for (let i = 0; i < 100; i++) lat.push((await get(base + path, headers)).ms);
-      steady[name] = { p50Ms: ms(pct(lat, 50)), p90Ms: ms(pct(lat, 90)) };
+      out[name] = { p50Ms: ms(pct(lat, 50)), p90Ms: ms(pct(lat, 90)) };
     }
-    out.steady = steady;
-
-    const commits = Array.from({ length: 18 }, (_, i) => ({ id: `c${i}`.padEnd(40, '0'), message: `Commit ${i}: `.padEnd(220, 'x'), timestamp: '2026-11-01T00:00:00Z', author: { name: 'Bench', email: 'b@example.com' } }));
-    const pushTo = (branch) => {
-      const body = JSON.stringify({ ref: `refs/heads/${branch}`, after: 'c17'.padEnd(40, '0'), repository: { id: 1000, full_name: 'bench/app' }, sender: { id: 4242, login: 'bench' }, commits });
-      const sig = `sha256=${createHmac('sha256', HOOK_SECRET).update(body).digest('hex')}`;
-      return {
-        method: 'POST', body,
-        requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': sig } }) }],
-      };
+    return out;
+  };
+  const commits = Array.from({ length: 18 }, (_, i) => ({ id: `c${i}`.padEnd(40, '0'), message: `Commit ${i}: `.padEnd(220, 'x'), timestamp: '2026-11-01T00:00:00Z', author: { name: 'Bench', email: 'b@example.com' } }));
+  const pushTo = (branch) => {
+    const body = JSON.stringify({ ref: `refs/heads/${branch}`, after: 'c17'.padEnd(40, '0'), repository: { id: 1000, full_name: 'bench/app' }, sender: { id: 4242, login: 'bench' }, commits });
+    const sig = `sha256=${createHmac('sha256', HOOK_SECRET).update(body).digest('hex')}`;
+    return {
+      method: 'POST', body,
+      requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': sig } }) }],
     };
-    out.pushPayloadBytes = pushTo('main').body.length;
-    let updateId = 1;
-    const json = { ...auth, 'content-type': 'application/json' };
-    let rpcId = 1;
-    out.load = [
-      await load('GET /health', `${base}/health`, {}, procs),
-      await load('GET /api/integrations', `${base}/api/integrations`, { headers: auth }, procs),
-      await load('POST /webhooks/github push, no session on the branch', `${base}/webhooks/github`, pushTo('no-session-here'), procs),
-      await load('POST /webhooks/github push, one session on the branch', `${base}/webhooks/github`, pushTo('main'), procs),
-      await load('POST /telegram/webhook text → bound session', `${base}/telegram/webhook/${me}`, {
-        method: 'POST',
-        requests: [{ setupRequest: (req) => {
-          const id = updateId++;
-          return { ...req, headers: { ...req.headers, 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret }, body: JSON.stringify({ update_id: id, message: { message_id: id, date: 1, chat: { id: 777, type: 'private' }, from: { id: 1, first_name: 'B' }, text: `hello ${id}` } }) };
-        } }],
-      }, procs),
-      await load('POST /api/prompt', `${base}/api/prompt`, { method: 'POST', headers: json, body: JSON.stringify({ content: 'bench prompt', channelType: 'web', channelId: session.id }) }, procs),
-      await load('POST …/actions/send_email (Gmail, fake)', `${base}/api/integrations/${gmail.body.integration.id}/actions/send_email`, {
-        method: 'POST', headers: json, body: JSON.stringify({ to: 'someone@example.com', subject: 'Bench', body: 'Hello from the bench.' }),
-      }, procs, { amount: 500, warmup: 20 }),
-      await load('POST /mcp tools/call github_get_issue (fake)', `${base}/mcp`, {
-        method: 'POST',
-        headers: { ...json, accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
-        requests: [{ setupRequest: (req) => {
-          const id = rpcId++;
-          return { ...req, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'github_get_issue', arguments: { repository: 'bench/app', number: 1 + (id % 20) } } }) };
-        } }],
-      }, procs, { amount: 500, warmup: 20 }),
-    ];
-  } finally {
-    await w.stop();
-    rmSync(dir, { recursive: true, force: true });
+  };
+  let updateId = 1;
+  let rpcId = 1;
+  const json = { ...auth, 'content-type': 'application/json' };
+  const scenarios = [
+    ['GET /health', `${base}/health`, {}],
+    ['GET /api/integrations', `${base}/api/integrations`, { headers: auth }],
+    ['POST /webhooks/github push, no session on the branch', `${base}/webhooks/github`, pushTo('no-session-here')],
+    ['POST /webhooks/github push, one session on the branch', `${base}/webhooks/github`, pushTo('main')],
+    ['POST /telegram/webhook text → bound session', `${base}/telegram/webhook/${me}`, {
+      method: 'POST',
+      requests: [{ setupRequest: (req) => {
+        const id = updateId++;
+        return { ...req, headers: { ...req.headers, 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret }, body: JSON.stringify({ update_id: id, message: { message_id: id, date: 1, chat: { id: 777, type: 'private' }, from: { id: 1, first_name: 'B' }, text: `hello ${id}` } }) };
+      } }],
+    }],
+    ['POST /api/prompt', `${base}/api/prompt`, { method: 'POST', headers: json, body: JSON.stringify({ content: 'bench prompt', channelType: 'web', channelId: session.id }) }],
+    ['POST …/actions/send_email (Gmail, fake)', `${base}/api/integrations/${gmail.body.integration.id}/actions/send_email`, {
+      method: 'POST', headers: json, body: JSON.stringify({ to: 'someone@example.com', subject: 'Bench', body: 'Hello from the bench.' }),
+    }, { amount: 500, warmup: 50 }],
+    ['POST /mcp tools/call github_get_issue (fake)', `${base}/mcp`, {
+      method: 'POST',
+      headers: { ...json, accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
+      requests: [{ setupRequest: (req) => {
+        const id = rpcId++;
+        return { ...req, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'github_get_issue', arguments: { repository: 'bench/app', number: 1 + (id % 20) } } }) };
+      } }],
+    }, { amount: 500, warmup: 50 }],
+  ];
+  const stop = async () => { await w.stop(); rmSync(dir, { recursive: true, force: true }); };
+  return { label, procs, steady, scenarios, pushPayloadBytes: pushTo('main').body.length, stop };
+}
+
+/** Every scenario against each target (this build, and the baseline when given), interleaved:
+ * round 1 of a scenario on each target, then round 2 on each, so that both see the same machine. */
+async function benchServices(fakes, targets, rounds = 2) {
+  const out = targets.map((t) => ({ label: t.label, pushPayloadBytes: t.pushPayloadBytes, load: [] }));
+  for (const [k, t] of targets.entries()) out[k].steady = await t.steady();
+  for (let i = 0; i < targets[0].scenarios.length; i++) {
+    const done = targets.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (const [k, t] of targets.entries()) {
+        const [, url, opts, size = {}] = t.scenarios[i];
+        done[k].push(await round(url, opts, t.procs, { amount: size.amount ?? 2000, warmup: r === 0 ? (size.warmup ?? 300) : 0 }));
+      }
+    }
+    for (const [k, t] of targets.entries()) {
+      const c = combine(t.scenarios[i][0], done[k]);
+      out[k].load.push(c);
+      log(`  ${t.label}: ${c.scenario}: worker CPU ${c.cpuMsPerReq.worker} ms/req (rounds ${c.cpuMsPerReqByRound.join(', ')})`);
+    }
   }
   return out;
 }
@@ -279,7 +333,7 @@ async function main() {
   log('upload size (wrangler deploy --dry-run)');
   const dry = spawnSync('node', [join(root, 'scripts', 'deploy.mjs'), '--dry-run'], { encoding: 'utf8', env: toolEnv() });
   const m = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(`${dry.stdout}${dry.stderr}`);
-  results.upload = { rawKiB: Number(m?.[1]), gzipKiB: Number(m?.[2]) };
+  results.upload = { rawKiB: Number(m?.[1]), gzipKiB: Number(m?.[2]), wasmSections: wasmSections(join(root, 'build', 'index_bg.wasm')) };
   const floorDry = spawnSync('node', [WRANGLER, 'deploy', '--dry-run', '--config', join(root, 'bench', 'floor', 'wrangler.toml'), '--outdir', join(root, 'bench', 'floor', 'dist')], { encoding: 'utf8', env: toolEnv({ SKIP_WORKER_BUILD: '1' }) });
   const fm = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(`${floorDry.stdout}${floorDry.stderr}`);
   results.floorUpload = { rawKiB: Number(fm?.[1]), gzipKiB: Number(fm?.[2]) };
@@ -325,17 +379,21 @@ async function main() {
 
     log('the floor worker under the same load as /health');
     results.floor = await benchFloor();
-    log('steady latency and load: this build');
-    const svc = await benchService(fakes, { label: 'build' });
-    results.steady = svc.steady;
-    results.load = svc.load;
-    results.pushPayloadBytes = svc.pushPayloadBytes;
-    if (baseline) {
-      log(`steady latency and load: the baseline build in ${baseline}`);
-      results.baseline = { dir: baseline, ...(await benchService(fakes, { config: configFor(baseline), label: 'baseline' })) };
-      const wasm = join(baseline, 'index_bg.wasm');
-      results.baseline.wasmGzipKiB = Number((gzipSync(readFileSync(wasm), { level: 9 }).length / 1024).toFixed(2));
-      results.baseline.wasmGzipKiBThisBuild = Number((gzipSync(readFileSync(join(root, 'build', 'index_bg.wasm')), { level: 9 }).length / 1024).toFixed(2));
+    log(`steady latency and load: this build${baseline ? ` and the baseline build in ${baseline}, interleaved` : ''}`);
+    const targets = [await arrange(fakes, { port: 8911, label: 'build' })];
+    try {
+      if (baseline) targets.push(await arrange(fakes, { config: configFor(baseline), port: 8912, label: 'baseline' }));
+      const [svc, base] = await benchServices(fakes, targets);
+      results.steady = svc.steady;
+      results.load = svc.load;
+      results.pushPayloadBytes = svc.pushPayloadBytes;
+      if (base) {
+        results.baseline = { dir: baseline, steady: base.steady, load: base.load };
+        results.baseline.wasmGzipKiB = Number((gzipSync(readFileSync(join(baseline, 'index_bg.wasm')), { level: 9 }).length / 1024).toFixed(2));
+        results.baseline.wasmGzipKiBThisBuild = Number((gzipSync(readFileSync(join(root, 'build', 'index_bg.wasm')), { level: 9 }).length / 1024).toFixed(2));
+      }
+    } finally {
+      for (const t of targets) await t.stop();
     }
   } finally {
     rmSync(join(root, '.bench-baseline.wrangler.toml'), { force: true });
@@ -375,6 +433,7 @@ export function printTable(results) {
   const over = ms(cpu(health) - cpu(floor));
   const rows = [
     ['upload raw / gzip (floor worker: raw / gzip)', `${results.upload.rawKiB} / ${results.upload.gzipKiB} KiB (floor ${results.floorUpload.rawKiB} / ${results.floorUpload.gzipKiB} KiB)`, `gzip ≤ 400 KiB: ${verdict(results.upload.gzipKiB, 400)}`],
+    ['  of which Wasm code / data sections (gzip -9 each)', `${results.upload.wasmSections.code.gzipKiB} / ${results.upload.wasmSections.data.gzipKiB} KiB (raw ${results.upload.wasmSections.code.rawKiB} / ${results.upload.wasmSections.data.rawKiB} KiB)`, 'what dominates: see README, Performance'],
     ['CPU per request, ms: worker workerd / entry workerd / wrangler node', 'each row below; targets are on the worker workerd', ''],
     ['floor worker GET / CPU', cpuCell(floor), 'reported'],
     ['/health CPU, and over the floor', `${cpuCell(health)}; +${over} ms over the floor`, `≤ floor + 0.1 ms: ${verdict(over, 0.1)}`],

@@ -55,7 +55,7 @@ export function compile({ crateDir, outDir: out, features = [], targetDir }) {
   // `strip = true` would also remove the target_features section wasm-bindgen needs,
   // cloudflare/workers-rs#1014.) BENCH_KEEP_NAMES=1 keeps the names, for profiling.
   const wasm = join(out, 'index_bg.wasm');
-  const strip = process.env.BENCH_KEEP_NAMES === '1' ? [] : ['--strip-debug', '--strip-producers'];
+  const strip = process.env.BENCH_KEEP_NAMES === '1' ? ['-g'] : ['--strip-debug', '--strip-producers'];
   run(bin('wasm-opt'), [wasm, '-Oz', ...strip, '-o', wasm], { env });
 }
 
