@@ -239,7 +239,9 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
         },
         params,
         query: Query::parse(url.query()),
-        headers: req.headers().clone(),
+        // The request's own (immutable) Headers object, shared: `Headers::clone` would copy
+        // every header through JS.
+        headers: worker::Headers(req.headers().0.clone()),
         body,
         now,
         wctx,
