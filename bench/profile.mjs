@@ -2,7 +2,8 @@
 // (default `build-prof`, made with function names kept: `BENCH_KEEP_NAMES=1`, see README) under
 // `wrangler dev`, attaches to its V8 inspector, samples a CPU profile while a fixed number of
 // requests run, and prints the functions with the most self time (Wasm functions by their Rust
-// names) and the share of JS glue, Wasm and the runtime. Scenarios: health, integrations, push.
+// names) and the share of JS glue, Wasm and the runtime. Scenarios: health, integrations, push,
+// prompt.
 import { createHmac, randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { root } from '../scripts/lib.mjs';
 import { call, cleanup, configFor, prepareState, startWrangler } from './run.mjs';
 
 const args = process.argv.slice(2);
-const buildDir = join(root, args[0] && !['health', 'integrations', 'push'].includes(args[0]) ? args.shift() : 'build-prof');
+const buildDir = join(root, args[0] && !['health', 'integrations', 'push', 'prompt'].includes(args[0]) ? args.shift() : 'build-prof');
 const scenarios = args.length ? args : ['health', 'integrations', 'push'];
 const SECRET = 'profile-webhook-secret';
 const PORT = 8940;
@@ -59,13 +60,14 @@ async function main() {
   const base = `http://127.0.0.1:${PORT}`;
   const auth = { authorization: `Bearer ${token}` };
   try {
-    await call('POST', `${base}/api/sessions`, { token, body: { workspace: 'p', repoUrl: 'bench/app', branch: 'main' } });
+    const session = (await call('POST', `${base}/api/sessions`, { token, body: { workspace: 'p', repoUrl: 'bench/app', branch: 'main' } })).body.session;
     const body = JSON.stringify({ ref: 'refs/heads/nobody', after: 'a'.repeat(40), repository: { id: 1, full_name: 'bench/app' }, sender: { id: 1, login: 'b' },
       commits: Array.from({ length: 18 }, (_, i) => ({ id: `c${i}`.padEnd(40, '0'), message: `Commit ${i}: `.padEnd(220, 'x') })) });
     const sig = `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
     const opts = {
       health: [`${base}/health`, {}],
       integrations: [`${base}/api/integrations`, { headers: auth }],
+      prompt: [`${base}/api/prompt`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ content: 'profile prompt', channelType: 'web', channelId: session.id }) }],
       push: [`${base}/webhooks/github`, { method: 'POST', body, requests: [{ setupRequest: (r) => ({ ...r, headers: { ...r.headers, 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': sig } }) }] }],
     };
     const insp = await inspector();
