@@ -45,6 +45,7 @@ export async function benchSync({ issues = 10_000, repos = 8, budget = '1000', a
     await svc.start();
     const user = await svc.createUser({ email: 'bench@example.com' });
     const pid = workerdPids()[0];
+    const startRss = pid ? rssKiB(pid, 'VmRSS') : 0;
     const created = await svc.request('POST', '/api/integrations', { token: user.token, body: { service: 'github', credentials: { access_token: token }, config: { entities: ['repositories', 'issues'] } } });
     if (created.status !== 201) throw new Error(`configure failed: ${created.text}`);
     const id = created.body.integration.id;
@@ -63,7 +64,7 @@ export async function benchSync({ issues = 10_000, repos = 8, budget = '1000', a
     const hwm = pid ? rssKiB(pid, 'VmHWM') : 0;
     const figures = {
       issues, repos, budget: Number(budget), recordsSynced: status.progress, requests: status.requestsMade, invocations: status.invocations, wallSeconds: Number(wall.toFixed(2)),
-      entitiesPerSecond: Math.round(status.progress / wall), workerdPeakRssMiB: Number((Math.max(peak, hwm) / 1024).toFixed(1)),
+      entitiesPerSecond: Math.round(status.progress / wall), workerdStartRssMiB: Number((startRss / 1024).toFixed(1)), workerdPeakRssMiB: Number((Math.max(peak, hwm) / 1024).toFixed(1)),
     };
     if (after) figures.after = await after({ url: svc.url, token: user.token, integrationId: id, repository: 'bench/repo-0', issues, perRepo: Math.floor(issues / repos) });
     return figures;

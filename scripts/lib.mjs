@@ -30,7 +30,7 @@ export function log(msg) {
 
 /** Runs a command with inherited stdio; throws on a non-zero exit. */
 export function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: opts.quiet ? 'pipe' : ['ignore', 'inherit', 'inherit'], env: opts.env ?? toolEnv(), encoding: 'utf8' });
+  const r = spawnSync(cmd, args, { cwd: opts.cwd ?? root, stdio: opts.quiet ? 'pipe' : ['ignore', 'inherit', 'inherit'], env: opts.env ?? toolEnv(), encoding: 'utf8' });
   if (r.error) throw r.error;
   if (r.status !== 0) {
     if (opts.quiet) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);

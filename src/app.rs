@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
-use worker::{Context, Env, Headers, Request, Response};
+use wasm_bindgen::prelude::*;
+use worker::{web_sys, Context, Env, Request};
 
 use crate::auth::{self, Role};
 use crate::http::input::Query;
@@ -133,6 +134,16 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
     }
 }
 
+/// A route's first query that runs in the same D1 batch as authentication (one round trip
+/// instead of two): SQL over the token hash `?1` and the time `?2` that selects from
+/// `WITH caller AS (caller_sql!())`.
+fn prefetch_sql(route: Route) -> Option<&'static str> {
+    match route {
+        Route::ListIntegrations => Some(integrations::routes::LIST_WITH_CALLER),
+        _ => None,
+    }
+}
+
 /// Reads the body, refusing more than `limit` bytes without buffering the excess.
 async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
     if let Some(len) = req.headers().get("Content-Length")?.and_then(|v| v.parse::<usize>().ok()) {
@@ -181,6 +192,7 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
     }
     let now = now_ms();
     let mut caller = None;
+    let mut prefetched = None;
     if def.access != Access::Public {
         // RFC 9110 §11.6.1: a 401 names the scheme (MCP clients look for it).
         let challenge = |e: ApiError| e.with_header("WWW-Authenticate", "Bearer");
@@ -193,8 +205,11 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
             return Err(limits::too_many(Limit::AuthFailures));
         }
         let db = env.d1("DB")?;
-        let who = match auth::authenticate(&db, token, now).await {
-            Ok(who) => who,
+        let who = match auth::authenticate_with(&db, token, now, prefetch_sql(def.route)).await {
+            Ok((who, first)) => {
+                prefetched = first;
+                who
+            }
             Err(e) if e.status == 401 => {
                 if !limits::allow(&env, Limit::AuthFailures, &ip).await {
                     limits::block(&ip, now);
@@ -227,11 +242,14 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
         },
         params,
         query: Query::parse(url.query()),
-        headers: req.headers().clone(),
+        // The request's own (immutable) Headers object, shared: `Headers::clone` would copy
+        // every header through JS.
+        headers: worker::Headers(req.headers().0.clone()),
         body: std::cell::RefCell::new(body),
         now,
         wctx,
         caller,
+        prefetched: std::cell::RefCell::new(prefetched),
     };
     dispatch(def.route, &ctx).await
 }
@@ -243,7 +261,7 @@ fn preflight(req: &Request) -> bool {
 }
 
 /// The Worker's `fetch` handler.
-pub async fn handle(req: Request, env: Env, wctx: Context) -> worker::Result<Response> {
+pub async fn handle(req: Request, env: Env, wctx: Context) -> worker::Result<web_sys::Response> {
     let request_id = h::request_id(req.headers().get("X-Request-Id").ok().flatten().as_deref());
     let origin = req.headers().get("Origin").ok().flatten();
     let frontend = config::var(&env, "FRONTEND_URL");
@@ -273,27 +291,94 @@ pub async fn handle(req: Request, env: Env, wctx: Context) -> worker::Result<Res
     respond(reply, &request_id, cors_origin.as_deref())
 }
 
-fn respond(reply: Reply, request_id: &str, cors_origin: Option<&str>) -> worker::Result<Response> {
-    let headers = Headers::new();
+// The response in one boundary crossing: status, body text and every header as one
+// NUL-separated string (NUL cannot occur in a header name or value), instead of a JS call per
+// header, a Uint8Array copy and a ResponseInit built field by field.
+#[wasm_bindgen(inline_js = "export function respond_js(status, body, headers) {
+  const h = new Headers();
+  const p = headers.split('\\0');
+  for (let i = 0; i + 1 < p.length; i += 2) h.set(p[i], p[i + 1]);
+  return new Response(body, { status, headers: h });
+}")]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn respond_js(status: u16, body: Option<String>, headers: &str) -> Result<web_sys::Response, JsValue>;
+}
+
+/// The headers of every answer, in order (a later name replaces an earlier one, as
+/// `Headers.set` does), as `name\0value\0…`.
+fn header_block(reply: &Reply, request_id: &str, cors_origin: Option<&str>) -> worker::Result<String> {
+    let mut block = String::with_capacity(768);
+    let mut add = |name: &str, value: &str| -> worker::Result<()> {
+        if value.contains('\0') {
+            return Err(worker::Error::RustError(format!("invalid value for header {name}")));
+        }
+        block.push_str(name);
+        block.push('\0');
+        block.push_str(value);
+        block.push('\0');
+        Ok(())
+    };
     for (name, value) in h::SECURITY_HEADERS {
-        headers.set(name, value)?;
+        add(name, value)?;
     }
-    headers.set("X-Request-Id", request_id)?;
-    headers.set("Vary", "Origin")?;
+    add("X-Request-Id", request_id)?;
+    add("Vary", "Origin")?;
     if let Some(origin) = cors_origin {
-        headers.set("Access-Control-Allow-Origin", origin)?;
-        headers.set("Access-Control-Allow-Credentials", "true")?;
-        headers.set("Access-Control-Expose-Headers", "X-Request-Id")?;
+        add("Access-Control-Allow-Origin", origin)?;
+        add("Access-Control-Allow-Credentials", "true")?;
+        add("Access-Control-Expose-Headers", "X-Request-Id")?;
     }
     for (name, value) in &reply.headers {
-        headers.set(name, value)?;
+        add(name, value)?;
     }
-    let resp = match reply.body {
-        ReplyBody::Json(text) => {
-            headers.set("Content-Type", "application/json; charset=utf-8")?;
-            Response::from_bytes(text.into_bytes())?
-        }
-        ReplyBody::Empty => Response::empty()?,
+    if matches!(reply.body, ReplyBody::Json(_)) {
+        add("Content-Type", "application/json; charset=utf-8")?;
+    }
+    Ok(block)
+}
+
+fn respond(reply: Reply, request_id: &str, cors_origin: Option<&str>) -> worker::Result<web_sys::Response> {
+    let headers = header_block(&reply, request_id, cors_origin)?;
+    let body = match reply.body {
+        ReplyBody::Json(text) => Some(text),
+        ReplyBody::Empty => None,
     };
-    Ok(resp.with_status(reply.status).with_headers(headers))
+    Ok(respond_js(reply.status, body, &headers)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(block: &str) -> Vec<(&str, &str)> {
+        let parts: Vec<&str> = block.split('\0').collect();
+        assert_eq!(parts.last(), Some(&""), "ends with a separator");
+        parts[..parts.len() - 1].chunks(2).map(|c| (c[0], c[1])).collect()
+    }
+
+    #[test]
+    fn one_header_block_per_answer() {
+        let reply = Reply::ok(&serde_json::json!({ "a": 1 })).unwrap().with_header("Cache-Control", "max-age=5");
+        let block = header_block(&reply, "req-1", Some("https://app.example.com")).unwrap();
+        let got = pairs(&block);
+        assert_eq!(&got[..h::SECURITY_HEADERS.len()], &h::SECURITY_HEADERS[..]);
+        let rest = &got[h::SECURITY_HEADERS.len()..];
+        assert_eq!(
+            rest,
+            [
+                ("X-Request-Id", "req-1"),
+                ("Vary", "Origin"),
+                ("Access-Control-Allow-Origin", "https://app.example.com"),
+                ("Access-Control-Allow-Credentials", "true"),
+                ("Access-Control-Expose-Headers", "X-Request-Id"),
+                // After the defaults, so `Headers.set` lets the reply's own value win.
+                ("Cache-Control", "max-age=5"),
+                ("Content-Type", "application/json; charset=utf-8"),
+            ]
+        );
+        let empty = header_block(&Reply::no_content(), "r", None).unwrap();
+        assert!(pairs(&empty).iter().all(|(name, _)| *name != "Content-Type" && !name.starts_with("Access-Control")));
+        assert!(header_block(&Reply::no_content().with_header("Location", "a\0b"), "r", None).is_err());
+    }
 }

@@ -3,7 +3,7 @@
 //! or `auth_sessions` (login sessions, always expiring).
 
 use serde::Deserialize;
-use worker::d1::D1Database;
+use worker::d1::{D1Database, D1Result};
 
 use crate::crypto::{random_token, sha256_hex};
 use crate::http::{ApiError, ApiResult};
@@ -91,13 +91,14 @@ struct AuthRow {
     last_used_at: Option<String>,
 }
 
-/// Looks the token up in both tables with one query. `julianday` compares our ISO
-/// timestamps and SQLite `datetime()` text (rows migrated from the original) alike.
-pub async fn authenticate(db: &D1Database, token: &str, now: Millis) -> ApiResult<Caller> {
-    let hash = sha256_hex(token.as_bytes());
-    let now = iso(now);
-    let row: Option<AuthRow> = crate::q!(
-        db,
+/// The caller of the token whose hash is `?1`, at `?2` (ISO): one row or none. The token is
+/// looked up in both tables with one query; `julianday` compares our ISO timestamps and SQLite
+/// `datetime()` text (rows migrated from the original) alike. A route whose first query can run
+/// in the same D1 batch as authentication selects from it (`WITH caller AS (…)`, see
+/// `authenticate_with`).
+#[macro_export]
+macro_rules! caller_sql {
+    () => {
         "SELECT u.id, u.email, u.name, u.role, t.kind, t.token_id, t.last_used_at FROM (
            SELECT 'api' AS kind, id AS token_id, user_id, last_used_at FROM api_tokens
             WHERE token_hash = ?1 AND revoked_at IS NULL
@@ -105,14 +106,37 @@ pub async fn authenticate(db: &D1Database, token: &str, now: Millis) -> ApiResul
            UNION ALL
            SELECT 'session', id, user_id, last_used_at FROM auth_sessions
             WHERE token_hash = ?1 AND julianday(expires_at) > julianday(?2)
-         ) t JOIN users u ON u.id = t.user_id LIMIT 1",
-        &hash,
-        &now
-    )?
-    .first(None)
-    .await?;
+         ) t JOIN users u ON u.id = t.user_id LIMIT 1"
+    };
+}
+
+pub async fn authenticate(db: &D1Database, token: &str, now: Millis) -> ApiResult<Caller> {
+    Ok(authenticate_with(db, token, now, None).await?.0)
+}
+
+/// Authenticates and, when `with` is given, runs it in the same D1 batch (one round trip, one
+/// snapshot): a statement over `?1`/`?2` that selects from `WITH caller AS (caller_sql!())`, so
+/// it sees nothing unless the token is valid. Its result is returned only with a caller.
+pub async fn authenticate_with(
+    db: &D1Database,
+    token: &str,
+    now: Millis,
+    with: Option<&str>,
+) -> ApiResult<(Caller, Option<D1Result>)> {
+    let hash = sha256_hex(token.as_bytes());
+    let now = iso(now);
+    let (row, prefetched): (Option<AuthRow>, _) = match with {
+        None => (crate::q!(db, caller_sql!(), &hash, &now)?.first(None).await?, None),
+        Some(sql) => {
+            let mut results =
+                db.batch(vec![crate::q!(db, caller_sql!(), &hash, &now)?, crate::q!(db, sql, &hash, &now)?]).await?;
+            let prefetched = results.pop();
+            let auth = results.pop().map(|r| r.results::<AuthRow>()).transpose()?;
+            (auth.and_then(|rows| rows.into_iter().next()), prefetched)
+        }
+    };
     let row = row.ok_or_else(ApiError::unauthorized)?;
-    Ok(Caller {
+    let caller = Caller {
         id: row.id,
         email: row.email,
         name: row.name,
@@ -120,7 +144,8 @@ pub async fn authenticate(db: &D1Database, token: &str, now: Millis) -> ApiResul
         token_table: if row.kind == "api" { "api_tokens" } else { "auth_sessions" },
         token_id: row.token_id,
         last_used_at: row.last_used_at,
-    })
+    };
+    Ok((caller, prefetched))
 }
 
 /// Records that the caller's token was used (run after the response via `wait_until`).

@@ -67,7 +67,7 @@ fn provider_id(ctx: &Ctx) -> ApiResult<String> {
 }
 
 fn http_url(s: &str) -> bool {
-    url::Url::parse(s)
+    crate::http::parse_url(s)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
 }
 

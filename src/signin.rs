@@ -90,8 +90,10 @@ pub(crate) fn frontend(ctx: &Ctx) -> Option<String> {
     if let Some(f) = var(&ctx.env, "FRONTEND_URL") {
         return Some(f.trim_end_matches('/').to_string());
     }
-    let host =
-        url::Url::parse(&ctx.public_origin()).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let host = crate::http::parse_url(&ctx.public_origin())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
     matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]").then(|| "http://localhost:5173".to_string())
 }
 

@@ -26,7 +26,7 @@ pub fn web_url(env: &Env) -> String {
 /// Hosts whose repository URLs are accepted: github.com and the configured web host.
 pub fn repo_hosts(env: &Env) -> Vec<String> {
     let mut hosts = vec!["github.com".to_string(), "www.github.com".to_string()];
-    if let Some(h) = url::Url::parse(&web_url(env)).ok().and_then(|u| u.host_str().map(str::to_string)) {
+    if let Some(h) = crate::http::parse_url(&web_url(env)).ok().and_then(|u| u.host_str().map(str::to_string)) {
         hosts.push(h);
     }
     hosts

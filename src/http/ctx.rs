@@ -4,7 +4,7 @@
 use std::cell::{Ref, RefCell};
 use std::rc::Rc;
 
-use worker::d1::D1Database;
+use worker::d1::{D1Database, D1Result};
 use worker::{Context, Env, Headers};
 
 use super::input::Query;
@@ -32,6 +32,8 @@ pub struct Ctx {
     /// The invocation, for work that continues after the response (`wait_until`).
     pub wctx: Rc<Context>,
     pub(crate) caller: Option<Caller>,
+    /// The route's first query, run in the authentication's D1 batch (`app::prefetch_sql`).
+    pub(crate) prefetched: RefCell<Option<D1Result>>,
 }
 
 impl Ctx {
@@ -67,6 +69,12 @@ impl Ctx {
             .unwrap_or_else(|| self.origin.clone())
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The result of the route's first query when the pipeline ran it with authentication
+    /// (once; `None` after, or when it did not).
+    pub fn take_prefetched(&self) -> Option<D1Result> {
+        self.prefetched.borrow_mut().take()
     }
 
     pub fn db(&self) -> ApiResult<D1Database> {

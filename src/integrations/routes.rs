@@ -101,19 +101,27 @@ async fn settle<T>(ctx: &Ctx, row: &IntegrationRow, service: &dyn Service, r: Re
     }
 }
 
+/// The caller's integrations and the organization's shared ones, own first (`?1`: user id).
+const LIST_SQL: &str = "SELECT * FROM integrations WHERE user_id = ?1 OR scope = 'org'
+  ORDER BY CASE WHEN user_id = ?1 THEN 0 ELSE 1 END, created_at DESC";
+
+/// `LIST_SQL` over the authenticating token (`?1` hash, `?2` now): the pipeline runs it in the
+/// same D1 batch as authentication (`app::prefetch_sql`), so the list costs no second round trip.
+pub const LIST_WITH_CALLER: &str = concat!(
+    "WITH caller AS (",
+    crate::caller_sql!(),
+    ") SELECT i.* FROM integrations i, caller c WHERE i.user_id = c.id OR i.scope = 'org'
+  ORDER BY CASE WHEN i.user_id = c.id THEN 0 ELSE 1 END, i.created_at DESC"
+);
+
 /// `GET /api/integrations` → own integrations, then org-scope ones of others.
 pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
-    let db = ctx.db()?;
     let caller = ctx.caller()?;
-    let rows: Vec<IntegrationRow> = crate::q!(
-        &db,
-        "SELECT * FROM integrations WHERE user_id = ?1 OR scope = 'org'
-          ORDER BY CASE WHEN user_id = ?1 THEN 0 ELSE 1 END, created_at DESC",
-        &caller.id
-    )?
-    .all()
-    .await?
-    .results()?;
+    let result = match ctx.take_prefetched() {
+        Some(result) => result,
+        None => crate::q!(&ctx.db()?, LIST_SQL, &caller.id)?.all().await?,
+    };
+    let rows: Vec<IntegrationRow> = result.results()?;
     Reply::ok(&json!({ "integrations": rows.iter().map(|r| r.view(&caller.id)).collect::<Vec<_>>() }))
 }
 
@@ -627,12 +635,12 @@ pub async fn invoke(ctx: &Ctx, caller: &str, row: &IntegrationRow, name: &str, p
 
 /// Allowed OAuth `redirect_uri`s: the frontend's and this worker's own origins.
 fn redirect_allowed(ctx: &Ctx, uri: &str) -> bool {
-    let Ok(u) = url::Url::parse(uri) else { return false };
+    let Ok(u) = crate::http::parse_url(uri) else { return false };
     let origin = u.origin().ascii_serialization();
     [var(&ctx.env, "FRONTEND_URL"), Some(ctx.public_origin())]
         .into_iter()
         .flatten()
-        .filter_map(|o| url::Url::parse(&o).ok())
+        .filter_map(|o| crate::http::parse_url(&o).ok())
         .any(|o| o.origin().ascii_serialization() == origin)
 }
 

@@ -28,7 +28,7 @@ const DEFAULT_PAGE: usize = 100;
 /// host proves nothing: under DNS rebinding it is the attacker's name.) No `Origin` is fine:
 /// that is not a browser.
 pub fn origin_allowed(origin: &str, frontend_url: Option<&str>, public_url: Option<&str>) -> bool {
-    let same = |a: &str, b: &str| match (url::Url::parse(a), url::Url::parse(b)) {
+    let same = |a: &str, b: &str| match (crate::http::parse_url(a), crate::http::parse_url(b)) {
         (Ok(a), Ok(b)) => a.origin().is_tuple() && a.origin() == b.origin(),
         _ => false,
     };

@@ -366,7 +366,7 @@ pub async fn put_git_state(ctx: &Ctx) -> ApiResult<Reply> {
     let pr_url = input.opt_str("prUrl", 1, 500);
     let commit_count = input.opt_int("commitCount", 0, 1_000_000_000);
     if let Some(u) = &pr_url {
-        if url::Url::parse(u).map(|u| u.scheme() != "https").unwrap_or(true) {
+        if crate::http::parse_url(u).map(|u| u.scheme() != "https").unwrap_or(true) {
             input.error("prUrl", "Must be an https URL");
         }
     }

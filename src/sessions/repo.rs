@@ -41,7 +41,7 @@ impl RepoRef {
             let (host, path) = rest.split_once(':')?;
             (Some(host.to_string()), path.to_string())
         } else if s.contains("://") {
-            let url = url::Url::parse(s).ok()?;
+            let url = crate::http::parse_url(s).ok()?;
             if !matches!(url.scheme(), "https" | "http" | "ssh" | "git")
                 || url.query().is_some()
                 || url.fragment().is_some()

@@ -81,10 +81,14 @@ test('API tokens', async (t) => {
     assert.equal(asBob.status, 404);
     assert.equal(asBob.body.code, 'NOT_FOUND');
     assert.equal((await svc.request('GET', '/api/me', { token: created.token })).status, 200);
+    // `/api/integrations` authenticates and lists in one D1 batch: the same answer to revocation.
+    assert.deepEqual((await svc.request('GET', '/api/integrations', { token: created.token })).body, { integrations: [] });
     const r = await svc.request('DELETE', `/api/api-tokens/${created.id}`, { token: alice.token });
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, { success: true });
     assert.equal((await svc.request('GET', '/api/me', { token: created.token })).status, 401);
+    const listed = await svc.request('GET', '/api/integrations', { token: created.token });
+    assert.deepEqual([listed.status, listed.body.code, listed.body.integrations], [401, 'UNAUTHORIZED', undefined]);
     assert.equal((await svc.request('DELETE', `/api/api-tokens/${created.id}`, { token: alice.token })).status, 404);
     const list = await svc.request('GET', '/api/api-tokens', { token: alice.token });
     assert.ok(!list.body.tokens.some((x) => x.id === created.id));
