@@ -2,11 +2,12 @@
 //! minutes. Every minute the cron enqueues one `Job::Reconcile`; the consumer claims the live
 //! sessions that are due — a repository not verified yet, or an open own/source PR — and not
 //! looked at for `PR_RECONCILE_INTERVAL_SECONDS` (default 5 minutes, so one PR costs its owner
-//! at most 12 GitHub calls an hour, where the original spent up to 100 a minute). Each PR is
+//! at most 12 GitHub calls an hour, where the original spent up to 100 a minute). Access once
+//! verified or denied is confirmed again daily. Each PR is
 //! fetched once per run with an owner's token and applied exactly as a `pull_request`
 //! delivery would be (same ordering rule, same notifications through the outbox). A run stays
-//! inside its subrequest budget, stops at GitHub's rate limit, and enqueues its continuation
-//! when it filled its batch.
+//! inside its subrequest budget, skips the owners whose token hit GitHub's rate limit, and
+//! enqueues its continuation when it filled its batch.
 
 use std::collections::{HashMap, HashSet};
 
@@ -89,7 +90,7 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
                    SELECT g.session_id FROM session_git_state g JOIN sessions s ON s.id = g.session_id
                    WHERE s.status NOT IN ('terminated', 'archived', 'error') AND g.source_repo_full_name IS NOT NULL
                      AND (g.reconciled_at IS NULL OR g.reconciled_at <= ?3)
-                     AND (g.repo_verified <> 1 OR g.repo_checked_at IS NULL OR g.repo_checked_at <= ?5
+                     AND (g.repo_verified = 0 OR g.repo_checked_at IS NULL OR g.repo_checked_at <= ?5
                           OR (g.pr_number IS NOT NULL AND (g.pr_state IS NULL OR g.pr_state IN ('open', 'draft')))
                           OR (g.source_pr_number IS NOT NULL AND (g.source_pr_state IS NULL OR g.source_pr_state IN ('open', 'draft'))))
                      AND EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.user_id = s.user_id AND t.provider = 'github')
@@ -122,7 +123,10 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
     let mut verdicts = Vec::new();
     let mut deliveries = Vec::new();
     let mut stopped = false;
-    'rows: for row in &rows {
+    // Owners whose token hit GitHub's rate limit in this run: their rows wait for their next
+    // turn (one interval), everyone else's go on (one user's exhausted quota must not starve the others).
+    let mut limited = 0u32;
+    for row in &rows {
         if used + ROW_COST > budget {
             stopped = true;
             break;
@@ -140,8 +144,9 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
             used += 1;
             match access::check(&Net, &api, &token, &repo).await {
                 Err(_) => {
-                    stopped = true;
-                    break 'rows;
+                    tokens.insert(row.user_id.clone(), None);
+                    limited += 1;
+                    continue;
                 }
                 // GitHub could not say: a verified repository stays verified until it refuses.
                 Ok(Access::Pending) if repo_id.is_some() => {}
@@ -168,8 +173,11 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
                     None => continue,
                 },
                 Err(GhError::RateLimited(_)) => {
-                    stopped = true;
-                    break 'rows;
+                    // Another owner's token may still fetch it in this run.
+                    fetched.remove(&(repo_id.clone(), number));
+                    tokens.insert(row.user_id.clone(), None);
+                    limited += 1;
+                    break;
                 }
                 // Access lost or the PR gone: the next run tries again.
                 Err(_) => continue,
@@ -211,8 +219,11 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
         db.batch(stmts).await?;
         used += 1;
     }
-    if stopped {
-        log_error("pr reconciler: stopped early (budget or GitHub rate limit); the next run continues");
+    if stopped || limited > 0 {
+        log_error(&format!(
+            "pr reconciler: {} (rate-limited owners: {limited}); the next run continues",
+            if stopped { "stopped at its subrequest budget" } else { "done" }
+        ));
     }
     Ok(Outcome { used, more: !stopped && rows.len() as u32 == limit })
 }

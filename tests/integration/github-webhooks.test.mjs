@@ -295,7 +295,7 @@ test('GitHub webhooks', async (t) => {
     }
     assert.equal((await git(bob, bobs.id)).commitCount, 0);
     assert.equal((await git(carol, carols.id)).commitCount, 0);
-    // The reconciler checks again, and still refuses bob.
+    // A reconciler run leaves bob refused (denied access is confirmed again daily, not each run).
     await tick();
     await until(async () => (await db.prepare('SELECT reconciled_at FROM session_git_state WHERE session_id = ?').bind(bobs.id).first()).reconciled_at, 'a reconciler run');
     assert.equal((await git(bob, bobs.id)).repoAccess, 'denied');
