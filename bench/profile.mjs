@@ -50,7 +50,8 @@ function summarize(profile) {
   });
   const kinds = {};
   for (const [k, v] of self) { const kind = k.split('\t')[0]; kinds[kind] = (kinds[kind] ?? 0) + v; }
-  return { total, kinds, top: [...self].sort((a, b) => b[1] - a[1]).slice(0, 25) };
+  const sorted = [...self].sort((a, b) => b[1] - a[1]);
+  return { total, kinds, top: sorted.slice(0, 25), wasm: sorted.filter(([k]) => k.startsWith('wasm\t')).slice(0, 25) };
 }
 
 async function main() {
@@ -85,6 +86,8 @@ async function main() {
       console.log(`\n== ${name}: ${n} requests; sampled isolate time per request ${per(s.total)} ms`);
       console.log(Object.entries(s.kinds).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${per(v)} ms`).join(', '));
       for (const [k, v] of s.top) console.log(`${per(v).padStart(7)} ms  ${k.replace('\t', '  ').slice(0, 150)}`);
+      console.log('-- Wasm functions with the most self time:');
+      for (const [k, v] of s.wasm) console.log(`${per(v).padStart(7)} ms  ${k.replace('\t', '  ').slice(0, 150)}`);
     }
     insp.close();
   } finally {

@@ -5,6 +5,7 @@
 //! account is linked by email only through a verified one. Also the org-settings and invites
 //! admin routes.
 
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
@@ -101,7 +102,7 @@ pub async fn admit(ctx: &Ctx, db: &D1Database, who: &Identity, invite: Option<&s
         &who.email
     )
     .map_err(err)?
-    .first(None)
+    .one()
     .await
     .map_err(err)?;
     if let Some(u) = existing {
@@ -119,7 +120,7 @@ pub async fn admit(ctx: &Ctx, db: &D1Database, who: &Identity, invite: Option<&s
             &who.email
         )
         .map_err(err)?
-        .first(None)
+        .one()
         .await
         .map_err(err)?,
         None => None,
@@ -134,7 +135,7 @@ pub async fn admit(ctx: &Ctx, db: &D1Database, who: &Identity, invite: Option<&s
             &who.email
         )
         .map_err(err)?
-        .first(None)
+        .one()
         .await
         .map_err(err)?,
     };
@@ -145,7 +146,7 @@ pub async fn admit(ctx: &Ctx, db: &D1Database, who: &Identity, invite: Option<&s
         // 3–4. Org settings, then the environment's allow-lists.
         let s: Settings = crate::q!(db, "SELECT * FROM org_settings WHERE id = 'default'")
             .map_err(err)?
-            .first(None)
+            .one()
             .await
             .map_err(err)?
             .unwrap_or_default();
@@ -177,7 +178,7 @@ pub async fn admit(ctx: &Ctx, db: &D1Database, who: &Identity, invite: Option<&s
                 &user_id,
                 &sha256_hex(code.as_bytes())
             )?
-            .run()
+            .exec()
             .await
         }
         .await;
@@ -193,7 +194,7 @@ async fn update_profile(db: &D1Database, who: &Identity, user_id: &str, now: &st
         "UPDATE users SET google_id = ?2, name = COALESCE(name, ?4), avatar_url = COALESCE(avatar_url, ?5), updated_at = ?6
           WHERE id = ?1 AND ?3 IS NULL AND NOT EXISTS (SELECT 1 FROM users WHERE google_id = ?2 AND id <> ?1)"
     };
-    crate::q!(db, sql, &user_id, &who.provider_id, &who.login, &who.name, &who.avatar, &now)?.run().await?;
+    crate::q!(db, sql, &user_id, &who.provider_id, &who.login, &who.name, &who.avatar, &now)?.exec().await?;
     Ok(())
 }
 
@@ -232,9 +233,9 @@ async fn insert_user(
         &role,
         &now
     )?
-    .run()
+    .exec()
     .await?;
-    Ok(crate::db::changes(&r)? > 0)
+    Ok(r.changes() > 0)
 }
 
 /// The first-user rule, atomically: the insert happens only while the table is empty.
@@ -254,9 +255,9 @@ async fn insert_user_if_first(db: &D1Database, who: &Identity, id: &str, now: &s
         &login,
         &now
     )?
-    .run()
+    .exec()
     .await?;
-    Ok(crate::db::changes(&r)? > 0)
+    Ok(r.changes() > 0)
 }
 
 fn settings_view(s: &Settings) -> Value {
@@ -267,7 +268,7 @@ fn settings_view(s: &Settings) -> Value {
 }
 
 async fn load_settings(ctx: &Ctx) -> ApiResult<Settings> {
-    Ok(crate::q!(&ctx.db()?, "SELECT * FROM org_settings WHERE id = 'default'")?.first(None).await?.unwrap_or_default())
+    Ok(crate::q!(&ctx.db()?, "SELECT * FROM org_settings WHERE id = 'default'")?.one().await?.unwrap_or_default())
 }
 
 /// `GET /api/admin/org-settings`.
@@ -310,7 +311,7 @@ pub async fn put_settings(ctx: &Ctx) -> ApiResult<Reply> {
     }
     input.finish()?;
     let db = ctx.db()?;
-    db.batch(vec![
+    db.batch_rows(vec![
         crate::q!(&db, "INSERT INTO org_settings (id) VALUES ('default') ON CONFLICT DO NOTHING")?,
         crate::q!(
             &db,
@@ -383,7 +384,7 @@ pub async fn create_invite(ctx: &Ctx) -> ApiResult<Reply> {
         &expires,
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
     let mut invite = json!({ "id": id, "code": code, "role": role, "expiresAt": expires });
     if let Some(e) = email {
@@ -408,8 +409,8 @@ pub async fn list_invites(ctx: &Ctx) -> ApiResult<Reply> {
 /// `DELETE /api/admin/invites/:id`.
 pub async fn delete_invite(ctx: &Ctx) -> ApiResult<Reply> {
     let id = ctx.params.get("id");
-    let r = crate::q!(&ctx.db()?, "DELETE FROM invites WHERE id = ?1", &id)?.run().await?;
-    if crate::db::changes(&r)? == 0 {
+    let r = crate::q!(&ctx.db()?, "DELETE FROM invites WHERE id = ?1", &id)?.exec().await?;
+    if r.changes() == 0 {
         return Err(ApiError::not_found(format!("Invite '{id}' not found")));
     }
     Reply::ok(&crate::http::success())

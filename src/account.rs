@@ -1,5 +1,6 @@
 //! The caller's account: `GET /api/me` and API token management.
 
+use crate::db::Query as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -121,9 +122,9 @@ pub async fn create_token(ctx: &Ctx) -> ApiResult<Reply> {
         &created_at,
         &MAX_ACTIVE_TOKENS
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&result)? == 0 {
+    if result.changes() == 0 {
         return Err(ApiError::conflict(
             "TOO_MANY_TOKENS",
             format!("A user may hold at most {MAX_ACTIVE_TOKENS} active API tokens; revoke one first"),
@@ -149,9 +150,9 @@ pub async fn revoke_token(ctx: &Ctx) -> ApiResult<Reply> {
         &id,
         &caller.id
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&result)? == 0 {
+    if result.changes() == 0 {
         return Err(ApiError::not_found(format!("API token with id '{id}' not found")));
     }
     Reply::ok(&success())

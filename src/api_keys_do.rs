@@ -65,11 +65,8 @@ const COLUMNS: &str = "service, user_id, encrypted_data, scopes, created_at, exp
 
 impl VaultRows for SqlRows {
     fn get(&self, service: &str) -> std::result::Result<Option<Record>, String> {
-        let rows: Vec<SqlRow> = self
-            .0
-            .exec(&format!("SELECT {COLUMNS} FROM credentials WHERE service = ?"), vec![service.into()])
-            .and_then(|c| c.to_array())
-            .map_err(|e| e.to_string())?;
+        let sql = format!("SELECT {COLUMNS} FROM credentials WHERE service = ?");
+        let rows: Vec<SqlRow> = crate::db::sql_rows(&self.0, &sql, vec![service.into()]).map_err(|e| e.to_string())?;
         Ok(rows.into_iter().next().map(Record::from))
     }
 
@@ -83,27 +80,25 @@ impl VaultRows for SqlRows {
             r.created_at.as_str().into(),
             r.expires_at.clone().into(),
         ];
-        self.0
-            .exec(&format!("INSERT OR REPLACE INTO credentials ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"), values)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        crate::db::sql_run(
+            &self.0,
+            &format!("INSERT OR REPLACE INTO credentials ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
+            values,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 
     fn delete(&self, service: &str) -> std::result::Result<bool, String> {
-        let deleted: Vec<serde_json::Value> = self
-            .0
-            .exec("DELETE FROM credentials WHERE service = ? RETURNING 1", vec![service.into()])
-            .and_then(|c| c.to_array())
-            .map_err(|e| e.to_string())?;
-        Ok(!deleted.is_empty())
+        let deleted =
+            crate::db::sql_run(&self.0, "DELETE FROM credentials WHERE service = ? RETURNING 1", vec![service.into()])
+                .map_err(|e| e.to_string())?;
+        Ok(deleted.length() > 0)
     }
 
     fn list(&self) -> std::result::Result<Vec<Record>, String> {
-        let rows: Vec<SqlRow> = self
-            .0
-            .exec(&format!("SELECT {COLUMNS} FROM credentials ORDER BY service"), None)
-            .and_then(|c| c.to_array())
-            .map_err(|e| e.to_string())?;
+        let sql = format!("SELECT {COLUMNS} FROM credentials ORDER BY service");
+        let rows: Vec<SqlRow> = crate::db::sql_rows(&self.0, &sql, Vec::new()).map_err(|e| e.to_string())?;
         Ok(rows.into_iter().map(Record::from).collect())
     }
 }
@@ -174,7 +169,7 @@ impl ApiKeys {
         for entry in found.entries() {
             let pair: worker::js_sys::Array = entry?.into();
             let key = pair.get(0).as_string().unwrap_or_default();
-            match worker::d1::serde_wasm_bindgen::from_value::<LegacyRecord>(pair.get(1)) {
+            match crate::db::decode::<LegacyRecord>(&pair.get(1)) {
                 Ok(old) => {
                     let record = Record {
                         service: old.service,

@@ -169,9 +169,10 @@ async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
 }
 
 async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) -> ApiResult<Reply> {
-    let url = req.url()?;
+    let href = req.inner().url();
+    let url = h::RequestUrl::split(&href);
     let method = req.method().to_string();
-    let (def, params) = match router::find(&method, url.path()) {
+    let (def, params) = match router::find(&method, url.path) {
         Match::Found(def, params) => (def, params),
         Match::MethodNotAllowed(allowed) => return Err(ApiError::method_not_allowed(&allowed)),
         Match::NotFound => return Err(ApiError::route_not_found()),
@@ -234,14 +235,11 @@ async fn run(mut req: Request, env: Env, wctx: Rc<Context>, request_id: &str) ->
     let ctx = Ctx {
         env,
         request_id: request_id.to_string(),
-        origin: url.origin().ascii_serialization(),
+        origin: url.origin.to_string(),
         method: method.clone(),
-        target: match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        },
+        target: url.target.to_string(),
         params,
-        query: Query::parse(url.query()),
+        query: Query::parse(url.query),
         // The request's own (immutable) Headers object, shared: `Headers::clone` would copy
         // every header through JS.
         headers: worker::Headers(req.headers().0.clone()),
@@ -263,9 +261,9 @@ fn preflight(req: &Request) -> bool {
 /// The Worker's `fetch` handler.
 pub async fn handle(req: Request, env: Env, wctx: Context) -> worker::Result<web_sys::Response> {
     let request_id = h::request_id(req.headers().get("X-Request-Id").ok().flatten().as_deref());
+    // FRONTEND_URL is read only when there is an Origin to check (most API calls have none).
     let origin = req.headers().get("Origin").ok().flatten();
-    let frontend = config::var(&env, "FRONTEND_URL");
-    let cors_origin = origin.filter(|o| h::cors_allows(o, frontend.as_deref()));
+    let cors_origin = origin.filter(|o| h::cors_allows(o, config::var(&env, "FRONTEND_URL").as_deref()));
 
     let reply = if preflight(&req) {
         Reply::no_content()
@@ -291,24 +289,46 @@ pub async fn handle(req: Request, env: Env, wctx: Context) -> worker::Result<web
     respond(reply, &request_id, cors_origin.as_deref())
 }
 
-// The response in one boundary crossing: status, body text and every header as one
+// The response in one boundary crossing: status, body text and the reply's headers as one
 // NUL-separated string (NUL cannot occur in a header name or value), instead of a JS call per
-// header, a Uint8Array copy and a ResponseInit built field by field.
-#[wasm_bindgen(inline_js = "export function respond_js(status, body, headers) {
-  const h = new Headers();
-  const p = headers.split('\\0');
+// header, a Uint8Array copy and a ResponseInit built field by field. The security headers every
+// answer carries are parsed into a `Headers` once per isolate and copied natively
+// (`new Headers(base)`); `base` is the same JS string on every call, so the check is one
+// pointer comparison.
+#[wasm_bindgen(inline_js = "let baseText, base;
+function parse(h, text) {
+  const p = text.split('\\0');
   for (let i = 0; i + 1 < p.length; i += 2) h.set(p[i], p[i + 1]);
-  return new Response(body, { status, headers: h });
+  return h;
+}
+export function respond_js(status, body, baseBlock, headers) {
+  if (baseBlock !== baseText) { base = parse(new Headers(), baseBlock); baseText = baseBlock; }
+  return new Response(body, { status, headers: parse(new Headers(base), headers) });
 }")]
 extern "C" {
     #[wasm_bindgen(catch)]
-    fn respond_js(status: u16, body: Option<String>, headers: &str) -> Result<web_sys::Response, JsValue>;
+    fn respond_js(
+        status: u16,
+        body: Option<String>,
+        base: &JsValue,
+        headers: &str,
+    ) -> Result<web_sys::Response, JsValue>;
 }
 
-/// The headers of every answer, in order (a later name replaces an earlier one, as
-/// `Headers.set` does), as `name\0value\0…`.
+/// `h::SECURITY_HEADERS` as `name\0value\0…`.
+fn security_block() -> String {
+    h::SECURITY_HEADERS.iter().flat_map(|(n, v)| [*n, "\0", *v, "\0"]).collect()
+}
+
+thread_local! {
+    /// The security block as one JS string, made once per isolate.
+    static SECURITY_BLOCK: JsValue = JsValue::from_str(&security_block());
+}
+
+/// The headers of an answer after the security headers, in order (a later name replaces an
+/// earlier one, as `Headers.set` does), as `name\0value\0…`.
 fn header_block(reply: &Reply, request_id: &str, cors_origin: Option<&str>) -> worker::Result<String> {
-    let mut block = String::with_capacity(768);
+    let mut block = String::with_capacity(256);
     let mut add = |name: &str, value: &str| -> worker::Result<()> {
         if value.contains('\0') {
             return Err(worker::Error::RustError(format!("invalid value for header {name}")));
@@ -319,9 +339,6 @@ fn header_block(reply: &Reply, request_id: &str, cors_origin: Option<&str>) -> w
         block.push('\0');
         Ok(())
     };
-    for (name, value) in h::SECURITY_HEADERS {
-        add(name, value)?;
-    }
     add("X-Request-Id", request_id)?;
     add("Vary", "Origin")?;
     if let Some(origin) = cors_origin {
@@ -344,7 +361,7 @@ fn respond(reply: Reply, request_id: &str, cors_origin: Option<&str>) -> worker:
         ReplyBody::Json(text) => Some(text),
         ReplyBody::Empty => None,
     };
-    Ok(respond_js(reply.status, body, &headers)?)
+    Ok(SECURITY_BLOCK.with(|base| respond_js(reply.status, body, base, &headers))?)
 }
 
 #[cfg(test)]
@@ -360,12 +377,11 @@ mod tests {
     #[test]
     fn one_header_block_per_answer() {
         let reply = Reply::ok(&serde_json::json!({ "a": 1 })).unwrap().with_header("Cache-Control", "max-age=5");
+        // The security headers come first (the copied base), the reply's after them.
+        assert_eq!(pairs(&security_block()), &h::SECURITY_HEADERS[..]);
         let block = header_block(&reply, "req-1", Some("https://app.example.com")).unwrap();
-        let got = pairs(&block);
-        assert_eq!(&got[..h::SECURITY_HEADERS.len()], &h::SECURITY_HEADERS[..]);
-        let rest = &got[h::SECURITY_HEADERS.len()..];
         assert_eq!(
-            rest,
+            pairs(&block),
             [
                 ("X-Request-Id", "req-1"),
                 ("Vary", "Origin"),

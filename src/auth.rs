@@ -2,8 +2,9 @@
 //! lowercase hex SHA-256 of their text, in `api_tokens` (revocable, optional expiry)
 //! or `auth_sessions` (login sessions, always expiring).
 
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
-use worker::d1::{D1Database, D1Result};
+use worker::d1::D1Database;
 
 use crate::crypto::{random_token, sha256_hex};
 use crate::http::{ApiError, ApiResult};
@@ -122,14 +123,15 @@ pub async fn authenticate_with(
     token: &str,
     now: Millis,
     with: Option<&str>,
-) -> ApiResult<(Caller, Option<D1Result>)> {
+) -> ApiResult<(Caller, Option<crate::db::Rows>)> {
     let hash = sha256_hex(token.as_bytes());
     let now = iso(now);
     let (row, prefetched): (Option<AuthRow>, _) = match with {
-        None => (crate::q!(db, caller_sql!(), &hash, &now)?.first(None).await?, None),
+        None => (crate::q!(db, caller_sql!(), &hash, &now)?.one().await?, None),
         Some(sql) => {
-            let mut results =
-                db.batch(vec![crate::q!(db, caller_sql!(), &hash, &now)?, crate::q!(db, sql, &hash, &now)?]).await?;
+            let mut results = db
+                .batch_rows(vec![crate::q!(db, caller_sql!(), &hash, &now)?, crate::q!(db, sql, &hash, &now)?])
+                .await?;
             let prefetched = results.pop();
             let auth = results.pop().map(|r| r.results::<AuthRow>()).transpose()?;
             (auth.and_then(|rows| rows.into_iter().next()), prefetched)
@@ -152,7 +154,7 @@ pub async fn authenticate_with(
 pub async fn touch(db: D1Database, table: &'static str, token_id: String, now: Millis) {
     let sql = format!("UPDATE {table} SET last_used_at = ?1 WHERE id = ?2");
     let result = match crate::q!(&db, &sql, &iso(now), &token_id) {
-        Ok(stmt) => stmt.run().await.map(|_| ()),
+        Ok(stmt) => stmt.exec().await.map(|_| ()),
         Err(e) => Err(e),
     };
     if let Err(e) = result {

@@ -3,6 +3,7 @@
 //! delivery ids older than any redelivery GitHub or Telegram would attempt, finished sync runs
 //! and entities deleted upstream more than 30 days ago.
 
+use crate::db::{Batch as _, Query as _};
 use worker::Env;
 
 use crate::config::log_error;
@@ -41,7 +42,7 @@ async fn purge(env: &Env) -> worker::Result<()> {
     let db = env.d1("DB")?;
     let now = iso(now_ms());
     let horizon = iso(now_ms() - RETENTION_MS);
-    db.batch(vec![
+    db.batch_rows(vec![
         crate::q!(&db, "DELETE FROM auth_sessions WHERE julianday(expires_at) <= julianday(?1)", &now)?,
         crate::q!(
             &db,
@@ -161,7 +162,7 @@ fn job_view(j: &JobRow) -> serde_json::Value {
 }
 
 async fn load_job(db: &worker::d1::D1Database) -> worker::Result<Option<JobRow>> {
-    crate::q!(db, "SELECT * FROM maintenance_jobs WHERE name = ?1", &RESEAL)?.first(None).await
+    crate::q!(db, "SELECT * FROM maintenance_jobs WHERE name = ?1", &RESEAL)?.one().await
 }
 
 /// `POST /api/admin/maintenance/reseal` → 202 `{job}` (409 while one runs).
@@ -178,9 +179,9 @@ pub async fn start_reseal(ctx: &crate::http::Ctx) -> crate::http::ApiResult<crat
         &COLUMNS[0].phase,
         &now
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&r)? == 0 {
+    if r.changes() == 0 {
         return Err(crate::http::ApiError::conflict("RESEAL_RUNNING", "A re-seal is already running"));
     }
     crate::jobs::send(&ctx.env, &crate::jobs::Job::Reseal, 0).await?;
@@ -232,7 +233,7 @@ pub async fn reseal_batch(env: &Env) -> crate::http::ApiResult<bool> {
             &cursor,
             &RESEAL_BATCH
         )?
-        .all()
+        .rows()
         .await?
         .results()?;
         let mut stmts = Vec::new();
@@ -259,7 +260,7 @@ pub async fn reseal_batch(env: &Env) -> crate::http::ApiResult<bool> {
         }
         let resealed = stmts.len();
         if !stmts.is_empty() {
-            db.batch(stmts).await?;
+            db.batch_rows(stmts).await?;
         }
         (rows.len(), resealed, rows.last().map(|r| r.k.clone()), rows.len() < RESEAL_BATCH)
     } else {
@@ -270,7 +271,7 @@ pub async fn reseal_batch(env: &Env) -> crate::http::ApiResult<bool> {
         }
         let users: Vec<U> =
             crate::q!(&db, "SELECT id FROM users WHERE id > ?1 ORDER BY id LIMIT ?2", &cursor, &RESEAL_USERS)?
-                .all()
+                .rows()
                 .await?
                 .results()?;
         let mut scanned = 0;
@@ -303,7 +304,7 @@ pub async fn reseal_batch(env: &Env) -> crate::http::ApiResult<bool> {
         &now,
         &RESEAL
     )?
-    .run()
+    .exec()
     .await?;
     Ok(status == "running")
 }
@@ -329,7 +330,7 @@ pub async fn fail_reseal(env: &Env) -> crate::http::ApiResult<()> {
         &iso(now_ms()),
         &RESEAL
     )?
-    .run()
+    .exec()
     .await?;
     Ok(())
 }

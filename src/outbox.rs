@@ -3,6 +3,7 @@
 //! queue message. A lost message is made up for by the cron's sweep; a repeated delivery is
 //! recognised by the receiver (the row id is its idempotency key).
 
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
 use worker::{Env, MessageExt, QueueRetryOptionsBuilder};
 
@@ -79,7 +80,7 @@ async fn try_deliver(env: &Env, batch: &str, budget: u32) -> ApiResult<(u32, Opt
     let db = env.d1("DB")?;
     let rows: Vec<Row> =
         crate::q!(&db, "SELECT id, kind, target, payload, attempts FROM outbox WHERE batch = ?1 ORDER BY id", &batch)?
-            .all()
+            .rows()
             .await?
             .results()?;
     // Reads, then one call per row, then one write for the outcome, then maybe a hand-over.
@@ -111,7 +112,7 @@ async fn try_deliver(env: &Env, batch: &str, budget: u32) -> ApiResult<(u32, Opt
         )?);
     }
     if !stmts.is_empty() {
-        db.batch(stmts).await?;
+        db.batch_rows(stmts).await?;
     }
     let used = 2 + now.len() as u32;
     if !failed.is_empty() {
@@ -128,8 +129,8 @@ async fn try_deliver(env: &Env, batch: &str, budget: u32) -> ApiResult<(u32, Opt
 /// Retries are exhausted: the rows are dropped, with a log line saying what was lost.
 pub async fn give_up(env: &Env, batch: &str) -> ApiResult<()> {
     let db = env.d1("DB")?;
-    let r = crate::q!(&db, "DELETE FROM outbox WHERE batch = ?1", &batch)?.run().await?;
-    log_error(&format!("outbox {batch}: gave up on {} undelivered notification(s)", crate::db::changes(&r)?));
+    let r = crate::q!(&db, "DELETE FROM outbox WHERE batch = ?1", &batch)?.exec().await?;
+    log_error(&format!("outbox {batch}: gave up on {} undelivered notification(s)", r.changes()));
     Ok(())
 }
 
@@ -142,7 +143,7 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
     }
     let db = env.d1("DB")?;
     let results = db
-        .batch(vec![
+        .batch_rows(vec![
             crate::q!(&db, "DELETE FROM outbox WHERE attempts >= ?1 RETURNING id", &MAX_ATTEMPTS)?,
             crate::q!(
                 &db,
@@ -151,7 +152,7 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
             )?,
         ])
         .await?;
-    let dropped = results[0].results::<serde_json::Value>()?.len();
+    let dropped = results[0].count();
     if dropped > 0 {
         log_error(&format!("outbox: gave up on {dropped} notification(s) after {MAX_ATTEMPTS} attempts"));
     }

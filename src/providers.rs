@@ -3,6 +3,7 @@
 //! http(s) URL, validated models, and an API key sealed by the credential module (bound to the
 //! provider id) that an update without `apiKey` keeps, `null`/`""` removes, and no answer shows.
 
+use crate::db::Query as _;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -118,14 +119,14 @@ fn parse_models(v: Option<&Value>) -> ApiResult<Vec<Value>> {
 }
 
 async fn load(ctx: &Ctx, provider: &str) -> ApiResult<Option<Row>> {
-    Ok(crate::q!(&ctx.db()?, "SELECT * FROM custom_providers WHERE provider_id = ?1", &provider)?.first(None).await?)
+    Ok(crate::q!(&ctx.db()?, "SELECT * FROM custom_providers WHERE provider_id = ?1", &provider)?.one().await?)
 }
 
 /// `GET /api/admin/custom-providers` → `{providers}` by display name.
 pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let rows: Vec<Row> =
         crate::q!(&ctx.db()?, "SELECT * FROM custom_providers ORDER BY display_name COLLATE NOCASE, provider_id")?
-            .all()
+            .rows()
             .await?
             .results()?;
     Reply::ok(&json!({ "providers": rows.iter().map(Row::view).collect::<Vec<_>>() }))
@@ -183,7 +184,7 @@ pub async fn upsert(ctx: &Ctx) -> ApiResult<Reply> {
         &now,
         &key_change.is_some()
     )?
-    .first(None)
+    .one()
     .await?;
     let row = row.ok_or_else(|| ApiError::internal("provider upsert returned nothing"))?;
     Reply::ok(&json!({ "provider": row.view() }))
@@ -192,8 +193,8 @@ pub async fn upsert(ctx: &Ctx) -> ApiResult<Reply> {
 /// `DELETE /api/admin/custom-providers/:providerId` → `{ok: true}`; 404 when absent.
 pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let id = provider_id(ctx)?;
-    let r = crate::q!(&ctx.db()?, "DELETE FROM custom_providers WHERE provider_id = ?1", &id)?.run().await?;
-    if crate::db::changes(&r)? == 0 {
+    let r = crate::q!(&ctx.db()?, "DELETE FROM custom_providers WHERE provider_id = ?1", &id)?.exec().await?;
+    if r.changes() == 0 {
         return Err(ApiError::not_found(format!("Custom provider '{id}' not found")));
     }
     Reply::ok(&json!({ "ok": true }))

@@ -67,17 +67,17 @@ pub struct SessionAgent {
 type Sql = SqlStorage;
 
 fn rows<T: DeserializeOwned>(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<Vec<T>> {
-    sql.exec(query, args)?.to_array()
+    crate::db::sql_rows(sql, query, args)
 }
 
 fn exec(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<()> {
-    sql.exec(query, args)?.to_array::<Value>().map(|_| ())
+    crate::db::sql_run(sql, query, args).map(|_| ())
 }
 
 /// Runs an UPDATE/DELETE ending in `RETURNING 1` and counts the rows it touched
 /// (`rows_written` also counts index entries, so it is not a row count).
 fn changed(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<usize> {
-    Ok(sql.exec(query, args)?.to_array::<Value>()?.len())
+    Ok(crate::db::sql_run(sql, query, args)?.length() as usize)
 }
 
 /// Runs `f` inside the storage's `transactionSync`: its SQL commits together, or not at all when

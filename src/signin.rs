@@ -4,6 +4,7 @@
 //! URLs: the frontend receives a one-time 60-second code in the fragment and exchanges it with
 //! `POST /auth/exchange`. Sessions can be listed, revoked, and logged out of.
 
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -158,7 +159,7 @@ pub async fn start(ctx: &Ctx) -> ApiResult<Reply> {
         &iso(ctx.now + STATE_TTL_MS),
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
     Ok(Reply::redirect(&url).with_header(
         "Set-Cookie",
@@ -201,7 +202,7 @@ pub async fn callback(ctx: &Ctx) -> ApiResult<Reply> {
         &format!("login:{}", p.name()),
         &iso(ctx.now)
     )?
-    .first(None)
+    .one()
     .await?;
     let Some(row) = row else { return fail(ctx, p, "invalid_state") };
     let nonce_ok = match (cookie(ctx, &p.cookie()), row.browser_hash) {
@@ -312,7 +313,7 @@ async fn complete(
         &iso(ctx.now)
     )
     .map_err(|_| "oauth_error")?
-    .run()
+    .exec()
     .await
     .map_err(|_| "oauth_error")?;
     Ok(one_time)
@@ -352,7 +353,7 @@ async fn store_token(
         &expires,
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
     Ok(())
 }
@@ -385,7 +386,7 @@ pub async fn exchange(ctx: &Ctx) -> ApiResult<Reply> {
         &sha256_hex(code.as_bytes()),
         &iso(ctx.now)
     )?
-    .first(None)
+    .one()
     .await?;
     let invalid = || ApiError::new(400, "INVALID_CODE", "Unknown, expired or already used sign-in code");
     let row = row.ok_or_else(invalid)?;
@@ -395,7 +396,7 @@ pub async fn exchange(ctx: &Ctx) -> ApiResult<Reply> {
     let token = random_token::<32>();
     let expires = iso(ctx.now + SESSION_TTL_MS);
     let results = db
-        .batch(vec![
+        .batch_rows(vec![
             crate::q!(
                 &db,
                 "INSERT INTO auth_sessions (id, user_id, token_hash, provider, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -427,7 +428,7 @@ pub async fn logout(ctx: &Ctx) -> ApiResult<Reply> {
         ));
     }
     crate::q!(&ctx.db()?, "DELETE FROM auth_sessions WHERE id = ?1 AND user_id = ?2", &caller.token_id, &caller.id)?
-        .run()
+        .exec()
         .await?;
     Reply::ok(&success())
 }
@@ -451,7 +452,7 @@ pub async fn sessions(ctx: &Ctx) -> ApiResult<Reply> {
         &caller.id,
         &iso(ctx.now)
     )?
-    .all()
+    .rows()
     .await?
     .results()?;
     let current = |id: &str| caller.token_table == "auth_sessions" && caller.token_id == id;
@@ -474,9 +475,9 @@ pub async fn revoke_session(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let id = ctx.params.get("id");
     let r = crate::q!(&ctx.db()?, "DELETE FROM auth_sessions WHERE id = ?1 AND user_id = ?2", &id, &caller.id)?
-        .run()
+        .exec()
         .await?;
-    if crate::db::changes(&r)? == 0 {
+    if r.changes() == 0 {
         return Err(ApiError::not_found(format!("Session '{id}' not found")));
     }
     Reply::ok(&success())

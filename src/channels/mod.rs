@@ -3,6 +3,7 @@
 
 pub mod scope;
 
+use crate::db::Query as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
@@ -61,7 +62,7 @@ async fn owned_binding(db: &D1Database, user_id: &str, id: &str) -> ApiResult<Bi
         &id,
         &user_id
     )?
-    .first(None)
+    .one()
     .await?;
     row.ok_or_else(|| ApiError::not_found(format!("Binding with id '{id}' not found")))
 }
@@ -121,17 +122,15 @@ pub async fn create_binding(ctx: &Ctx) -> ApiResult<Reply> {
         &now,
         &MAX_BINDINGS
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&result)? == 0 {
+    if result.changes() == 0 {
         #[derive(Deserialize)]
         struct Count {
             n: i64,
         }
         let count: Option<Count> =
-            crate::q!(&db, "SELECT COUNT(*) AS n FROM channel_bindings WHERE user_id = ?1", &caller.id)?
-                .first(None)
-                .await?;
+            crate::q!(&db, "SELECT COUNT(*) AS n FROM channel_bindings WHERE user_id = ?1", &caller.id)?.one().await?;
         if count.is_some_and(|c| c.n >= MAX_BINDINGS) {
             return Err(crate::http::limit_reached("channel bindings", MAX_BINDINGS));
         }
@@ -174,7 +173,7 @@ pub async fn update_binding(ctx: &Ctx) -> ApiResult<Reply> {
         &binding.id,
         &caller.id
     )?
-    .run()
+    .exec()
     .await?;
     let updated = owned_binding(&db, &caller.id, &binding.id).await?;
     Reply::ok(&json!({ "binding": updated.view() }))
@@ -186,7 +185,7 @@ pub async fn delete_binding(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let binding = owned_binding(&db, &caller.id, ctx.params.get("id")).await?;
     crate::q!(&db, "DELETE FROM channel_bindings WHERE id = ?1 AND user_id = ?2", &binding.id, &caller.id)?
-        .run()
+        .exec()
         .await?;
     Reply::ok(&success())
 }
@@ -295,7 +294,7 @@ pub async fn prompt(ctx: &Ctx) -> ApiResult<Reply> {
                 k,
                 &caller.id
             )?
-            .first(None)
+            .one()
             .await?
         }
         None => None,

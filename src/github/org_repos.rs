@@ -2,6 +2,7 @@
 //! duplicates are 409, persona references are checked, admins see disabled repositories,
 //! timestamps are ISO everywhere, topics are writable.
 
+use crate::db::Query as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
@@ -56,12 +57,12 @@ async fn list_where(db: &D1Database, only_enabled: bool) -> ApiResult<Vec<Value>
         "{SELECT} WHERE r.org_id = 'default' {} ORDER BY r.full_name COLLATE NOCASE",
         if only_enabled { "AND r.enabled = 1" } else { "" }
     );
-    let rows: Vec<RepoRow> = db.prepare(sql).all().await?.results()?;
+    let rows: Vec<RepoRow> = db.prepare(sql).rows().await?.results()?;
     Ok(rows.iter().map(RepoRow::view).collect())
 }
 
 async fn find(db: &D1Database, id: &str) -> ApiResult<RepoRow> {
-    let row: Option<RepoRow> = crate::q!(db, &format!("{SELECT} WHERE r.id = ?1"), &id)?.first(None).await?;
+    let row: Option<RepoRow> = crate::q!(db, &format!("{SELECT} WHERE r.id = ?1"), &id)?.one().await?;
     row.ok_or_else(|| ApiError::not_found("Repository not found"))
 }
 
@@ -110,9 +111,9 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         &topics,
         &now
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&r)? == 0 {
+    if r.changes() == 0 {
         return Err(ApiError::conflict(
             "ORG_REPO_EXISTS",
             format!("{} is already an org repository", repo.full_name()),
@@ -154,7 +155,7 @@ pub async fn update(ctx: &Ctx) -> ApiResult<Reply> {
         &iso(ctx.now),
         &repo.id
     )?
-    .run()
+    .exec()
     .await?;
     Reply::ok(&json!({ "ok": true, "repo": find(&db, &repo.id).await?.view() }))
 }
@@ -163,7 +164,7 @@ pub async fn update(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let repo = find(&db, ctx.params.get("id")).await?;
-    crate::q!(&db, "DELETE FROM org_repositories WHERE id = ?1", &repo.id)?.run().await?;
+    crate::q!(&db, "DELETE FROM org_repositories WHERE id = ?1", &repo.id)?.exec().await?;
     Reply::ok(&json!({ "ok": true }))
 }
 
@@ -184,7 +185,7 @@ pub async fn set_persona(ctx: &Ctx) -> ApiResult<Reply> {
         &persona_id,
         &repo.org_id
     )?
-    .first(None)
+    .one()
     .await?;
     match persona {
         None => return Err(ApiError::new(404, "PERSONA_NOT_FOUND", "Persona not found")),
@@ -202,7 +203,7 @@ pub async fn set_persona(ctx: &Ctx) -> ApiResult<Reply> {
         &persona_id,
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
     Reply::ok(&json!({ "ok": true }))
 }
@@ -211,8 +212,8 @@ pub async fn set_persona(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn clear_persona(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let repo = find(&db, ctx.params.get("id")).await?;
-    let r = crate::q!(&db, "DELETE FROM org_repo_persona_defaults WHERE org_repo_id = ?1", &repo.id)?.run().await?;
-    if crate::db::changes(&r)? == 0 {
+    let r = crate::q!(&db, "DELETE FROM org_repo_persona_defaults WHERE org_repo_id = ?1", &repo.id)?.exec().await?;
+    if r.changes() == 0 {
         return Err(ApiError::not_found("No persona default is set"));
     }
     Reply::ok(&json!({ "ok": true }))
@@ -240,7 +241,7 @@ pub async fn list_personas(ctx: &Ctx) -> ApiResult<Reply> {
     let rows: Vec<PersonaRow> = ctx
         .db()?
         .prepare("SELECT id, name, slug, description, visibility, created_at FROM agent_personas WHERE org_id = 'default' ORDER BY name")
-        .all()
+        .rows()
         .await?
         .results()?;
     Reply::ok(&json!({ "personas": rows.iter().map(PersonaRow::view).collect::<Vec<_>>() }))
@@ -288,9 +289,9 @@ pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
         &caller.id,
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&r)? == 0 {
+    if r.changes() == 0 {
         return Err(ApiError::conflict("PERSONA_EXISTS", format!("A persona with slug '{slug}' exists")));
     }
     let row: Option<PersonaRow> = crate::q!(
@@ -298,7 +299,7 @@ pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
         "SELECT id, name, slug, description, visibility, created_at FROM agent_personas WHERE id = ?1",
         &id
     )?
-    .first(None)
+    .one()
     .await?;
     Reply::json(201, &row.ok_or_else(|| ApiError::internal("persona vanished"))?.view())
 }
@@ -306,8 +307,8 @@ pub async fn create_persona(ctx: &Ctx) -> ApiResult<Reply> {
 /// `DELETE /api/admin/personas/:id` → `{ok: true}` (repository defaults using it go with it).
 pub async fn delete_persona(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
-    let r = crate::q!(&db, "DELETE FROM agent_personas WHERE id = ?1", &ctx.params.get("id"))?.run().await?;
-    if crate::db::changes(&r)? == 0 {
+    let r = crate::q!(&db, "DELETE FROM agent_personas WHERE id = ?1", &ctx.params.get("id"))?.exec().await?;
+    if r.changes() == 0 {
         return Err(ApiError::new(404, "PERSONA_NOT_FOUND", "Persona not found"));
     }
     Reply::ok(&json!({ "ok": true }))

@@ -9,6 +9,7 @@
 //! inside its subrequest budget, skips the owners whose token hit GitHub's rate limit, and
 //! enqueues its continuation when it filled its batch.
 
+use crate::db::Batch as _;
 use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
@@ -82,7 +83,7 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
     // Claim the due rows (marking them looked-at) and read them back in one round trip; a
     // concurrent run claims others.
     let results = db
-        .batch(vec![
+        .batch_rows(vec![
             crate::q!(
                 &db,
                 "UPDATE session_git_state SET reconciled_at = ?1, reconcile_claim = ?2
@@ -216,7 +217,7 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
         )?);
     }
     if !stmts.is_empty() {
-        db.batch(stmts).await?;
+        db.batch_rows(stmts).await?;
         used += 1;
     }
     if stopped || limited > 0 {

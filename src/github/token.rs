@@ -2,6 +2,7 @@
 //! module with associated data = purpose + user. Rows written by the original worker (legacy
 //! format) are read and re-sealed on first use. Also `PUT/DELETE /api/me/github-token`.
 
+use crate::db::Query as _;
 use serde::Deserialize;
 use serde_json::json;
 use worker::d1::D1Database;
@@ -42,7 +43,7 @@ pub async fn store(
         &scopes,
         &iso(now)
     )?
-    .run()
+    .exec()
     .await?;
     Ok(())
 }
@@ -60,7 +61,7 @@ pub async fn load_with(db: &D1Database, keys: &Keyring, user_id: &str) -> ApiRes
         "SELECT encrypted_access_token FROM oauth_tokens WHERE user_id = ?1 AND provider = 'github'",
         &user_id
     )?
-    .first(None)
+    .one()
     .await?;
     let Some(row) = row else { return Ok(None) };
     let aad = Aad { purpose: PURPOSE, owner: user_id };
@@ -73,7 +74,7 @@ pub async fn load_with(db: &D1Database, keys: &Keyring, user_id: &str) -> ApiRes
             &resealed,
             &user_id
         )?
-        .run()
+        .exec()
         .await?;
     }
     Ok(Some(token))
@@ -125,7 +126,7 @@ pub async fn put(ctx: &Ctx) -> ApiResult<Reply> {
         &iso(ctx.now),
         &caller.id
     )?
-    .run()
+    .exec()
     .await?;
     Reply::ok(&json!({ "connected": true, "login": login, "scopes": scopes }))
 }
@@ -135,9 +136,9 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let db = ctx.db()?;
     let r = crate::q!(&db, "DELETE FROM oauth_tokens WHERE user_id = ?1 AND provider = 'github'", &caller.id)?
-        .run()
+        .exec()
         .await?;
-    if crate::db::changes(&r)? == 0 {
+    if r.changes() == 0 {
         return Err(ApiError::not_found("No GitHub token is stored"));
     }
     Reply::ok(&json!({ "connected": false }))

@@ -10,6 +10,7 @@
 //! back under a fresh id. A PR update therefore applies only when its `pull_request.updated_at`
 //! is newer than the stored one, and a push is counted once per (session, `after` SHA).
 
+use crate::db::Batch as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
@@ -158,7 +159,7 @@ pub async fn apply(
         "SELECT claim FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1",
         &delivery
     )?);
-    let results = db.batch(stmts).await?;
+    let results = db.batch_rows(stmts).await?;
     #[derive(Deserialize)]
     struct Claim {
         claim: Option<String>,
@@ -170,7 +171,7 @@ pub async fn apply(
     let (mut updated, mut notifications) = (0, 0);
     let roles = plan.as_ref().map(Plan::roles).unwrap_or_default();
     for (role, r) in roles.iter().zip(&results[effects_at..]) {
-        let n = r.results::<Value>()?.len();
+        let n = r.count();
         if role.counts {
             updated += n;
         }

@@ -4,7 +4,7 @@
 use std::cell::{Ref, RefCell};
 use std::rc::Rc;
 
-use worker::d1::{D1Database, D1Result};
+use worker::d1::D1Database;
 use worker::{Context, Env, Headers};
 
 use super::input::Query;
@@ -33,7 +33,7 @@ pub struct Ctx {
     pub wctx: Rc<Context>,
     pub(crate) caller: Option<Caller>,
     /// The route's first query, run in the authentication's D1 batch (`app::prefetch_sql`).
-    pub(crate) prefetched: RefCell<Option<D1Result>>,
+    pub(crate) prefetched: RefCell<Option<crate::db::Rows>>,
 }
 
 impl Ctx {
@@ -73,7 +73,7 @@ impl Ctx {
 
     /// The result of the route's first query when the pipeline ran it with authentication
     /// (once; `None` after, or when it did not).
-    pub fn take_prefetched(&self) -> Option<D1Result> {
+    pub fn take_prefetched(&self) -> Option<crate::db::Rows> {
         self.prefetched.borrow_mut().take()
     }
 

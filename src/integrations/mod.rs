@@ -19,6 +19,7 @@ pub mod service;
 pub mod store;
 pub mod tokens;
 
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Env;
@@ -95,7 +96,7 @@ pub async fn load_credentials(env: &Env, row: &IntegrationRow) -> ApiResult<Cred
             let old = keys.retrieve(&row.service).await?;
             keys.store(&key, old.credentials.clone(), old.scopes, old.expires_at).await?;
             crate::q!(&env.d1("DB")?, "UPDATE integrations SET credentials_legacy = 0 WHERE id = ?1", &row.id)?
-                .run()
+                .exec()
                 .await?;
             Ok(old.credentials)
         }
@@ -177,7 +178,7 @@ pub async fn store_items(env: &Env, integration: &str, items: &[(&'static str, s
         }
     }
     if !stmts.is_empty() {
-        db.batch(stmts).await?;
+        db.batch_rows(stmts).await?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! disconnect, sync, entities, fetch/push, actions and OAuth. Every handler speaks to the
 //! service behind an integration through `service::Service` only.
 
+use crate::db::Query as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -40,7 +41,7 @@ async fn find(ctx: &Ctx, write: bool) -> ApiResult<IntegrationRow> {
         &caller.id,
         &!write
     )?
-    .first(None)
+    .one()
     .await?;
     row.ok_or_else(|| ApiError::not_found(format!("Integration with id '{id}' not found")))
 }
@@ -93,7 +94,7 @@ async fn settle<T>(ctx: &Ctx, row: &IntegrationRow, service: &dyn Service, r: Re
                 &iso(ctx.now),
                 &row.id
             )?
-            .run()
+            .exec()
             .await?;
             Err(ApiError::new(409, "RECONNECT_REQUIRED", message))
         }
@@ -119,7 +120,7 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let result = match ctx.take_prefetched() {
         Some(result) => result,
-        None => crate::q!(&ctx.db()?, LIST_SQL, &caller.id)?.all().await?,
+        None => crate::q!(&ctx.db()?, LIST_SQL, &caller.id)?.rows().await?,
     };
     let rows: Vec<IntegrationRow> = result.results()?;
     Reply::ok(&json!({ "integrations": rows.iter().map(|r| r.view(&caller.id)).collect::<Vec<_>>() }))
@@ -252,7 +253,7 @@ async fn connect(
     };
     let row: Option<IntegrationRow> =
         crate::q!(&db, sql, &id, &caller.id, &service.name(), &config.to_string(), &now, &MAX_INTEGRATIONS)?
-            .first(None)
+            .one()
             .await?;
     let Some(row) = row else {
         let exists: Option<Value> = crate::q!(
@@ -261,7 +262,7 @@ async fn connect(
             &caller.id,
             &service.name()
         )?
-        .first(None)
+        .one()
         .await?;
         if exists.is_none() {
             return Err(crate::http::limit_reached("integrations", MAX_INTEGRATIONS));
@@ -279,7 +280,7 @@ async fn connect(
     if let Err(e) = ApiKeys::for_user(&ctx.env, &caller.id).store(&credentials_key(&row.id), creds, scopes, None).await
     {
         if row.id == id {
-            crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &id)?.run().await?;
+            crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &id)?.exec().await?;
         }
         return Err(e);
     }
@@ -301,7 +302,7 @@ pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
     input.finish()?;
     let exists: Option<Value> =
         crate::q!(&db, "SELECT id FROM integrations WHERE user_id = ?1 AND service = ?2", &caller.id, &name)?
-            .first(None)
+            .one()
             .await?;
     if exists.is_some() {
         return Err(ApiError::conflict("INTEGRATION_ALREADY_EXISTS", format!("Integration for {name} already exists")));
@@ -356,7 +357,7 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
         &iso(ctx.now),
         &row.id
     )?
-    .first(None)
+    .one()
     .await?;
     let updated = updated.ok_or_else(|| ApiError::not_found("Integration not found"))?;
     Reply::ok(&json!({ "integration": updated.view(&caller.id) }))
@@ -368,7 +369,7 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let row = find(ctx, true).await?;
     ApiKeys::for_user(&ctx.env, &row.user_id).revoke(&credentials_key(&row.id)).await?;
-    crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &row.id)?.run().await?;
+    crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &row.id)?.exec().await?;
     Reply::ok(&success())
 }
 
@@ -422,7 +423,7 @@ pub async fn sync_status(ctx: &Ctx) -> ApiResult<Reply> {
     let sync_id = ctx.params.get("syncId");
     let log: LogView =
         crate::q!(&db, "SELECT * FROM sync_logs WHERE id = ?1 AND integration_id = ?2", &sync_id, &row.id)?
-            .first(None)
+            .one()
             .await?
             .ok_or_else(|| ApiError::not_found(format!("Sync with id '{sync_id}' not found")))?;
     let parse =
@@ -489,7 +490,7 @@ pub async fn entities(ctx: &Ctx) -> ApiResult<Reply> {
         &include_deleted,
         &(limit + 1)
     )?
-    .all()
+    .rows()
     .await?
     .results()?;
     let has_more = rows.len() > limit as usize;
@@ -686,7 +687,7 @@ pub async fn oauth_start(ctx: &Ctx) -> ApiResult<Reply> {
         &iso(ctx.now + STATE_TTL_MS),
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
     Reply::ok(&json!({ "url": url, "state": state }))
 }
@@ -713,7 +714,7 @@ pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
         &caller.id,
         &iso(ctx.now)
     )?
-    .first(None)
+    .one()
     .await?;
     if consumed.filter(|s| s.redirect_uri == redirect).is_none() {
         return Err(ApiError::new(400, "INVALID_STATE", "Unknown, expired or already used OAuth state"));

@@ -3,6 +3,7 @@
 //! enqueuing the next (now, or at a rate limit's reset). Nothing depends on `waitUntil`: a lost
 //! message or a dead worker is found by the cron's sweep, which only enqueues.
 
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
 use serde_json::json;
 use worker::{D1Database, Env};
@@ -53,9 +54,9 @@ pub async fn create(
         &serde_json::to_string(&state)?,
         &iso(now)
     )?
-    .run()
+    .exec()
     .await?;
-    Ok((crate::db::changes(&r)? > 0).then_some(id))
+    Ok((r.changes() > 0).then_some(id))
 }
 
 /// Starts a run now (`POST /sync`): 409 while another is unfinished.
@@ -101,7 +102,7 @@ pub async fn give_up(env: &Env, run: &str) -> ApiResult<()> {
         "SELECT last_error, integration_id FROM sync_logs WHERE id = ?1 AND status IN ('pending', 'running')",
         &run
     )?
-    .first::<L>(None)
+    .one::<L>()
     .await?
     else {
         return Ok(());
@@ -110,7 +111,7 @@ pub async fn give_up(env: &Env, run: &str) -> ApiResult<()> {
         format!("Gave up after repeated failures: {}", l.last_error.as_deref().unwrap_or("the worker kept failing"));
     let errors = json!([{ "entity": "sync", "message": reason, "code": "SYNC_RETRIES_EXHAUSTED" }]).to_string();
     let now = iso(now_ms());
-    db.batch(vec![
+    db.batch_rows(vec![
         crate::q!(&db, "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2, lease_owner = NULL, lease_until = NULL, resume_at = NULL WHERE id = ?3", &errors, &now, &run)?,
         crate::q!(&db, "UPDATE integrations SET error_message = ?1, updated_at = ?2 WHERE id = ?3", &reason, &now, &l.integration_id)?,
     ])
@@ -130,7 +131,7 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
         id: String,
     }
     let results = db
-        .batch(vec![
+        .batch_rows(vec![
             crate::q!(
                 &db,
                 "UPDATE sync_logs SET status = 'failed', errors = ?1, completed_at = ?2, lease_owner = NULL, lease_until = NULL

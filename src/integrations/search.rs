@@ -3,6 +3,7 @@
 //! `entities_search` tool. A user's query never reaches FTS5 as syntax: `fts_query` turns it
 //! into quoted strings joined by operators it chooses itself.
 
+use crate::db::Query as _;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -213,7 +214,7 @@ pub async fn run(
         &(p.limit + 1),
         &p.offset
     )?
-    .all()
+    .rows()
     .await;
     let hits: Vec<Hit> = match result {
         Ok(r) => r.results()?,

@@ -3,6 +3,7 @@
 //! is a registered service reached through a counting transport with the integration's
 //! credentials from the `API_KEYS` object.
 
+use crate::db::{Batch as _, Query as _};
 use std::cell::RefCell;
 
 use serde::Deserialize;
@@ -188,8 +189,8 @@ impl D1Store {
                 owner,
             )?);
         }
-        let results = db.batch(stmts).await?;
-        let held = !results.first().map(|r| r.results::<Value>()).transpose()?.unwrap_or_default().is_empty();
+        let results = db.batch_rows(stmts).await?;
+        let held = results.first().is_some_and(|r| r.count() > 0);
         Ok(held)
     }
 }
@@ -202,7 +203,7 @@ impl SyncStore for D1Store {
     async fn claim(&self, run_id: &str, owner: &str, now: Millis, lease_until: Millis) -> Result<Option<Run>, String> {
         let db = &self.db;
         let results = db
-            .batch(vec![
+            .batch_rows(vec![
                 crate::q!(
                     db,
                     "UPDATE sync_logs SET status = 'running', lease_owner = ?2, lease_until = ?4, invocations = invocations + 1, resume_at = NULL
@@ -278,7 +279,7 @@ impl SyncStore for D1Store {
                 .map_err(err)?,
             );
         }
-        let results = db.batch(stmts).await.map_err(err)?;
+        let results = db.batch_rows(stmts).await.map_err(err)?;
         let cps: Vec<Cp> = results[0].results().map_err(err)?;
         let parents: Vec<String> = match results.get(1) {
             Some(r) => r.results::<Key>().map_err(err)?.into_iter().filter_map(|k| k.k).collect(),
@@ -323,7 +324,7 @@ impl SyncStore for D1Store {
             &owner
         )
         .map_err(err)?
-        .first(None)
+        .one()
         .await
         .map_err(err)?;
         Ok(row.map_or(1, |r| r.failures))
@@ -377,7 +378,7 @@ impl SyncStore for D1Store {
             )
             .map_err(err)?,
         ];
-        db.batch(stmts).await.map_err(err)?;
+        db.batch_rows(stmts).await.map_err(err)?;
         Ok(())
     }
 }

@@ -11,6 +11,7 @@
 pub mod rpc;
 pub mod tools;
 
+use crate::db::Query as _;
 use std::cell::OnceCell;
 
 use futures::future::LocalBoxFuture;
@@ -70,7 +71,7 @@ impl Live<'_> {
               ORDER BY CASE WHEN user_id = ?1 THEN 0 ELSE 1 END, created_at, id",
             &self.caller
         )?
-        .all()
+        .rows()
         .await?
         .results()?;
         Ok(self.rows.get_or_init(|| rows))

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod prompt;
 pub mod repo;
 
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
@@ -119,14 +120,14 @@ pub async fn owned_session(db: &D1Database, user_id: &str, session_id: &str) -> 
         &session_id,
         &user_id
     )?
-    .first(None)
+    .one()
     .await?;
     row.ok_or_else(|| ApiError::not_found(format!("Session with id '{session_id}' not found")))
 }
 
 async fn git_state(db: &D1Database, session_id: &str) -> ApiResult<Option<Value>> {
     let row: Option<GitStateRow> =
-        crate::q!(db, "SELECT * FROM session_git_state WHERE session_id = ?1", &session_id)?.first(None).await?;
+        crate::q!(db, "SELECT * FROM session_git_state WHERE session_id = ?1", &session_id)?.one().await?;
     Ok(row.map(|r| r.view()))
 }
 
@@ -180,7 +181,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         ),
         &caller.id
     )?
-    .first(None)
+    .one()
     .await?;
     if live.is_some_and(|c| c.n >= MAX_LIVE_SESSIONS) {
         return Err(crate::http::limit_reached("live sessions", MAX_LIVE_SESSIONS));
@@ -257,7 +258,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         &caller.id,
         &now
     )?);
-    db.batch(batch).await?;
+    db.batch_rows(batch).await?;
     let session = owned_session(&db, &caller.id, &id).await?;
     let mut view = session.view();
     view["gitState"] = git_state(&db, &id).await?.unwrap_or(Value::Null);
@@ -351,7 +352,7 @@ pub async fn link_pr(db: &D1Database, session_id: &str, pr: &PrLink<'_>, now: &s
         &now,
         &pr.repo_id
     )?
-    .run()
+    .exec()
     .await?;
     Ok(())
 }
@@ -401,7 +402,7 @@ pub async fn put_git_state(ctx: &Ctx) -> ApiResult<Reply> {
             &commit_count,
             &now
         )?
-        .run()
+        .exec()
         .await?;
     }
     Reply::ok(&json!({ "gitState": git_state(&db, &session.id).await? }))
@@ -418,7 +419,7 @@ pub async fn children(ctx: &Ctx) -> ApiResult<Reply> {
         &session.id,
         &caller.id
     )?
-    .all()
+    .rows()
     .await?
     .results()?;
     Reply::ok(&json!({ "sessions": rows.iter().map(SessionRow::view).collect::<Vec<_>>() }))
@@ -434,7 +435,7 @@ pub async fn find_orchestrator(db: &D1Database, user_id: &str) -> ApiResult<Opti
         ),
         &user_id
     )?
-    .first(None)
+    .one()
     .await?)
 }
 
@@ -453,7 +454,7 @@ pub async fn ensure_orchestrator(db: &D1Database, user_id: &str, now: i64) -> Ap
         &user_id,
         &iso(now)
     )?
-    .run()
+    .exec()
     .await?;
     let s = find_orchestrator(db, user_id).await?.ok_or_else(|| ApiError::internal("orchestrator insert vanished"))?;
     let created = s.id == id;
@@ -477,7 +478,7 @@ pub async fn replace_orchestrator(
             &iso(now),
             &old.id
         )?
-        .run()
+        .exec()
         .await?;
         if let Err(e) = SessionAgent::new(env, &old.id).post("/stop", &json!({})).await {
             crate::config::log_error(&format!("orchestrator refresh: stopping the old one failed: {}", e.message));
@@ -485,7 +486,7 @@ pub async fn replace_orchestrator(
     }
     let (fresh, _) = ensure_orchestrator(db, user_id, now).await?;
     if let Some(old) = old {
-        db.batch(vec![
+        db.batch_rows(vec![
             crate::q!(
                 db,
                 "UPDATE channel_bindings SET session_id = ?1, updated_at = ?3 WHERE session_id = ?2 AND user_id = ?4",

@@ -3,6 +3,7 @@
 //! dropped) and enqueues; so Slack gets its answer in milliseconds whatever a session or the
 //! Slack API is doing. The queue consumer then links or routes the message.
 
+use crate::db::{Batch as _, Query as _};
 use serde::Serialize;
 
 use crate::telegram::webhook::Bound;
@@ -227,16 +228,16 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         &kind,
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&recorded)? == 0 {
+    if recorded.changes() == 0 {
         return Reply::ok(&json!({ "ok": true, "duplicate": true }));
     }
     if let Err(e) = jobs::send(&ctx.env, &job, 0).await {
         // Not enqueued: forget the event so Slack's retry is taken.
         let forget =
             crate::q!(&db, "DELETE FROM webhook_inbox WHERE provider = ?1 AND delivery_id = ?2", &PROVIDER, &event_id)?;
-        let _ = forget.run().await;
+        let _ = forget.exec().await;
         return Err(e);
     }
     Reply::ok(&json!({ "ok": true }))
@@ -251,7 +252,7 @@ pub async fn process(env: &Env, message: &str) -> ApiResult<()> {
     let m = &m;
     let db = env.d1("DB")?;
     let results = db
-        .batch(vec![
+        .batch_rows(vec![
             crate::q!(
                 &db,
                 &format!("SELECT {} FROM slack_workspaces WHERE team_id = ?1", super::WORKSPACE_COLUMNS),
@@ -285,7 +286,7 @@ pub async fn process(env: &Env, message: &str) -> ApiResult<()> {
     let channel_id = m.channel_id();
     let now = iso(now_ms());
     let results = db
-        .batch(vec![
+        .batch_rows(vec![
             crate::q!(
                 &db,
                 "SELECT b.session_id, b.queue_mode, b.collect_debounce_ms, s.status FROM channel_bindings b
@@ -347,7 +348,7 @@ async fn author_name(db: &D1Database, slack: &Slack, m: &SlackMessage) -> Option
                 &m.user
             );
             if let Ok(stmt) = saved {
-                let _ = stmt.run().await;
+                let _ = stmt.exec().await;
             }
             Some(name)
         }
@@ -400,14 +401,14 @@ async fn offer_link(env: &Env, db: &D1Database, slack: &Slack, m: &SlackMessage)
         &iso(now + LINK_CODE_TTL_MS),
         &iso(now)
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&issued)? == 0 {
+    if issued.changes() == 0 {
         return Ok(()); // a valid link is already out
     }
     if let Err(e) = say(slack, m, &link_text(&frontend, &code)).await {
         // Take the code back so the retry sends a fresh one.
-        crate::q!(db, "DELETE FROM slack_link_codes WHERE code_hash = ?1", &hash)?.run().await?;
+        crate::q!(db, "DELETE FROM slack_link_codes WHERE code_hash = ?1", &hash)?.exec().await?;
         return Err(ApiError::upstream(format!("the link reply failed: {e}")));
     }
     Ok(())

@@ -8,6 +8,7 @@ pub mod events;
 pub mod mrkdwn;
 pub mod reply;
 
+use crate::db::{Batch as _, Query as _};
 use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
@@ -93,7 +94,7 @@ pub async fn open_workspace(env: &Env, db: &D1Database, ws: &WorkspaceRow) -> Ap
             &keys.seal_str(&aad, &token),
             &ws.team_id
         )?
-        .run()
+        .exec()
         .await?;
     }
     Ok(Slack::new(&api_base(env), &token))
@@ -102,14 +103,14 @@ pub async fn open_workspace(env: &Env, db: &D1Database, ws: &WorkspaceRow) -> Ap
 pub async fn load_workspace(db: &D1Database, team: &str) -> ApiResult<Option<WorkspaceRow>> {
     let row: Option<Value> =
         crate::q!(db, &format!("SELECT {WORKSPACE_COLUMNS} FROM slack_workspaces WHERE team_id = ?1"), &team)?
-            .first(None)
+            .one()
             .await?;
     Ok(row.as_ref().and_then(WorkspaceRow::from_row))
 }
 
 /// Removes a workspace and everything known about its people (links, codes, conversations).
 pub async fn forget_workspace(db: &D1Database, team: &str) -> ApiResult<()> {
-    db.batch(vec![
+    db.batch_rows(vec![
         crate::q!(db, "DELETE FROM slack_workspaces WHERE team_id = ?1", &team)?,
         crate::q!(db, "DELETE FROM slack_links WHERE team_id = ?1", &team)?,
         crate::q!(db, "DELETE FROM slack_link_codes WHERE team_id = ?1", &team)?,
@@ -157,7 +158,7 @@ pub async fn install(ctx: &Ctx) -> ApiResult<Reply> {
         &iso(ctx.now + STATE_TTL_MS),
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
     Reply::ok(&json!({ "url": install_url(&oauth_url(&ctx.env), &client_id, &redirect, &state) }))
 }
@@ -182,7 +183,7 @@ pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
                 &STATE_PURPOSE,
                 &iso(ctx.now)
             )?
-            .first(None)
+            .one()
             .await?
         }
         None => None,
@@ -248,7 +249,7 @@ async fn complete_install(ctx: &Ctx, code: &str, state: &Value) -> Result<String
             &state["user_id"].as_str(),
             &now
         )?
-        .run()
+        .exec()
         .await?;
         Ok::<_, ApiError>(())
     };
@@ -273,7 +274,7 @@ pub async fn list_workspaces(ctx: &Ctx) -> ApiResult<Reply> {
         &page.after_id,
         &page.fetch()
     )?
-    .all()
+    .rows()
     .await?
     .results()?;
     let rows: Vec<WorkspaceRow> = rows.iter().filter_map(WorkspaceRow::from_row).collect();
@@ -320,7 +321,7 @@ async fn user_links(db: &D1Database, user_id: &str, team: Option<&str>) -> ApiRe
         &user_id,
         &team
     )?
-    .all()
+    .rows()
     .await?
     .results()?;
     for r in &mut rows {
@@ -345,7 +346,7 @@ pub async fn link(ctx: &Ctx) -> ApiResult<Reply> {
         &sha256_hex(code.as_bytes()),
         &iso(ctx.now)
     )?
-    .first(None)
+    .one()
     .await?;
     let row = row.ok_or_else(invalid)?;
     let field = |k: &str| row[k].as_str().unwrap_or_default().to_string();
@@ -354,7 +355,7 @@ pub async fn link(ctx: &Ctx) -> ApiResult<Reply> {
     let ws = load_workspace(&db, &team).await?.ok_or_else(invalid)?;
     let now = iso(ctx.now);
     let results = db
-        .batch(vec![
+        .batch_rows(vec![
             // The caller's earlier Slack person in this workspace, and where they talked, go.
             crate::q!(
                 &db,
@@ -384,9 +385,9 @@ pub async fn link(ctx: &Ctx) -> ApiResult<Reply> {
     if owner.as_ref().and_then(|o| o["user_id"].as_str()) != Some(caller.id.as_str()) {
         return Err(ApiError::conflict("SLACK_USER_LINKED", "This Slack account is linked to someone else"));
     }
-    if crate::db::changes(&results[0])? > 0 {
+    if results[0].changes() > 0 {
         crate::q!(&db, "DELETE FROM slack_conversations WHERE user_id = ?1 AND team_id = ?2", &caller.id, &team)?
-            .run()
+            .exec()
             .await?;
     }
     // A word in Slack where the code was asked for (after the response; best effort).
@@ -427,12 +428,12 @@ pub async fn unlink(ctx: &Ctx) -> ApiResult<Reply> {
     let team = ctx.params.get("teamId");
     let db = ctx.db()?;
     let results = db
-        .batch(vec![
+        .batch_rows(vec![
             crate::q!(&db, "DELETE FROM slack_links WHERE user_id = ?1 AND team_id = ?2", &caller.id, &team)?,
             crate::q!(&db, "DELETE FROM slack_conversations WHERE user_id = ?1 AND team_id = ?2", &caller.id, &team)?,
         ])
         .await?;
-    if crate::db::changes(&results[0])? == 0 {
+    if results[0].changes() == 0 {
         return Err(ApiError::not_found(format!("No Slack account of yours is linked in workspace '{team}'")));
     }
     Reply::ok(&success())

@@ -2,6 +2,7 @@
 //! `channelType: slack`, and the result of a completed prompt that came from Slack. A user's
 //! session may only write where that user talks to the bot (a DM or channel they used).
 
+use crate::db::Query as _;
 use serde_json::json;
 use worker::d1::D1Database;
 use worker::Env;
@@ -40,7 +41,7 @@ pub async fn deliver_text(
         &team,
         &channel
     )?
-    .first(None)
+    .one()
     .await?;
     let not_connected = || {
         ApiError::new(

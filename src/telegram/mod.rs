@@ -6,6 +6,7 @@ pub mod markdown;
 pub mod reply;
 pub mod webhook;
 
+use crate::db::Query as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
@@ -58,7 +59,7 @@ impl ConfigRow {
 }
 
 pub async fn load_config(db: &D1Database, user_id: &str) -> ApiResult<Option<ConfigRow>> {
-    Ok(crate::q!(db, "SELECT * FROM user_telegram_config WHERE user_id = ?1", &user_id)?.first(None).await?)
+    Ok(crate::q!(db, "SELECT * FROM user_telegram_config WHERE user_id = ?1", &user_id)?.one().await?)
 }
 
 /// The user's bot, with its token opened (and re-sealed when stale).
@@ -73,7 +74,7 @@ pub async fn bot_for(env: &Env, db: &D1Database, row: &ConfigRow) -> ApiResult<B
             &keys.seal_str(&aad, &token),
             &row.user_id
         )?
-        .run()
+        .exec()
         .await?;
     }
     Ok(Bot::new(&api_base(env), &token))
@@ -126,7 +127,7 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
                 &now,
                 &caller.id
             )?
-            .run()
+            .exec()
             .await?;
         }
         return Err(ApiError::upstream(format!("Telegram refused the webhook: {}", e.description)));
@@ -159,7 +160,7 @@ pub async fn setup(ctx: &Ctx) -> ApiResult<Reply> {
         &sha256_hex(pairing.as_bytes()),
         &iso(ctx.now + PAIRING_TTL_MS)
     )?
-    .run()
+    .exec()
     .await?;
     if let Err(e) = bot.set_commands().await {
         log_error(&format!("telegram setup: {e}"));
@@ -197,7 +198,7 @@ pub async fn disconnect(ctx: &Ctx) -> ApiResult<Reply> {
                 "telegram disconnect: the stored bot token could not be opened; removing the configuration anyway",
             ),
         }
-        crate::q!(&db, "DELETE FROM user_telegram_config WHERE user_id = ?1", &caller.id)?.run().await?;
+        crate::q!(&db, "DELETE FROM user_telegram_config WHERE user_id = ?1", &caller.id)?.exec().await?;
     }
     Reply::ok(&success())
 }

@@ -2,6 +2,7 @@
 //! each `update_id` acted on once, then the message is routed: commands to the orchestrator,
 //! everything else through the chat's binding or to the orchestrator.
 
+use crate::db::{Batch as _, Query as _};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -216,8 +217,8 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
             &user_id
         )?);
     }
-    let results = db.batch(stmts).await?;
-    if !results[0].results::<Value>()?.is_empty() {
+    let results = db.batch_rows(stmts).await?;
+    if results[0].count() > 0 {
         return Reply::ok(&json!({ "ok": true, "duplicate": true }));
     }
     let record = || async {
@@ -228,7 +229,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
             &update_id.to_string(),
             &iso(ctx.now)
         )?
-        .run()
+        .exec()
         .await
         .map(|_| ())
     };
@@ -304,7 +305,7 @@ async fn owner_may_talk(ctx: &Ctx, bot: &Bot, config: &super::ConfigRow, message
                 &iso(ctx.now),
                 &config.user_id
             )?
-            .run()
+            .exec()
             .await?;
             say(
                 bot,
@@ -527,7 +528,7 @@ async fn children_lines(db: &worker::d1::D1Database, parent: &str) -> ApiResult<
         "SELECT id, title, workspace, status FROM sessions WHERE parent_session_id = ?1 ORDER BY created_at",
         &parent
     )?
-    .all()
+    .rows()
     .await?
     .results()?;
     Ok(rows

@@ -6,6 +6,7 @@
 pub mod signatures;
 pub mod triggers;
 
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -48,8 +49,8 @@ async fn record(ctx: &Ctx, provider: &str, deliveries: &[(String, Option<String>
     if stmts.is_empty() {
         return Ok(0);
     }
-    let results = db.batch(stmts).await?;
-    results.iter().map(crate::db::changes).sum::<worker::Result<usize>>().map_err(Into::into)
+    let results = db.batch_rows(stmts).await?;
+    Ok(results.iter().map(crate::db::Rows::changes).sum())
 }
 
 fn json_body(ctx: &Ctx) -> ApiResult<Value> {
@@ -191,7 +192,7 @@ struct Secret {
 
 async fn notion_secret(ctx: &Ctx) -> ApiResult<Option<Secret>> {
     Ok(crate::q!(&ctx.db()?, "SELECT sealed, shown_at FROM webhook_secrets WHERE provider = ?1", &NOTION)?
-        .first(None)
+        .one()
         .await?)
 }
 
@@ -220,7 +221,7 @@ pub async fn notion(ctx: &Ctx) -> ApiResult<Reply> {
             &sealed,
             &iso(ctx.now)
         )?
-        .run()
+        .exec()
         .await?;
         return Reply::ok(&json!({ "received": true, "verification": true }));
     }
@@ -250,9 +251,9 @@ pub async fn notion_token(ctx: &Ctx) -> ApiResult<Reply> {
         &iso(ctx.now),
         &NOTION
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&r)? == 0 {
+    if r.changes() == 0 {
         return Err(missing());
     }
     let (token, _) = crate::config::keyring(&ctx.env)?
@@ -263,8 +264,8 @@ pub async fn notion_token(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `DELETE /api/admin/webhooks/notion/verification-token`: forget it (to verify again).
 pub async fn forget_notion_token(ctx: &Ctx) -> ApiResult<Reply> {
-    let r = crate::q!(&ctx.db()?, "DELETE FROM webhook_secrets WHERE provider = ?1", &NOTION)?.run().await?;
-    if crate::db::changes(&r)? == 0 {
+    let r = crate::q!(&ctx.db()?, "DELETE FROM webhook_secrets WHERE provider = ?1", &NOTION)?.exec().await?;
+    if r.changes() == 0 {
         return Err(ApiError::not_found("No Notion verification token is stored"));
     }
     Reply::ok(&json!({ "ok": true }))
@@ -305,7 +306,7 @@ pub async fn inbox(ctx: &Ctx) -> ApiResult<Reply> {
         &page.after_id,
         &page.fetch()
     )?
-    .all()
+    .rows()
     .await?
     .results()?;
     Reply::ok(&page_body(

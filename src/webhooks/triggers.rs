@@ -3,6 +3,7 @@
 //! secret (shown once, stored sealed) becomes a prompt to the trigger's session or the owner's
 //! orchestrator, exactly once per delivery id.
 
+use crate::db::Query as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -130,11 +131,11 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         &now,
         &MAX_PER_USER
     )?
-    .first(None)
+    .one()
     .await?;
     let Some(row) = row else {
         let taken: Option<Value> =
-            crate::q!(&db, "SELECT 1 AS x FROM webhook_triggers WHERE path = ?1", &path)?.first(None).await?;
+            crate::q!(&db, "SELECT 1 AS x FROM webhook_triggers WHERE path = ?1", &path)?.one().await?;
         return Err(if taken.is_some() {
             ApiError::conflict("TRIGGER_PATH_TAKEN", format!("The path '{path}' is already in use"))
         } else {
@@ -152,7 +153,7 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
         "SELECT * FROM webhook_triggers WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
         &caller.id
     )?
-    .all()
+    .rows()
     .await?
     .results()?;
     let origin = ctx.public_origin();
@@ -164,9 +165,9 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let id = ctx.params.get("id");
     let r = crate::q!(&ctx.db()?, "DELETE FROM webhook_triggers WHERE id = ?1 AND user_id = ?2", &id, &caller.id)?
-        .run()
+        .exec()
         .await?;
-    if crate::db::changes(&r)? == 0 {
+    if r.changes() == 0 {
         return Err(ApiError::not_found(format!("Webhook trigger '{id}' not found")));
     }
     Reply::ok(&success())
@@ -177,7 +178,7 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
     let path = ctx.params.get("path");
     let db = ctx.db()?;
     let row: Row = crate::q!(&db, "SELECT * FROM webhook_triggers WHERE path = ?1", &path)?
-        .first(None)
+        .one()
         .await?
         .ok_or_else(|| ApiError::not_found("No webhook trigger at this path"))?;
     let method = ctx.method.as_str();
@@ -211,9 +212,9 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
         &delivery,
         &iso(ctx.now)
     )?
-    .run()
+    .exec()
     .await?;
-    if crate::db::changes(&r)? == 0 {
+    if r.changes() == 0 {
         return Reply::ok(&json!({ "received": true, "duplicate": true }));
     }
     let req = PromptRequest {
@@ -240,7 +241,7 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
     match routed {
         Ok(accepted) => {
             crate::q!(&db, "UPDATE webhook_triggers SET last_delivery_at = ?1 WHERE id = ?2", &iso(ctx.now), &row.id)?
-                .run()
+                .exec()
                 .await?;
             Reply::json(202, &json!({ "received": true, "promptId": accepted.prompt_id }))
         }
@@ -251,7 +252,7 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
                 &provider,
                 &delivery
             )?
-            .run()
+            .exec()
             .await?;
             Err(e)
         }
