@@ -19,6 +19,15 @@ function workerdPids() {
   return pids;
 }
 
+/** utime + stime of a process, in seconds (`/proc` counts 10 ms ticks). */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch { return 0; }
+}
+
 function rssKiB(pid, field) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
@@ -50,6 +59,10 @@ export async function benchSync({ issues = 10_000, repos = 8, budget = '1000', a
     if (created.status !== 201) throw new Error(`configure failed: ${created.text}`);
     const id = created.body.integration.id;
     const t0 = performance.now();
+    // Where the wall time goes: the workerd running the Worker (and its D1), and this Node
+    // process, which serves the fake GitHub's pages and polls the status.
+    const pids = workerdPids();
+    const cpu0 = { workerd: pids.reduce((a, p) => a + cpuSeconds(p), 0), node: process.cpuUsage() };
     const started = await svc.request('POST', `/api/integrations/${id}/sync`, { token: user.token, body: { fullSync: true } });
     let peak = 0;
     let status;
@@ -60,11 +73,15 @@ export async function benchSync({ issues = 10_000, repos = 8, budget = '1000', a
       await new Promise((r) => setTimeout(r, 25));
     }
     const wall = (performance.now() - t0) / 1000;
+    const workerdCpu = pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0.workerd;
+    const nodeUse = process.cpuUsage(cpu0.node);
+    const nodeCpu = (nodeUse.user + nodeUse.system) / 1e6;
     if (status.status !== 'completed') throw new Error(`sync failed: ${JSON.stringify(status)}`);
     const hwm = pid ? rssKiB(pid, 'VmHWM') : 0;
     const figures = {
       issues, repos, budget: Number(budget), recordsSynced: status.progress, requests: status.requestsMade, invocations: status.invocations, wallSeconds: Number(wall.toFixed(2)),
       entitiesPerSecond: Math.round(status.progress / wall), workerdStartRssMiB: Number((startRss / 1024).toFixed(1)), workerdPeakRssMiB: Number((Math.max(peak, hwm) / 1024).toFixed(1)),
+      cpuSeconds: { workerd: Number(workerdCpu.toFixed(2)), node: Number(nodeCpu.toFixed(2)) },
     };
     if (after) figures.after = await after({ url: svc.url, token: user.token, integrationId: id, repository: 'bench/repo-0', issues, perRepo: Math.floor(issues / repos) });
     return figures;

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::api::{Bot, COMMANDS};
-use super::{bot_for, load_config};
+use super::{bot_for, ConfigRow};
 use crate::channels::dispatch_to_orchestrator;
 use crate::channels::scope::{scope_key, ChannelType};
 use crate::config::log_error;
@@ -181,33 +181,28 @@ pub fn classify(message: &Value) -> Incoming {
 pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
     let user_id = ctx.params.get("userId").to_string();
     let db = ctx.db()?;
-    let config = load_config(&db, &user_id).await?.ok_or_else(|| ApiError::not_found("No telegram config"))?;
-    let expected = config.webhook_secret_hash.clone().unwrap_or_default();
-    let given = ctx.header("X-Telegram-Bot-Api-Secret-Token").unwrap_or_default();
-    if expected.is_empty()
-        || given.is_empty()
-        || !constant_time_eq(sha256_hex(given.as_bytes()).as_bytes(), expected.as_bytes())
-    {
-        return Err(ApiError::new(401, "INVALID_SECRET", "Invalid or missing secret token"));
-    }
-    let update: Value = serde_json::from_slice(&ctx.raw_body()).map_err(|_| ApiError::invalid_json())?;
-    let update_id = update["update_id"]
-        .as_i64()
-        .filter(|u| *u >= 0)
-        .ok_or_else(|| ApiError::invalid_field("update_id", "Required"))?;
-    // Updates are deduplicated per bot (a bot moved to another account keeps its update ids).
-    let provider = format!("telegram-bot:{}", config.bot_id.as_deref().unwrap_or(&user_id));
-    let message = update.get("message").filter(|m| m.is_object());
+    // Read before the secret is checked, but only to pick the statements: nothing from an
+    // unverified body is acted on or answered until the secret matches.
+    let update: Option<Value> = serde_json::from_slice(&ctx.raw_body()).ok();
+    let update_id = update.as_ref().and_then(|u| u["update_id"].as_i64()).filter(|u| *u >= 0);
+    let message = update.as_ref().and_then(|u| u.get("message")).filter(|m| m.is_object());
     let chat = message.and_then(|m| m["chat"]["id"].as_i64()).map(|c| c.to_string());
-    // One round trip: was this update already acted on, and the chat's binding. The record is
-    // written only after the update has been processed, so an isolate that dies halfway leaves
-    // no record and Telegram's retry is processed (the prompt's idempotency key keeps it single).
-    let mut stmts = vec![crate::q!(
-        &db,
-        "SELECT 1 AS seen FROM webhook_deliveries WHERE provider = ?1 AND delivery_id = ?2",
-        &provider,
-        &update_id.to_string()
-    )?];
+    // One round trip: the bot's configuration, whether this update was already acted on, and
+    // the chat's binding. Updates are deduplicated per bot (a bot moved to another account keeps
+    // its update ids). The record is written only after the update has been processed, so an
+    // isolate that dies halfway leaves no record and Telegram's retry is processed (the
+    // prompt's idempotency key keeps it single).
+    let mut stmts = vec![crate::q!(&db, "SELECT * FROM user_telegram_config WHERE user_id = ?1", &user_id)?];
+    if let Some(id) = update_id {
+        stmts.push(crate::q!(
+            &db,
+            "SELECT 1 AS seen FROM webhook_deliveries
+              WHERE provider = 'telegram-bot:' || COALESCE((SELECT bot_id FROM user_telegram_config WHERE user_id = ?1), ?1)
+                AND delivery_id = ?2",
+            &user_id,
+            &id.to_string()
+        )?);
+    }
     if let Some(chat) = &chat {
         stmts.push(crate::q!(
             &db,
@@ -217,8 +212,27 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
             &user_id
         )?);
     }
-    let results = db.batch_rows(stmts).await?;
-    if results[0].count() > 0 {
+    let mut results = db.batch_rows(stmts).await?.into_iter();
+    let config: ConfigRow = results
+        .next()
+        .map(|r| r.results())
+        .transpose()?
+        .and_then(|rows: Vec<ConfigRow>| rows.into_iter().next())
+        .ok_or_else(|| ApiError::not_found("No telegram config"))?;
+    let expected = config.webhook_secret_hash.clone().unwrap_or_default();
+    let given = ctx.header("X-Telegram-Bot-Api-Secret-Token").unwrap_or_default();
+    if expected.is_empty()
+        || given.is_empty()
+        || !constant_time_eq(sha256_hex(given.as_bytes()).as_bytes(), expected.as_bytes())
+    {
+        return Err(ApiError::new(401, "INVALID_SECRET", "Invalid or missing secret token"));
+    }
+    if update.is_none() {
+        return Err(ApiError::invalid_json());
+    }
+    let update_id = update_id.ok_or_else(|| ApiError::invalid_field("update_id", "Required"))?;
+    let provider = format!("telegram-bot:{}", config.bot_id.as_deref().unwrap_or(&user_id));
+    if results.next().is_some_and(|seen| seen.count() > 0) {
         return Reply::ok(&json!({ "ok": true, "duplicate": true }));
     }
     let record = || async {
@@ -237,7 +251,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         record().await?;
         return Reply::ok(&json!({ "ok": true }));
     };
-    let bound: Option<Bound> = match results.get(1) {
+    let bound: Option<Bound> = match results.next() {
         Some(r) => r.results::<Bound>()?.into_iter().next(),
         None => None,
     };

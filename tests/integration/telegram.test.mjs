@@ -82,6 +82,11 @@ test('Telegram bot', async (t) => {
     assert.equal(noId.status, 400);
     const junk = await svc.request('POST', `/telegram/webhook/${alice.userId}`, { raw: '{oops', headers: { 'x-telegram-bot-api-secret-token': secretOf(BOT) } });
     assert.equal(junk.status, 400);
+    // Without the secret nothing about the body is answered: junk or a duplicate, still 401.
+    for (const raw of ['{oops', JSON.stringify({ update_id: 1, message: { chat: { id: 1 }, text: 'x' } })]) {
+      const r = await svc.request('POST', `/telegram/webhook/${alice.userId}`, { raw, headers: { 'x-telegram-bot-api-secret-token': 'wrong-secret' } });
+      assert.deepEqual([r.status, r.body.code], [401, 'INVALID_SECRET']);
+    }
     assert.equal((await deliver(bob, { text: 'hi' })).status, 404);
   });
 
