@@ -34,7 +34,7 @@ pub mod telegram;
 pub mod time;
 pub mod webhooks;
 
-use worker::{event, Context, Env, MessageBatch, Request, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, Context, Env, MessageBatch, Result, ScheduleContext, ScheduledEvent};
 
 #[event(start)]
 fn start() {
@@ -42,7 +42,7 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<worker::web_sys::Response> {
+async fn fetch(req: worker::web_sys::Request, env: Env, ctx: Context) -> Result<worker::web_sys::Response> {
     outbound::configure(&env);
     app::handle(req, env, ctx).await
 }
