@@ -305,14 +305,19 @@ async function arrange(fakes, { config, port, label }) {
 }
 
 /** Every scenario against each target (this build, and the baseline when given), interleaved:
- * round 1 of a scenario on each target, then round 2 on each, so that both see the same machine. */
+ * round 1 of a scenario on each target, then round 2 on each (in the other order), so that both
+ * see the same machine. */
 async function benchServices(fakes, targets, rounds = 2) {
   const out = targets.map((t) => ({ label: t.label, pushPayloadBytes: t.pushPayloadBytes, load: [] }));
   for (const [k, t] of targets.entries()) out[k].steady = await t.steady();
   for (let i = 0; i < targets[0].scenarios.length; i++) {
     const done = targets.map(() => []);
     for (let r = 0; r < rounds; r++) {
-      for (const [k, t] of targets.entries()) {
+      // Which build goes first alternates by round: state a scenario leaves behind (rows, a
+      // fake's memory) or the machine warming up does not always favour the same build.
+      const order = [...targets.entries()];
+      if (r % 2 === 1) order.reverse();
+      for (const [k, t] of order) {
         const [, url, opts, size = {}] = t.scenarios[i];
         done[k].push(await round(url, opts, t.procs, { amount: size.amount ?? 2000, warmup: r === 0 ? (size.warmup ?? 300) : 0 }));
       }

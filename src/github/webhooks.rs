@@ -113,9 +113,10 @@ pub async fn apply(
 ) -> ApiResult<Applied> {
     let now = iso(now_ms);
 
-    // One D1 batch (one transaction, one round trip): record the delivery, apply its effects
-    // only if this batch is the one that recorded it, and read back who recorded it. A
-    // redelivery changes nothing; a failure rolls everything back so a redelivery can retry.
+    // One D1 batch (one transaction, one round trip): record the delivery (its row comes back
+    // only when this batch inserted it), and apply its effects only if this batch is the one
+    // that recorded it. A redelivery changes nothing; a failure rolls everything back so a
+    // redelivery can retry.
     let claim = uuid::Uuid::new_v4().to_string();
     let guard = |sql: &str| -> String {
         sql.replace(
@@ -131,7 +132,7 @@ pub async fn apply(
     let mut stmts = vec![crate::q!(
         db,
         "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, claim) VALUES ('github', ?1, ?2, ?3, ?4)
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING RETURNING claim",
         &delivery,
         &event,
         &now,
@@ -154,17 +155,12 @@ pub async fn apply(
         args.push(crate::db::Bind::js(&claim));
         stmts.push(crate::db::prepare(db, &guard(&sql), &args)?);
     }
-    stmts.push(crate::q!(
-        db,
-        "SELECT claim FROM webhook_deliveries WHERE provider = 'github' AND delivery_id = ?1",
-        &delivery
-    )?);
     let results = db.batch_rows(stmts).await?;
     #[derive(Deserialize)]
     struct Claim {
         claim: Option<String>,
     }
-    let recorded: Vec<Claim> = results.last().map(|r| r.results()).transpose()?.unwrap_or_default();
+    let recorded: Vec<Claim> = results[0].results()?;
     if recorded.first().and_then(|c| c.claim.as_deref()) != Some(claim.as_str()) {
         return Ok(Applied { duplicate: true, updated: 0 });
     }
