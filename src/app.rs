@@ -181,10 +181,15 @@ async fn read_body(req: &web_sys::Request, headers: &worker::Headers, limit: usi
     Ok(body)
 }
 
-async fn run(req: web_sys::Request, env: Env, wctx: Rc<Context>, request_id: &str) -> ApiResult<Reply> {
+async fn run(
+    req: web_sys::Request,
+    headers: worker::Headers,
+    env: Env,
+    wctx: Rc<Context>,
+    request_id: &str,
+) -> ApiResult<Reply> {
     // The runtime's Request as it is: workers-rs's own `Request` would also read `cf` (an
     // object built per access) and copy the URL and method, on every request.
-    let headers = worker::Headers(req.headers());
     let href = req.url();
     let url = h::RequestUrl::split(&href);
     let method = req.method();
@@ -268,8 +273,7 @@ async fn run(req: web_sys::Request, env: Env, wctx: Rc<Context>, request_id: &st
     dispatch(def.route, &ctx).await
 }
 
-fn preflight(req: &web_sys::Request) -> bool {
-    let headers = req.headers();
+fn preflight(req: &web_sys::Request, headers: &web_sys::Headers) -> bool {
     req.method() == "OPTIONS"
         && headers.has("Origin").unwrap_or(false)
         && headers.has("Access-Control-Request-Method").unwrap_or(false)
@@ -283,13 +287,13 @@ pub async fn handle(req: web_sys::Request, env: Env, wctx: Context) -> worker::R
     let origin = headers.get("Origin").ok().flatten();
     let cors_origin = origin.filter(|o| h::cors_allows(o, config::var(&env, "FRONTEND_URL").as_deref()));
 
-    let reply = if preflight(&req) {
+    let reply = if preflight(&req, &headers) {
         Reply::no_content()
             .with_header("Access-Control-Allow-Methods", h::CORS_METHODS)
             .with_header("Access-Control-Allow-Headers", h::CORS_HEADERS)
             .with_header("Access-Control-Max-Age", "86400")
     } else {
-        match run(req, env, Rc::new(wctx), &request_id).await {
+        match run(req, worker::Headers(headers), env, Rc::new(wctx), &request_id).await {
             Ok(reply) => reply,
             Err(err) => {
                 if err.status >= 500 {

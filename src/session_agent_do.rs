@@ -29,6 +29,7 @@ struct StoredAttachment {
     filename: Option<String>,
     size: i64,
 }
+
 /// Longest accepted runner result (stored as the assistant's message).
 const MAX_RESULT_CHARS: usize = 1_000_000;
 

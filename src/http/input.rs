@@ -151,7 +151,6 @@ impl Input {
         }
     }
 
-    /// An optional array of arbitrary values (for nested shapes parsed by the caller).
     /// Takes an optional array out of the input (its items are moved, not copied: prompts
     /// carry megabytes of attachments).
     pub fn take_array(&mut self, field: &str) -> Option<Vec<Value>> {
@@ -165,6 +164,7 @@ impl Input {
         }
     }
 
+    /// An optional array of arbitrary values (for nested shapes parsed by the caller).
     pub fn opt_array(&mut self, field: &str) -> Option<Vec<Value>> {
         match self.present(field) {
             None => None,

@@ -33,8 +33,8 @@ impl Reply {
         Self::json(200, value)
     }
 
-    /// A JSON document that is already serialized (e.g. the embedded OpenAPI file).
-    /// A 200 with JSON text as is (a `String` is moved, not copied).
+    /// A 200 with a JSON document that is already serialized (e.g. the embedded OpenAPI file);
+    /// a `String` is moved, not copied.
     pub fn raw_json(text: impl Into<String>) -> Reply {
         Reply { status: 200, body: ReplyBody::Json(text.into()), headers: Vec::new() }
     }
@@ -204,6 +204,8 @@ pub const SECURITY_HEADERS: [(&str, &str); 12] = [
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn request_url_parts_match_a_full_parse() {
         for href in [
@@ -214,7 +216,7 @@ mod tests {
             "https://h.example/p?q=1#frag",
         ] {
             let parsed = url::Url::parse(href).unwrap();
-            let cut = super::RequestUrl::split(href);
+            let cut = RequestUrl::split(href);
             assert_eq!(cut.origin, parsed.origin().ascii_serialization(), "{href}");
             assert_eq!(cut.path, parsed.path(), "{href}");
             assert_eq!(cut.query, parsed.query(), "{href}");
@@ -225,8 +227,6 @@ mod tests {
             assert_eq!(cut.target, target, "{href}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn request_id_echo_rules() {

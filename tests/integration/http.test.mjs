@@ -109,6 +109,13 @@ test('HTTP core', async (t) => {
     // Nothing was created by the refused requests.
     const list = await svc.request('GET', '/api/api-tokens', { token });
     assert.equal(list.body.tokens.length, 1);
+    // A chunked body within the limit is read whole (the path without Content-Length).
+    const small = new ReadableStream({ start(c) { c.enqueue(Buffer.from('{"name":')); c.enqueue(Buffer.from('"chunked"}')); c.close(); } });
+    const ok = await fetch(`${svc.url}/api/api-tokens`, {
+      method: 'POST', body: small, duplex: 'half', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    });
+    assert.equal(ok.status, 201);
+    assert.equal((await ok.json()).name, 'chunked');
   });
 
   await t.test('/openapi.json is OpenAPI 3.1 and documents every routed path', async () => {
