@@ -8,12 +8,15 @@ pub mod account;
 pub mod api_keys_do;
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod channels;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
 pub mod db;
 pub mod do_client;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod github;
 pub mod google;
 pub mod http;
@@ -56,5 +59,5 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 #[event(queue)]
 async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
     outbound::configure(&env);
-    jobs::consume(batch, env).await
+    background::consume(batch, env).await
 }

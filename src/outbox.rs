@@ -31,7 +31,7 @@ struct Row {
 
 async fn deliver_one(env: &Env, row: &Row) -> Result<(), String> {
     #[cfg(feature = "fault-injection")]
-    if crate::jobs::faults::outbox_should_fail() {
+    if crate::faults::outbox_should_fail() {
         return Err("fault injection: delivery failed".into());
     }
     match row.kind.as_str() {
@@ -63,7 +63,7 @@ pub async fn deliver<M: MessageExt>(env: &Env, batch: &str, budget: u32, msg: &M
             used
         }
         Ok((used, Some(attempts))) => {
-            let delay = crate::integrations::engine::backoff_secs(retry_base, attempts);
+            let delay = jobs::backoff_secs(retry_base, attempts);
             msg.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
             used
         }

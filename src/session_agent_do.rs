@@ -933,7 +933,7 @@ impl DurableObject for SessionAgent {
     async fn fetch(&self, req: Request) -> Result<Response> {
         let result = self.handle(req).await;
         #[cfg(feature = "fault-injection")]
-        worker::console_log!("[test] SessionAgent wasm memory {}", crate::jobs::faults::wasm_memory());
+        worker::console_log!("[test] SessionAgent wasm memory {}", crate::faults::wasm_memory());
         match result {
             Ok(resp) => Ok(resp),
             Err(e) => {

@@ -85,21 +85,8 @@ impl Provider {
     }
 }
 
-/// Where the browser goes afterwards: `FRONTEND_URL`, or — only for a request that came to a
-/// local development server — the local frontend.
-pub(crate) fn frontend(ctx: &Ctx) -> Option<String> {
-    if let Some(f) = var(&ctx.env, "FRONTEND_URL") {
-        return Some(f.trim_end_matches('/').to_string());
-    }
-    let host = crate::http::parse_url(&ctx.public_origin())
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
-    matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]").then(|| "http://localhost:5173".to_string())
-}
-
 fn frontend_or_503(ctx: &Ctx) -> ApiResult<String> {
-    frontend(ctx).ok_or_else(|| {
+    ctx.frontend().ok_or_else(|| {
         ApiError::new(
             503,
             "FRONTEND_NOT_CONFIGURED",

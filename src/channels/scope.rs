@@ -1,7 +1,9 @@
-//! Channels and scope keys (anchor §7.2). A scope key always starts with the owner's user id,
+//! Channels and scope keys (formats in the README, "Sessions and channels"). A scope key always starts with the owner's user id,
 //! so it is computed by the server for the caller and can never name someone else's channel.
 
 use serde::{Deserialize, Serialize};
+
+use crate::slack::ids::slack_parts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,7 +54,7 @@ impl ChannelType {
             ChannelType::Github => {
                 // `<owner>/<repo>:pr:<number>`, as githubPrScopeKey builds it.
                 let ok = id.rsplit_once(":pr:").is_some_and(|(repo, n)| {
-                    super::super::sessions::repo::RepoRef::parse_full_name(repo).is_some()
+                    crate::github::repo::RepoRef::parse_full_name(repo).is_some()
                         && !n.is_empty()
                         && n.bytes().all(|b| b.is_ascii_digit())
                 });
@@ -71,26 +73,6 @@ impl ChannelType {
         }
         Ok(())
     }
-}
-
-/// A Slack id (team, user, channel): letters and digits, as Slack writes them.
-pub fn slack_id(s: &str) -> bool {
-    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// A Slack message timestamp: `<seconds>.<micros>` (digits, one optional dot).
-pub fn slack_ts(s: &str) -> bool {
-    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
-    (1..=64).contains(&secs.len())
-        && (1..=64).contains(&frac.len())
-        && secs.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
-}
-
-/// A Slack channel id `<teamId>:<channelId>:<threadTs>` (slackScopeKey's parts), split.
-pub fn slack_parts(id: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = id.split(':');
-    let (team, channel, ts) = (parts.next()?, parts.next()?, parts.next()?);
-    (parts.next().is_none() && slack_id(team) && slack_id(channel) && slack_ts(ts)).then_some((team, channel, ts))
 }
 
 /// The scope key of a user's channel: `user:<userId>:manual:<sessionId>` for web,

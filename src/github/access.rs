@@ -5,8 +5,8 @@
 //! repository keeps its sessions.
 
 use super::client::{GhError, GitHub};
+use super::repo::RepoRef;
 use crate::outbound::Http;
-use crate::sessions::repo::RepoRef;
 
 /// `session_git_state.repo_verified`: not checked yet (no token, GitHub unreachable) — the
 /// reconciler tries again.

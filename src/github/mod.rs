@@ -6,6 +6,7 @@ pub mod client;
 pub mod org_repos;
 pub mod proxy;
 pub mod reconcile;
+pub mod repo;
 pub mod token;
 pub mod webhooks;
 

@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
 
+use super::repo::RepoRef;
 use crate::http::input::Input;
 use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
-use crate::sessions::repo::RepoRef;
 use crate::time::{iso, normalize};
 
 #[derive(Deserialize)]

@@ -4,12 +4,12 @@
 use serde_json::{json, Value};
 
 use super::client::{next_page, GhError, GitHub};
+use super::repo::RepoRef;
 use super::{api_url, repo_hosts, token};
 use crate::http::input::Input;
 use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::outbound::segment;
-use crate::sessions::repo::RepoRef;
 
 fn client(ctx: &Ctx, token: &str) -> GitHub<'static> {
     GitHub::new(&api_url(&ctx.env), token)
@@ -185,13 +185,18 @@ pub async fn issues(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// Links a PR GitHub just answered with as the session's own (`sessionId` on the request).
-async fn link(ctx: &Ctx, session: Option<&crate::sessions::SessionRow>, repo: &RepoRef, p: &Value) -> ApiResult<()> {
+async fn link(
+    ctx: &Ctx,
+    session: Option<&crate::sessions::store::SessionRow>,
+    repo: &RepoRef,
+    p: &Value,
+) -> ApiResult<()> {
     let (Some(session), Some(number)) = (session, p["number"].as_i64()) else { return Ok(()) };
     let full_name = repo.full_name();
     let state = crate::github::webhooks::pr_state("", p);
     // GitHub's own answer names the repository's id: the caller's token works there.
     let repo_id = p["base"]["repo"]["id"].as_i64().map(|i| i.to_string());
-    let pr = crate::sessions::PrLink {
+    let pr = crate::sessions::store::PrLink {
         repo_full_name: Some(&full_name),
         number,
         url: p["html_url"].as_str(),
@@ -199,7 +204,7 @@ async fn link(ctx: &Ctx, session: Option<&crate::sessions::SessionRow>, repo: &R
         state: Some(state),
         repo_id: repo_id.as_deref(),
     };
-    crate::sessions::link_pr(&ctx.db()?, &session.id, &pr, &crate::time::iso(ctx.now)).await
+    crate::sessions::store::link_pr(&ctx.db()?, &session.id, &pr, &crate::time::iso(ctx.now)).await
 }
 
 fn pr_view(p: &Value) -> Value {
@@ -231,7 +236,7 @@ pub async fn create_pr(ctx: &Ctx) -> ApiResult<Reply> {
     // The session to link the PR to must be the caller's and still live: checked before GitHub.
     let session = match &session_id {
         Some(id) => {
-            let s = crate::sessions::owned_session(&ctx.db()?, &ctx.caller()?.id, id).await?;
+            let s = crate::sessions::store::owned_session(&ctx.db()?, &ctx.caller()?.id, id).await?;
             if s.is_finished() {
                 return Err(ApiError::conflict("SESSION_FINISHED", format!("Session is {}", s.status)));
             }

@@ -18,10 +18,11 @@ use worker::Env;
 
 use super::access::{self, Access};
 use super::client::{GhError, GitHub};
+use super::repo::RepoRef;
 use crate::config::{log_error, var};
 use crate::http::ApiResult;
 use crate::outbound::{segment, Net};
-use crate::sessions::repo::RepoRef;
+use crate::sessions::store::FINISHED_SQL;
 use crate::time::{iso, now_ms};
 
 const DEFAULT_INTERVAL_SECS: i64 = 300;
@@ -86,16 +87,18 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
         .batch_rows(vec![
             crate::q!(
                 &db,
-                "UPDATE session_git_state SET reconciled_at = ?1, reconcile_claim = ?2
+                &format!(
+                    "UPDATE session_git_state SET reconciled_at = ?1, reconcile_claim = ?2
                  WHERE session_id IN (
                    SELECT g.session_id FROM session_git_state g JOIN sessions s ON s.id = g.session_id
-                   WHERE s.status NOT IN ('terminated', 'archived', 'error') AND g.source_repo_full_name IS NOT NULL
+                   WHERE s.status NOT IN {FINISHED_SQL} AND g.source_repo_full_name IS NOT NULL
                      AND (g.reconciled_at IS NULL OR g.reconciled_at <= ?3)
                      AND (g.repo_verified = 0 OR g.repo_checked_at IS NULL OR g.repo_checked_at <= ?5
                           OR (g.pr_number IS NOT NULL AND (g.pr_state IS NULL OR g.pr_state IN ('open', 'draft')))
                           OR (g.source_pr_number IS NOT NULL AND (g.source_pr_state IS NULL OR g.source_pr_state IN ('open', 'draft'))))
                      AND EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.user_id = s.user_id AND t.provider = 'github')
-                   ORDER BY g.reconciled_at IS NOT NULL, g.reconciled_at LIMIT ?4)",
+                   ORDER BY g.reconciled_at IS NOT NULL, g.reconciled_at LIMIT ?4)"
+                ),
                 &iso(now),
                 &claim,
                 &iso(now - interval * 1000),

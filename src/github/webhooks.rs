@@ -21,10 +21,8 @@ use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::jobs::{self, Job};
 use crate::sessions::agent::GitUpdate;
+use crate::sessions::store::FINISHED_SQL;
 use crate::time::iso;
-
-/// Statuses whose sessions no longer receive updates.
-const LIVE: &str = "('terminated', 'archived', 'error')";
 
 /// Checks `X-Hub-Signature-256: sha256=<hex>` over the exact body bytes, in constant time.
 pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool {
@@ -241,14 +239,14 @@ impl Plan {
                          WHERE pr_number IS NULL AND ?12 IS NOT NULL AND repo_id = ?6 AND repo_verified = 1
                            AND branch = ?12
                            AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-                                               WHERE s.status NOT IN {LIVE} AND u.github_id = ?13) /*GUARD*/"
+                                               WHERE s.status NOT IN {FINISHED_SQL} AND u.github_id = ?13) /*GUARD*/"
                     ),
                     format!(
                         "UPDATE session_git_state SET pr_state = ?1, pr_title = COALESCE(?2, pr_title), pr_url = COALESCE(?3, pr_url),
                            pr_merged_at = ?4, updated_at = ?5, pr_updated_at = ?11, pr_claim = ?8
                          WHERE repo_id = ?6 AND repo_verified = 1 AND pr_number = ?7
                            AND ?11 IS NOT NULL AND (pr_updated_at IS NULL OR pr_updated_at < ?11)
-                           AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/
+                           AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {FINISHED_SQL}) /*GUARD*/
                          RETURNING session_id"
                     ),
                     outbox_insert("pr", "?9", &own),
@@ -259,7 +257,7 @@ impl Plan {
                          WHERE repo_id = ?6 AND repo_verified = 1 AND source_pr_number = ?7
                            AND (pr_number IS NULL OR pr_number <> ?7)
                            AND ?11 IS NOT NULL AND (source_pr_updated_at IS NULL OR source_pr_updated_at < ?11)
-                           AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {LIVE}) /*GUARD*/"
+                           AND session_id IN (SELECT id FROM sessions WHERE status NOT IN {FINISHED_SQL}) /*GUARD*/"
                     ),
                     outbox_insert("source-pr", "?10", &source),
                 ]
@@ -274,7 +272,7 @@ impl Plan {
                          SELECT g.session_id, ?7, ?8, ?2 FROM session_git_state g
                          WHERE g.repo_id = ?3 AND g.repo_verified = 1 AND g.branch = ?4
                            AND g.session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-                                                 WHERE s.status NOT IN {LIVE} AND u.github_id = ?6) /*GUARD*/
+                                                 WHERE s.status NOT IN {FINISHED_SQL} AND u.github_id = ?6) /*GUARD*/
                          ON CONFLICT DO NOTHING"
                     ),
                     format!(

@@ -359,11 +359,6 @@ pub fn due(frequency: &str, last_started: Option<Millis>, last_full: Option<Mill
     Some(last_full.is_none_or(|t| now - t >= DAY))
 }
 
-/// Backoff before retry `attempt` (1-based) of a failed slice: base·2^(attempt−1), capped.
-pub fn backoff_secs(base: u32, attempt: u32) -> u32 {
-    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10)).min(15 * 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,9 +806,6 @@ mod tests {
         assert_eq!(due("hourly", Some(9 * h), Some(9 * h), 10 * h), Some(false));
         assert_eq!(due("realtime", Some(9 * h), Some(0), 30 * h), Some(true));
         assert_eq!(due("daily", Some(20 * h), None, 30 * h), None);
-        assert_eq!(backoff_secs(5, 1), 5);
-        assert_eq!(backoff_secs(5, 3), 20);
-        assert_eq!(backoff_secs(60, 30), 900);
         assert_eq!(later(None, "b").as_deref(), Some("b"));
         assert_eq!(later(Some("c".into()), "b").as_deref(), Some("c"));
     }

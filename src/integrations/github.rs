@@ -270,7 +270,7 @@ fn repository(p: &Value) -> Result<&str, ServiceError> {
     // Parsed, not pattern-matched: `..` and other path tricks never reach a URL.
     p["repository"]
         .as_str()
-        .filter(|r| crate::sessions::repo::RepoRef::parse_full_name(r).is_some())
+        .filter(|r| crate::github::repo::RepoRef::parse_full_name(r).is_some())
         .ok_or_else(|| ServiceError::Invalid("repository must be \"owner/name\"".into()))
 }
 

@@ -295,7 +295,7 @@ impl SyncStore for D1Store {
     async fn commit(&self, c: Commit<'_>) -> Result<bool, String> {
         let held = self.store(&c).await.map_err(err)?;
         #[cfg(feature = "fault-injection")]
-        crate::jobs::faults::after_commit();
+        crate::faults::after_commit();
         Ok(held)
     }
 

@@ -6,22 +6,23 @@
 use crate::db::{Batch as _, Query as _};
 use serde::Serialize;
 
-use crate::telegram::webhook::Bound;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
 
 use super::api::Slack;
+use super::ids::{slack_id, slack_ts};
 use super::{open_workspace, WorkspaceRow, LINK_CODE_TTL_MS};
-use crate::channels::dispatch_to_orchestrator;
-use crate::channels::scope::{scope_key, slack_id, slack_ts, ChannelType};
+use crate::channels::routing::dispatch_to_orchestrator;
+use crate::channels::scope::{scope_key, ChannelType};
+use crate::channels::store::{bound_query, Bound};
 use crate::config::{log_error, var};
 use crate::crypto::{random_token, sha256_hex};
 use crate::http::{ApiError, ApiResult, Ctx, Reply};
 use crate::jobs::{self, Job};
 use crate::sessions::agent::{PromptRequest, SessionAgent};
 use crate::sessions::prompt::QueueMode;
-use crate::sessions::FINISHED_STATUSES;
+use crate::sessions::store::FINISHED_STATUSES;
 use crate::time::{iso, now_ms};
 use crate::webhooks::signatures::slack_valid;
 
@@ -287,13 +288,7 @@ pub async fn process(env: &Env, message: &str) -> ApiResult<()> {
     let now = iso(now_ms());
     let results = db
         .batch_rows(vec![
-            crate::q!(
-                &db,
-                "SELECT b.session_id, b.queue_mode, b.collect_debounce_ms, s.status FROM channel_bindings b
-                   JOIN sessions s ON s.id = b.session_id WHERE b.scope_key = ?1 AND b.user_id = ?2 AND s.user_id = ?2",
-                &scope_key(&user_id, ChannelType::Slack, &channel_id),
-                &user_id
-            )?,
+            bound_query(&db, &scope_key(&user_id, ChannelType::Slack, &channel_id), &user_id)?,
             // Replies may go where the user talks to the bot.
             crate::q!(
                 &db,

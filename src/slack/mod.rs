@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod events;
+pub mod ids;
 pub mod mrkdwn;
 pub mod reply;
 
@@ -13,7 +14,6 @@ use serde_json::{json, Value};
 use worker::d1::D1Database;
 use worker::Env;
 
-use crate::channels::scope::slack_id;
 use crate::config::{self, log_error, var};
 use crate::crypto::{random_token, sha256_hex, Aad, Legacy};
 use crate::http::input::Input;
@@ -21,6 +21,7 @@ use crate::http::page::{encode_cursor, PageQuery};
 use crate::http::{success, ApiError, ApiResult, Ctx, Reply};
 use crate::time::{iso, normalize, Millis};
 use api::Slack;
+use ids::slack_id;
 
 /// What the bot token is sealed for (the owner is the team id).
 pub const PURPOSE: &str = "slack:bot";
@@ -167,7 +168,7 @@ pub async fn install(ctx: &Ctx) -> ApiResult<Reply> {
 /// or `…?error=<code>` (missing_params, invalid_state, access_denied, token_exchange_failed,
 /// oauth_error).
 pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
-    let front = crate::signin::frontend(ctx).ok_or_else(|| {
+    let front = ctx.frontend().ok_or_else(|| {
         ApiError::new(503, "FRONTEND_NOT_CONFIGURED", "Slack installs need FRONTEND_URL (where to send the browser)")
     })?;
     let fail = |code: &str| Ok(Reply::redirect(&format!("{front}/settings/slack?error={code}")));

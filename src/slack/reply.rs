@@ -1,6 +1,6 @@
-//! Replies from sessions to Slack threads: `POST /api/sessions/:id/reply` with
-//! `channelType: slack`, and the result of a completed prompt that came from Slack. A user's
-//! session may only write where that user talks to the bot (a DM or channel they used).
+//! Sending to a Slack thread as the workspace's bot. A user's session may only write where that
+//! user talks to the bot (a DM or channel they used). Which channel a reply goes to is decided
+//! in `channels::delivery`.
 
 use crate::db::Query as _;
 use serde_json::json;
@@ -8,11 +8,9 @@ use worker::d1::D1Database;
 use worker::Env;
 
 use super::api::SlackError;
+use super::ids::slack_parts;
 use super::{load_workspace, open_workspace};
-use crate::channels::scope::slack_parts;
-use crate::http::input::Input;
-use crate::http::{ApiError, ApiResult, Ctx, Reply};
-use crate::sessions::owned_session;
+use crate::http::{ApiError, ApiResult};
 
 fn refused(e: SlackError) -> ApiError {
     match e.retry_after {
@@ -56,27 +54,4 @@ pub async fn deliver_text(
     let ws = load_workspace(db, team).await?.ok_or_else(not_connected)?;
     let slack = open_workspace(env, db, &ws).await?;
     slack.send_markdown(channel, thread, markdown).await.map_err(refused)
-}
-
-/// `POST /api/sessions/:id/reply` `{channelType: "slack", channelId, text}` → 202 `{delivered, parts}`.
-pub async fn reply(ctx: &Ctx) -> ApiResult<Reply> {
-    let caller = ctx.caller()?;
-    let mut input = Input::parse(&ctx.raw_body())?;
-    input.str("channelType", 1, 20);
-    let channel = input.str("channelId", 1, 128);
-    let text = input.opt_text("text", 100_000).filter(|t| !t.trim().is_empty());
-    if input.has("photo") {
-        input.error("photo", "Photos are sent to Telegram chats only");
-    }
-    if !channel.is_empty() && slack_parts(&channel).is_none() {
-        input.error("channelId", "A Slack channel id is <teamId>:<channelId>:<threadTs>");
-    }
-    if text.is_none() {
-        input.error("text", "Required");
-    }
-    input.finish()?;
-    let db = ctx.db()?;
-    owned_session(&db, &caller.id, ctx.params.get("id")).await?;
-    let parts = deliver_text(&ctx.env, &db, &caller.id, &channel, &text.unwrap_or_default()).await?;
-    Reply::json(202, &json!({ "delivered": true, "parts": parts }))
 }

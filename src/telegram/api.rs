@@ -9,7 +9,10 @@ use worker::{Delay, Method};
 
 use super::markdown::{html_to_plain, split_html, to_telegram_html, CAPTION_LIMIT, MESSAGE_LIMIT};
 use crate::outbound::{Call, OutboundError};
-use crate::telegram::webhook::MAX_FILE_BYTES;
+use crate::sessions::prompt::MAX_URL_CHARS;
+
+/// Largest file accepted: its data URL must fit the session's 12,000,000-character cap.
+pub const MAX_FILE_BYTES: u64 = (MAX_URL_CHARS as u64 - 100) / 4 * 3;
 
 /// Longest `retry_after` we wait for inside one request (Telegram asks for seconds to minutes).
 const MAX_RETRY_WAIT_SECS: u64 = 5;

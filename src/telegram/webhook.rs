@@ -7,21 +7,20 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::api::{Bot, COMMANDS};
+use super::api::{Bot, COMMANDS, MAX_FILE_BYTES};
 use super::{bot_for, ConfigRow};
-use crate::channels::dispatch_to_orchestrator;
+use crate::channels::routing::dispatch_to_orchestrator;
 use crate::channels::scope::{scope_key, ChannelType};
+use crate::channels::store::{bound_query, Bound};
 use crate::config::log_error;
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::http::Ctx;
 use crate::http::{ApiError, ApiResult, Reply};
 use crate::sessions::agent::{PromptRequest, SessionAgent};
-use crate::sessions::prompt::{Attachment, QueueMode, MAX_URL_CHARS};
-use crate::sessions::{find_orchestrator, replace_orchestrator, FINISHED_STATUSES};
+use crate::sessions::prompt::{Attachment, QueueMode};
+use crate::sessions::store::{find_orchestrator, replace_orchestrator, FINISHED_STATUSES};
 use crate::time::iso;
 
-/// Largest file accepted: its data URL must fit the session's 12,000,000-character cap.
-pub const MAX_FILE_BYTES: u64 = (MAX_URL_CHARS as u64 - 100) / 4 * 3;
 const NOT_RUNNING: &str = "Your orchestrator is not running. Start it from the Agent-Ops dashboard.";
 
 /// What a message asks for.
@@ -204,13 +203,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         )?);
     }
     if let Some(chat) = &chat {
-        stmts.push(crate::q!(
-            &db,
-            "SELECT b.session_id, b.queue_mode, b.collect_debounce_ms, s.status FROM channel_bindings b
-               JOIN sessions s ON s.id = b.session_id WHERE b.scope_key = ?1 AND b.user_id = ?2",
-            &scope_key(&user_id, ChannelType::Telegram, chat),
-            &user_id
-        )?);
+        stmts.push(bound_query(&db, &scope_key(&user_id, ChannelType::Telegram, chat), &user_id)?);
     }
     let mut results = db.batch_rows(stmts).await?.into_iter();
     let config: ConfigRow = results
@@ -261,7 +254,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         let key = format!("telegram:{}:{update_id}", config.bot_id.as_deref().unwrap_or(&user_id));
         process(ctx, &bot, &user_id, &key, message, bound).await?;
         #[cfg(feature = "fault-injection")]
-        crate::jobs::faults::die_once(&ctx.env, "FAULT_TELEGRAM_DIE_AFTER_PROCESSING");
+        crate::faults::die_once(&ctx.env, "FAULT_TELEGRAM_DIE_AFTER_PROCESSING");
     }
     record().await?;
     Reply::ok(&json!({ "ok": true }))
@@ -404,15 +397,6 @@ async fn process(
             route(ctx, bot, user_id, &chat, idempotency_key, author, media.content, vec![attachment], bound).await
         }
     }
-}
-
-/// A channel's binding and its session's status (Slack's routing reads the same row).
-#[derive(serde::Deserialize)]
-pub(crate) struct Bound {
-    pub session_id: String,
-    pub queue_mode: String,
-    pub collect_debounce_ms: i64,
-    pub status: String,
 }
 
 /// Through the chat's binding (looked up with the delivery record), else to the orchestrator;

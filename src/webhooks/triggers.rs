@@ -107,7 +107,7 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     input.finish()?;
     let db = ctx.db()?;
     if let Some(s) = &session_id {
-        let session = crate::sessions::owned_session(&db, &caller.id, s).await?;
+        let session = crate::sessions::store::owned_session(&db, &caller.id, s).await?;
         if session.is_finished() {
             return Err(ApiError::invalid_field("sessionId", "The session has finished"));
         }
@@ -228,12 +228,14 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
     };
     let routed = async {
         let live = match &row.session_id {
-            Some(s) => crate::sessions::owned_session(&db, &row.user_id, s).await.ok().filter(|s| !s.is_finished()),
+            Some(s) => {
+                crate::sessions::store::owned_session(&db, &row.user_id, s).await.ok().filter(|s| !s.is_finished())
+            }
             None => None,
         };
         let session = match live {
             Some(s) => s,
-            None => crate::sessions::ensure_orchestrator(&db, &row.user_id, ctx.now).await?.0,
+            None => crate::sessions::store::ensure_orchestrator(&db, &row.user_id, ctx.now).await?.0,
         };
         SessionAgent::new(&ctx.env, &session.id).prompt(&req).await
     }
