@@ -1,4 +1,4 @@
-//! Who may get in (contract §10): an existing user; a valid invite (by code, or open for that
+//! Who may get in (README, "Accounts and access"): an existing user; a valid invite (by code, or open for that
 //! email), consumed atomically; `org_settings` domain gating and email allow-list when enabled;
 //! `ALLOWED_EMAILS` / `ALLOWED_EMAIL_DOMAINS`. With none of these configured only the very first
 //! user may sign up (and becomes admin). Only verified provider emails count, and an existing
@@ -396,7 +396,7 @@ pub async fn create_invite(ctx: &Ctx) -> ApiResult<Reply> {
 /// `GET /api/admin/invites` → `{invites, cursor?, hasMore}` (codes are never listed).
 pub async fn list_invites(ctx: &Ctx) -> ApiResult<Reply> {
     let page = PageQuery::parse(&ctx.query, 50)?;
-    let rows: Vec<InviteRow> = crate::db::newest_first(
+    let rows: Vec<InviteRow> = crate::http::page::newest_first(
         &ctx.db()?,
         "SELECT id, email, role, expires_at, used_at, created_at FROM invites WHERE ?1 = ?1",
         "",

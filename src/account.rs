@@ -72,7 +72,7 @@ pub async fn list_tokens(ctx: &Ctx) -> ApiResult<Reply> {
     let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
     let select = "SELECT id, name, prefix, created_at, last_used_at, expires_at FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL";
-    let rows: Vec<TokenRow> = crate::db::newest_first(&db, select, &caller.id, &page).await?;
+    let rows: Vec<TokenRow> = crate::http::page::newest_first(&db, select, &caller.id, &page).await?;
     Reply::ok(&page_body("tokens", &rows, page.limit, |r| json!(TokenView::from(r))))
 }
 
@@ -91,7 +91,7 @@ pub async fn create_token(ctx: &Ctx) -> ApiResult<Reply> {
     // A token minted with a sign-in session expires in 90 days unless an admin explicitly asks
     // for none, so a stolen session cannot mint a credential that outlives it forever.
     let from_session = caller.token_table == "auth_sessions";
-    if from_session && explicit_null && caller.role != crate::auth::Role::Admin {
+    if from_session && explicit_null && caller.role != crate::http::Role::Admin {
         return Err(ApiError::invalid_field(
             "expiresAt",
             "Only admins may create a non-expiring token from a sign-in session",
@@ -181,9 +181,13 @@ pub async fn list_users(ctx: &Ctx) -> ApiResult<Reply> {
     let page = PageQuery::parse(&ctx.query, 50)?;
     let db = ctx.db()?;
     // `?1 = ?1` keeps the helper's owner parameter meaningful for a table-wide list.
-    let rows: Vec<UserRow> =
-        crate::db::newest_first(&db, "SELECT id, email, name, role, created_at FROM users WHERE ?1 = ?1", "", &page)
-            .await?;
+    let rows: Vec<UserRow> = crate::http::page::newest_first(
+        &db,
+        "SELECT id, email, name, role, created_at FROM users WHERE ?1 = ?1",
+        "",
+        &page,
+    )
+    .await?;
     Reply::ok(&page_body(
         "users",
         &rows,

@@ -19,7 +19,7 @@ use crate::crypto::CryptoError;
 use crate::integrations::oauth::{self, GrantError};
 use crate::time::{now_ms, parse_iso};
 
-/// The original worker kept each credential in KV storage under this prefix (anchor §5).
+/// The original worker kept each credential in KV storage under this prefix.
 const LEGACY_PREFIX: &str = "credential:";
 
 /// A refresh in progress, shared by every request for the same credential.

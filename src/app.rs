@@ -8,9 +8,10 @@ use futures::StreamExt;
 use wasm_bindgen::prelude::*;
 use worker::{web_sys, Context, Env};
 
-use crate::auth::{self, Role};
+use crate::auth;
 use crate::http::input::Query;
 use crate::http::router::{self, Access, Match, Route};
+use crate::http::Role;
 use crate::http::{self as h, ApiError, ApiResult, Ctx, Reply, ReplyBody};
 use crate::limits::{self, Limit};
 use crate::time::now_ms;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use worker::d1::D1Database;
 
 use crate::crypto::{random_token, sha256_hex};
-use crate::http::{ApiError, ApiResult};
+use crate::http::{ApiError, ApiResult, Caller, Role};
 use crate::time::{iso, parse_stored, Millis};
 
 /// API tokens start with this, so they are recognisable in configs and secret scanners.
@@ -16,42 +16,6 @@ pub const TOKEN_PREFIX: &str = "itk_";
 pub const DISPLAY_PREFIX_LEN: usize = 12;
 /// `last_used_at` is written at most this often per token, to keep reads cheap.
 const TOUCH_INTERVAL_MS: Millis = 60_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Member,
-    Admin,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Role {
-        if s == "admin" {
-            Role::Admin
-        } else {
-            Role::Member
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-}
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub id: String,
-    pub email: String,
-    pub name: Option<String>,
-    pub role: Role,
-    /// `api_tokens` or `auth_sessions`, and the row id, for `last_used_at`.
-    pub token_table: &'static str,
-    pub token_id: String,
-    pub last_used_at: Option<String>,
-}
 
 /// A freshly minted API token: the text is shown once, only the hash is stored.
 pub struct NewToken {

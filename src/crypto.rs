@@ -24,7 +24,7 @@ const INFO_DATA_KEY: &[u8] = b"credential-encryption";
 const INFO_KEY_ID: &[u8] = b"credential-key-id";
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
-/// PBKDF2 parameters of the original `API_KEYS` Durable Object (anchor §4.2).
+/// PBKDF2 parameters of the original `API_KEYS` Durable Object (PBKDF2-derived keys).
 const LEGACY_DO_SALT: &[u8] = b"agent-ops-salt";
 const LEGACY_DO_ITERATIONS: u32 = 100_000;
 
@@ -41,9 +41,9 @@ pub enum CryptoError {
 /// Which pre-versioned format a stored value may be in, depending on where it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Legacy {
-    /// D1 columns of the original worker (anchor §4.1): raw padded key, no KDF.
+    /// D1 columns of the original worker : raw padded key, no KDF.
     D1Column,
-    /// Values of the original `API_KEYS` DO (anchor §4.2): PBKDF2-derived key.
+    /// Values of the original `API_KEYS` DO : PBKDF2-derived key.
     ApiKeysDo,
 }
 
@@ -208,7 +208,7 @@ fn open_raw(cipher: &Aes256Gcm, raw: &[u8], aad: &[u8]) -> Result<Vec<u8>, Crypt
     cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).map_err(|_| CryptoError::Undecryptable)
 }
 
-/// Anchor §4.1: the secret as UTF-16 code units, right-padded with `'0'` to 32 units and cut
+/// The original worker's D1 columns: the secret as UTF-16 code units, right-padded with `'0'` to 32 units and cut
 /// to 32, then UTF-8 encoded. Only an ASCII prefix yields the 32 bytes AES-256 needs.
 fn legacy_d1_key(secret: &str) -> Option<[u8; 32]> {
     let mut units: Vec<u16> = secret.encode_utf16().take(32).collect();
@@ -222,7 +222,7 @@ thread_local! {
     static LEGACY_DO_KEYS: RefCell<HashMap<String, [u8; 32]>> = RefCell::new(HashMap::new());
 }
 
-/// Anchor §4.2: PBKDF2-HMAC-SHA256(secret, "agent-ops-salt", 100 000 iterations).
+/// The original worker's `API_KEYS` values: PBKDF2-HMAC-SHA256(secret, "agent-ops-salt", 100 000 iterations).
 fn legacy_do_key(secret: &str) -> [u8; 32] {
     LEGACY_DO_KEYS.with(|cache| {
         *cache.borrow_mut().entry(secret.to_string()).or_insert_with(|| {

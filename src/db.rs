@@ -166,20 +166,6 @@ macro_rules! q {
     };
 }
 
-/// One newest-first page (keyset on `created_at, id`): `select` is `SELECT … FROM … WHERE …`
-/// whose condition uses `?1` (bound to `owner`); the page's position and size are added here.
-pub async fn newest_first<T: serde::de::DeserializeOwned>(
-    db: &D1Database,
-    select: &str,
-    owner: &str,
-    page: &crate::http::page::PageQuery,
-) -> worker::Result<Vec<T>> {
-    let sql = format!(
-        "{select} AND (created_at < ?2 OR (created_at = ?2 AND ?3 <> '' AND id < ?3)) ORDER BY created_at DESC, id DESC LIMIT ?4"
-    );
-    crate::q!(db, &sql, &owner, &page.after_created, &page.after_id, &page.fetch())?.rows().await?.results()
-}
-
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
     /// A Durable Object's `ctx.storage.sql`.

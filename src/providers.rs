@@ -1,4 +1,4 @@
-//! Custom OpenAI-compatible LLM providers (admin; anchor §2.4 with bug 43 fixed, contract §9):
+//! Custom OpenAI-compatible LLM providers (admin; the README's "API" table):
 //! the original's validation messages and reserved ids, a base URL that really is an absolute
 //! http(s) URL, validated models, and an API key sealed by the credential module (bound to the
 //! provider id) that an update without `apiKey` keeps, `null`/`""` removes, and no answer shows.

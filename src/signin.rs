@@ -1,4 +1,4 @@
-//! Sign-in with GitHub or Google (contract §10): a browser-bound, single-use, 10-minute state
+//! Sign-in with GitHub or Google (README, "Accounts and access"): a browser-bound, single-use, 10-minute state
 //! with PKCE; the provider's verified email decides who may sign up (`access::admit`); the
 //! provider's token sealed into `oauth_tokens`; and a hand-off that keeps session tokens out of
 //! URLs: the frontend receives a one-time 60-second code in the fragment and exchanges it with

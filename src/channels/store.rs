@@ -64,7 +64,7 @@ pub async fn owned_binding(db: &D1Database, user_id: &str, id: &str) -> ApiResul
 /// The user's bindings, newest first, one page.
 pub async fn list(db: &D1Database, user_id: &str, page: &PageQuery) -> ApiResult<Vec<BindingRow>> {
     let select = format!("SELECT {BINDING_COLUMNS} FROM channel_bindings WHERE user_id = ?1");
-    Ok(crate::db::newest_first(db, &select, user_id, page).await?)
+    Ok(crate::http::page::newest_first(db, &select, user_id, page).await?)
 }
 
 /// A new binding of one of the user's channels.

@@ -1,4 +1,4 @@
-//! The Worker ↔ `API_KEYS` Durable Object protocol (anchor §5, done right): one POST JSON
+//! The Worker ↔ `API_KEYS` Durable Object protocol (the original worker's, done right): one POST JSON
 //! endpoint per operation, every failure a JSON `{error, code}` with a status the caller checks.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Org repositories and personas (anchor §2.3, with bug 44 fixed): case-insensitive
+//! Org repositories and personas (the original's routes, with its conflict bug fixed): case-insensitive
 //! duplicates are 409, persona references are checked, admins see disabled repositories,
 //! timestamps are ISO everywhere, topics are writable.
 

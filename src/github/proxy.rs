@@ -1,4 +1,4 @@
-//! `/api/repos`: the caller's GitHub, through their stored token (anchor §2.2, with real
+//! `/api/repos`: the caller's GitHub, through their stored token (with real
 //! pagination, encoded paths, anchored URL parsing, push-access reasons and idempotent PRs).
 
 use serde_json::{json, Value};

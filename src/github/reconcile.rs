@@ -1,4 +1,4 @@
-//! The PR reconciler (anchor §9.4, fixed): a webhook that never arrived is made up for within
+//! The PR reconciler: a webhook that never arrived is made up for within
 //! minutes. Every minute the cron enqueues one `Job::Reconcile`; the consumer claims the live
 //! sessions that are due — a repository not verified yet, or an open own/source PR — and not
 //! looked at for `PR_RECONCILE_INTERVAL_SECONDS` (default 5 minutes, so one PR costs its owner

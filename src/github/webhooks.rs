@@ -32,7 +32,7 @@ pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool 
     }
 }
 
-/// The PR state to record for a `pull_request` delivery (anchor §9.2's rules).
+/// The PR state to record for a `pull_request` delivery (merged, closed or reopened; drafts stay drafts).
 pub fn pr_state(action: &str, pr: &Value) -> &'static str {
     let merged = pr["merged_at"].as_str().is_some_and(|s| !s.is_empty())
         || (action == "closed" && pr["merged"].as_bool() == Some(true));

@@ -10,8 +10,44 @@ use worker::{Context, Env, Headers};
 use super::input::Query;
 use super::router::Params;
 use super::{ApiError, ApiResult};
-use crate::auth::Caller;
 use crate::time::Millis;
+
+/// What a caller may do: members use their own resources, admins also the organization's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Member,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Role {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+/// The authenticated caller of a request (found by `auth`, before any handler runs).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Role,
+    /// `api_tokens` or `auth_sessions`, and the row id, for `last_used_at`.
+    pub token_table: &'static str,
+    pub token_id: String,
+    pub last_used_at: Option<String>,
+}
 
 /// Everything a handler gets: the parsed request and the caller.
 pub struct Ctx {

@@ -9,7 +9,7 @@ pub mod router;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use ctx::Ctx;
+pub use ctx::{Caller, Ctx, Role};
 pub use error::{ApiError, ApiResult};
 
 /// What a handler answers; `app.rs` turns it into a `worker::Response`.

@@ -5,6 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use super::error::{ApiError, ApiResult};
+use crate::db::Query as _;
+use worker::d1::D1Database;
 
 /// Opaque cursor: base64url of `<createdAt>|<id>` of the last item returned.
 pub fn encode_cursor(created_at: &str, id: &str) -> String {
@@ -69,6 +71,20 @@ pub fn page_body<T: Keyed>(
         body["cursor"] = serde_json::json!(encode_cursor(last.created_at(), last.id()));
     }
     body
+}
+
+/// One newest-first page (keyset on `created_at, id`): `select` is `SELECT … FROM … WHERE …`
+/// whose condition uses `?1` (bound to `owner`); the page's position and size are added here.
+pub async fn newest_first<T: serde::de::DeserializeOwned>(
+    db: &D1Database,
+    select: &str,
+    owner: &str,
+    page: &PageQuery,
+) -> worker::Result<Vec<T>> {
+    let sql = format!(
+        "{select} AND (created_at < ?2 OR (created_at = ?2 AND ?3 <> '' AND id < ?3)) ORDER BY created_at DESC, id DESC LIMIT ?4"
+    );
+    crate::q!(db, &sql, &owner, &page.after_created, &page.after_id, &page.fetch())?.rows().await?.results()
 }
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ pub enum Route {
 
 pub const KIB: usize = 1024;
 pub const MIB: usize = 1024 * KIB;
-/// Default request body limit (contract §4).
+/// Default request body limit (README, "API").
 pub const DEFAULT_BODY_LIMIT: usize = MIB;
 
 pub struct RouteDef {
@@ -184,7 +184,7 @@ pub static ROUTES: &[RouteDef] = &[
     def("POST", "/api/channels/bindings", Route::CreateBinding, Access::User),
     def("PATCH", "/api/channels/bindings/:id", Route::UpdateBinding, Access::User),
     def("DELETE", "/api/channels/bindings/:id", Route::DeleteBinding, Access::User),
-    // Prompts may carry up to 25 MB of base64 attachments (contract §4: 32 MiB).
+    // Prompts may carry up to 25 MB of base64 attachments (a 32 MiB body limit).
     big("POST", "/api/prompt", Route::Prompt, 32 * MIB),
     def("GET", "/auth/github", Route::GithubLogin, Access::Public),
     def("GET", "/auth/github/callback", Route::GithubCallback, Access::Public),

@@ -330,7 +330,7 @@ async fn end_on_error<St: SyncStore>(
 }
 
 /// The sync plan: the requested entity types in the service's order, or all of them when
-/// the list is empty or missing (contract §5, fix 12). Unknown names are an error.
+/// the list is empty or missing (the original treated an empty list as "nothing"). Unknown names are an error.
 pub fn plan(requested: &[String], supported: &[&str]) -> Result<Vec<String>, String> {
     if let Some(bad) = requested.iter().find(|r| !supported.contains(&r.as_str())) {
         return Err(format!("Unsupported entity type '{bad}'; supported: {}", supported.join(", ")));

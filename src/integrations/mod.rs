@@ -1,4 +1,4 @@
-//! The generic integration framework (contract §9): connect a service, keep its data in D1
+//! The generic integration framework (README, "What it does today"): connect a service, keep its data in D1
 //! with the sync engine, read it page by page, act through it. Nothing here names a service:
 //! each one is an implementation of `service::Service` registered in `service::REGISTRY`.
 //!

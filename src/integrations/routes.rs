@@ -1,4 +1,4 @@
-//! The integrations API (anchor §2.1 with its fixes, contract §9): connect, read, update,
+//! The integrations API (the README's "API" table): connect, read, update,
 //! disconnect, sync, entities, fetch/push, actions and OAuth. Every handler speaks to the
 //! service behind an integration through `service::Service` only.
 
@@ -12,12 +12,12 @@ use std::cell::RefCell;
 use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError, KNOWN_SERVICES};
 use super::tokens::Stored;
 use super::{credentials_key, load_credentials, oauth, runs, schema, store_items, IntegrationRow};
-use crate::auth::Role;
 use crate::config::var;
 use crate::credentials::ApiKeys;
 use crate::crypto::{random_token, sha256_hex};
 use crate::http::error::FieldError;
 use crate::http::input::Input;
+use crate::http::Role;
 use crate::http::{success, ApiError, ApiResult, Ctx, Reply};
 use crate::outbound::Net;
 use crate::time::{iso, normalize, Millis};
@@ -46,7 +46,7 @@ async fn find(ctx: &Ctx, write: bool) -> ApiResult<IntegrationRow> {
     row.ok_or_else(|| ApiError::not_found(format!("Integration with id '{id}' not found")))
 }
 
-/// An upstream failure as the API answers it (contract §9, "Actions").
+/// An upstream failure as the API answers it (the codes of the README's "API" section).
 pub fn service_error(e: ServiceError, service: &str) -> ApiError {
     match e {
         ServiceError::RateLimited(s) => {

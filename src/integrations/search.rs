@@ -1,4 +1,4 @@
-//! Full-text search of synced entities (contract §11): the FTS5 index of migration 0012 (kept
+//! Full-text search of synced entities (README, "Search"): the FTS5 index of migration 0012 (kept
 //! current by triggers on `synced_entities`), queried by the search route and the MCP
 //! `entities_search` tool. A user's query never reaches FTS5 as syntax: `fts_query` turns it
 //! into quoted strings joined by operators it chooses itself.

@@ -1,4 +1,4 @@
-//! The agents' door (contract §11): `POST /mcp`, a Model Context Protocol server over the
+//! The agents' door (README, "Connecting an MCP client"): `POST /mcp`, a Model Context Protocol server over the
 //! Streamable HTTP transport with plain JSON answers (no server-sent events; `GET /mcp` is 405).
 //! Stateless: no `Mcp-Session-Id` is issued, and every request is authenticated on its own with
 //! the API's bearer tokens. Tools are the actions of the caller's active integrations (run

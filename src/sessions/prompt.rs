@@ -1,5 +1,5 @@
-//! Prompts as they travel to a session: queue modes, attachments and their caps (anchor
-//! §6.2), and the merge of a `collect` buffer. Plain Rust, unit-tested natively.
+//! Prompts as they travel to a session: queue modes, attachments and their caps, and the merge
+//! of a `collect` buffer. Plain Rust, unit-tested natively.
 
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +75,7 @@ impl Attachment {
     }
 }
 
-/// The session's own guard (anchor §6.2): keeps acceptable items within the caps, and says
+/// The session's own guard: keeps acceptable items within the caps, and says
 /// how many were dropped. The API edge rejects such input with a clear error first.
 pub fn sanitize(items: Vec<Attachment>) -> (Vec<Attachment>, usize) {
     let total = items.len();

@@ -240,7 +240,7 @@ pub async fn replace_orchestrator(
 /// The user's sessions, newest first, one page.
 pub async fn list(db: &D1Database, user_id: &str, page: &PageQuery) -> ApiResult<Vec<SessionRow>> {
     let select = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1");
-    Ok(crate::db::newest_first(db, &select, user_id, page).await?)
+    Ok(crate::http::page::newest_first(db, &select, user_id, page).await?)
 }
 
 /// The children of a session, oldest first.

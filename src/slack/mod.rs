@@ -1,4 +1,4 @@
-//! Slack as a channel (contract §12): one Slack app per deployment, installed per workspace
+//! Slack as a channel (README, "Slack"): one Slack app per deployment, installed per workspace
 //! through OAuth v2 (the bot token sealed per team); verified events acknowledged at once and
 //! worked through the queue (`events`); Slack people linked to users with one-time codes;
 //! replies in threads as mrkdwn (`reply`, `mrkdwn`).

@@ -54,7 +54,7 @@ fn display_name(user: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
-/// Anchor §7.3's forward attribution line.
+/// The forward attribution line the original worker wrote (kept so runners read the same text).
 pub fn forward_attribution(origin: &Value) -> String {
     match origin["type"].as_str() {
         Some("user") => match display_name(&origin["sender_user"]) {

@@ -1,4 +1,4 @@
-//! Third-party webhooks (contract §9): Discord, Xero, HubSpot and Notion deliveries, each
+//! Third-party webhooks (README, "Webhooks from other services"): Discord, Xero, HubSpot and Notion deliveries, each
 //! verified over the raw body before it has any effect, failing closed without its secret
 //! (503), recorded once in the webhook inbox (the inbox's unique key is the deduplication);
 //! the inbox's admin read route; and user webhook triggers (`triggers`).
