@@ -140,7 +140,7 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
 /// `WITH caller AS (caller_sql!())`.
 fn prefetch_sql(route: Route) -> Option<&'static str> {
     match route {
-        Route::ListIntegrations => Some(integrations::routes::LIST_WITH_CALLER),
+        Route::ListIntegrations => Some(integrations::store::LIST_WITH_CALLER),
         _ => None,
     }
 }

@@ -143,7 +143,7 @@ pub async fn apply(
         effects.extend(p.statements().into_iter().map(|sql| (sql, p.args(&now, &claim))));
     }
     if let Some(service) = crate::integrations::service::find("github").filter(|_| upserts) {
-        effects.extend(crate::integrations::webhook_upserts(service, event, payload, &now));
+        effects.extend(crate::integrations::sync_store::webhook_upserts(service, event, payload, &now));
     }
     let effects_at = stmts.len();
     for (sql, mut args) in effects {

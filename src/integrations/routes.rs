@@ -2,16 +2,16 @@
 //! disconnect, sync, entities, fetch/push, actions and OAuth. Every handler speaks to the
 //! service behind an integration through `service::Service` only.
 
-use crate::db::Query as _;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::engine::plan;
 use std::cell::RefCell;
 
 use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError, KNOWN_SERVICES};
+use super::store::{self, credentials_key, load_credentials, IntegrationRow, MAX_INTEGRATIONS};
+use super::sync_store::{self, store_items};
 use super::tokens::Stored;
-use super::{credentials_key, load_credentials, oauth, runs, schema, store_items, IntegrationRow};
+use super::{oauth, runs, schema};
 use crate::config::var;
 use crate::credentials::ApiKeys;
 use crate::crypto::{random_token, sha256_hex};
@@ -26,24 +26,9 @@ use crate::time::{iso, normalize, Millis};
 /// safety-net run).
 pub const FREQUENCIES: [&str; 4] = ["realtime", "hourly", "daily", "manual"];
 
-/// Integrations one user may have.
-const MAX_INTEGRATIONS: i64 = 50;
-
-/// The caller's own integration (`write`), or also an org-scope one (`read`); else 404.
+/// The caller's own integration (`write`), or also an org-scope one (read); else 404.
 async fn find(ctx: &Ctx, write: bool) -> ApiResult<IntegrationRow> {
-    let db = ctx.db()?;
-    let caller = ctx.caller()?;
-    let id = ctx.params.get("id");
-    let row: Option<IntegrationRow> = crate::q!(
-        &db,
-        "SELECT * FROM integrations WHERE id = ?1 AND (user_id = ?2 OR (?3 AND scope = 'org'))",
-        &id,
-        &caller.id,
-        &!write
-    )?
-    .one()
-    .await?;
-    row.ok_or_else(|| ApiError::not_found(format!("Integration with id '{id}' not found")))
+    store::find(&ctx.db()?, &ctx.caller()?.id, ctx.params.get("id"), write).await
 }
 
 /// An upstream failure as the API answers it (the codes of the README's "API" section).
@@ -87,40 +72,19 @@ async fn settle<T>(ctx: &Ctx, row: &IntegrationRow, service: &dyn Service, r: Re
         Ok(v) => Ok(v),
         Err(ServiceError::Auth(m)) => {
             let message = format!("{m}; reconnect the account");
-            crate::q!(
-                &ctx.db()?,
-                "UPDATE integrations SET status = 'error', error_message = ?1, updated_at = ?2 WHERE id = ?3",
-                &message,
-                &iso(ctx.now),
-                &row.id
-            )?
-            .exec()
-            .await?;
+            store::set_error(&ctx.db()?, &row.id, &message, ctx.now).await?;
             Err(ApiError::new(409, "RECONNECT_REQUIRED", message))
         }
         Err(e) => Err(service_error(e, service.name())),
     }
 }
 
-/// The caller's integrations and the organization's shared ones, own first (`?1`: user id).
-const LIST_SQL: &str = "SELECT * FROM integrations WHERE user_id = ?1 OR scope = 'org'
-  ORDER BY CASE WHEN user_id = ?1 THEN 0 ELSE 1 END, created_at DESC";
-
-/// `LIST_SQL` over the authenticating token (`?1` hash, `?2` now): the pipeline runs it in the
-/// same D1 batch as authentication (`app::prefetch_sql`), so the list costs no second round trip.
-pub const LIST_WITH_CALLER: &str = concat!(
-    "WITH caller AS (",
-    crate::caller_sql!(),
-    ") SELECT i.* FROM integrations i, caller c WHERE i.user_id = c.id OR i.scope = 'org'
-  ORDER BY CASE WHEN i.user_id = c.id THEN 0 ELSE 1 END, i.created_at DESC"
-);
-
 /// `GET /api/integrations` → own integrations, then org-scope ones of others.
 pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let result = match ctx.take_prefetched() {
         Some(result) => result,
-        None => crate::q!(&ctx.db()?, LIST_SQL, &caller.id)?.rows().await?,
+        None => store::list(&ctx.db()?, &caller.id).await?,
     };
     let rows: Vec<IntegrationRow> = result.results()?;
     Reply::ok(&json!({ "integrations": rows.iter().map(|r| r.view(&caller.id)).collect::<Vec<_>>() }))
@@ -240,31 +204,9 @@ async fn connect(
     check(ctx, service, &creds).await?;
     let db = ctx.db()?;
     let id = uuid::Uuid::new_v4().to_string();
-    let now = iso(ctx.now);
-    let sql = if upsert {
-        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at)
-         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2 AND service <> ?3) < ?6
-         ON CONFLICT(user_id, service) DO UPDATE SET status = 'active', error_message = NULL, credentials_legacy = 0, updated_at = excluded.updated_at
-         RETURNING *"
-    } else {
-        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at)
-         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2 AND service <> ?3) < ?6
-         ON CONFLICT DO NOTHING RETURNING *"
-    };
-    let row: Option<IntegrationRow> =
-        crate::q!(&db, sql, &id, &caller.id, &service.name(), &config.to_string(), &now, &MAX_INTEGRATIONS)?
-            .one()
-            .await?;
+    let row = store::insert(&db, &id, &caller.id, service.name(), &config, ctx.now, upsert).await?;
     let Some(row) = row else {
-        let exists: Option<Value> = crate::q!(
-            &db,
-            "SELECT id FROM integrations WHERE user_id = ?1 AND service = ?2",
-            &caller.id,
-            &service.name()
-        )?
-        .one()
-        .await?;
-        if exists.is_none() {
+        if !store::exists(&db, &caller.id, service.name()).await? {
             return Err(crate::http::limit_reached("integrations", MAX_INTEGRATIONS));
         }
         return Err(ApiError::conflict(
@@ -280,7 +222,7 @@ async fn connect(
     if let Err(e) = ApiKeys::for_user(&ctx.env, &caller.id).store(&credentials_key(&row.id), creds, scopes, None).await
     {
         if row.id == id {
-            crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &id)?.exec().await?;
+            store::delete(&db, &id).await?;
         }
         return Err(e);
     }
@@ -300,11 +242,7 @@ pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
     let service = service::find(&name);
     let config = parse_config(&mut input, service, true);
     input.finish()?;
-    let exists: Option<Value> =
-        crate::q!(&db, "SELECT id FROM integrations WHERE user_id = ?1 AND service = ?2", &caller.id, &name)?
-            .one()
-            .await?;
-    if exists.is_some() {
+    if store::exists(&db, &caller.id, &name).await? {
         return Err(ApiError::conflict("INTEGRATION_ALREADY_EXISTS", format!("Integration for {name} already exists")));
     }
     let service = service
@@ -346,19 +284,12 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
         check_with(ctx, service, &creds, &tokens).await?;
     }
     let db = ctx.db()?;
-    let updated: Option<IntegrationRow> = crate::q!(
-        &db,
-        "UPDATE integrations SET config = COALESCE(?1, config), status = COALESCE(?2, status),
-           error_message = CASE WHEN ?2 IS NULL THEN error_message ELSE NULL END, scope = COALESCE(?3, scope), updated_at = ?4
-         WHERE id = ?5 RETURNING *",
-        &config.as_ref().map(|c| config_json(c).to_string()),
-        &status.map(|_| "active"),
-        &scope,
-        &iso(ctx.now),
-        &row.id
-    )?
-    .one()
-    .await?;
+    let change = store::Change {
+        config: config.as_ref().map(|c| config_json(c).to_string()),
+        status: status.map(|_| "active"),
+        scope: scope.as_deref(),
+    };
+    let updated = store::update(&db, &row.id, &change, ctx.now).await?;
     let updated = updated.ok_or_else(|| ApiError::not_found("Integration not found"))?;
     Reply::ok(&json!({ "integration": updated.view(&caller.id) }))
 }
@@ -369,7 +300,7 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let row = find(ctx, true).await?;
     ApiKeys::for_user(&ctx.env, &row.user_id).revoke(&credentials_key(&row.id)).await?;
-    crate::q!(&db, "DELETE FROM integrations WHERE id = ?1", &row.id)?.exec().await?;
+    store::delete(&db, &row.id).await?;
     Reply::ok(&success())
 }
 
@@ -398,34 +329,14 @@ pub async fn sync(ctx: &Ctx) -> ApiResult<Reply> {
     Reply::json(202, &json!({ "syncId": id, "status": "started" }))
 }
 
-#[derive(Deserialize)]
-struct LogView {
-    id: String,
-    integration_id: String,
-    status: String,
-    full_sync: i64,
-    current_entity: Option<String>,
-    records_synced: i64,
-    requests_made: i64,
-    invocations: i64,
-    errors: Option<String>,
-    notes: Option<String>,
-    last_error: Option<String>,
-    started_at: String,
-    resume_at: Option<String>,
-    completed_at: Option<String>,
-}
-
 /// `GET /api/integrations/:id/sync/:syncId` → the run with its progress.
 pub async fn sync_status(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let row = find(ctx, false).await?;
     let sync_id = ctx.params.get("syncId");
-    let log: LogView =
-        crate::q!(&db, "SELECT * FROM sync_logs WHERE id = ?1 AND integration_id = ?2", &sync_id, &row.id)?
-            .one()
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("Sync with id '{sync_id}' not found")))?;
+    let log = runs::find_log(&db, &row.id, sync_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Sync with id '{sync_id}' not found")))?;
     let parse =
         |t: &Option<String>| t.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()).unwrap_or(json!([]));
     let errors = parse(&log.errors);
@@ -439,15 +350,6 @@ pub async fn sync_status(ctx: &Ctx) -> ApiResult<Reply> {
         body["result"] = json!({ "success": log.status == "completed", "recordsSynced": log.records_synced, "errors": errors, "completedAt": normalize(done) });
     }
     Reply::ok(&body)
-}
-
-#[derive(Deserialize)]
-struct EntityRow {
-    external_id: String,
-    data: String,
-    first_seen_at: String,
-    last_modified_at: String,
-    deleted_at: Option<String>,
 }
 
 /// `GET /api/integrations/:id/entities/:type?limit&cursor&modifiedAfter&includeDeleted`.
@@ -477,22 +379,8 @@ pub async fn entities(ctx: &Ctx) -> ApiResult<Reply> {
         None => None,
     };
     let include_deleted = ctx.query.get("includeDeleted") != Some("false");
-    let rows: Vec<EntityRow> = crate::q!(
-        &db,
-        "SELECT external_id, data, first_seen_at, last_modified_at, deleted_at FROM synced_entities
-          WHERE integration_id = ?1 AND entity_type = ?2 AND external_id > ?3
-            AND (?4 IS NULL OR last_modified_at > ?4) AND (?5 OR deleted_at IS NULL)
-          ORDER BY external_id LIMIT ?6",
-        &row.id,
-        &kind,
-        &after,
-        &modified_after,
-        &include_deleted,
-        &(limit + 1)
-    )?
-    .rows()
-    .await?
-    .results()?;
+    let rows = sync_store::entities_page(&db, &row.id, kind, &after, modified_after.as_deref(), include_deleted, limit)
+        .await?;
     let has_more = rows.len() > limit as usize;
     let items: Vec<Value> = rows
         .iter()
@@ -677,18 +565,9 @@ pub async fn oauth_start(ctx: &Ctx) -> ApiResult<Reply> {
         oauth::GrantError::NotConfigured(v) => not_configured(v, service.name()),
         _ => ApiError::internal("authorize url"),
     })?;
-    crate::q!(
-        &ctx.db()?,
-        "INSERT INTO oauth_states (state_hash, purpose, user_id, redirect_uri, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        &sha256_hex(state.as_bytes()),
-        &format!("integration:{}", service.name()),
-        &caller.id,
-        &redirect,
-        &iso(ctx.now + STATE_TTL_MS),
-        &iso(ctx.now)
-    )?
-    .exec()
-    .await?;
+    let purpose = format!("integration:{}", service.name());
+    let hash = sha256_hex(state.as_bytes());
+    store::save_oauth_state(&ctx.db()?, &hash, &purpose, &caller.id, redirect, ctx.now + STATE_TTL_MS, ctx.now).await?;
     Reply::ok(&json!({ "url": url, "state": state }))
 }
 
@@ -702,21 +581,10 @@ pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
     let state = input.str("state", 1, 200);
     let redirect = input.str("redirect_uri", 1, 2000);
     input.finish()?;
-    #[derive(Deserialize)]
-    struct S {
-        redirect_uri: String,
-    }
-    let consumed: Option<S> = crate::q!(
-        &ctx.db()?,
-        "DELETE FROM oauth_states WHERE state_hash = ?1 AND purpose = ?2 AND user_id = ?3 AND expires_at > ?4 RETURNING redirect_uri",
-        &sha256_hex(state.as_bytes()),
-        &format!("integration:{}", service.name()),
-        &caller.id,
-        &iso(ctx.now)
-    )?
-    .one()
-    .await?;
-    if consumed.filter(|s| s.redirect_uri == redirect).is_none() {
+    let purpose = format!("integration:{}", service.name());
+    let consumed =
+        store::take_oauth_state(&ctx.db()?, &sha256_hex(state.as_bytes()), &purpose, &caller.id, ctx.now).await?;
+    if consumed.filter(|uri| *uri == redirect).is_none() {
         return Err(ApiError::new(400, "INVALID_STATE", "Unknown, expired or already used OAuth state"));
     }
     let verifier = oauth::pkce_verifier(&encryption_key(ctx)?, &state);

@@ -9,8 +9,8 @@ use serde_json::json;
 use worker::{D1Database, Env};
 
 use super::engine::{self, Limits, Slice};
-use super::store::{D1Store, ServiceSource};
-use super::IntegrationRow;
+use super::store::IntegrationRow;
+use super::sync_store::{D1Store, ServiceSource};
 use crate::config::{log_error, var};
 use crate::http::{ApiError, ApiResult};
 use crate::jobs::{self, Job};
@@ -183,4 +183,28 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
         }
     }
     jobs::send_all(env, &jobs).await
+}
+
+/// A run as its status route shows it.
+#[derive(Deserialize)]
+pub struct LogView {
+    pub id: String,
+    pub integration_id: String,
+    pub status: String,
+    pub full_sync: i64,
+    pub current_entity: Option<String>,
+    pub records_synced: i64,
+    pub requests_made: i64,
+    pub invocations: i64,
+    pub errors: Option<String>,
+    pub notes: Option<String>,
+    pub last_error: Option<String>,
+    pub started_at: String,
+    pub resume_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+/// The run `id` of the integration, if it exists.
+pub async fn find_log(db: &worker::d1::D1Database, integration: &str, id: &str) -> ApiResult<Option<LogView>> {
+    Ok(crate::q!(db, "SELECT * FROM sync_logs WHERE id = ?1 AND integration_id = ?2", &id, &integration)?.one().await?)
 }

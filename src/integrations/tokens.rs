@@ -9,7 +9,7 @@ use futures::future::LocalBoxFuture;
 use worker::Env;
 
 use super::service::{Credentials, Service, ServiceError, Tokens};
-use super::{credentials_key, IntegrationRow};
+use super::store::{credentials_key, IntegrationRow};
 use crate::credentials::vault::needs_refresh;
 use crate::credentials::ApiKeys;
 use crate::http::ApiError;

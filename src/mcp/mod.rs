@@ -18,7 +18,8 @@ use futures::future::LocalBoxFuture;
 use serde_json::{json, Value};
 
 use crate::http::{ApiError, ApiResult, Ctx, Reply};
-use crate::integrations::{routes, search, IntegrationRow};
+use crate::integrations::store::IntegrationRow;
+use crate::integrations::{routes, search};
 use tools::{Target, Tool};
 
 /// Tools per `tools/list` page unless `MCP_TOOLS_PAGE_SIZE` says otherwise.

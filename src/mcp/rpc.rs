@@ -324,7 +324,7 @@ mod tests {
 
     /// Tools over fixed rows; calls are recorded and answered from a script.
     struct Fake {
-        rows: Vec<crate::integrations::IntegrationRow>,
+        rows: Vec<crate::integrations::store::IntegrationRow>,
         calls: RefCell<Vec<(String, Value)>>,
         answer: RefCell<Option<Result<Value, ApiError>>>,
     }

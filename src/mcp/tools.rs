@@ -5,7 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::integrations::{service, IntegrationRow};
+use crate::integrations::service;
+use crate::integrations::store::IntegrationRow;
 
 /// What a tool runs.
 #[derive(Debug, Clone, PartialEq)]
