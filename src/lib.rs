@@ -7,6 +7,8 @@ pub mod access;
 pub mod account;
 pub mod api_keys_do;
 pub mod app;
+#[cfg(test)]
+mod architecture;
 pub mod auth;
 pub mod background;
 pub mod channels;
