@@ -88,7 +88,7 @@ fn paths(name: &str, code: &str) -> Vec<String> {
         Some(segs.join("::"))
     };
     for (at, _) in code.match_indices("crate::").chain(code.match_indices("super::")) {
-        if at > 0 && code.as_bytes()[at - 1].is_ascii_alphanumeric() || at > 0 && code.as_bytes()[at - 1] == b'_' {
+        if at > 0 && (code.as_bytes()[at - 1].is_ascii_alphanumeric() || code.as_bytes()[at - 1] == b'_') {
             continue;
         }
         let mut rest = &code[at..];

@@ -83,13 +83,38 @@ pub enum Ending {
     },
 }
 
+/// Why the store could not do what a slice asked. Either way the slice ends and its queue
+/// message is retried; the last commit stays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreError {
+    /// The store could not be reached, or refused the statement.
+    Unavailable(String),
+    /// What the store answered could not be read as expected.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable(m) => write!(f, "store unavailable: {m}"),
+            StoreError::Unreadable(m) => write!(f, "store answer unreadable: {m}"),
+        }
+    }
+}
+
 /// Where runs, checkpoints and entities are kept. Every method is one store round trip (one
 /// subrequest on Workers).
 #[allow(async_fn_in_trait)] // single-threaded Workers runtime: no Send bound wanted
 pub trait SyncStore {
     /// Takes the lease of an unfinished run for `owner` (or renews `owner`'s own). `None` when
     /// the run is finished or another worker holds an unexpired lease.
-    async fn claim(&self, run_id: &str, owner: &str, now: Millis, lease_until: Millis) -> Result<Option<Run>, String>;
+    async fn claim(
+        &self,
+        run_id: &str,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<Option<Run>, StoreError>;
     /// The parent keys an entity type walks and each one's checkpoint (`full`: none).
     async fn start_entity(
         &self,
@@ -97,9 +122,9 @@ pub trait SyncStore {
         entity: &str,
         parent: Option<Parent>,
         full: bool,
-    ) -> Result<Position, String>;
+    ) -> Result<Position, StoreError>;
     /// Applies a page; `false` when the lease was lost (nothing was written).
-    async fn commit(&self, c: Commit<'_>) -> Result<bool, String>;
+    async fn commit(&self, c: Commit<'_>) -> Result<bool, StoreError>;
     /// Saves the state and gives up the lease until `resume_at` (a later message continues).
     /// With an `error`, counts one more consecutive failure and answers the count.
     async fn release(
@@ -109,9 +134,9 @@ pub trait SyncStore {
         now: Millis,
         resume_at: Millis,
         error: Option<&str>,
-    ) -> Result<u32, String>;
+    ) -> Result<u32, StoreError>;
     /// Ends the run and updates its integration.
-    async fn finish(&self, run: &Run, owner: &str, now: Millis, ending: &Ending) -> Result<(), String>;
+    async fn finish(&self, run: &Run, owner: &str, now: Millis, ending: &Ending) -> Result<(), StoreError>;
 }
 
 /// The service side of a run.
@@ -171,7 +196,7 @@ pub async fn run_slice<St: SyncStore, So: Source>(
         Ok(s) => s,
         // The store itself failed: nothing more can be recorded; the queue's retry resumes
         // from the last commit once the lease is free.
-        Err(error) => Slice::Retry { error, failures: 1 },
+        Err(error) => Slice::Retry { error: error.to_string(), failures: 1 },
     }
 }
 
@@ -181,7 +206,7 @@ async fn slice<St: SyncStore, So: Source>(
     run_id: &str,
     owner: &str,
     limits: &Limits,
-) -> Result<Slice, String> {
+) -> Result<Slice, StoreError> {
     let now = (limits.now)();
     let Some(mut run) = store.claim(run_id, owner, now, now + limits.lease_ms).await? else {
         return Ok(Slice::NotClaimed);
@@ -303,7 +328,7 @@ async fn end_on_error<St: SyncStore>(
     owner: &str,
     limits: &Limits,
     e: ServiceError,
-) -> Result<Slice, String> {
+) -> Result<Slice, StoreError> {
     let now = (limits.now)();
     let entity = run.state.entities.get(run.state.index).map(String::as_str).unwrap_or("sync");
     match e {
@@ -435,7 +460,7 @@ mod tests {
     }
 
     impl SyncStore for MemStore {
-        async fn claim(&self, _id: &str, owner: &str, now: Millis, until: Millis) -> Result<Option<Run>, String> {
+        async fn claim(&self, _id: &str, owner: &str, now: Millis, until: Millis) -> Result<Option<Run>, StoreError> {
             if self.finished.borrow().is_some() {
                 return Ok(None);
             }
@@ -455,7 +480,7 @@ mod tests {
             _e: &str,
             parent: Option<Parent>,
             full: bool,
-        ) -> Result<Position, String> {
+        ) -> Result<Position, StoreError> {
             let parents: Vec<String> = match parent {
                 None => vec![String::new()],
                 Some(p) => self
@@ -473,10 +498,10 @@ mod tests {
             Ok(Position { parents, since, ..Position::default() })
         }
 
-        async fn commit(&self, c: Commit<'_>) -> Result<bool, String> {
+        async fn commit(&self, c: Commit<'_>) -> Result<bool, StoreError> {
             if let Some(n) = self.fail_commits_after.get() {
                 if self.commits.get() >= n {
-                    return Err("D1 unavailable".into());
+                    return Err(StoreError::Unavailable("D1 unavailable".into()));
                 }
             }
             if self.lease.borrow().as_ref().map(|(o, _)| o.as_str()) != Some(c.owner) {
@@ -534,7 +559,7 @@ mod tests {
             _now: Millis,
             resume: Millis,
             error: Option<&str>,
-        ) -> Result<u32, String> {
+        ) -> Result<u32, StoreError> {
             assert_eq!(self.lease.borrow().as_ref().map(|(o, _)| o.clone()), Some(owner.to_string()));
             // A slice's state between commits is always consistent (a page is applied whole).
             *self.run.borrow_mut() = Some(run.clone());
@@ -544,7 +569,7 @@ mod tests {
             Ok(u32::from(error.is_some()))
         }
 
-        async fn finish(&self, _run: &Run, _owner: &str, _now: Millis, ending: &Ending) -> Result<(), String> {
+        async fn finish(&self, _run: &Run, _owner: &str, _now: Millis, ending: &Ending) -> Result<(), StoreError> {
             *self.finished.borrow_mut() = Some(ending.clone());
             *self.lease.borrow_mut() = None;
             Ok(())

@@ -12,7 +12,7 @@ use wasm_bindgen::JsValue;
 use worker::d1::{D1Database, D1PreparedStatement};
 use worker::Env;
 
-use super::engine::{Commit, Ending, Position, Run, SyncStore};
+use super::engine::{Commit, Ending, Position, Run, StoreError, SyncStore};
 use super::service::{Conn, Credentials, Item, Page, PageRequest, Parent, Service, ServiceError};
 use super::store::IntegrationRow;
 use crate::db::Bind;
@@ -196,12 +196,24 @@ impl D1Store {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// D1 could not run a statement.
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// D1's rows did not decode as expected.
+fn unreadable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unreadable(e.to_string())
 }
 
 impl SyncStore for D1Store {
-    async fn claim(&self, run_id: &str, owner: &str, now: Millis, lease_until: Millis) -> Result<Option<Run>, String> {
+    async fn claim(
+        &self,
+        run_id: &str,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<Option<Run>, StoreError> {
         let db = &self.db;
         let results = db
             .batch_rows(vec![
@@ -225,8 +237,8 @@ impl SyncStore for D1Store {
             ])
             .await
             .map_err(err)?;
-        let claimed: Vec<ClaimRow> = results[0].results().map_err(err)?;
-        let integration: Vec<IntegrationRow> = results[1].results().map_err(err)?;
+        let claimed: Vec<ClaimRow> = results[0].results().map_err(unreadable)?;
+        let integration: Vec<IntegrationRow> = results[1].results().map_err(unreadable)?;
         let (Some(row), Some(integration)) = (claimed.into_iter().next(), integration.into_iter().next()) else {
             return Ok(None);
         };
@@ -247,7 +259,7 @@ impl SyncStore for D1Store {
         entity: &str,
         parent: Option<Parent>,
         full: bool,
-    ) -> Result<Position, String> {
+    ) -> Result<Position, StoreError> {
         #[derive(Deserialize)]
         struct Key {
             k: Option<String>,
@@ -281,7 +293,7 @@ impl SyncStore for D1Store {
             );
         }
         let results = db.batch_rows(stmts).await.map_err(err)?;
-        let cps: Vec<Cp> = results[0].results().map_err(err)?;
+        let cps: Vec<Cp> = results[0].results().map_err(unreadable)?;
         let parents: Vec<String> = match results.get(1) {
             Some(r) => r.results::<Key>().map_err(err)?.into_iter().filter_map(|k| k.k).collect(),
             None => vec![String::new()],
@@ -293,7 +305,7 @@ impl SyncStore for D1Store {
         Ok(Position { parents, since, ..Position::default() })
     }
 
-    async fn commit(&self, c: Commit<'_>) -> Result<bool, String> {
+    async fn commit(&self, c: Commit<'_>) -> Result<bool, StoreError> {
         let held = self.store(&c).await.map_err(err)?;
         #[cfg(feature = "fault-injection")]
         crate::faults::after_commit();
@@ -307,7 +319,7 @@ impl SyncStore for D1Store {
         _now: Millis,
         resume_at: Millis,
         error: Option<&str>,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, StoreError> {
         #[derive(Deserialize)]
         struct F {
             failures: u32,
@@ -331,7 +343,7 @@ impl SyncStore for D1Store {
         Ok(row.map_or(1, |r| r.failures))
     }
 
-    async fn finish(&self, run: &Run, owner: &str, now: Millis, ending: &Ending) -> Result<(), String> {
+    async fn finish(&self, run: &Run, owner: &str, now: Millis, ending: &Ending) -> Result<(), StoreError> {
         let db = &self.db;
         let now = iso(now);
         let (status, errors, message, auth) = match ending {
