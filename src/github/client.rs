@@ -5,6 +5,7 @@
 use serde_json::Value;
 use worker::Method;
 
+use crate::http::upstream::UpstreamError;
 use crate::http::ApiError;
 use crate::outbound::{Call, Http, Net, Upstream};
 
@@ -25,21 +26,26 @@ pub enum GhError {
 }
 
 impl GhError {
-    /// Maps to the contract's envelope; `failure` is the route's message for other errors.
-    pub fn into_api(self, failure: &str) -> ApiError {
+    /// The failure as an upstream error; `failure` is the route's message for other errors.
+    pub fn upstream(self, failure: &str) -> UpstreamError {
+        let failed = |message: String| UpstreamError::Failed { message, details: None };
         match self {
-            GhError::RateLimited(secs) => ApiError::new(429, "RATE_LIMITED", "GitHub rate limit exceeded; retry later")
-                .with_details(serde_json::json!({ "retryAfter": secs }))
-                .with_header("Retry-After", secs.to_string()),
-            GhError::Status(401, _) => {
-                ApiError::upstream(format!("{failure}: GitHub rejected the stored token; reconnect GitHub"))
-            }
-            GhError::Status(status, _) => ApiError::upstream(format!("{failure} (GitHub answered {status})")),
+            GhError::RateLimited(secs) => UpstreamError::RateLimited {
+                message: "GitHub rate limit exceeded; retry later".into(),
+                retry_after: secs,
+            },
+            GhError::Status(401, _) => failed(format!("{failure}: GitHub rejected the stored token; reconnect GitHub")),
+            GhError::Status(status, _) => failed(format!("{failure} (GitHub answered {status})")),
             GhError::Transport(m) if m.starts_with(crate::outbound::TOO_LARGE) => {
-                ApiError::upstream(format!("{failure} ({m}; see UPSTREAM_MAX_RESPONSE_BYTES)"))
+                failed(format!("{failure} ({m}; see UPSTREAM_MAX_RESPONSE_BYTES)"))
             }
-            GhError::Transport(_) => ApiError::upstream(format!("{failure} (GitHub unreachable)")),
+            GhError::Transport(_) => failed(format!("{failure} (GitHub unreachable)")),
         }
+    }
+
+    /// The failure in the error envelope (see [`GhError::upstream`]).
+    pub fn into_api(self, failure: &str) -> ApiError {
+        self.upstream(failure).into()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod error;
 pub mod input;
 pub mod page;
 pub mod router;
+pub mod upstream;
 
 use serde::Serialize;
 use serde_json::Value;

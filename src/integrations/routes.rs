@@ -17,6 +17,7 @@ use crate::credentials::ApiKeys;
 use crate::crypto::{random_token, sha256_hex};
 use crate::http::error::FieldError;
 use crate::http::input::Input;
+use crate::http::upstream::UpstreamError;
 use crate::http::Role;
 use crate::http::{success, ApiError, ApiResult, Ctx, Reply};
 use crate::outbound::Net;
@@ -31,33 +32,29 @@ async fn find(ctx: &Ctx, write: bool) -> ApiResult<IntegrationRow> {
     store::find(&ctx.db()?, &ctx.caller()?.id, ctx.params.get("id"), write).await
 }
 
-/// An upstream failure as the API answers it (the codes of the README's "API" section).
+/// A service's failure as an upstream error (the codes of the README's "API" section).
 pub fn service_error(e: ServiceError, service: &str) -> ApiError {
     match e {
-        ServiceError::RateLimited(s) => {
-            ApiError::new(429, "RATE_LIMITED", format!("{service} rate limit exceeded; retry later"))
-                .with_details(json!({ "retryAfter": s }))
-                .with_header("Retry-After", s.to_string())
-        }
-        ServiceError::Auth(m) => ApiError::new(409, "RECONNECT_REQUIRED", format!("{m}; reconnect the account")),
-        ServiceError::NotFound(m) => ApiError::not_found(m),
-        ServiceError::InvalidField { field, message } => {
-            ApiError::new(400, "VALIDATION_ERROR", format!("{field}: {message}"))
-                .with_details(json!([{ "field": field, "message": message }]))
-        }
+        ServiceError::RateLimited(s) => UpstreamError::RateLimited {
+            message: format!("{service} rate limit exceeded; retry later"),
+            retry_after: s,
+        },
+        ServiceError::Auth(m) => UpstreamError::Reconnect(format!("{m}; reconnect the account")),
+        ServiceError::NotFound(m) => UpstreamError::NotFound(m),
+        ServiceError::InvalidField { field, message } => UpstreamError::Invalid { field, message },
         ServiceError::Invalid(m) => {
             let (field, message) = ServiceError::invalid_field(&m);
-            let details = json!([{ "field": field, "message": message }]);
-            ApiError::new(400, "VALIDATION_ERROR", m.clone()).with_details(details)
+            if field.is_empty() {
+                UpstreamError::Invalid { field: String::new(), message: m.clone() }
+            } else {
+                UpstreamError::Invalid { field: field.into(), message: message.into() }
+            }
         }
-        ServiceError::Refused { status, code, message } => ApiError::new(status, code, message),
-        ServiceError::Upstream { status, message } => {
-            ApiError::upstream(message).with_details(json!({ "status": status }))
-        }
-        ServiceError::Transport(m) | ServiceError::CheckpointExpired(m) => {
-            ApiError::upstream(m).with_details(json!({ "status": Value::Null }))
-        }
+        ServiceError::Refused { status, code, message } => UpstreamError::Refused { status, code, message },
+        ServiceError::Upstream { status, message } => UpstreamError::failed_with_status(message, Some(status)),
+        ServiceError::Transport(m) | ServiceError::CheckpointExpired(m) => UpstreamError::failed_with_status(m, None),
     }
+    .into()
 }
 
 /// The integration's service and opened credentials, for one call.

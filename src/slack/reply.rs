@@ -3,22 +3,24 @@
 //! in `channels::delivery`.
 
 use crate::db::Query as _;
-use serde_json::json;
 use worker::d1::D1Database;
 use worker::Env;
 
 use super::api::SlackError;
 use super::ids::slack_parts;
 use super::{load_workspace, open_workspace};
+use crate::http::upstream::UpstreamError;
 use crate::http::{ApiError, ApiResult};
 
 fn refused(e: SlackError) -> ApiError {
     match e.retry_after {
-        Some(secs) => ApiError::new(429, "RATE_LIMITED", "Slack is rate limiting this bot; retry later")
-            .with_details(json!({ "retryAfter": secs }))
-            .with_header("Retry-After", secs.to_string()),
-        None => ApiError::upstream(format!("Slack refused the message: {}", e.error)),
+        Some(secs) => UpstreamError::RateLimited {
+            message: "Slack is rate limiting this bot; retry later".into(),
+            retry_after: secs,
+        },
+        None => UpstreamError::Failed { message: format!("Slack refused the message: {}", e.error), details: None },
     }
+    .into()
 }
 
 /// Sends Markdown to a Slack thread (`<teamId>:<channelId>:<threadTs>`) as the workspace's bot;

@@ -7,6 +7,7 @@ use worker::d1::D1Database;
 use worker::Env;
 
 use super::{bot_for, load_config};
+use crate::http::upstream::UpstreamError;
 use crate::http::{ApiError, ApiResult};
 
 fn not_configured() -> ApiError {
@@ -14,7 +15,7 @@ fn not_configured() -> ApiError {
 }
 
 fn refused(e: super::api::TgError) -> ApiError {
-    ApiError::upstream(format!("Telegram refused the message: {}", e.description))
+    UpstreamError::Failed { message: format!("Telegram refused the message: {}", e.description), details: None }.into()
 }
 
 /// Sends Markdown text to a chat through the user's bot; the number of messages sent.
