@@ -300,7 +300,7 @@ const paths = {
       requestBody: body(obj({ config: ref('IntegrationConfig'), status: { const: 'active' }, scope: { enum: ['user', 'org'] } })),
       responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), ...errors(400, 403, 404, 502) },
     }),
-    delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, stored entities removed', responses: { 200: json(ref('Success')), ...errors(404) } }),
+    delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, the integration\'s stored data dropped (through the queue, retried until done)', responses: { 200: json(ref('Success')), ...errors(404) } }),
   },
   '/api/integrations/{id}/sync': {
     parameters: [pathParam('id', 'Integration id')],
@@ -369,6 +369,24 @@ const paths = {
         ...listParams,
       ],
       responses: { 200: json(obj({ results: { type: 'array', items: ref('SearchResult') }, cursor: str(), hasMore: { type: 'boolean' } }, ['results', 'hasMore'])), ...errors(400, 404) },
+    }),
+  },
+  '/api/search': {
+    get: user({
+      tags: ['integrations'], summary: 'Full-text search across every integration the caller may read (their own and the organization\'s), best match first',
+      description: 'Each integration\'s own index is searched in parallel and the answers are merged by rank (bm25). Query syntax as for one integration\'s search.',
+      parameters: [
+        { name: 'q', in: 'query', required: true, schema: str({ minLength: 1, maxLength: 500 }), description: 'The words to find' },
+        { name: 'type', in: 'query', schema: str(), description: 'Only this entity type' },
+        ...listParams,
+      ],
+      responses: { 200: json(obj({ results: { type: 'array', items: ref('SearchResultAcross') }, cursor: str(), hasMore: { type: 'boolean' } }, ['results', 'hasMore'])), ...errors(400) },
+    }),
+  },
+  '/api/admin/data-plane': {
+    get: admin({
+      tags: ['integrations'], summary: 'Integrations whose data is still being copied from D1 into their own Durable Object (after an upgrade)',
+      responses: { 200: json(obj({ remaining: { type: 'integer' }, moving: { type: 'integer' } }, ['remaining', 'moving'])) },
     }),
   },
   '/api/integrations/{service}/oauth': {
@@ -858,6 +876,10 @@ const doc = {
         id: str(), service: str(), status: { enum: ['pending', 'active', 'error', 'disconnected'] }, scope: { enum: ['user', 'org'] },
         config: ref('IntegrationConfig'), errorMessage: { type: ['string', 'null'] }, lastSyncedAt: { type: ['string', 'null'] },
         createdAt: time, updatedAt: time, owned: { type: 'boolean' },
+        storage: { ...obj({
+          bytes: { type: 'integer', description: 'the size of the integration\'s own database (its Durable Object)' },
+          entities: { type: 'integer', description: 'live (not deleted) entities it holds' },
+        }, ['bytes', 'entities']), description: 'only on GET /api/integrations/{id}' },
       }, required: ['id', 'service', 'status', 'scope', 'config', 'createdAt'] },
       SyncRun: { type: 'object', properties: {
         id: str(), integrationId: str(), status: { enum: ['pending', 'running', 'completed', 'failed'] }, fullSync: { type: 'boolean' },
@@ -868,6 +890,7 @@ const doc = {
         result: obj({ success: { type: 'boolean' }, recordsSynced: { type: 'integer' }, errors: { type: 'array' }, completedAt: time }),
       }, required: ['id', 'integrationId', 'status', 'progress', 'startedAt'] },
       SearchResult: obj({ type: str(), externalId: str(), title: str(), snippet: str({ description: 'the text around the match, each match wrapped in **' }), modifiedAt: time }, ['type', 'externalId', 'title', 'snippet', 'modifiedAt']),
+      SearchResultAcross: obj({ integrationId: str(), type: str(), externalId: str(), title: str(), snippet: str({ description: 'the text around the match, each match wrapped in **' }), modifiedAt: time }, ['integrationId', 'type', 'externalId', 'title', 'snippet', 'modifiedAt']),
       ApiToken: obj({ id: str(), name: str(), prefix: str(), createdAt: time, lastUsedAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'createdAt']),
       SlackWorkspace: obj({
         teamId: str(), teamName: { type: ['string', 'null'] }, botUserId: { type: ['string', 'null'] }, appId: { type: ['string', 'null'] },

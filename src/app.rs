@@ -108,6 +108,8 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::IntegrationActions => Box::pin(integrations::routes::actions(ctx)),
         Route::IntegrationAct => Box::pin(integrations::routes::act(ctx)),
         Route::IntegrationSearch => Box::pin(integrations::routes::search(ctx)),
+        Route::Search => Box::pin(integrations::routes::search_all(ctx)),
+        Route::AdminDataPlane => Box::pin(integrations::routes::data_plane(ctx)),
         Route::Mcp => Box::pin(mcp::handle(ctx)),
         Route::AdminListProviders => Box::pin(providers::list(ctx)),
         Route::AdminPutProvider => Box::pin(providers::upsert(ctx)),

@@ -192,3 +192,37 @@ pub fn sql_rows<T: DeserializeOwned>(
 ) -> worker::Result<Vec<T>> {
     decode_all(&sql_run(sql, query, args)?)
 }
+
+/// Runs `f` inside the storage's `transactionSync`: its SQL commits together, or not at all when
+/// it fails (`BEGIN` is refused on DO SQLite, and workers-rs 0.8 does not wrap this call).
+pub fn atomically<T: 'static>(
+    state: &worker::State,
+    f: impl FnOnce() -> worker::Result<T> + 'static,
+) -> worker::Result<T> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use worker::js_sys::{Function, Reflect};
+    use worker::wasm_bindgen::{closure::Closure, JsCast, JsValue};
+    let raw: &JsValue = state.as_raw().as_ref();
+    let storage = Reflect::get(raw, &"storage".into())?;
+    let tx: Function = Reflect::get(&storage, &"transactionSync".into())?.dyn_into()?;
+    let out: Rc<RefCell<Option<worker::Result<T>>>> = Rc::default();
+    let slot = out.clone();
+    let cb = Closure::once(move || -> std::result::Result<JsValue, JsValue> {
+        let r = f();
+        // Throwing makes the runtime roll the transaction back.
+        let failed = r.as_ref().err().map(|e| e.to_string());
+        *slot.borrow_mut() = Some(r);
+        match failed {
+            Some(m) => Err(JsValue::from_str(&m)),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    });
+    let called = tx.call1(&storage, cb.as_ref().unchecked_ref());
+    let result = out.borrow_mut().take();
+    match (result, called) {
+        (Some(r), _) => r,
+        (None, Err(e)) => Err(worker::Error::JsError(format!("transaction failed: {e:?}"))),
+        (None, Ok(_)) => Err(worker::Error::RustError("transaction callback did not run".into())),
+    }
+}

@@ -31,6 +31,8 @@ pub enum Job {
     SlackMessage { message: String },
     /// The Slack app left a workspace.
     SlackUninstalled { team: String },
+    /// The next step of copying an integration's data from D1 into its object.
+    MoveData { integration: String },
 }
 
 /// The base delay of a retried job (`JOB_RETRY_BASE_SECONDS`, 10 s by default).

@@ -22,6 +22,7 @@ pub mod faults;
 pub mod github;
 pub mod google;
 pub mod http;
+pub mod integration_data_do;
 pub mod integrations;
 pub mod jobs;
 pub mod limits;

@@ -30,6 +30,9 @@ pub async fn run(cron: &str, env: &Env) {
     if let Err(e) = sweep_reseal(env).await {
         log_error(&format!("re-seal sweep failed: {}", e.message));
     }
+    if let Err(e) = crate::integrations::moving::sweep(env).await {
+        log_error(&format!("data move sweep failed: {}", e.message));
+    }
     // The PR reconciler runs as a queue job: its GitHub calls get a budget of their own.
     if let Err(e) = crate::jobs::send(env, &crate::jobs::Job::Reconcile, 0).await {
         log_error(&format!("pr reconciler not enqueued: {}", e.message));
@@ -52,9 +55,9 @@ async fn purge(env: &Env) -> worker::Result<()> {
         crate::q!(&db, "DELETE FROM oauth_states WHERE expires_at <= ?1", &now)?,
         crate::q!(&db, "DELETE FROM slack_link_codes WHERE expires_at <= ?1", &now)?,
         crate::q!(&db, "DELETE FROM webhook_deliveries WHERE received_at <= ?1", &horizon)?,
-        // Finished runs and long-deleted entities are history nobody reads after a month.
+        // Finished runs are history nobody reads after a month (long-deleted entities are purged
+        // by each integration's object, on its own alarm).
         crate::q!(&db, "DELETE FROM sync_logs WHERE completed_at IS NOT NULL AND completed_at <= ?1", &horizon)?,
-        crate::q!(&db, "DELETE FROM synced_entities WHERE deleted_at IS NOT NULL AND deleted_at <= ?1", &horizon)?,
     ])
     .await?;
     Ok(())

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use crate::channels::scope::channel_key;
+use crate::db::atomically;
 use crate::sessions::agent::{CompleteRequest, GitUpdate, PromptAccepted, PromptRequest};
 use crate::sessions::prompt::{merge, sanitize, Attachment, Buffered, QueueMode, DEFAULT_COLLECT_DEBOUNCE_MS};
 use crate::time::{iso, now_ms, Millis};
@@ -79,37 +80,6 @@ fn exec(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<()> {
 /// (`rows_written` also counts index entries, so it is not a row count).
 fn changed(sql: &Sql, query: &str, args: Vec<SqlStorageValue>) -> Result<usize> {
     Ok(crate::db::sql_run(sql, query, args)?.length() as usize)
-}
-
-/// Runs `f` inside the storage's `transactionSync`: its SQL commits together, or not at all when
-/// it fails (`BEGIN` is refused on DO SQLite, and workers-rs 0.8 does not wrap this call).
-fn atomically<T: 'static>(state: &State, f: impl FnOnce() -> Result<T> + 'static) -> Result<T> {
-    use std::cell::RefCell;
-    use std::rc::Rc;
-    use worker::js_sys::{Function, Reflect};
-    use worker::wasm_bindgen::{closure::Closure, JsCast, JsValue};
-    let raw: &JsValue = state.as_raw().as_ref();
-    let storage = Reflect::get(raw, &"storage".into())?;
-    let tx: Function = Reflect::get(&storage, &"transactionSync".into())?.dyn_into()?;
-    let out: Rc<RefCell<Option<Result<T>>>> = Rc::default();
-    let slot = out.clone();
-    let cb = Closure::once(move || -> std::result::Result<JsValue, JsValue> {
-        let r = f();
-        // Throwing makes the runtime roll the transaction back.
-        let failed = r.as_ref().err().map(|e| e.to_string());
-        *slot.borrow_mut() = Some(r);
-        match failed {
-            Some(m) => Err(JsValue::from_str(&m)),
-            None => Ok(JsValue::UNDEFINED),
-        }
-    });
-    let called = tx.call1(&storage, cb.as_ref().unchecked_ref());
-    let result = out.borrow_mut().take();
-    match (result, called) {
-        (Some(r), _) => r,
-        (None, Err(e)) => Err(worker::Error::JsError(format!("transaction failed: {e:?}"))),
-        (None, Ok(_)) => Err(worker::Error::RustError("transaction callback did not run".into())),
-    }
 }
 
 /// Retention and lease defaults, in seconds (each overridable by `SESSION_<NAME>_SECONDS`).

@@ -142,8 +142,14 @@ pub async fn apply(
     if let Some(p) = &plan {
         effects.extend(p.statements().into_iter().map(|sql| (sql, p.args(&now, &claim))));
     }
+    // The entities it changes in the objects of integrations holding the repository: outbox
+    // rows, one per integration, delivered through the queue like the notifications.
+    let mut upsert_at = None;
     if let Some(service) = crate::integrations::service::find("github").filter(|_| upserts) {
-        effects.extend(crate::integrations::sync_store::webhook_upserts(service, event, payload, &now));
+        if let Some(effect) = crate::integrations::sync_store::webhook_upserts(service, event, payload, &now)? {
+            upsert_at = Some(effects.len());
+            effects.push(effect);
+        }
     }
     let effects_at = stmts.len();
     for (sql, mut args) in effects {
@@ -172,6 +178,9 @@ pub async fn apply(
         if role.notifies {
             notifications += n;
         }
+    }
+    if let Some(at) = upsert_at {
+        notifications += results[effects_at + at].changes();
     }
     if notifications > 0 {
         // Sent before answering; if it is lost, the cron's outbox sweep sends it again.

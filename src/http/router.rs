@@ -119,6 +119,8 @@ pub enum Route {
     SlackLinks,
     SlackUnlink,
     IntegrationSearch,
+    Search,
+    AdminDataPlane,
     Mcp,
 }
 
@@ -229,6 +231,8 @@ pub static ROUTES: &[RouteDef] = &[
     def("GET", "/api/integrations/:id/actions", Route::IntegrationActions, Access::User),
     def("POST", "/api/integrations/:id/actions/:name", Route::IntegrationAct, Access::User),
     def("GET", "/api/integrations/:id/search", Route::IntegrationSearch, Access::User),
+    def("GET", "/api/search", Route::Search, Access::User),
+    def("GET", "/api/admin/data-plane", Route::AdminDataPlane, Access::Admin),
     // MCP over Streamable HTTP: POST only (no server-sent stream, so GET answers 405).
     def("POST", "/mcp", Route::Mcp, Access::User),
     def("GET", "/api/admin/custom-providers", Route::AdminListProviders, Access::Admin),

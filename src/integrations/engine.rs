@@ -52,6 +52,9 @@ pub struct Run {
     pub state: RunState,
     pub records: i64,
     pub requests: i64,
+    /// The lease's epoch: it grows with every claim of any run of the integration, and the
+    /// data store refuses a commit whose epoch is older than one it accepted (a fencing token).
+    pub epoch: i64,
 }
 
 /// One page's worth of writes, applied atomically, and only while `owner` holds the lease.
@@ -137,6 +140,12 @@ pub trait SyncStore {
     ) -> Result<u32, StoreError>;
     /// Ends the run and updates its integration.
     async fn finish(&self, run: &Run, owner: &str, now: Millis, ending: &Ending) -> Result<(), StoreError>;
+    /// Subrequests this store has made so far (a commit may take more than one).
+    fn calls(&self) -> u32;
+    /// Subrequests one commit takes.
+    fn commit_calls(&self) -> u32 {
+        1
+    }
 }
 
 /// The service side of a run.
@@ -211,8 +220,7 @@ async fn slice<St: SyncStore, So: Source>(
     let Some(mut run) = store.claim(run_id, owner, now, now + limits.lease_ms).await? else {
         return Ok(Slice::NotClaimed);
     };
-    let mut store_calls = 1u32;
-    let spent = |store_calls: u32, source: &So| store_calls + source.requests();
+    let spent = |source: &So| store.calls() + source.requests();
     if let Err(e) = source.open().await {
         return end_on_error(store, &run, owner, limits, e).await;
     }
@@ -221,12 +229,11 @@ async fn slice<St: SyncStore, So: Source>(
         let entity = run.state.entities[run.state.index].clone();
         if run.state.position.is_none() {
             let pos = store.start_entity(&run.integration_id, &entity, source.parent(&entity), run.full).await?;
-            store_calls += 1;
             run.state.position = Some(pos);
         }
-        let left = limits.budget.saturating_sub(spent(store_calls, source));
+        let left = limits.budget.saturating_sub(spent(source));
         // A page costs at least one request and one commit; keep the reserve for the end.
-        if left < 2 + RESERVE {
+        if left < 1 + store.commit_calls() + RESERVE {
             let now = (limits.now)();
             store.release(&run, owner, now, now, None).await?;
             return Ok(Slice::Continue);
@@ -240,7 +247,7 @@ async fn slice<St: SyncStore, So: Source>(
             parent: &parent,
             cursor: pos.cursor.as_ref(),
             since: since.as_deref(),
-            max_requests: left - 1 - RESERVE,
+            max_requests: left - store.commit_calls() - RESERVE,
         };
         let page = source.page(&req).await;
         run.requests += i64::from(source.requests() - before);
@@ -310,7 +317,6 @@ async fn slice<St: SyncStore, So: Source>(
                 lease_until: now + limits.lease_ms,
             })
             .await?;
-        store_calls += 1;
         if !committed {
             return Ok(Slice::LeaseLost);
         }
@@ -387,6 +393,7 @@ pub fn due(frequency: &str, last_started: Option<Millis>, last_full: Option<Mill
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
 
@@ -424,6 +431,10 @@ mod tests {
         fail_commits_after: Cell<Option<usize>>,
         commits: Cell<usize>,
         last_error: RefCell<Option<String>>,
+        calls: Cell<u32>,
+        /// The epoch of the last claim, and the newest epoch a commit was accepted with.
+        epoch: Cell<i64>,
+        accepted_epoch: Cell<i64>,
     }
 
     impl MemStore {
@@ -440,6 +451,7 @@ mod tests {
                 },
                 records: 0,
                 requests: 0,
+                epoch: 0,
             });
             s
         }
@@ -471,7 +483,13 @@ mod tests {
                 }
             }
             *lease = Some((owner.to_string(), until));
-            Ok(self.run.borrow().clone())
+            self.calls.set(self.calls.get() + 1);
+            self.epoch.set(self.epoch.get() + 1);
+            let mut run = self.run.borrow().clone();
+            if let Some(r) = &mut run {
+                r.epoch = self.epoch.get();
+            }
+            Ok(run)
         }
 
         async fn start_entity(
@@ -481,6 +499,7 @@ mod tests {
             parent: Option<Parent>,
             full: bool,
         ) -> Result<Position, StoreError> {
+            self.calls.set(self.calls.get() + 1);
             let parents: Vec<String> = match parent {
                 None => vec![String::new()],
                 Some(p) => self
@@ -499,6 +518,11 @@ mod tests {
         }
 
         async fn commit(&self, c: Commit<'_>) -> Result<bool, StoreError> {
+            self.calls.set(self.calls.get() + 1);
+            // The data store's fencing: a commit older than an accepted one is refused.
+            if c.run.epoch < self.accepted_epoch.get() {
+                return Ok(false);
+            }
             if let Some(n) = self.fail_commits_after.get() {
                 if self.commits.get() >= n {
                     return Err(StoreError::Unavailable("D1 unavailable".into()));
@@ -508,6 +532,7 @@ mod tests {
                 return Ok(false);
             }
             self.commits.set(self.commits.get() + 1);
+            self.accepted_epoch.set(c.run.epoch);
             let mut ents = self.entities.borrow_mut();
             for i in c.items {
                 let key = (c.entity.to_string(), i.external_id.clone());
@@ -573,6 +598,10 @@ mod tests {
             *self.finished.borrow_mut() = Some(ending.clone());
             *self.lease.borrow_mut() = None;
             Ok(())
+        }
+
+        fn calls(&self) -> u32 {
+            self.calls.get()
         }
     }
 
@@ -724,6 +753,61 @@ mod tests {
         assert_eq!(s, Slice::Done(Ending::Completed));
         assert_eq!(store.live("issues"), 60);
         assert_eq!(store.run.borrow().as_ref().unwrap().records, 62);
+    }
+
+    #[test]
+    fn a_stale_slice_cannot_commit_after_a_newer_lease_did() {
+        install(FakeSource::new(1, 30, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
+        // Slice A claims (epoch 1) and is then stalled; its lease expires and slice B (epoch 2)
+        // runs the whole sync.
+        let stale = futures::executor::block_on(store.claim("run1", "a", 0, 1)).unwrap().unwrap();
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "b", &limits(100)));
+        assert_eq!(s, Slice::Done(Ending::Completed));
+        let before = store.live("issues");
+        // A wakes up and tries to write what it fetched: refused, nothing changes.
+        *store.lease.borrow_mut() = Some(("a".into(), Millis::MAX));
+        let late = vec![Item::new("o/r0#999", "2030-01-01T00:00:00Z", json!({ "n": 999 })).under("o/r0")];
+        let commit = Commit {
+            run: &stale,
+            owner: "a",
+            entity: "issues",
+            items: &late,
+            checkpoint: None,
+            sweep_parent: Some("o/r0"),
+            sweep_orphans: None,
+            note: None,
+            now: 5,
+            lease_until: 10,
+        };
+        assert!(!futures::executor::block_on(store.commit(commit)).unwrap(), "the stale commit is refused");
+        assert_eq!(store.live("issues"), before);
+    }
+
+    #[test]
+    fn a_page_committed_twice_leaves_one_state() {
+        let store = MemStore::with_run(&["issues"], false);
+        let run = futures::executor::block_on(store.claim("run1", "m", 0, 100)).unwrap().unwrap();
+        let items: Vec<Item> = (1..=5)
+            .map(|n| Item::new(format!("o/r#{n}"), "2026-01-01T00:00:00Z", json!({ "n": n })).under("o/r"))
+            .collect();
+        let commit = || Commit {
+            run: &run,
+            owner: "m",
+            entity: "issues",
+            items: &items,
+            checkpoint: Some(("o/r", "2026-01-01T00:00:00Z")),
+            sweep_parent: None,
+            sweep_orphans: None,
+            note: None,
+            now: 1,
+            lease_until: 100,
+        };
+        assert!(futures::executor::block_on(store.commit(commit())).unwrap());
+        let first = (store.live("issues"), store.checkpoints.borrow().clone());
+        assert!(futures::executor::block_on(store.commit(commit())).unwrap());
+        assert_eq!((store.live("issues"), store.checkpoints.borrow().clone()), first);
     }
 
     #[test]

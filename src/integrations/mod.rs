@@ -4,13 +4,17 @@
 //!
 //! - `service`: the interface; `github`: the GitHub service.
 //! - `store`: the integration registry's queries (rows, OAuth states, credentials' key).
-//! - `engine`: the sync engine's decisions (plain Rust); `sync_store`: its D1/`API_KEYS` edge.
+//! - `data`: the protocol and client of each integration's `IntegrationData` object (its
+//!   entities, search index and checkpoints); `moving`: the copy of data kept in D1 before it.
+//! - `engine`: the sync engine's decisions (plain Rust); `sync_store`: its platform edge.
 //! - `runs`: starting runs, the queue's sync slices, the cron's sweep.
 //! - `routes`: the HTTP API; `oauth`: the generic OAuth flow; `schema`: action parameters;
 //!   `search`: full-text search of the synced entities.
 
+pub mod data;
 pub mod engine;
 pub mod github;
+pub mod moving;
 pub mod oauth;
 pub mod routes;
 pub mod runs;

@@ -7,9 +7,10 @@ use serde_json::{json, Value};
 use super::engine::plan;
 use std::cell::RefCell;
 
+use super::data::{DataPlane, EntitiesRequest};
 use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError, KNOWN_SERVICES};
 use super::store::{self, credentials_key, load_credentials, IntegrationRow, MAX_INTEGRATIONS};
-use super::sync_store::{self, store_items};
+use super::sync_store::store_items;
 use super::tokens::Stored;
 use super::{oauth, runs, schema};
 use crate::config::var;
@@ -252,7 +253,15 @@ pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
 /// `GET /api/integrations/:id` (own, or org-scope).
 pub async fn get(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
-    Reply::ok(&json!({ "integration": find(ctx, false).await?.view(&caller.id) }))
+    let row = find(ctx, false).await?;
+    // The object's database size and live entities (one call to it).
+    let stats = match row.data_home.as_str() {
+        "object" => DataPlane::new(&ctx.env, &row.id).stats().await?,
+        _ => super::moving::legacy_stats(&ctx.db()?, &row.id).await?,
+    };
+    let mut view = row.view(&caller.id);
+    view["storage"] = json!({ "bytes": stats.bytes, "entities": stats.entities });
+    Reply::ok(&json!({ "integration": view }))
 }
 
 /// `PATCH /api/integrations/:id` `{config?, status?: "active", scope?}`: reactivation re-tests
@@ -297,7 +306,15 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let row = find(ctx, true).await?;
     ApiKeys::for_user(&ctx.env, &row.user_id).revoke(&credentials_key(&row.id)).await?;
-    store::delete(&db, &row.id).await?;
+    // The row goes with an outbox row that drops its object's data (retried through the queue
+    // until done; a lost message is sent again by the cron).
+    let batch = store::delete_with_data(&db, &row.id, ctx.now).await?;
+    if let Err(e) = crate::jobs::send(&ctx.env, &crate::jobs::Job::Outbox { batch }, 0).await {
+        crate::config::log_error(&format!(
+            "integration {}: data drop not enqueued ({}); the cron will",
+            row.id, e.message
+        ));
+    }
     Reply::ok(&success())
 }
 
@@ -376,8 +393,18 @@ pub async fn entities(ctx: &Ctx) -> ApiResult<Reply> {
         None => None,
     };
     let include_deleted = ctx.query.get("includeDeleted") != Some("false");
-    let rows = sync_store::entities_page(&db, &row.id, kind, &after, modified_after.as_deref(), include_deleted, limit)
-        .await?;
+    let rows = match row.data_home.as_str() {
+        "object" => {
+            let req =
+                EntitiesRequest { entity: kind.to_string(), after, modified_after, include_deleted, limit: limit + 1 };
+            DataPlane::new(&ctx.env, &row.id).entities(&req).await?.rows
+        }
+        _ => {
+            let (after, modified_after) = (after.as_str(), modified_after.as_deref());
+            super::moving::legacy_entities(&db, &row.id, kind, after, modified_after, include_deleted, limit + 1)
+                .await?
+        }
+    };
     let has_more = rows.len() > limit as usize;
     let items: Vec<Value> = rows
         .iter()
@@ -409,7 +436,7 @@ pub async fn search(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let limit = ctx.query.limit(super::search::DEFAULT_LIMIT)?;
     let p = super::search::params(ctx.query.get("q"), kind, limit, ctx.query.get("cursor"))?;
-    Reply::ok(&super::search::run(&ctx.db()?, std::slice::from_ref(&row.id), &p, false).await?)
+    Reply::ok(&super::search::run(&ctx.env, std::slice::from_ref(&row), &p, false).await?)
 }
 
 /// `POST /api/integrations/:id/fetch` `{entityType, externalId}` → the live entity (also stored).
@@ -598,4 +625,21 @@ pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
     )?;
     let row = connect(ctx, service, creds, json!({ "syncFrequency": "hourly", "entities": [] }), true).await?;
     Reply::ok(&json!({ "integration": row.view(&caller.id) }))
+}
+
+/// `GET /api/search?q&type&limit&cursor` → `{results: [{integrationId, type, externalId, title,
+/// snippet, modifiedAt}], cursor?, hasMore}`: every integration the caller may read (their own
+/// and the organization's), searched in parallel and merged by rank.
+pub async fn search_all(ctx: &Ctx) -> ApiResult<Reply> {
+    let caller = ctx.caller()?;
+    let rows: Vec<IntegrationRow> = store::list(&ctx.db()?, &caller.id).await?.results()?;
+    let limit = ctx.query.limit(super::search::DEFAULT_LIMIT)?;
+    let p = super::search::params(ctx.query.get("q"), ctx.query.get("type"), limit, ctx.query.get("cursor"))?;
+    Reply::ok(&super::search::run(&ctx.env, &rows, &p, true).await?)
+}
+
+/// `GET /api/admin/data-plane` → `{remaining, moving}`: integrations whose data is still being
+/// copied out of D1 (admin).
+pub async fn data_plane(ctx: &Ctx) -> ApiResult<Reply> {
+    Reply::ok(&super::moving::remaining(&ctx.db()?).await?)
 }

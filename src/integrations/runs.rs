@@ -10,7 +10,7 @@ use worker::{D1Database, Env};
 
 use super::engine::{self, Limits, Slice};
 use super::store::IntegrationRow;
-use super::sync_store::{D1Store, ServiceSource};
+use super::sync_store::{DataStore, ServiceSource};
 use crate::config::{log_error, var};
 use crate::http::{ApiError, ApiResult};
 use crate::jobs::{self, Job};
@@ -80,7 +80,7 @@ pub async fn start(
 
 /// One slice of a run for the queue consumer, with `budget` subrequests.
 pub async fn slice(env: &Env, run: &str, owner: &str, budget: u32) -> Slice {
-    let store = match D1Store::new(env) {
+    let store = match DataStore::new(env) {
         Ok(s) => s,
         Err(e) => return Slice::Retry { error: e.to_string(), failures: 1 },
     };

@@ -1,14 +1,17 @@
-//! Full-text search of synced entities (README, "Search"): the FTS5 index of migration 0012 (kept
-//! current by triggers on `synced_entities`), queried by the search route and the MCP
-//! `entities_search` tool. A user's query never reaches FTS5 as syntax: `fts_query` turns it
-//! into quoted strings joined by operators it chooses itself.
+//! Full-text search of synced entities (README, "Search"): each integration's object keeps an
+//! FTS5 index of its entities (by triggers, in the same transaction as every write); a search
+//! over several integrations asks their objects in parallel and merges the answers by rank.
+//! Used by the search routes and the MCP `entities_search` tool. A user's query never reaches
+//! FTS5 as syntax: `fts_query` turns it into quoted strings joined by operators it chooses.
 
-use crate::db::Query as _;
+use std::cmp::Ordering;
+
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::d1::D1Database;
+use worker::Env;
 
+use super::data::{hit_key, DataPlane, Hit, SearchAfter, SearchRequest};
+use super::store::IntegrationRow;
 use crate::http::{ApiError, ApiResult};
 use crate::time::normalize;
 
@@ -18,8 +21,6 @@ pub const MAX_QUERY_CHARS: usize = 500;
 pub const MAX_TERMS: usize = 32;
 /// Results per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: u32 = 20;
-/// How deep a cursor may page (ranking sorts every match, so deep pages cost as much as all).
-const MAX_OFFSET: u64 = 10_000;
 /// Highlight markers in the index's snippets (removed from indexed text by the migration),
 /// and what a client sees around each match.
 const OPEN: char = '\u{2}';
@@ -132,17 +133,50 @@ pub struct SearchParams {
     pub query: String,
     pub entity_type: Option<String>,
     pub limit: u32,
-    pub offset: u64,
+    /// Where this page starts: after the last result of the previous one.
+    pub after: Option<Position>,
 }
 
-fn encode_cursor(offset: u64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o{offset}"))
+/// A result's place in search order: its rank (bm25, lower is better), then its integration,
+/// then its entity; the cursor is the last result's place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub rank: f64,
+    pub integration: String,
+    pub key: String,
 }
 
-fn decode_cursor(c: &str) -> Option<u64> {
+impl Position {
+    fn cmp(&self, other: &Position) -> Ordering {
+        self.rank
+            .total_cmp(&other.rank)
+            .then_with(|| self.integration.cmp(&other.integration))
+            .then_with(|| self.key.cmp(&other.key))
+    }
+
+    /// Where one integration's object starts for this page: its results after this place.
+    fn for_integration(&self, integration: &str) -> SearchAfter {
+        match integration.cmp(self.integration.as_str()) {
+            Ordering::Less => SearchAfter { rank: self.rank, ties: false, key: None },
+            Ordering::Greater => SearchAfter { rank: self.rank, ties: true, key: None },
+            Ordering::Equal => SearchAfter { rank: self.rank, ties: true, key: Some(self.key.clone()) },
+        }
+    }
+}
+
+fn encode_cursor(p: &Position) -> String {
+    let text = format!("k{:?}\t{}\t{}", p.rank, p.integration, p.key);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_cursor(c: &str) -> Option<Position> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
-    let offset: u64 = std::str::from_utf8(&raw).ok()?.strip_prefix('o')?.parse().ok()?;
-    (offset <= MAX_OFFSET).then_some(offset)
+    let text = std::str::from_utf8(&raw).ok()?.strip_prefix('k')?;
+    let mut parts = text.splitn(3, '\t');
+    let rank: f64 = parts.next()?.parse().ok().filter(|r: &f64| r.is_finite())?;
+    let integration = parts.next()?.to_string();
+    let key = parts.next()?.to_string();
+    (integration.len() <= 100 && key.len() <= 1000).then_some(Position { rank, integration, key })
 }
 
 /// Checks the parameters of a search (query string or tool arguments alike).
@@ -157,11 +191,11 @@ pub fn params(q: Option<&str>, entity_type: Option<&str>, limit: u32, cursor: Op
             return Err(ApiError::invalid_field("type", "Unknown entity type"));
         }
     }
-    let offset = match cursor {
-        Some(c) => decode_cursor(c).ok_or_else(|| ApiError::invalid_field("cursor", "Invalid cursor"))?,
-        None => 0,
+    let after = match cursor {
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::invalid_field("cursor", "Invalid cursor"))?),
+        None => None,
     };
-    Ok(SearchParams { query, entity_type: entity_type.map(str::to_string), limit: limit.clamp(1, 100), offset })
+    Ok(SearchParams { query, entity_type: entity_type.map(str::to_string), limit: limit.clamp(1, 100), after })
 }
 
 /// The snippet shown for a hit: around the match in the body, else in the title, else the
@@ -171,83 +205,75 @@ pub fn snippet(body: &str, title: &str) -> String {
     chosen.replace([OPEN, CLOSE], MARK)
 }
 
-#[derive(Deserialize)]
-struct Hit {
-    integration_id: String,
-    entity_type: String,
-    external_id: String,
-    last_modified_at: String,
-    title: Option<String>,
-    body_snippet: Option<String>,
-    title_snippet: Option<String>,
-}
-
 /// Runs a search over `integrations` (the ones the caller may read): `{results: [{type,
 /// externalId, title, snippet, modifiedAt}], cursor?, hasMore}`, best match first (bm25, a
-/// title match weighing four times a body match). `with_integration` adds each result's
-/// `integrationId` (searches over several integrations).
+/// title match weighing four times a body match). Each integration's object is asked in
+/// parallel (one subrequest each) for its best `limit + 1` after the cursor; integrations whose
+/// data is still being moved out of D1 are searched there. `with_integration` adds each
+/// result's `integrationId` (searches over several integrations).
 pub async fn run(
-    db: &D1Database,
-    integrations: &[String],
+    env: &Env,
+    integrations: &[IntegrationRow],
     p: &SearchParams,
     with_integration: bool,
 ) -> ApiResult<Value> {
-    if integrations.is_empty() {
-        return Ok(json!({ "results": [], "hasMore": false }));
+    let want = p.limit as usize + 1;
+    let (moved, legacy): (Vec<&IntegrationRow>, Vec<&IntegrationRow>) =
+        integrations.iter().partition(|r| r.data_home == "object");
+    let asks = moved.iter().map(|row| async move {
+        let req = SearchRequest {
+            query: p.query.clone(),
+            entity_type: p.entity_type.clone(),
+            limit: p.limit + 1,
+            after: p.after.as_ref().map(|a| a.for_integration(&row.id)),
+        };
+        DataPlane::new(env, &row.id).search(&req).await.map(|h| (row.id.clone(), h.hits))
+    });
+    let mut hits: Vec<(Position, Hit)> = Vec::new();
+    for answer in futures::future::join_all(asks).await {
+        let (integration, found) = answer?;
+        hits.extend(found.into_iter().map(|h| (place(&integration, &h), h)));
     }
-    let ids = Value::from(integrations.to_vec()).to_string();
-    let result = crate::q!(
-        db,
-        "SELECT e.integration_id, e.entity_type, e.external_id, e.last_modified_at, f.title,
-                snippet(entity_search, 2, char(2), char(3), '…', 24) AS body_snippet,
-                snippet(entity_search, 1, char(2), char(3), '…', 24) AS title_snippet
-           FROM entity_search f
-           JOIN entity_search_docs d ON d.doc = f.rowid
-           JOIN synced_entities e ON e.id = d.entity_id
-          WHERE entity_search MATCH ?1 AND e.deleted_at IS NULL AND (?2 IS NULL OR e.entity_type = ?2)
-            AND e.integration_id IN (SELECT value FROM json_each(?3))
-          ORDER BY bm25(entity_search, 0.0, 4.0, 1.0), f.rowid
-          LIMIT ?4 OFFSET ?5",
-        &match_expr(integrations, &p.query),
-        &p.entity_type,
-        &ids,
-        &(p.limit + 1),
-        &p.offset
-    )?
-    .rows()
-    .await;
-    let hits: Vec<Hit> = match result {
-        Ok(r) => r.results()?,
-        // `fts_query` only builds valid expressions; should FTS5 still refuse one, that is the
-        // query's fault, not the server's.
-        Err(e) if e.to_string().contains("fts5") => {
-            return Err(ApiError::invalid_field("q", "This query cannot be searched"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    if !legacy.is_empty() {
+        let ids: Vec<String> = legacy.iter().map(|r| r.id.clone()).collect();
+        let found = super::moving::legacy_search(&env.d1("DB")?, &ids, p).await?;
+        hits.extend(
+            found
+                .into_iter()
+                .map(|(integration, h)| (place(&integration, &h), h))
+                .filter(|(pos, _)| p.after.as_ref().is_none_or(|a| pos.cmp(a) == Ordering::Greater)),
+        );
+    }
+    hits.sort_by(|a, b| a.0.cmp(&b.0));
+    hits.truncate(want);
     let has_more = hits.len() > p.limit as usize;
     let results: Vec<Value> = hits
         .iter()
         .take(p.limit as usize)
-        .map(|h| {
+        .map(|(pos, h)| {
             let mut r = json!({
                 "type": h.entity_type, "externalId": h.external_id, "title": h.title.as_deref().unwrap_or(""),
                 "snippet": snippet(h.body_snippet.as_deref().unwrap_or(""), h.title_snippet.as_deref().unwrap_or("")),
                 "modifiedAt": normalize(&h.last_modified_at),
             });
             if with_integration {
-                r["integrationId"] = json!(h.integration_id);
+                r["integrationId"] = json!(pos.integration);
             }
             r
         })
         .collect();
     let mut body = json!({ "results": results, "hasMore": has_more });
     if has_more {
-        body["cursor"] = json!(encode_cursor(p.offset + u64::from(p.limit)));
+        if let Some((last, _)) = hits.get(p.limit as usize - 1) {
+            body["cursor"] = json!(encode_cursor(last));
+        }
     }
     Ok(body)
 }
 
+fn place(integration: &str, h: &Hit) -> Position {
+    Position { rank: h.rank, integration: integration.to_string(), key: hit_key(&h.entity_type, &h.external_id) }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,18 +349,32 @@ mod tests {
     fn params_and_cursors() {
         let p = params(Some("hello"), Some("issues"), 500, None).unwrap();
         assert_eq!(
-            (p.query.as_str(), p.entity_type.as_deref(), p.limit, p.offset),
-            ("\"hello\"", Some("issues"), 100, 0)
+            (p.query.as_str(), p.entity_type.as_deref(), p.limit, p.after),
+            ("\"hello\"", Some("issues"), 100, None)
         );
-        let next = encode_cursor(40);
-        assert_eq!(params(Some("x"), None, 20, Some(&next)).unwrap().offset, 40);
+        let at = Position { rank: -1.25e-6, integration: "i-2".into(), key: "issues\u{1f}o/r#1".into() };
+        let next = encode_cursor(&at);
+        assert_eq!(params(Some("x"), None, 20, Some(&next)).unwrap().after, Some(at));
         assert_eq!(params(None, None, 20, None).unwrap_err().fields(), ["q"]);
         assert_eq!(params(Some("!!"), None, 20, None).unwrap_err().fields(), ["q"]);
         assert_eq!(params(Some(&"a".repeat(501)), None, 20, None).unwrap_err().fields(), ["q"]);
         assert_eq!(params(Some("x"), Some("is sues"), 20, None).unwrap_err().fields(), ["type"]);
-        for bad in ["", "zzz", &encode_cursor(MAX_OFFSET + 1), "dDE"] {
+        let nan = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("kNaN\ti\tk");
+        for bad in ["", "zzz", &nan, "dDE"] {
             assert_eq!(params(Some("x"), None, 20, Some(bad)).unwrap_err().fields(), ["cursor"], "{bad:?}");
         }
+    }
+
+    #[test]
+    fn each_integration_starts_after_the_cursor_in_merged_order() {
+        let at = Position { rank: -2.0, integration: "b".into(), key: "k".into() };
+        assert_eq!(at.for_integration("a"), SearchAfter { rank: -2.0, ties: false, key: None });
+        assert_eq!(at.for_integration("c"), SearchAfter { rank: -2.0, ties: true, key: None });
+        assert_eq!(at.for_integration("b"), SearchAfter { rank: -2.0, ties: true, key: Some("k".into()) });
+        let p = |rank, i: &str, k: &str| Position { rank, integration: i.into(), key: k.into() };
+        let mut order = vec![p(-1.0, "a", "x"), p(-2.0, "c", "a"), p(-2.0, "b", "z"), p(-2.0, "b", "a")];
+        order.sort_by(|x, y| x.cmp(y));
+        assert_eq!(order, vec![p(-2.0, "b", "a"), p(-2.0, "b", "z"), p(-2.0, "c", "a"), p(-1.0, "a", "x")]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! OAuth round trip's `oauth_states`), so handlers read as steps. Synced data is not here: it
 //! lives behind the sync store.
 
-use crate::db::Query as _;
+use crate::db::{Batch as _, Query as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::d1::D1Database;
@@ -35,6 +35,14 @@ pub struct IntegrationRow {
     pub credentials_legacy: i64,
     #[serde(default)]
     pub last_full_sync_at: Option<String>,
+    /// Where its synced data is read from: `object` (its `IntegrationData`), or `d1` / `moving`
+    /// while data kept in D1 before the data plane is copied over (`moving`).
+    #[serde(default = "object_home")]
+    pub data_home: String,
+}
+
+fn object_home() -> String {
+    "object".into()
 }
 
 impl IntegrationRow {
@@ -194,10 +202,30 @@ pub async fn update(db: &D1Database, id: &str, c: &Change<'_>, now: Millis) -> A
     .await?)
 }
 
-/// Removes the integration row (its runs and entities go with it).
+/// Removes the integration row (its runs go with it).
 pub async fn delete(db: &D1Database, id: &str) -> ApiResult<()> {
     crate::q!(db, "DELETE FROM integrations WHERE id = ?1", &id)?.exec().await?;
     Ok(())
+}
+
+/// Removes the integration row and, in the same batch, records the drop of its object's data
+/// in the outbox; answers the outbox batch to deliver.
+pub async fn delete_with_data(db: &D1Database, id: &str, now: Millis) -> ApiResult<String> {
+    let batch = uuid::Uuid::new_v4().to_string();
+    db.batch_rows(vec![
+        crate::q!(db, "DELETE FROM integrations WHERE id = ?1", &id)?,
+        crate::q!(
+            db,
+            "INSERT INTO outbox (id, batch, kind, target, payload, created_at) VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
+            &uuid::Uuid::new_v4().to_string(),
+            &batch,
+            &crate::outbox::DROP_DATA,
+            &id,
+            &iso(now)
+        )?,
+    ])
+    .await?;
+    Ok(batch)
 }
 
 /// Records an OAuth round trip's state (hashed), bound to the user, single use, until `expires`.

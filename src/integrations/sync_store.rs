@@ -1,10 +1,13 @@
-//! The engine's platform edge: `D1Store` keeps runs, checkpoints and entities in D1 (each
-//! method one round trip; every write of a slice guarded by its lease), and `ServiceSource`
-//! is a registered service reached through a counting transport with the integration's
-//! credentials from the `API_KEYS` object.
+//! The engine's platform edge. `DataStore` keeps a run's bookkeeping in D1 (`sync_logs`: the
+//! lease, its epoch, the progress) and the integration's data in its `IntegrationData` object:
+//! a page goes to the object first (with the lease epoch as its fencing token), then the run's
+//! progress to D1 under the lease. A crash between the two leaves the page applied and the
+//! progress behind; the retried slice fetches that page again and its second commit changes
+//! nothing. `ServiceSource` is a registered service reached through a counting transport with
+//! the integration's credentials from the `API_KEYS` object.
 
 use crate::db::{Batch as _, Query as _};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -12,6 +15,7 @@ use wasm_bindgen::JsValue;
 use worker::d1::{D1Database, D1PreparedStatement};
 use worker::Env;
 
+use super::data::{self, CommitOutcome, CommitRequest, DataPlane, StartRequest, UpsertRequest, WireItem};
 use super::engine::{Commit, Ending, Position, Run, StoreError, SyncStore};
 use super::service::{Conn, Credentials, Item, Page, PageRequest, Parent, Service, ServiceError};
 use super::store::IntegrationRow;
@@ -20,17 +24,15 @@ use crate::http::ApiResult;
 use crate::outbound::{Counting, Net};
 use crate::time::{iso, Millis};
 
-/// Upserted items go in statements of at most this much JSON (D1 caps a row and a bound value
-/// at 2 MB; a page of GitHub issues with long bodies can exceed one statement's worth).
-const CHUNK_BYTES: usize = 512 * 1024;
+/// How long a run waits while its integration's data is being moved into its object.
+const MOVE_WAIT_SECS: u64 = 15;
 
-/// The condition every write of a slice carries: the run is still leased to this worker.
-const GUARD: &str = "EXISTS (SELECT 1 FROM sync_logs WHERE id = ?90 AND lease_owner = ?91)";
-
-pub struct D1Store {
+pub struct DataStore {
     db: D1Database,
+    env: Env,
     /// The claimed run's integration (read in the claim's round trip).
     pub integration: RefCell<Option<IntegrationRow>>,
+    calls: Cell<u32>,
 }
 
 #[derive(Deserialize)]
@@ -41,9 +43,10 @@ struct ClaimRow {
     state: String,
     records_synced: i64,
     requests_made: i64,
+    lease_epoch: i64,
 }
 
-/// Binds `args` then the guard's two parameters at ?90 and ?91.
+/// Binds `args` then the lease guard's two parameters (run id, owner) at ?90 and ?91.
 fn guarded(
     db: &D1Database,
     sql: &str,
@@ -57,70 +60,33 @@ fn guarded(
     crate::db::prepare(db, sql, &args)
 }
 
-/// The upsert of a page of items: one statement per chunk, items as one JSON array. An older
-/// version never overwrites a newer one (a late webhook or a slow page), but a run still
-/// records that it saw the entity.
-pub fn upsert_statements(
-    db: &D1Database,
-    integration: &str,
-    entity: &str,
-    items: &[&Item],
-    run: &str,
-    now: &str,
-    guard: Option<(&str, &str)>,
-) -> worker::Result<Vec<D1PreparedStatement>> {
-    let mut out = Vec::new();
-    let mut chunk: Vec<Value> = Vec::new();
-    let mut size = 0;
-    let sql = format!(
-        "INSERT INTO synced_entities (id, integration_id, entity_type, external_id, data, first_seen_at, last_modified_at, synced_at, seen_run, parent)
-         SELECT ?1 || ':' || ?2 || ':' || json_extract(j.value, '$.e'), ?1, ?2, json_extract(j.value, '$.e'), json_extract(j.value, '$.d'),
-                ?3, COALESCE(NULLIF(json_extract(j.value, '$.m'), ''), ?3), ?3, ?4, json_extract(j.value, '$.p')
-           FROM json_each(?5) j WHERE {}
-         ON CONFLICT(integration_id, entity_type, external_id) DO UPDATE SET
-           data = CASE WHEN excluded.last_modified_at >= synced_entities.last_modified_at THEN excluded.data ELSE synced_entities.data END,
-           last_modified_at = MAX(excluded.last_modified_at, synced_entities.last_modified_at),
-           synced_at = excluded.synced_at, deleted_at = NULL, seen_run = COALESCE(excluded.seen_run, synced_entities.seen_run),
-           parent = excluded.parent",
-        if guard.is_some() { GUARD } else { "true" }
-    );
-    let mut flush = |chunk: &mut Vec<Value>| -> worker::Result<()> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let run = if run.is_empty() { JsValue::NULL } else { run.js() };
-        let args =
-            vec![integration.js(), entity.js(), now.js(), run, Value::Array(std::mem::take(chunk)).to_string().js()];
-        out.push(match guard {
-            Some((r, o)) => guarded(db, &sql, args, r, o)?,
-            None => crate::db::prepare(db, &sql, &args)?,
-        });
-        Ok(())
-    };
-    for i in items {
-        let data = i.data.to_string();
-        size += data.len() + i.external_id.len() + 64;
-        chunk.push(json!({ "e": i.external_id, "d": data, "m": i.modified_at, "p": i.parent }));
-        if size >= CHUNK_BYTES {
-            flush(&mut chunk)?;
-            size = 0;
-        }
-    }
-    flush(&mut chunk)?;
-    Ok(out)
+/// The condition every D1 write of a slice carries: the run is still leased to this worker.
+const GUARD: &str = "EXISTS (SELECT 1 FROM sync_logs WHERE id = ?90 AND lease_owner = ?91)";
+
+/// D1 (or the object) could not run a statement.
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
 }
 
-impl D1Store {
+/// The rows or the answer did not decode as expected.
+fn unreadable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unreadable(e.to_string())
+}
+
+impl DataStore {
     pub fn new(env: &Env) -> worker::Result<Self> {
-        Ok(D1Store { db: env.d1("DB")?, integration: RefCell::new(None) })
+        Ok(DataStore { db: env.d1("DB")?, env: env.clone(), integration: RefCell::new(None), calls: Cell::new(0) })
     }
 
-    async fn store(&self, c: &Commit<'_>) -> worker::Result<bool> {
-        let db = &self.db;
-        let (run, owner) = (c.run.id.as_str(), c.owner);
-        let now = iso(c.now);
-        let mut stmts = vec![guarded(
-            db,
+    fn count(&self, n: u32) {
+        self.calls.set(self.calls.get() + n);
+    }
+
+    /// The run's progress, written after its page reached the object; `false` when the lease
+    /// was lost meanwhile.
+    async fn progress(&self, c: &Commit<'_>) -> worker::Result<bool> {
+        let row = guarded(
+            &self.db,
             "UPDATE sync_logs SET state = ?1, records_synced = ?2, requests_made = ?3, current_entity = ?4, heartbeat_at = ?5,
                lease_until = ?6, failures = 0, last_error = NULL,
                notes = CASE WHEN ?7 IS NULL THEN notes ELSE json_insert(COALESCE(notes, '[]'), '$[#]', ?7) END
@@ -130,83 +96,20 @@ impl D1Store {
                 c.run.records.js(),
                 c.run.requests.js(),
                 c.entity.js(),
-                now.js(),
+                iso(c.now).js(),
                 iso(c.lease_until).js(),
                 c.note.js(),
             ],
-            run,
-            owner,
-        )?];
-        let integration = c.run.integration_id.as_str();
-        let (gone, live): (Vec<&Item>, Vec<&Item>) = c.items.iter().partition(|i| i.deleted);
-        stmts.extend(upsert_statements(db, integration, c.entity, &live, run, &now, Some((run, owner)))?);
-        if !gone.is_empty() {
-            let ids = Value::from(gone.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>()).to_string();
-            stmts.push(guarded(
-                db,
-                &format!(
-                    "UPDATE synced_entities SET deleted_at = ?1 WHERE integration_id = ?2 AND entity_type = ?3
-                       AND external_id IN (SELECT value FROM json_each(?4)) AND deleted_at IS NULL AND {GUARD}"
-                ),
-                vec![now.js(), integration.js(), c.entity.js(), ids.js()],
-                run,
-                owner,
-            )?);
-        }
-        if let Some((parent, cp)) = c.checkpoint {
-            stmts.push(guarded(
-                db,
-                &format!(
-                    "INSERT INTO sync_checkpoints (integration_id, entity_type, parent, cursor, updated_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5 WHERE {GUARD}
-                     ON CONFLICT(integration_id, entity_type, parent) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at"
-                ),
-                vec![integration.js(), c.entity.js(), parent.js(), cp.js(), now.js()],
-                run,
-                owner,
-            )?);
-        }
-        if let Some(parent) = c.sweep_parent {
-            stmts.push(guarded(
-                db,
-                &format!(
-                    "UPDATE synced_entities SET deleted_at = ?1 WHERE integration_id = ?2 AND entity_type = ?3 AND parent = ?4
-                       AND deleted_at IS NULL AND (seen_run IS NULL OR seen_run <> ?90) AND {GUARD}"
-                ),
-                vec![now.js(), integration.js(), c.entity.js(), parent.js()],
-                run,
-                owner,
-            )?);
-        }
-        if let Some(parents) = c.sweep_orphans {
-            stmts.push(guarded(
-                db,
-                &format!(
-                    "UPDATE synced_entities SET deleted_at = ?1 WHERE integration_id = ?2 AND entity_type = ?3
-                       AND parent NOT IN (SELECT value FROM json_each(?4)) AND deleted_at IS NULL AND {GUARD}"
-                ),
-                vec![now.js(), integration.js(), c.entity.js(), Value::from(parents.to_vec()).to_string().js()],
-                run,
-                owner,
-            )?);
-        }
-        let results = db.batch_rows(stmts).await?;
-        let held = results.first().is_some_and(|r| r.count() > 0);
-        Ok(held)
+            &c.run.id,
+            c.owner,
+        )?
+        .rows()
+        .await?;
+        Ok(row.count() > 0)
     }
 }
 
-/// D1 could not run a statement.
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-/// D1's rows did not decode as expected.
-fn unreadable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unreadable(e.to_string())
-}
-
-impl SyncStore for D1Store {
+impl SyncStore for DataStore {
     async fn claim(
         &self,
         run_id: &str,
@@ -215,13 +118,32 @@ impl SyncStore for D1Store {
         lease_until: Millis,
     ) -> Result<Option<Run>, StoreError> {
         let db = &self.db;
+        self.count(1);
+        // The integration's epoch grows with every claim (in the same transaction), so each
+        // lease fences off every earlier one, across runs too.
+        let claimable =
+            "status IN ('pending', 'running') AND (lease_owner = ?2 OR lease_until IS NULL OR lease_until <= ?3)";
         let results = db
             .batch_rows(vec![
                 crate::q!(
                     db,
-                    "UPDATE sync_logs SET status = 'running', lease_owner = ?2, lease_until = ?4, invocations = invocations + 1, resume_at = NULL
-                     WHERE id = ?1 AND status IN ('pending', 'running') AND (lease_owner = ?2 OR lease_until IS NULL OR lease_until <= ?3)
-                     RETURNING id, integration_id, full_sync, state, records_synced, requests_made",
+                    &format!(
+                        "UPDATE integrations SET sync_epoch = sync_epoch + 1
+                          WHERE id = (SELECT integration_id FROM sync_logs WHERE id = ?1 AND {claimable})"
+                    ),
+                    &run_id,
+                    &owner,
+                    &iso(now)
+                )
+                .map_err(err)?,
+                crate::q!(
+                    db,
+                    &format!(
+                        "UPDATE sync_logs SET status = 'running', lease_owner = ?2, lease_until = ?4, invocations = invocations + 1,
+                           resume_at = NULL, lease_epoch = (SELECT sync_epoch FROM integrations i WHERE i.id = sync_logs.integration_id)
+                         WHERE id = ?1 AND {claimable}
+                         RETURNING id, integration_id, full_sync, state, records_synced, requests_made, lease_epoch"
+                    ),
                     &run_id,
                     &owner,
                     &iso(now),
@@ -237,8 +159,8 @@ impl SyncStore for D1Store {
             ])
             .await
             .map_err(err)?;
-        let claimed: Vec<ClaimRow> = results[0].results().map_err(unreadable)?;
-        let integration: Vec<IntegrationRow> = results[1].results().map_err(unreadable)?;
+        let claimed: Vec<ClaimRow> = results[1].results().map_err(unreadable)?;
+        let integration: Vec<IntegrationRow> = results[2].results().map_err(unreadable)?;
         let (Some(row), Some(integration)) = (claimed.into_iter().next(), integration.into_iter().next()) else {
             return Ok(None);
         };
@@ -250,9 +172,12 @@ impl SyncStore for D1Store {
             state: serde_json::from_str(&row.state).unwrap_or_default(),
             records: row.records_synced,
             requests: row.requests_made,
+            epoch: row.lease_epoch,
         }))
     }
 
+    /// Checkpoints and parents come from the object; the parents' ids are also kept in D1
+    /// (`integration_holders`), where webhook deliveries find the integrations they concern.
     async fn start_entity(
         &self,
         integration_id: &str,
@@ -260,56 +185,87 @@ impl SyncStore for D1Store {
         parent: Option<Parent>,
         full: bool,
     ) -> Result<Position, StoreError> {
-        #[derive(Deserialize)]
-        struct Key {
-            k: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Cp {
-            parent: String,
-            cursor: String,
-        }
-        let db = &self.db;
-        let mut stmts = vec![crate::q!(
-            db,
-            "SELECT parent, cursor FROM sync_checkpoints WHERE integration_id = ?1 AND entity_type = ?2",
-            &integration_id,
-            &entity
-        )
-        .map_err(err)?];
-        if let Some(p) = parent {
-            stmts.push(
-                crate::q!(
-                    db,
-                    "SELECT json_extract(data, ?3) AS k FROM synced_entities
-                      WHERE integration_id = ?1 AND entity_type = ?2 AND deleted_at IS NULL
-                        AND (?4 IS NULL OR json_extract(data, ?4) = 1) ORDER BY external_id",
-                    &integration_id,
-                    &p.entity,
-                    &p.key,
-                    &p.only_if
-                )
-                .map_err(err)?,
-            );
-        }
-        let results = db.batch_rows(stmts).await.map_err(err)?;
-        let cps: Vec<Cp> = results[0].results().map_err(unreadable)?;
-        let parents: Vec<String> = match results.get(1) {
-            Some(r) => r.results::<Key>().map_err(err)?.into_iter().filter_map(|k| k.k).collect(),
+        let req = StartRequest { entity: entity.to_string(), parent: parent.map(Into::into) };
+        self.count(1);
+        let started = DataPlane::new(&self.env, integration_id).start(&req).await.map_err(|e| err(&e.message))?;
+        let parents: Vec<String> = match &started.parents {
+            Some(rows) => {
+                let holder_type = parent.map_or("", |p| p.entity);
+                let ids =
+                    serde_json::to_string(&rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()).map_err(err)?;
+                self.count(1);
+                self.db
+                    .batch_rows(vec![
+                        crate::q!(
+                            &self.db,
+                            "DELETE FROM integration_holders WHERE integration_id = ?1 AND holder_type = ?2
+                               AND holder_key NOT IN (SELECT value FROM json_each(?3))",
+                            &integration_id,
+                            &holder_type,
+                            &ids
+                        )
+                        .map_err(err)?,
+                        crate::q!(
+                            &self.db,
+                            "INSERT INTO integration_holders (integration_id, holder_type, holder_key)
+                             SELECT ?1, ?2, value FROM json_each(?3) WHERE true ON CONFLICT DO NOTHING",
+                            &integration_id,
+                            &holder_type,
+                            &ids
+                        )
+                        .map_err(err)?,
+                    ])
+                    .await
+                    .map_err(err)?;
+                rows.iter().filter_map(|r| r.k.clone()).collect()
+            }
             None => vec![String::new()],
         };
         let since = parents
             .iter()
-            .map(|p| if full { None } else { cps.iter().find(|c| &c.parent == p).map(|c| c.cursor.clone()) })
+            .map(|p| {
+                if full {
+                    None
+                } else {
+                    started.checkpoints.iter().find(|c| &c.parent == p).map(|c| c.cursor.clone())
+                }
+            })
             .collect();
         Ok(Position { parents, since, ..Position::default() })
     }
 
     async fn commit(&self, c: Commit<'_>) -> Result<bool, StoreError> {
-        let held = self.store(&c).await.map_err(err)?;
+        let req = CommitRequest {
+            run: c.run.id.clone(),
+            epoch: c.run.epoch,
+            entity: c.entity.to_string(),
+            items: c.items.iter().map(WireItem::of).collect(),
+            checkpoint: c.checkpoint.map(|(p, cursor)| data::Checkpoint { parent: p.into(), cursor: cursor.into() }),
+            sweep_parent: c.sweep_parent.map(str::to_string),
+            sweep_orphans: c.sweep_orphans.map(<[String]>::to_vec),
+            now: iso(c.now),
+        };
+        self.count(1);
+        let outcome =
+            DataPlane::new(&self.env, &c.run.integration_id).commit(&req).await.map_err(|e| err(&e.message))?;
+        if outcome != CommitOutcome::Applied {
+            return Ok(false);
+        }
+        #[cfg(feature = "fault-injection")]
+        crate::faults::die_once(&self.env, "FAULT_DIE_AFTER_OBJECT_COMMIT");
+        self.count(1);
+        let held = self.progress(&c).await.map_err(err)?;
         #[cfg(feature = "fault-injection")]
         crate::faults::after_commit();
         Ok(held)
+    }
+
+    fn calls(&self) -> u32 {
+        self.calls.get()
+    }
+
+    fn commit_calls(&self) -> u32 {
+        2
     }
 
     async fn release(
@@ -402,7 +358,7 @@ pub struct ServiceSource<'a> {
     /// Known once the run is claimed (the claim reads the integration).
     service: Option<&'static dyn Service>,
     env: &'a Env,
-    store: &'a D1Store,
+    store: &'a DataStore,
     http: Counting<'a>,
     creds: Option<Credentials>,
     row: Option<IntegrationRow>,
@@ -410,7 +366,7 @@ pub struct ServiceSource<'a> {
 }
 
 impl<'a> ServiceSource<'a> {
-    pub fn new(env: &'a Env, store: &'a D1Store) -> Self {
+    pub fn new(env: &'a Env, store: &'a DataStore) -> Self {
         ServiceSource {
             service: None,
             env,
@@ -445,6 +401,11 @@ impl super::engine::Source for ServiceSource<'_> {
                 row.status
             )));
         }
+        if row.data_home != "object" {
+            // Its data is still being copied out of D1 (see `moving`): the run waits, as for a
+            // rate limit, and continues once the copy is complete.
+            return Err(ServiceError::RateLimited(MOVE_WAIT_SECS));
+        }
         self.http.count_other();
         let creds = super::store::load_credentials(self.env, &row)
             .await
@@ -469,119 +430,38 @@ impl super::engine::Source for ServiceSource<'_> {
     }
 }
 
-/// Statements that apply a webhook delivery's items to every active integration of `service`
-/// holding `holder` (an entity it synced, e.g. the delivery's repository). `/*GUARD*/` is left
-/// in the SQL for the caller's delivery guard; parameters are `?1…?6`.
+/// Stores items outside a run (fetch, actions) in the integration's object: newer data wins,
+/// as in runs; `Item::gone` marks an entity deleted (e.g. a deleted draft).
+pub async fn store_items(env: &Env, integration: &str, items: &[(&'static str, Item)]) -> ApiResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let req = UpsertRequest { groups: data::groups(items), now: iso(crate::time::now_ms()) };
+    DataPlane::new(env, integration).upsert(&req).await.map(|_| ())
+}
+
+/// The outbox rows that apply a webhook delivery's items to every active integration of
+/// `service` holding the delivery's holder (e.g. its repository), one row per integration:
+/// `(sql, args)` with `/*GUARD*/` left for the caller's delivery guard, the outbox batch at
+/// `?91` (the delivery's claim).
 pub fn webhook_upserts(
     service: &dyn Service,
     event: &str,
     payload: &Value,
     now: &str,
-) -> Vec<(String, Vec<wasm_bindgen::JsValue>)> {
-    let Some((holder_type, holder_id)) = service.webhook_holder(payload) else { return Vec::new() };
-    let mut by_entity: Vec<(&str, Vec<Value>)> = Vec::new();
-    for (entity, item) in service.webhook_items(event, payload) {
-        let row = json!({ "e": item.external_id, "d": item.data.to_string(), "m": item.modified_at, "p": item.parent });
-        match by_entity.iter_mut().find(|(e, _)| *e == entity) {
-            Some((_, list)) => list.push(row),
-            None => by_entity.push((entity, vec![row])),
-        }
+) -> serde_json::Result<Option<(String, Vec<JsValue>)>> {
+    let Some((holder_type, holder_key)) = service.webhook_holder(payload) else { return Ok(None) };
+    let items = service.webhook_items(event, payload);
+    if items.is_empty() {
+        return Ok(None);
     }
-    by_entity
-        .into_iter()
-        .map(|(entity, items)| {
-            let sql = "INSERT INTO synced_entities (id, integration_id, entity_type, external_id, data, first_seen_at, last_modified_at, synced_at, seen_run, parent)
-                 SELECT h.integration_id || ':' || ?1 || ':' || json_extract(j.value, '$.e'), h.integration_id, ?1, json_extract(j.value, '$.e'),
-                        json_extract(j.value, '$.d'), ?2, COALESCE(NULLIF(json_extract(j.value, '$.m'), ''), ?2), ?2, NULL, json_extract(j.value, '$.p')
-                   FROM json_each(?3) j,
-                        (SELECT e.integration_id FROM synced_entities e JOIN integrations i ON i.id = e.integration_id
-                          WHERE e.entity_type = ?4 AND e.external_id = ?5 AND e.deleted_at IS NULL AND i.service = ?6 AND i.status = 'active') h
-                  WHERE true /*GUARD*/
-                 ON CONFLICT(integration_id, entity_type, external_id) DO UPDATE SET
-                   data = CASE WHEN excluded.last_modified_at >= synced_entities.last_modified_at THEN excluded.data ELSE synced_entities.data END,
-                   last_modified_at = MAX(excluded.last_modified_at, synced_entities.last_modified_at),
-                   synced_at = excluded.synced_at, deleted_at = NULL, parent = excluded.parent"
-                .to_string();
-            let args = vec![
-                entity.js(),
-                now.js(),
-                Value::Array(items).to_string().js(),
-                holder_type.js(),
-                holder_id.js(),
-                service.name().js(),
-            ];
-            (sql, args)
-        })
-        .collect()
-}
-
-/// Stores items outside a run (fetch, actions): newer data wins, as in runs; `Item::gone`
-/// marks an entity deleted (e.g. a deleted draft).
-pub async fn store_items(env: &Env, integration: &str, items: &[(&'static str, Item)]) -> ApiResult<()> {
-    let db = env.d1("DB")?;
-    let now = iso(crate::time::now_ms());
-    let mut stmts = Vec::new();
-    let mut entities: Vec<&str> = items.iter().map(|(e, _)| *e).collect();
-    entities.sort_unstable();
-    entities.dedup();
-    for entity in entities {
-        let (gone, live): (Vec<&Item>, Vec<&Item>) =
-            items.iter().filter(|(e, _)| *e == entity).map(|(_, i)| i).partition(|i| i.deleted);
-        stmts.extend(upsert_statements(&db, integration, entity, &live, "", &now, None)?);
-        if !gone.is_empty() {
-            let ids = Value::from(gone.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>()).to_string();
-            stmts.push(crate::q!(
-                &db,
-                "UPDATE synced_entities SET deleted_at = ?1 WHERE integration_id = ?2 AND entity_type = ?3
-                   AND external_id IN (SELECT value FROM json_each(?4)) AND deleted_at IS NULL",
-                &now,
-                &integration,
-                &entity,
-                &ids
-            )?);
-        }
-    }
-    if !stmts.is_empty() {
-        db.batch_rows(stmts).await?;
-    }
-    Ok(())
-}
-
-/// A stored entity as the entities API reads it.
-#[derive(Deserialize)]
-pub struct EntityRow {
-    pub external_id: String,
-    pub data: String,
-    pub first_seen_at: String,
-    pub last_modified_at: String,
-    pub deleted_at: Option<String>,
-}
-
-/// One page of an integration's entities of one type, in `external_id` order after `after`
-/// (`limit + 1` rows, so the caller knows whether more exist).
-pub async fn entities_page(
-    db: &D1Database,
-    integration: &str,
-    entity: &str,
-    after: &str,
-    modified_after: Option<&str>,
-    include_deleted: bool,
-    limit: u32,
-) -> Result<Vec<EntityRow>, worker::Error> {
-    crate::q!(
-        db,
-        "SELECT external_id, data, first_seen_at, last_modified_at, deleted_at FROM synced_entities
-          WHERE integration_id = ?1 AND entity_type = ?2 AND external_id > ?3
-            AND (?4 IS NULL OR last_modified_at > ?4) AND (?5 OR deleted_at IS NULL)
-          ORDER BY external_id LIMIT ?6",
-        &integration,
-        &entity,
-        &after,
-        &modified_after,
-        &include_deleted,
-        &(limit + 1)
-    )?
-    .rows()
-    .await?
-    .results()
+    let groups = serde_json::to_string(&data::groups(&items))?;
+    let sql = format!(
+        "INSERT INTO outbox (id, batch, kind, target, payload, created_at)
+         SELECT lower(hex(randomblob(16))), ?91, '{}', h.integration_id, ?1, ?2
+           FROM integration_holders h JOIN integrations i ON i.id = h.integration_id
+          WHERE h.holder_type = ?3 AND h.holder_key = ?4 AND i.service = ?5 AND i.status = 'active' /*GUARD*/",
+        crate::outbox::ENTITY_UPSERT
+    );
+    Ok(Some((sql, vec![groups.js(), now.js(), holder_type.js(), holder_key.js(), service.name().js()])))
 }

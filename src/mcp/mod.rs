@@ -106,7 +106,7 @@ impl Live<'_> {
     async fn search(&self, args: &Value) -> ApiResult<Value> {
         let rows = self.rows().await?;
         let kind = args["type"].as_str();
-        let ids: Vec<String> = match args["integrationId"].as_str() {
+        let targets: Vec<IntegrationRow> = match args["integrationId"].as_str() {
             Some(id) => {
                 let row = Self::row(rows, id)?;
                 if let Some(k) = kind {
@@ -114,13 +114,13 @@ impl Live<'_> {
                         return Err(ApiError::invalid_field("type", &format!("Unsupported entity type '{k}'")));
                     }
                 }
-                vec![row.id.clone()]
+                vec![row.clone()]
             }
-            None => rows.iter().map(|r| r.id.clone()).collect(),
+            None => rows.to_vec(),
         };
         let limit = args["limit"].as_u64().map_or(search::DEFAULT_LIMIT, |l| l.min(100) as u32);
         let p = search::params(args["q"].as_str(), kind, limit, args["cursor"].as_str())?;
-        search::run(&self.ctx.db()?, &ids, &p, true).await
+        search::run(&self.ctx.env, &targets, &p, true).await
     }
 }
 

@@ -153,6 +153,7 @@ pub(crate) mod tests {
             updated_at: "2026-01-01T00:00:00.000Z".into(),
             credentials_legacy: 0,
             last_full_sync_at: None,
+            data_home: "object".into(),
         }
     }
 

@@ -2,7 +2,7 @@
 // fresh state directory, D1 migrated by `wrangler d1 migrations apply` exactly as production
 // is, real SQLite-backed Durable Objects, and configuration pointing every upstream base URL
 // at local fake servers. Everything it starts is stopped by `stop()`, also on failure.
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { root, run, toolEnv } from '../../scripts/lib.mjs';
@@ -21,8 +21,11 @@ export const knownSecrets = new Set([TEST_KEY]);
 export class Service {
   /** `buildDir`: the test variant (fault switches compiled in, off unless configured) by
    * default; benchmarks run the deployable `build`. */
-  constructor({ vars = {}, upstreams = {}, buildDir = 'build-test' } = {}) {
+  /** `migrateUpTo`: apply only the migrations up to that file name (a database of an older
+   * release); `upgrade()` then applies the rest, as the next deploy would. */
+  constructor({ vars = {}, upstreams = {}, buildDir = 'build-test', migrateUpTo } = {}) {
     this.vars = vars;
+    this.migrateUpTo = migrateUpTo;
     this.buildDir = buildDir;
     this.upstreams = upstreams;
     this.logs = [];
@@ -67,6 +70,7 @@ export class Service {
       durableObjects: {
         API_KEYS: { className: 'ApiKeys', useSQLite: true },
         SESSIONS: { className: 'SessionAgent', useSQLite: true },
+        INTEGRATION_DATA: { className: 'IntegrationData', useSQLite: true },
       },
       durableObjectsPersist: join(this.dir, 'v3', 'do'),
       // As wrangler.toml declares them; retries and timeouts are shortened for tests.
@@ -85,15 +89,52 @@ export class Service {
     };
   }
 
+  /** Production path: wrangler applies migrations/ to the (local) D1 (with `upTo`, only the
+   * files up to that name, through a copy of the configuration pointing at them). */
+  migrate(upTo) {
+    const args = ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', this.dir];
+    if (upTo) {
+      const dir = join(this.dir, 'migrations-old');
+      mkdirSync(dir, { recursive: true });
+      for (const f of readdirSync(join(root, 'migrations')).filter((f) => f.endsWith('.sql') && f <= upTo)) {
+        copyFileSync(join(root, 'migrations', f), join(dir, f));
+      }
+      const config = readFileSync(join(root, 'wrangler.toml'), 'utf8')
+        .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(dir)}`)
+        .replace(/^main = .*$/m, `main = ${JSON.stringify(join(root, 'build', 'index.js'))}`);
+      const path = join(this.dir, 'wrangler.old.toml');
+      writeFileSync(path, config);
+      args.push('-c', path);
+    }
+    run('node', [join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js'), ...args], { quiet: true, env: toolEnv({ CI: '1' }), cwd: root });
+  }
+
   async start() {
     mkdirSync(stateRoot, { recursive: true });
     this.dir = mkdtempSync(join(stateRoot, 'run-'));
-    // Production path: wrangler applies migrations/ to the (local) D1.
-    run('node', [join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js'), 'd1', 'migrations', 'apply', 'DB', '--local', '--persist-to', this.dir],
-      { quiet: true, env: toolEnv({ CI: '1' }) });
+    this.migrate(this.migrateUpTo);
     this.mf = new Miniflare(this.options(this.bindings()));
     this.url = (await this.mf.ready).toString().replace(/\/$/, '');
     return this;
+  }
+
+  /** The next release: the worker stops, the remaining migrations are applied, it starts again
+   * on the same state. */
+  async upgrade() {
+    await this.mf.dispose();
+    this.migrate();
+    this.mf = new Miniflare(this.options(this.bindings()));
+    this.url = (await this.mf.ready).toString().replace(/\/$/, '');
+  }
+
+  /** An integration's `IntegrationData` object, spoken to over its internal protocol. */
+  async integrationData(integrationId) {
+    const ns = await this.mf.getDurableObjectNamespace('INTEGRATION_DATA');
+    const stub = ns.get(ns.idFromName(integrationId));
+    return async (op, body = {}) => {
+      const r = await stub.fetch(`https://do.internal/${op}`, { method: 'POST', body: JSON.stringify(body) });
+      return { status: r.status, body: await r.json() };
+    };
   }
 
   /** Restarts the worker with changed variables (state is kept): e.g. a key rotation. */

@@ -8,6 +8,8 @@
 //! (paid) per invocation, and the local runtime does not enforce it. [`Budget`] is that
 //! arithmetic, as plain data.
 
+pub mod outbox;
+
 use worker::{Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
 
 use crate::config::log_error;
@@ -21,6 +23,9 @@ use crate::time::now_ms;
 const MIN_SHARE: u32 = 6;
 /// Subrequests a Slack message may use: D1 reads and writes, the session, and Slack calls.
 const SLACK_SUBREQUESTS: u32 = 10;
+/// Subrequests of one step of a data move (D1 claim, D1 read, the object's import, D1 cursor,
+/// and the next message).
+const MOVE_SUBREQUESTS: u32 = 5;
 /// Subrequests of one re-seal batch (at most about a dozen).
 const RESEAL_SUBREQUESTS: u32 = 14;
 
@@ -79,7 +84,7 @@ pub async fn consume(batch: MessageBatch<String>, env: Env) -> worker::Result<()
         };
         let used = match &job {
             Job::Sync { run } => work_sync(&env, run, &msg.id(), mine, msg).await,
-            Job::Outbox { batch } => crate::outbox::deliver(&env, batch, mine, msg, retry_base(&env)).await,
+            Job::Outbox { batch } => outbox::deliver(&env, batch, mine, msg, retry_base(&env)).await,
             Job::Reseal => work_reseal(&env, msg).await,
             Job::Reconcile => work_reconcile(&env, mine, msg).await,
             Job::SlackMessage { message } => {
@@ -90,6 +95,10 @@ pub async fn consume(batch: MessageBatch<String>, env: Env) -> worker::Result<()
             Job::SlackUninstalled { team } => {
                 finish(&env, msg, crate::slack::events::uninstalled(&env, team).await, "slack uninstall");
                 1
+            }
+            Job::MoveData { integration } => {
+                finish(&env, msg, crate::integrations::moving::work(&env, integration).await, "data move");
+                MOVE_SUBREQUESTS
             }
         };
         budget.spend(used);
@@ -191,7 +200,7 @@ async fn work_reconcile<M: MessageExt>(env: &Env, budget: u32, msg: &M) -> u32 {
 async fn dead_letter(env: &Env, job: &Job) {
     let result = match job {
         Job::Sync { run } => runs::give_up(env, run).await,
-        Job::Outbox { batch } => crate::outbox::give_up(env, batch).await,
+        Job::Outbox { batch } => outbox::give_up(env, batch).await,
         Job::Reseal => crate::maintenance::fail_reseal(env).await,
         Job::Reconcile => Ok(()),
         Job::SlackMessage { .. } => {
@@ -200,6 +209,11 @@ async fn dead_letter(env: &Env, job: &Job) {
         }
         Job::SlackUninstalled { team } => {
             log_error(&format!("slack uninstall of {team} given up after retries"));
+            Ok(())
+        }
+        // The cron restarts a move whose messages stopped.
+        Job::MoveData { integration } => {
+            log_error(&format!("data move of {integration}: a step was given up after retries; the cron resumes it"));
             Ok(())
         }
     };
