@@ -17,8 +17,13 @@ const MAX_DELAY_SECS: u32 = 12 * 3600;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
-    /// The next slice of a sync run.
-    Sync { run: String },
+    /// The next slice of a sync run, in the run's chain of messages `chain` (a message of a
+    /// chain the cron has replaced stops at once).
+    Sync {
+        run: String,
+        #[serde(default)]
+        chain: i64,
+    },
     /// Deliver the outbox rows of one batch (side effects of a webhook delivery).
     Outbox { batch: String },
     /// The next batch of the re-seal maintenance job.
@@ -80,8 +85,13 @@ mod tests {
 
     #[test]
     fn jobs_keep_their_wire_form() {
-        let j = serde_json::to_string(&Job::Sync { run: "r1".into() }).unwrap();
-        assert_eq!(j, r#"{"kind":"sync","run":"r1"}"#);
+        let j = serde_json::to_string(&Job::Sync { run: "r1".into(), chain: 2 }).unwrap();
+        assert_eq!(j, r#"{"kind":"sync","run":"r1","chain":2}"#);
+        // Messages sent before chains existed belong to the first chain.
+        assert_eq!(
+            serde_json::from_str::<Job>(r#"{"kind":"sync","run":"r1"}"#).unwrap(),
+            Job::Sync { run: "r1".into(), chain: 0 }
+        );
         assert_eq!(serde_json::from_str::<Job>(r#"{"kind":"reseal"}"#).unwrap(), Job::Reseal);
     }
 }

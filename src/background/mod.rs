@@ -83,7 +83,7 @@ pub async fn consume(batch: MessageBatch<String>, env: Env) -> worker::Result<()
             continue;
         };
         let used = match &job {
-            Job::Sync { run } => work_sync(&env, run, &msg.id(), mine, msg).await,
+            Job::Sync { run, chain } => work_sync(&env, run, *chain, &msg.id(), mine, msg).await,
             Job::Outbox { batch } => outbox::deliver(&env, batch, mine, msg, retry_base(&env)).await,
             Job::Reseal => work_reseal(&env, msg).await,
             Job::Reconcile => work_reconcile(&env, mine, msg).await,
@@ -126,12 +126,16 @@ async fn pass_on<M: MessageExt>(env: &Env, job: &Job, msg: &M) {
     }
 }
 
-/// One slice; answers the subrequests it may have used (its whole share, to be safe).
-async fn work_sync<M: MessageExt>(env: &Env, run: &str, owner: &str, budget: u32, msg: &M) -> u32 {
+/// One slice; answers the subrequests it may have used (its whole share, to be safe). The
+/// continuation belongs to the same chain of messages.
+async fn work_sync<M: MessageExt>(env: &Env, run: &str, chain: i64, owner: &str, budget: u32, msg: &M) -> u32 {
     // The slice keeps one subrequest for the continuation message.
-    let outcome = runs::slice(env, run, owner, budget - 1).await;
+    let outcome = runs::slice(env, run, owner, chain, budget - 1).await;
+    // Test builds count the slices of each chain (the chaos test reads these lines).
+    #[cfg(feature = "fault-injection")]
+    worker::console_log!("[test] sync slice run={run} chain={chain} outcome={outcome:?}");
     let next = |delay: u32| async move {
-        if let Err(e) = send(env, &Job::Sync { run: run.to_string() }, delay).await {
+        if let Err(e) = send(env, &Job::Sync { run: run.to_string(), chain }, delay).await {
             // The run is saved and unleased: the cron's sweep picks it up.
             log_error(&format!("sync {run}: continuation not enqueued: {}", e.message));
         }
@@ -199,7 +203,7 @@ async fn work_reconcile<M: MessageExt>(env: &Env, budget: u32, msg: &M) -> u32 {
 /// outbox batch is dropped, the re-seal job is marked failed).
 async fn dead_letter(env: &Env, job: &Job) {
     let result = match job {
-        Job::Sync { run } => runs::give_up(env, run).await,
+        Job::Sync { run, .. } => runs::give_up(env, run).await,
         Job::Outbox { batch } => outbox::give_up(env, batch).await,
         Job::Reseal => crate::maintenance::fail_reseal(env).await,
         Job::Reconcile => Ok(()),

@@ -357,9 +357,9 @@ mod tests {
     fn items_travel_as_json_and_arrive_as_raw_text() {
         let item = Item::new("o/r#1", "2026-01-01T00:00:00.000Z", json!({ "title": "Bug", "n": 1 })).under("o/r");
         let sent = serde_json::to_string(&WireItem::of(&item)).unwrap();
-        assert_eq!(sent, r#"{"e":"o/r#1","d":{"title":"Bug","n":1},"m":"2026-01-01T00:00:00.000Z","p":"o/r"}"#);
+        assert_eq!(sent, r#"{"e":"o/r#1","d":{"n":1,"title":"Bug"},"m":"2026-01-01T00:00:00.000Z","p":"o/r"}"#);
         let got: RawItem = serde_json::from_str(&sent).unwrap();
-        assert_eq!(got.d.get(), r#"{"title":"Bug","n":1}"#);
+        assert_eq!(got.d.get(), r#"{"n":1,"title":"Bug"}"#);
         assert!(!got.x);
         let gone = serde_json::to_string(&WireItem::of(&Item::gone("x"))).unwrap();
         assert!(gone.ends_with(r#","x":true}"#), "{gone}");

@@ -19,6 +19,9 @@ pub const DEFAULT_LEASE_MS: Millis = 5 * 60 * 1000;
 /// Store calls a slice keeps in reserve after its last page: the final commit/release and the
 /// continuation message.
 const RESERVE: u32 = 2;
+/// Slices in a row that may end without committing a page before the run is failed
+/// (`SYNC_NO_PROGRESS`): a budget that never reaches a commit would otherwise loop forever.
+pub const MAX_IDLE_SLICES: u32 = 5;
 
 /// The position of a run inside one entity type (saved between slices).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -55,6 +58,8 @@ pub struct Run {
     /// The lease's epoch: it grows with every claim of any run of the integration, and the
     /// data store refuses a commit whose epoch is older than one it accepted (a fencing token).
     pub epoch: i64,
+    /// Slices in a row that ended without committing anything.
+    pub idle_slices: u32,
 }
 
 /// One page's worth of writes, applied atomically, and only while `owner` holds the lease.
@@ -84,6 +89,15 @@ pub enum Ending {
         message: String,
         auth: bool,
     },
+    /// Slice after slice ended without committing a page (`SYNC_NO_PROGRESS`).
+    NoProgress(String),
+}
+
+/// What a release recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Released {
+    /// Consecutive failed slices, this one included.
+    pub failures: u32,
 }
 
 /// Why the store could not do what a slice asked. Either way the slice ends and its queue
@@ -110,11 +124,13 @@ impl std::fmt::Display for StoreError {
 #[allow(async_fn_in_trait)] // single-threaded Workers runtime: no Send bound wanted
 pub trait SyncStore {
     /// Takes the lease of an unfinished run for `owner` (or renews `owner`'s own). `None` when
-    /// the run is finished or another worker holds an unexpired lease.
+    /// the run is finished, another worker holds an unexpired lease, or `chain` is not the run's
+    /// current chain of messages (a message of a chain the cron has replaced stops there).
     async fn claim(
         &self,
         run_id: &str,
         owner: &str,
+        chain: i64,
         now: Millis,
         lease_until: Millis,
     ) -> Result<Option<Run>, StoreError>;
@@ -129,7 +145,8 @@ pub trait SyncStore {
     /// Applies a page; `false` when the lease was lost (nothing was written).
     async fn commit(&self, c: Commit<'_>) -> Result<bool, StoreError>;
     /// Saves the state and gives up the lease until `resume_at` (a later message continues).
-    /// With an `error`, counts one more consecutive failure and answers the count.
+    /// With an `error`, counts one more consecutive failure and answers the count; `idle` says
+    /// the slice committed nothing (a committed page resets the count of idle slices).
     async fn release(
         &self,
         run: &Run,
@@ -137,7 +154,8 @@ pub trait SyncStore {
         now: Millis,
         resume_at: Millis,
         error: Option<&str>,
-    ) -> Result<u32, StoreError>;
+        idle: bool,
+    ) -> Result<Released, StoreError>;
     /// Ends the run and updates its integration.
     async fn finish(&self, run: &Run, owner: &str, now: Millis, ending: &Ending) -> Result<(), StoreError>;
     /// Subrequests this store has made so far (a commit may take more than one).
@@ -199,9 +217,10 @@ pub async fn run_slice<St: SyncStore, So: Source>(
     source: &mut So,
     run_id: &str,
     owner: &str,
+    chain: i64,
     limits: &Limits,
 ) -> Slice {
-    match slice(store, source, run_id, owner, limits).await {
+    match slice(store, source, run_id, owner, chain, limits).await {
         Ok(s) => s,
         // The store itself failed: nothing more can be recorded; the queue's retry resumes
         // from the last commit once the lease is free.
@@ -214,17 +233,20 @@ async fn slice<St: SyncStore, So: Source>(
     source: &mut So,
     run_id: &str,
     owner: &str,
+    chain: i64,
     limits: &Limits,
 ) -> Result<Slice, StoreError> {
     let now = (limits.now)();
-    let Some(mut run) = store.claim(run_id, owner, now, now + limits.lease_ms).await? else {
+    let calls_before = store.calls();
+    let Some(mut run) = store.claim(run_id, owner, chain, now, now + limits.lease_ms).await? else {
         return Ok(Slice::NotClaimed);
     };
-    let spent = |source: &So| store.calls() + source.requests();
+    let spent = |source: &So| store.calls() - calls_before + source.requests();
     if let Err(e) = source.open().await {
         return end_on_error(store, &run, owner, limits, e).await;
     }
     let mut note = None;
+    let mut committed = false;
     while run.state.index < run.state.entities.len() {
         let entity = run.state.entities[run.state.index].clone();
         if run.state.position.is_none() {
@@ -235,7 +257,18 @@ async fn slice<St: SyncStore, So: Source>(
         // A page costs at least one request and one commit; keep the reserve for the end.
         if left < 1 + store.commit_calls() + RESERVE {
             let now = (limits.now)();
-            store.release(&run, owner, now, now, None).await?;
+            let idle = !committed;
+            if idle && run.idle_slices + 1 >= MAX_IDLE_SLICES {
+                let why = format!(
+                    "{}: no page could be committed in {MAX_IDLE_SLICES} slices in a row; each one's budget of {} subrequests was spent first",
+                    run.state.entities.get(run.state.index).map_or("sync", String::as_str),
+                    limits.budget
+                );
+                let ending = Ending::NoProgress(why);
+                store.finish(&run, owner, now, &ending).await?;
+                return Ok(Slice::Done(ending));
+            }
+            store.release(&run, owner, now, now, None, idle).await?;
             return Ok(Slice::Continue);
         }
         let pos = run.state.position.clone().unwrap_or_default();
@@ -303,7 +336,7 @@ async fn slice<St: SyncStore, So: Source>(
             run.state.position = Some(next);
         }
         let now = (limits.now)();
-        let committed = store
+        let applied = store
             .commit(Commit {
                 run: &run,
                 owner,
@@ -317,9 +350,10 @@ async fn slice<St: SyncStore, So: Source>(
                 lease_until: now + limits.lease_ms,
             })
             .await?;
-        if !committed {
+        if !applied {
             return Ok(Slice::LeaseLost);
         }
+        committed = true;
     }
     let ending = Ending::Completed;
     store.finish(&run, owner, (limits.now)(), &ending).await?;
@@ -340,13 +374,13 @@ async fn end_on_error<St: SyncStore>(
     match e {
         ServiceError::RateLimited(secs) => {
             let at = now + secs.max(1) as Millis * 1000;
-            store.release(run, owner, now, at, None).await?;
+            store.release(run, owner, now, at, None, false).await?;
             Ok(Slice::Deferred(at))
         }
         e if e.transient() => {
             let message = format!("{entity}: {}", e.message());
             // Hold the run until the queue's retry (with backoff) takes it back.
-            let failures = store.release(run, owner, now, now + limits.lease_ms, Some(&message)).await?;
+            let failures = store.release(run, owner, now, now + limits.lease_ms, Some(&message), false).await?.failures;
             Ok(Slice::Retry { error: message, failures })
         }
         e => {
@@ -452,6 +486,7 @@ mod tests {
                 records: 0,
                 requests: 0,
                 epoch: 0,
+                idle_slices: 0,
             });
             s
         }
@@ -472,7 +507,14 @@ mod tests {
     }
 
     impl SyncStore for MemStore {
-        async fn claim(&self, _id: &str, owner: &str, now: Millis, until: Millis) -> Result<Option<Run>, StoreError> {
+        async fn claim(
+            &self,
+            _id: &str,
+            owner: &str,
+            _chain: i64,
+            now: Millis,
+            until: Millis,
+        ) -> Result<Option<Run>, StoreError> {
             if self.finished.borrow().is_some() {
                 return Ok(None);
             }
@@ -572,7 +614,9 @@ mod tests {
             if let Some(n) = c.note {
                 self.notes.borrow_mut().push(n);
             }
-            *self.run.borrow_mut() = Some(c.run.clone());
+            let mut saved = c.run.clone();
+            saved.idle_slices = 0;
+            *self.run.borrow_mut() = Some(saved);
             *self.lease.borrow_mut() = Some((c.owner.to_string(), c.lease_until));
             Ok(true)
         }
@@ -584,14 +628,17 @@ mod tests {
             _now: Millis,
             resume: Millis,
             error: Option<&str>,
-        ) -> Result<u32, StoreError> {
+            idle: bool,
+        ) -> Result<Released, StoreError> {
             assert_eq!(self.lease.borrow().as_ref().map(|(o, _)| o.clone()), Some(owner.to_string()));
             // A slice's state between commits is always consistent (a page is applied whole).
-            *self.run.borrow_mut() = Some(run.clone());
+            let mut saved = run.clone();
+            saved.idle_slices = if idle { run.idle_slices + 1 } else { 0 };
+            *self.run.borrow_mut() = Some(saved);
             *self.lease.borrow_mut() = None;
             self.resume_at.set(resume);
             *self.last_error.borrow_mut() = error.map(str::to_string);
-            Ok(u32::from(error.is_some()))
+            Ok(Released { failures: u32::from(error.is_some()) })
         }
 
         async fn finish(&self, _run: &Run, _owner: &str, _now: Millis, ending: &Ending) -> Result<(), StoreError> {
@@ -691,6 +738,7 @@ mod tests {
                 &mut src_requests,
                 "run1",
                 &format!("msg{slices}"),
+                0,
                 &limits(budget),
             ));
             src_requests.requests.set(0);
@@ -731,7 +779,7 @@ mod tests {
         install(FakeSource::new(1, 100, 10));
         let store = MemStore::with_run(&["repositories", "issues"], true);
         let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
-        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(12)));
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", 0, &limits(12)));
         assert_eq!(s, Slice::Continue);
         // claim + open + repositories (page + commit) + start_entity + issues pages … + release
         let calls = 1 + src.requests() + store.commits.get() as u32 + 1 + 1;
@@ -744,15 +792,49 @@ mod tests {
         let store = MemStore::with_run(&["repositories", "issues"], true);
         store.fail_commits_after.set(Some(3));
         let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
-        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m1", &limits(100)));
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m1", 0, &limits(100)));
         assert!(matches!(s, Slice::Retry { .. }), "{s:?}");
         // The redelivered message (same owner) takes its own lease back at once.
         store.fail_commits_after.set(None);
         src.requests.set(0);
-        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m1", &limits(100)));
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m1", 0, &limits(100)));
         assert_eq!(s, Slice::Done(Ending::Completed));
         assert_eq!(store.live("issues"), 60);
         assert_eq!(store.run.borrow().as_ref().unwrap().records, 62);
+    }
+
+    #[test]
+    fn slices_that_never_reach_a_commit_fail_the_run_with_no_progress() {
+        // Each page needs more than the budget leaves after the claim and the entity's start.
+        install(FakeSource::new(1, 30, 10));
+        let store = MemStore::with_run(&["repositories"], true);
+        let mut slices = 0;
+        let end = loop {
+            let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
+            slices += 1;
+            let s =
+                futures::executor::block_on(run_slice(&store, &mut src, "run1", &format!("m{slices}"), 0, &limits(5)));
+            src.requests.set(0);
+            FAKE.with(|f| *f.borrow_mut() = Some(src));
+            if s != Slice::Continue {
+                break s;
+            }
+            assert!(slices < 50, "the run never ended");
+        };
+        assert_eq!(slices, MAX_IDLE_SLICES as usize);
+        match end {
+            Slice::Done(Ending::NoProgress(why)) => assert!(why.contains("no page could be committed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_committed_page_resets_the_count_of_idle_slices() {
+        install(FakeSource::new(1, 200, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        store.run.borrow_mut().as_mut().unwrap().idle_slices = MAX_IDLE_SLICES - 1;
+        let (end, _) = drive(&store, 8);
+        assert_eq!(end, Slice::Done(Ending::Completed));
     }
 
     #[test]
@@ -762,8 +844,8 @@ mod tests {
         let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
         // Slice A claims (epoch 1) and is then stalled; its lease expires and slice B (epoch 2)
         // runs the whole sync.
-        let stale = futures::executor::block_on(store.claim("run1", "a", 0, 1)).unwrap().unwrap();
-        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "b", &limits(100)));
+        let stale = futures::executor::block_on(store.claim("run1", "a", 0, 0, 1)).unwrap().unwrap();
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "b", 0, &limits(100)));
         assert_eq!(s, Slice::Done(Ending::Completed));
         let before = store.live("issues");
         // A wakes up and tries to write what it fetched: refused, nothing changes.
@@ -788,7 +870,7 @@ mod tests {
     #[test]
     fn a_page_committed_twice_leaves_one_state() {
         let store = MemStore::with_run(&["issues"], false);
-        let run = futures::executor::block_on(store.claim("run1", "m", 0, 100)).unwrap().unwrap();
+        let run = futures::executor::block_on(store.claim("run1", "m", 0, 0, 100)).unwrap().unwrap();
         let items: Vec<Item> = (1..=5)
             .map(|n| Item::new(format!("o/r#{n}"), "2026-01-01T00:00:00Z", json!({ "n": n })).under("o/r"))
             .collect();
@@ -817,16 +899,16 @@ mod tests {
         *store.lease.borrow_mut() = Some(("other".into(), now() + 30_000));
         let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
         assert_eq!(
-            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(50))),
+            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", 0, &limits(50))),
             Slice::NotClaimed
         );
         advance(31_000);
         assert_eq!(
-            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(50))),
+            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", 0, &limits(50))),
             Slice::Done(Ending::Completed)
         );
         assert_eq!(
-            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(50))),
+            futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", 0, &limits(50))),
             Slice::NotClaimed
         );
     }
@@ -838,19 +920,19 @@ mod tests {
         let mut src = FAKE.with(|f| f.borrow_mut().take()).unwrap();
         src.fail.borrow_mut().push((4, ServiceError::RateLimited(30)));
         let t = CLOCK.with(Cell::get);
-        match futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", &limits(100))) {
+        match futures::executor::block_on(run_slice(&store, &mut src, "run1", "m", 0, &limits(100))) {
             Slice::Deferred(at) => assert!(at >= t + 30_000 && at < t + 31_000),
             other => panic!("{other:?}"),
         }
         assert_eq!(store.live("issues"), 10, "the page before the limit is kept");
         src.requests.set(0);
         src.fail.borrow_mut().push((2, ServiceError::Upstream { status: 502, message: "bad gateway".into() }));
-        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m2", &limits(100)));
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m2", 0, &limits(100)));
         assert_eq!(s, Slice::Retry { error: "issues: upstream answered 502: bad gateway".into(), failures: 1 });
         assert!(store.last_error.borrow().is_some());
         src.requests.set(0);
         src.fail.borrow_mut().push((3, ServiceError::Auth("token revoked".into())));
-        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m2", &limits(100)));
+        let s = futures::executor::block_on(run_slice(&store, &mut src, "run1", "m2", 0, &limits(100)));
         assert_eq!(s, Slice::Done(Ending::Failed { message: "issues: token revoked".into(), auth: true }));
     }
 

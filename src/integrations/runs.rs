@@ -23,8 +23,33 @@ pub const STUCK_AFTER_MS: Millis = 60 * 60 * 1000;
 /// A run without a live lease and without progress for this long has lost its message.
 const ORPHANED_AFTER_MS: Millis = 60 * 1000;
 
+/// The fewest subrequests a slice can commit a page with: the claim, the credentials, the
+/// entity's start (its object and D1), one page request, its commit (object and D1), the release
+/// and the continuation message.
+pub const MIN_BUDGET: u32 = 10;
+
+/// The subrequest budget of one queue invocation (`SYNC_REQUEST_BUDGET`); a value that is not
+/// a number, or below what one page needs, is refused (logged) and the default used.
 pub fn budget(env: &Env) -> u32 {
-    var(env, "SYNC_REQUEST_BUDGET").and_then(|v| v.parse().ok()).filter(|b| *b > 0).unwrap_or(DEFAULT_BUDGET)
+    match budget_problem(var(env, "SYNC_REQUEST_BUDGET").as_deref()) {
+        Ok(b) => b,
+        Err(problem) => {
+            log_error(&problem);
+            DEFAULT_BUDGET
+        }
+    }
+}
+
+/// The configured budget, or why it cannot be used.
+fn budget_problem(configured: Option<&str>) -> Result<u32, String> {
+    let Some(text) = configured.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(DEFAULT_BUDGET) };
+    match text.parse::<u32>() {
+        Ok(b) if b >= MIN_BUDGET => Ok(b),
+        Ok(b) => Err(format!(
+            "SYNC_REQUEST_BUDGET={b} is below the {MIN_BUDGET} subrequests a slice needs to commit one page; the default {DEFAULT_BUDGET} is used"
+        )),
+        Err(_) => Err(format!("SYNC_REQUEST_BUDGET={text:?} is not a number; the default {DEFAULT_BUDGET} is used")),
+    }
 }
 
 fn lease_ms(env: &Env) -> Millis {
@@ -36,6 +61,7 @@ fn lease_ms(env: &Env) -> Millis {
 
 /// Creates a run; `None` when one is already unfinished (the partial unique index decides).
 pub async fn create(
+    env: &Env,
     db: &D1Database,
     integration_id: &str,
     entities: Vec<String>,
@@ -44,15 +70,21 @@ pub async fn create(
 ) -> ApiResult<Option<String>> {
     let id = uuid::Uuid::new_v4().to_string();
     let state = engine::RunState { entities, index: 0, position: None };
+    // A refused budget is said on the run too, where its owner looks.
+    let notes = budget_problem(crate::config::var(env, "SYNC_REQUEST_BUDGET").as_deref())
+        .err()
+        .map(|p| serde_json::to_string(&[p]))
+        .transpose()?;
     let r = crate::q!(
         db,
-        "INSERT INTO sync_logs (id, integration_id, status, full_sync, state, started_at, heartbeat_at) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5)
+        "INSERT INTO sync_logs (id, integration_id, status, full_sync, state, started_at, heartbeat_at, notes) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5, ?6)
          ON CONFLICT DO NOTHING",
         &id,
         &integration_id,
         &i32::from(full),
         &serde_json::to_string(&state)?,
-        &iso(now)
+        &iso(now),
+        &notes
     )?
     .exec()
     .await?;
@@ -68,25 +100,26 @@ pub async fn start(
     now: Millis,
 ) -> ApiResult<String> {
     let db = env.d1("DB")?;
-    let Some(id) = create(&db, &row.id, entities, full, now).await? else {
+    let Some(id) = create(env, &db, &row.id, entities, full, now).await? else {
         return Err(ApiError::conflict("SYNC_IN_PROGRESS", "A sync of this integration is already running"));
     };
     // If this send is lost, the sweep enqueues the run a minute later.
-    if let Err(e) = jobs::send(env, &Job::Sync { run: id.clone() }, 0).await {
+    if let Err(e) = jobs::send(env, &Job::Sync { run: id.clone(), chain: 0 }, 0).await {
         log_error(&format!("sync {id}: could not enqueue ({}); the cron will", e.message));
     }
     Ok(id)
 }
 
-/// One slice of a run for the queue consumer, with `budget` subrequests.
-pub async fn slice(env: &Env, run: &str, owner: &str, budget: u32) -> Slice {
+/// One slice of a run for the queue consumer (a message of chain `chain`), with `budget`
+/// subrequests.
+pub async fn slice(env: &Env, run: &str, owner: &str, chain: i64, budget: u32) -> Slice {
     let store = match DataStore::new(env) {
         Ok(s) => s,
         Err(e) => return Slice::Retry { error: e.to_string(), failures: 1 },
     };
     let mut source = ServiceSource::new(env, &store);
     let limits = Limits { now: now_ms, budget, lease_ms: lease_ms(env) };
-    engine::run_slice(&store, &mut source, run, owner, &limits).await
+    engine::run_slice(&store, &mut source, run, owner, chain, &limits).await
 }
 
 /// The dead-letter queue's verdict: retries are exhausted, the run fails with its last error.
@@ -127,8 +160,9 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
     let errors = json!([{ "entity": "sync", "message": "The sync made no progress for an hour and was marked failed", "code": "SYNC_TIMEOUT" }]).to_string();
     let stuck = iso(now - STUCK_AFTER_MS);
     #[derive(Deserialize)]
-    struct Id {
+    struct Orphan {
         id: String,
+        chain: i64,
     }
     let results = db
         .batch_rows(vec![
@@ -141,10 +175,16 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
                 &iso(now),
                 &stuck
             )?,
+            // A run whose chain of messages is gone: no lease held, nothing scheduled, and no slice
+            // has run for a minute (whether or not slices made progress). Its next chain starts
+            // here; a message of the old chain that turns up later stops at its claim.
             crate::q!(
                 &db,
-                "SELECT id FROM sync_logs WHERE status IN ('pending', 'running') AND (lease_until IS NULL OR lease_until <= ?1)
-                   AND COALESCE(resume_at, heartbeat_at, started_at) <= ?2 ORDER BY started_at LIMIT 20",
+                "UPDATE sync_logs SET chain = chain + 1, slice_at = ?1
+                  WHERE id IN (SELECT id FROM sync_logs WHERE status IN ('pending', 'running')
+                                 AND (lease_until IS NULL OR lease_until <= ?1)
+                                 AND COALESCE(resume_at, slice_at, started_at) <= ?2 ORDER BY started_at LIMIT 20)
+                  RETURNING id, chain",
                 &iso(now),
                 &iso(now - ORPHANED_AFTER_MS)
             )?,
@@ -160,7 +200,8 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
             )?,
         ])
         .await?;
-    let mut jobs: Vec<Job> = results[1].results::<Id>()?.into_iter().map(|r| Job::Sync { run: r.id }).collect();
+    let mut jobs: Vec<Job> =
+        results[1].results::<Orphan>()?.into_iter().map(|r| Job::Sync { run: r.id, chain: r.chain }).collect();
     #[derive(Deserialize)]
     struct Due {
         #[serde(flatten)]
@@ -178,8 +219,8 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
             continue;
         };
         let Ok(plan) = d.row.plan() else { continue };
-        if let Some(id) = create(&db, &d.row.id, plan, full, now).await? {
-            jobs.push(Job::Sync { run: id });
+        if let Some(id) = create(env, &db, &d.row.id, plan, full, now).await? {
+            jobs.push(Job::Sync { run: id, chain: 0 });
         }
     }
     jobs::send_all(env, &jobs).await
@@ -207,4 +248,20 @@ pub struct LogView {
 /// The run `id` of the integration, if it exists.
 pub async fn find_log(db: &worker::d1::D1Database, integration: &str, id: &str) -> ApiResult<Option<LogView>> {
     Ok(crate::q!(db, "SELECT * FROM sync_logs WHERE id = ?1 AND integration_id = ?2", &id, &integration)?.one().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_below_one_page_is_refused_with_the_reason() {
+        assert_eq!(budget_problem(None), Ok(DEFAULT_BUDGET));
+        assert_eq!(budget_problem(Some("1000")), Ok(1000));
+        assert_eq!(budget_problem(Some(" 10 ")), Ok(MIN_BUDGET));
+        let low = budget_problem(Some("6")).unwrap_err();
+        assert!(low.contains("SYNC_REQUEST_BUDGET=6 is below the 10 subrequests"), "{low}");
+        assert!(budget_problem(Some("lots")).unwrap_err().contains("not a number"));
+        assert!(budget_problem(Some("0")).is_err());
+    }
 }

@@ -16,7 +16,7 @@ use worker::d1::{D1Database, D1PreparedStatement};
 use worker::Env;
 
 use super::data::{self, CommitOutcome, CommitRequest, DataPlane, StartRequest, UpsertRequest, WireItem};
-use super::engine::{Commit, Ending, Position, Run, StoreError, SyncStore};
+use super::engine::{Commit, Ending, Position, Released, Run, StoreError, SyncStore};
 use super::service::{Conn, Credentials, Item, Page, PageRequest, Parent, Service, ServiceError};
 use super::store::IntegrationRow;
 use crate::db::Bind;
@@ -44,6 +44,7 @@ struct ClaimRow {
     records_synced: i64,
     requests_made: i64,
     lease_epoch: i64,
+    idle_slices: i64,
 }
 
 /// Binds `args` then the lease guard's two parameters (run id, owner) at ?90 and ?91.
@@ -88,7 +89,7 @@ impl DataStore {
         let row = guarded(
             &self.db,
             "UPDATE sync_logs SET state = ?1, records_synced = ?2, requests_made = ?3, current_entity = ?4, heartbeat_at = ?5,
-               lease_until = ?6, failures = 0, last_error = NULL,
+               lease_until = ?6, failures = 0, last_error = NULL, idle_slices = 0,
                notes = CASE WHEN ?7 IS NULL THEN notes ELSE json_insert(COALESCE(notes, '[]'), '$[#]', ?7) END
              WHERE id = ?90 AND lease_owner = ?91 RETURNING id",
             vec![
@@ -114,6 +115,7 @@ impl SyncStore for DataStore {
         &self,
         run_id: &str,
         owner: &str,
+        chain: i64,
         now: Millis,
         lease_until: Millis,
     ) -> Result<Option<Run>, StoreError> {
@@ -122,7 +124,7 @@ impl SyncStore for DataStore {
         // The integration's epoch grows with every claim (in the same transaction), so each
         // lease fences off every earlier one, across runs too.
         let claimable =
-            "status IN ('pending', 'running') AND (lease_owner = ?2 OR lease_until IS NULL OR lease_until <= ?3)";
+            "status IN ('pending', 'running') AND chain = ?5 AND (lease_owner = ?2 OR lease_until IS NULL OR lease_until <= ?3)";
         let results = db
             .batch_rows(vec![
                 crate::q!(
@@ -133,21 +135,25 @@ impl SyncStore for DataStore {
                     ),
                     &run_id,
                     &owner,
-                    &iso(now)
+                    &iso(now),
+                    &Option::<String>::None,
+                    &chain
                 )
                 .map_err(err)?,
                 crate::q!(
                     db,
                     &format!(
                         "UPDATE sync_logs SET status = 'running', lease_owner = ?2, lease_until = ?4, invocations = invocations + 1,
-                           resume_at = NULL, lease_epoch = (SELECT sync_epoch FROM integrations i WHERE i.id = sync_logs.integration_id)
+                           resume_at = NULL, slice_at = ?3,
+                           lease_epoch = (SELECT sync_epoch FROM integrations i WHERE i.id = sync_logs.integration_id)
                          WHERE id = ?1 AND {claimable}
-                         RETURNING id, integration_id, full_sync, state, records_synced, requests_made, lease_epoch"
+                         RETURNING id, integration_id, full_sync, state, records_synced, requests_made, lease_epoch, idle_slices"
                     ),
                     &run_id,
                     &owner,
                     &iso(now),
-                    &iso(lease_until)
+                    &iso(lease_until),
+                    &chain
                 )
                 .map_err(err)?,
                 crate::q!(
@@ -173,6 +179,7 @@ impl SyncStore for DataStore {
             records: row.records_synced,
             requests: row.requests_made,
             epoch: row.lease_epoch,
+            idle_slices: u32::try_from(row.idle_slices).unwrap_or(0),
         }))
     }
 
@@ -275,7 +282,8 @@ impl SyncStore for DataStore {
         _now: Millis,
         resume_at: Millis,
         error: Option<&str>,
-    ) -> Result<u32, StoreError> {
+        idle: bool,
+    ) -> Result<Released, StoreError> {
         #[derive(Deserialize)]
         struct F {
             failures: u32,
@@ -283,20 +291,22 @@ impl SyncStore for DataStore {
         let row: Option<F> = crate::q!(
             &self.db,
             "UPDATE sync_logs SET state = ?1, requests_made = ?2, lease_owner = NULL, lease_until = NULL, resume_at = ?3,
-               last_error = COALESCE(?4, last_error), failures = failures + (?4 IS NOT NULL)
+               last_error = COALESCE(?4, last_error), failures = failures + (?4 IS NOT NULL),
+               idle_slices = CASE WHEN ?7 THEN idle_slices + 1 ELSE idle_slices END
              WHERE id = ?5 AND lease_owner = ?6 RETURNING failures",
             &serde_json::to_string(&run.state).map_err(err)?,
             &run.requests,
             &iso(resume_at),
             &error,
             &run.id,
-            &owner
+            &owner,
+            &idle
         )
         .map_err(err)?
         .one()
         .await
         .map_err(err)?;
-        Ok(row.map_or(1, |r| r.failures))
+        Ok(Released { failures: row.map_or(1, |r| r.failures) })
     }
 
     async fn finish(&self, run: &Run, owner: &str, now: Millis, ending: &Ending) -> Result<(), StoreError> {
@@ -310,6 +320,12 @@ impl SyncStore for DataStore {
                     .to_string(),
                 Some(message.as_str()),
                 *auth,
+            ),
+            Ending::NoProgress(message) => (
+                "failed",
+                json!([{ "entity": "sync", "message": message, "code": "SYNC_NO_PROGRESS" }]).to_string(),
+                Some(message.as_str()),
+                false,
             ),
         };
         let stmts = vec![

@@ -112,7 +112,8 @@ export function startFakeGitHubOn(fake) {
   });
   fake.on('GET', '/api/user/repos', (req) => {
     if (!auth(req)) return unauthorized;
-    return page(req, [...gh.repos.values()], '/user/repos');
+    // Like GitHub: a restricted (private) repository is listed only to the tokens that see it.
+    return page(req, [...gh.repos.values()].filter((r) => !hidden(req, r.full_name.toLowerCase())), '/user/repos');
   });
   fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)$/, (req, m) => {
     if (!auth(req)) return unauthorized;

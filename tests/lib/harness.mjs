@@ -3,7 +3,7 @@
 // is, real SQLite-backed Durable Objects, and configuration pointing every upstream base URL
 // at local fake servers. Everything it starts is stopped by `stop()`, also on failure.
 import { mkdtempSync, rmSync, mkdirSync, readdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { root, run, toolEnv } from '../../scripts/lib.mjs';
 import { userStatements } from '../../scripts/users.mjs';
@@ -23,9 +23,11 @@ export class Service {
    * default; benchmarks run the deployable `build`. */
   /** `migrateUpTo`: apply only the migrations up to that file name (a database of an older
    * release); `upgrade()` then applies the rest, as the next deploy would. */
-  constructor({ vars = {}, upstreams = {}, buildDir = 'build-test', migrateUpTo } = {}) {
+  constructor({ vars = {}, upstreams = {}, buildDir = 'build-test', migrateUpTo, dataPlane = true } = {}) {
     this.vars = vars;
     this.migrateUpTo = migrateUpTo;
+    // A build from before the data plane has no IntegrationData class (bench baselines).
+    this.dataPlane = dataPlane;
     this.buildDir = buildDir;
     this.upstreams = upstreams;
     this.logs = [];
@@ -62,7 +64,7 @@ export class Service {
       host: '127.0.0.1',
       port: 0,
       modules: true,
-      scriptPath: join(root, this.buildDir, 'index.js'),
+      scriptPath: resolve(root, this.buildDir, 'index.js'),
       modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
       compatibilityDate: COMPATIBILITY_DATE,
       d1Databases: { DB: DATABASE_ID },
@@ -70,7 +72,7 @@ export class Service {
       durableObjects: {
         API_KEYS: { className: 'ApiKeys', useSQLite: true },
         SESSIONS: { className: 'SessionAgent', useSQLite: true },
-        INTEGRATION_DATA: { className: 'IntegrationData', useSQLite: true },
+        ...(this.dataPlane ? { INTEGRATION_DATA: { className: 'IntegrationData', useSQLite: true } } : {}),
       },
       durableObjectsPersist: join(this.dir, 'v3', 'do'),
       // As wrangler.toml declares them; retries and timeouts are shortened for tests.
