@@ -296,7 +296,7 @@ impl ApiKeys {
         if let Some(msg) = check_ids(&r.user_id, Some(&r.service)) {
             return json_error(400, "VALIDATION_ERROR", msg);
         }
-        let Some(spec) = crate::integrations::service::find(&r.provider).and_then(|s| s.oauth()).filter(|o| o.refresh)
+        let Some(spec) = crate::integrations::registry::find(&r.provider).and_then(|s| s.oauth()).filter(|o| o.refresh)
         else {
             return json_error(400, "VALIDATION_ERROR", "provider has no refreshable OAuth");
         };

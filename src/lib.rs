@@ -20,7 +20,6 @@ pub mod do_client;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod github;
-pub mod google;
 pub mod http;
 pub mod integration_data_do;
 pub mod integrations;

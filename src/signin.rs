@@ -263,7 +263,7 @@ async fn identity(ctx: &Ctx, p: Provider, grant: &Credentials) -> Result<Identit
 /// The payload of a JWT (not verified: see the caller).
 fn jwt_claims(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
-    serde_json::from_slice(&crate::google::b64url_decode(payload)?).ok()
+    serde_json::from_slice(&crate::integrations::services::google::b64url_decode(payload)?).ok()
 }
 
 async fn complete(
@@ -477,7 +477,7 @@ mod tests {
     #[test]
     fn jwt_payloads() {
         let claims = json!({ "sub": "1", "email": "a@b.c", "email_verified": true });
-        let token = format!("e30.{}.sig", crate::google::b64url(claims.to_string().as_bytes()));
+        let token = format!("e30.{}.sig", crate::integrations::services::google::b64url(claims.to_string().as_bytes()));
         assert_eq!(jwt_claims(&token), Some(claims));
         assert_eq!(jwt_claims("garbage"), None);
     }

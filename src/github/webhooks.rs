@@ -145,7 +145,7 @@ pub async fn apply(
     // The entities it changes in the objects of integrations holding the repository: outbox
     // rows, one per integration, delivered through the queue like the notifications.
     let mut upsert_at = None;
-    if let Some(service) = crate::integrations::service::find("github").filter(|_| upserts) {
+    if let Some(service) = crate::integrations::registry::find("github").filter(|_| upserts) {
         if let Some(effect) = crate::integrations::sync_store::webhook_upserts(service, event, payload, &now)? {
             upsert_at = Some(effects.len());
             effects.push(effect);

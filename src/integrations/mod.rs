@@ -2,7 +2,9 @@
 //! read it page by page, act through it (README, "What it does today"). Nothing here names a
 //! service: each one is an implementation of `service::Service` registered in one list.
 //!
-//! - `service`: the interface; `github`: the GitHub service.
+//! - `service`: the interface; `registry`: the services offered (the only file naming them);
+//!   `services/`: the wing, one folder per service (GitHub, Gmail, Calendar; Google's shared
+//!   client and MIME).
 //! - `store`: the integration registry's queries (rows, OAuth states, credentials' key).
 //! - `data`: the protocol and client of each integration's `IntegrationData` object (its
 //!   entities, search index and checkpoints); `moving`: the copy of data kept in D1 before it.
@@ -13,14 +15,15 @@
 
 pub mod data;
 pub mod engine;
-pub mod github;
 pub mod moving;
 pub mod oauth;
+pub mod registry;
 pub mod routes;
 pub mod runs;
 pub mod schema;
 pub mod search;
 pub mod service;
+pub mod services;
 pub mod store;
 pub mod sync_store;
 pub mod tokens;

@@ -13,8 +13,7 @@ use worker::d1::D1Database;
 use worker::Env;
 
 use super::data::{DataPlane, EntityRow, ImportCheckpoint, ImportRequest, ImportRow, Stats};
-use super::search::{self, SearchParams};
-use crate::http::{ApiError, ApiResult};
+use crate::http::ApiResult;
 use crate::jobs::{self, Job};
 use crate::time::{iso, now_ms};
 
@@ -194,51 +193,6 @@ pub async fn legacy_stats(db: &D1Database, integration: &str) -> ApiResult<Stats
         bytes: s.bytes.unwrap_or(0.0) as u64,
         entities: s.entities,
     }))
-}
-
-/// Search of integrations not moved yet, over D1's index (the hits as objects answer them).
-pub async fn legacy_search(
-    db: &D1Database,
-    integrations: &[String],
-    p: &SearchParams,
-) -> ApiResult<Vec<(String, super::data::Hit)>> {
-    if integrations.is_empty() {
-        return Ok(Vec::new());
-    }
-    #[derive(Deserialize)]
-    struct Row {
-        integration_id: String,
-        #[serde(flatten)]
-        hit: super::data::Hit,
-    }
-    let ids = Value::from(integrations.to_vec()).to_string();
-    let result = crate::q!(
-        db,
-        "SELECT e.integration_id, e.entity_type, e.external_id, e.last_modified_at, f.title,
-                snippet(entity_search, 2, char(2), char(3), '…', 24) AS body_snippet,
-                snippet(entity_search, 1, char(2), char(3), '…', 24) AS title_snippet,
-                bm25(entity_search, 0.0, 4.0, 1.0) AS rank
-           FROM entity_search f
-           JOIN entity_search_docs d ON d.doc = f.rowid
-           JOIN synced_entities e ON e.id = d.entity_id
-          WHERE entity_search MATCH ?1 AND e.deleted_at IS NULL AND (?2 IS NULL OR e.entity_type = ?2)
-            AND e.integration_id IN (SELECT value FROM json_each(?3))
-          ORDER BY rank, e.entity_type, e.external_id
-          LIMIT 1000",
-        &search::match_expr(integrations, &p.query),
-        &p.entity_type,
-        &ids
-    )?
-    .rows()
-    .await;
-    let rows: Vec<Row> = match result {
-        Ok(r) => r.results()?,
-        Err(e) if e.to_string().contains("fts5") => {
-            return Err(ApiError::invalid_field("q", "This query cannot be searched"));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    Ok(rows.into_iter().map(|r| (r.integration_id, r.hit)).collect())
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ mod tests {
             ("GITHUB_CLIENT_ID".to_string(), "cid".to_string()),
             ("GITHUB_WEB_URL".to_string(), "https://ghe.test/".to_string()),
         ]);
-        let spec = super::super::service::find("github").unwrap().oauth().unwrap();
+        let spec = super::super::registry::find("github").unwrap().oauth().unwrap();
         let u = authorize_url(spec, &vars, "https://app/cb", "st", "ch").unwrap();
         assert!(
             u.starts_with("https://ghe.test/login/oauth/authorize?client_id=cid&redirect_uri=https%3A%2F%2Fapp%2Fcb")

@@ -8,7 +8,8 @@ use super::engine::plan;
 use std::cell::RefCell;
 
 use super::data::{DataPlane, EntitiesRequest};
-use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError, KNOWN_SERVICES};
+use super::registry::{self, KNOWN_SERVICES};
+use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError};
 use super::store::{self, credentials_key, load_credentials, IntegrationRow, MAX_INTEGRATIONS};
 use super::sync_store::store_items;
 use super::tokens::Stored;
@@ -90,7 +91,7 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `GET /api/integrations/available`: every registered service, its entities and actions.
 pub async fn available(_ctx: &Ctx) -> ApiResult<Reply> {
-    let services: Vec<Value> = service::REGISTRY
+    let services: Vec<Value> = registry::REGISTRY
         .iter()
         .map(|s| {
             json!({
@@ -237,7 +238,7 @@ pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
         input.error("service", format!("Expected one of: {}", KNOWN_SERVICES.join(", ")));
     }
     let creds: Credentials = input.str_or_int_map("credentials", 32, 16 * 1024).into_iter().collect();
-    let service = service::find(&name);
+    let service = registry::find(&name);
     let config = parse_config(&mut input, service, true);
     input.finish()?;
     if store::exists(&db, &caller.id, &name).await? {
@@ -559,7 +560,7 @@ fn redirect_allowed(ctx: &Ctx, uri: &str) -> bool {
 
 fn oauth_service(ctx: &Ctx) -> ApiResult<(&'static dyn Service, &'static service::OAuth)> {
     let name = ctx.params.get("service");
-    service::find(name)
+    registry::find(name)
         .and_then(|s| s.oauth().map(|o| (s, o)))
         .ok_or_else(|| ApiError::new(400, "VALIDATION_ERROR", format!("OAuth not supported for {name}")))
 }

@@ -20,7 +20,8 @@ use crate::time::{iso, now_ms, parse_stored, Millis};
 pub const DEFAULT_BUDGET: u32 = 45;
 /// A run that has made no progress for this long, with nothing scheduled, is failed.
 pub const STUCK_AFTER_MS: Millis = 60 * 60 * 1000;
-/// A run without a live lease and without progress for this long has lost its message.
+/// A run without a live lease on which no slice has run for this long (or for its lease's
+/// length, when that is shorter) has lost its chain of messages.
 const ORPHANED_AFTER_MS: Millis = 60 * 1000;
 
 /// The fewest subrequests a slice can commit a page with: the claim, the credentials, the
@@ -186,7 +187,7 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
                                  AND COALESCE(resume_at, slice_at, started_at) <= ?2 ORDER BY started_at LIMIT 20)
                   RETURNING id, chain",
                 &iso(now),
-                &iso(now - ORPHANED_AFTER_MS)
+                &iso(now - ORPHANED_AFTER_MS.min(lease_ms(env)))
             )?,
             // Candidates for a scheduled run: active, scheduled, nothing unfinished, nothing
             // started within the last hour (the exact period is decided by `engine::due`).

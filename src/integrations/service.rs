@@ -1,10 +1,9 @@
-//! The one interface every integration service implements (contract §9): its entity types,
-//! a credential check, one sync page from a position, fetch, actions, webhook items and its
-//! OAuth parameters. The engine, the routes, the cron and the entities API only speak to this
-//! trait; adding a service is one module and one line in `registry`.
-//!
-//! Methods return boxed futures so the registry can hold `&dyn Service` (no async trait
-//! objects without them); the cost is one small allocation per call.
+//! The one interface every integration service implements: its entity types, a credential
+//! check, one sync page from a position, fetch, actions, webhook items and its OAuth parameters.
+//! The engine, the routes, the cron and the entities API only speak to [`Service`]; the services
+//! themselves (in `services/`) implement [`ServiceImpl`] with plain `async fn`s, and one blanket
+//! implementation boxes their futures, so the registry can hold `&dyn Service` (async trait
+//! objects need boxed futures; the cost is one small allocation per call).
 
 use std::collections::BTreeMap;
 
@@ -297,39 +296,95 @@ pub trait Service: Sync {
     }
 }
 
-/// Every registered service. Adding a service = its module + one line here.
-pub static REGISTRY: &[&dyn Service] =
-    &[&super::github::GitHubService, &crate::google::gmail::GmailService, &crate::google::calendar::CalendarService];
-
-pub fn find(name: &str) -> Option<&'static dyn Service> {
-    REGISTRY.iter().copied().find(|s| s.name() == name)
+/// What a service implements: [`Service`] with plain `async fn`s. Every `ServiceImpl` is a
+/// `Service` through the blanket implementation below.
+#[allow(async_fn_in_trait)] // single-threaded Workers runtime: no Send bound wanted
+pub trait ServiceImpl: Sync {
+    fn name(&self) -> &'static str;
+    /// Entity types, in sync order (parents before their children).
+    fn entities(&self) -> &'static [&'static str];
+    fn parent(&self, _entity: &str) -> Option<Parent> {
+        None
+    }
+    fn actions(&self) -> &'static [Action];
+    fn oauth(&self) -> Option<&'static OAuth> {
+        None
+    }
+    /// Checks (and normalises) credentials given directly, before any request.
+    fn prepare_credentials(&self, creds: Credentials, now: Millis) -> Result<Credentials, String>;
+    /// Proves the credentials work; answers the account (e.g. a login or an address).
+    async fn check(&self, c: &Conn<'_>) -> Result<Value, ServiceError>;
+    async fn sync_page(&self, c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError>;
+    /// One entity, live: `(entity type to store it under, item)`.
+    async fn fetch(&self, c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError>;
+    /// Runs an action whose parameters already passed its schema.
+    async fn act(&self, c: &Conn<'_>, action: &str, params: &Value) -> Result<Outcome, ServiceError>;
+    /// The action behind the legacy `push` route for an entity type.
+    fn push_action(&self, _entity: &str) -> Option<&'static str> {
+        None
+    }
+    /// Entities a webhook delivery of this service changes: `(entity type, item)`.
+    fn webhook_items(&self, _event: &str, _payload: &Value) -> Vec<(&'static str, Item)> {
+        Vec::new()
+    }
+    /// The account a webhook delivery concerns (see [`Service::webhook_holder`]).
+    fn webhook_holder(&self, _payload: &Value) -> Option<(&'static str, String)> {
+        None
+    }
 }
 
-/// Every service name of the platform's type union; only registered ones can be configured.
-pub const KNOWN_SERVICES: [&str; 9] =
-    ["github", "gmail", "google_calendar", "google_drive", "notion", "hubspot", "ashby", "discord", "xero"];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_action_schema_is_supported_and_names_are_unique() {
-        for s in REGISTRY {
-            let mut names = std::collections::BTreeSet::new();
-            for a in s.actions() {
-                assert!(names.insert(a.name), "{}: duplicate action {}", s.name(), a.name);
-                let schema: Value = serde_json::from_str(a.params).unwrap_or_else(|e| panic!("{}: {e}", a.name));
-                super::super::schema::check_schema(&schema).unwrap_or_else(|e| panic!("{}.{}: {e}", s.name(), a.name));
-                assert_eq!(schema["type"], "object", "{}", a.name);
-                assert!(!a.description.is_empty());
-            }
-            for e in s.entities() {
-                if let Some(p) = s.parent(e) {
-                    let at = |n: &str| s.entities().iter().position(|x| *x == n);
-                    assert!(at(p.entity) < at(e), "{}: parent {} must sync before {e}", s.name(), p.entity);
-                }
-            }
-        }
+impl<T: ServiceImpl> Service for T {
+    fn name(&self) -> &'static str {
+        ServiceImpl::name(self)
+    }
+    fn entities(&self) -> &'static [&'static str] {
+        ServiceImpl::entities(self)
+    }
+    fn parent(&self, entity: &str) -> Option<Parent> {
+        ServiceImpl::parent(self, entity)
+    }
+    fn actions(&self) -> &'static [Action] {
+        ServiceImpl::actions(self)
+    }
+    fn oauth(&self) -> Option<&'static OAuth> {
+        ServiceImpl::oauth(self)
+    }
+    fn prepare_credentials(&self, creds: Credentials, now: Millis) -> Result<Credentials, String> {
+        ServiceImpl::prepare_credentials(self, creds, now)
+    }
+    fn check<'a>(&'a self, c: &'a Conn<'a>) -> LocalBoxFuture<'a, Result<Value, ServiceError>> {
+        Box::pin(ServiceImpl::check(self, c))
+    }
+    fn sync_page<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        req: &'a PageRequest<'a>,
+    ) -> LocalBoxFuture<'a, Result<Page, ServiceError>> {
+        Box::pin(ServiceImpl::sync_page(self, c, req))
+    }
+    fn fetch<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        entity: &'a str,
+        id: &'a str,
+    ) -> LocalBoxFuture<'a, Result<(&'static str, Item), ServiceError>> {
+        Box::pin(ServiceImpl::fetch(self, c, entity, id))
+    }
+    fn act<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        action: &'a str,
+        params: &'a Value,
+    ) -> LocalBoxFuture<'a, Result<Outcome, ServiceError>> {
+        Box::pin(ServiceImpl::act(self, c, action, params))
+    }
+    fn push_action(&self, entity: &str) -> Option<&'static str> {
+        ServiceImpl::push_action(self, entity)
+    }
+    fn webhook_items(&self, event: &str, payload: &Value) -> Vec<(&'static str, Item)> {
+        ServiceImpl::webhook_items(self, event, payload)
+    }
+    fn webhook_holder(&self, payload: &Value) -> Option<(&'static str, String)> {
+        ServiceImpl::webhook_holder(self, payload)
     }
 }

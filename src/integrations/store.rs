@@ -9,7 +9,8 @@ use worker::d1::D1Database;
 use worker::Env;
 
 use super::engine;
-use super::service::{self, Credentials, Service};
+use super::registry;
+use super::service::{Credentials, Service};
 use crate::credentials::vault::INTEGRATION_PREFIX;
 use crate::credentials::ApiKeys;
 use crate::http::{ApiError, ApiResult};
@@ -51,7 +52,7 @@ impl IntegrationRow {
     }
 
     pub fn service(&self) -> ApiResult<&'static dyn Service> {
-        service::find(&self.service).ok_or_else(|| {
+        registry::find(&self.service).ok_or_else(|| {
             ApiError::new(400, "UNSUPPORTED_INTEGRATION", format!("Unsupported integration: {}", self.service))
         })
     }
@@ -70,7 +71,7 @@ impl IntegrationRow {
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
-        engine::plan(&requested, service::find(&self.service).map(|s| s.entities()).unwrap_or(&[]))
+        engine::plan(&requested, registry::find(&self.service).map(|s| s.entities()).unwrap_or(&[]))
     }
 }
 

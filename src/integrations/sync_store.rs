@@ -408,7 +408,7 @@ impl super::engine::Source for ServiceSource<'_> {
             .clone()
             .ok_or_else(|| ServiceError::Invalid("integration vanished".into()))?;
         self.service = Some(
-            super::service::find(&row.service)
+            super::registry::find(&row.service)
                 .ok_or_else(|| ServiceError::Invalid(format!("service {} is not registered", row.service)))?,
         );
         if row.status != "active" {

@@ -91,7 +91,7 @@ pub fn build(rows: &[IntegrationRow], caller: &str, inactive: bool) -> Vec<Tool>
     let usable: Vec<(&IntegrationRow, &'static dyn service::Service)> = rows
         .iter()
         .filter(|r| inactive || r.status == "active")
-        .filter_map(|r| service::find(&r.service).map(|s| (r, s)))
+        .filter_map(|r| crate::integrations::registry::find(&r.service).map(|s| (r, s)))
         .collect();
     let mut tools: Vec<Tool> = builtins().into();
     for (row, svc) in &usable {
@@ -181,8 +181,11 @@ pub(crate) mod tests {
             ]
         );
         assert!(n.contains(&"gmail_send_email") && n.contains(&"gmail_search_messages"));
-        let gh = service::find("github").unwrap();
-        assert_eq!(tools.len(), 2 + gh.actions().len() + service::find("gmail").unwrap().actions().len());
+        let gh = crate::integrations::registry::find("github").unwrap();
+        assert_eq!(
+            tools.len(),
+            2 + gh.actions().len() + crate::integrations::registry::find("gmail").unwrap().actions().len()
+        );
         let issue = tools.iter().find(|t| t.name == "github_get_issue").unwrap();
         assert_eq!(issue.description, gh.actions()[1].description);
         assert_eq!(issue.schema, gh.actions()[1].params);

@@ -150,7 +150,7 @@ test('integration framework and GitHub sync', async (t) => {
   });
 
   await t.test('a run larger than the subrequest budget completes through several queue consumers', async () => {
-    await svc.reconfigure({ SYNC_REQUEST_BUDGET: '8' });
+    await svc.reconfigure({ SYNC_REQUEST_BUDGET: '12' });
     const r = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true });
     const s = await waitSync(integ.id, r.body.syncId);
     assert.equal(s.status, 'completed', JSON.stringify(s));

@@ -5,17 +5,26 @@
 //! working hours of a time zone with `calendar_logic`. Time zones come from the runtime's
 //! `Intl.DateTimeFormat` (workerd has the full ICU data), so no tz database is in our Wasm.
 
-use futures::future::LocalBoxFuture;
+pub mod events;
+pub mod recurrence;
+pub mod slots;
+pub mod sync;
+pub mod zone;
+
 use serde_json::{json, Map, Value};
 use worker::Method;
 
-use super::calendar_logic::{self as logic, Busy, FixedZone, SlotQuery, Zone};
-use super::Api;
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, Service, ServiceError,
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, ServiceError, ServiceImpl,
 };
-use crate::outbound::segment;
+use crate::integrations::services::google::Api;
 use crate::time::{iso, parse_iso, Millis};
+use events::{
+    account, calendar, create_event, delete_event, event_path, events_path, list_calendars, list_events, respond,
+    stored, update_event,
+};
+use slots::{find_free_slots, free_busy};
+use sync::{fetch, sync_page};
 
 pub struct CalendarService;
 
@@ -23,8 +32,6 @@ const ENTITIES: [&str; 2] = ["calendars", "events"];
 /// Items per list page (Google's maximum for calendarList; events allow 2500, but a page's
 /// entities are written in one commit, so smaller pages keep commits small).
 const PAGE_SIZE: u32 = 250;
-const MINUTE_MS: i64 = 60_000;
-const DAY_MS: i64 = 86_400_000;
 /// `find_slots` reads busy times for at most this many days.
 const MAX_SLOT_RANGE_DAYS: i64 = 62;
 /// Default length of a timed event created without an `end`.
@@ -32,8 +39,10 @@ const DEFAULT_EVENT_MINUTES: i64 = 60;
 /// Pages `list_calendars` follows at most (250 calendars each).
 const MAX_CALENDAR_PAGES: usize = 8;
 
-static OAUTH: OAuth =
-    super::oauth(&["https://www.googleapis.com/auth/calendar", "https://www.googleapis.com/auth/calendar.events"]);
+static OAUTH: OAuth = crate::integrations::services::google::oauth(&[
+    "https://www.googleapis.com/auth/calendar",
+    "https://www.googleapis.com/auth/calendar.events",
+]);
 
 /// Schema fragments shared by several actions (macros, so `concat!` can join them).
 macro_rules! calendar_id {
@@ -258,107 +267,6 @@ fn put(m: &mut Map<String, Value>, key: &str, value: Option<&str>) {
 // What the API shows
 // ---------------------------------------------------------------------------------------------
 
-/// A calendarList entry: `{id, summary, description?, timeZone?, primary, selected, accessRole?,
-/// backgroundColor?}` (the summary the user gave it, if any).
-pub fn calendar_view(c: &Value) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(str_of(c, "id").unwrap_or("")));
-    m.insert("summary".into(), json!(str_of(c, "summaryOverride").or(str_of(c, "summary")).unwrap_or("")));
-    put(&mut m, "description", str_of(c, "description"));
-    put(&mut m, "timeZone", str_of(c, "timeZone"));
-    m.insert("primary".into(), json!(c["primary"].as_bool().unwrap_or(false)));
-    m.insert("selected".into(), json!(c["selected"].as_bool().unwrap_or(false)));
-    put(&mut m, "accessRole", str_of(c, "accessRole"));
-    put(&mut m, "backgroundColor", str_of(c, "backgroundColor"));
-    Value::Object(m)
-}
-
-fn calendar_item(c: &Value) -> Item {
-    let view = calendar_view(c);
-    let id = view["id"].as_str().unwrap_or("").to_string();
-    Item::new(id, "", view)
-}
-
-/// The calendar an event copy belongs to: `primary` is resolved through the entry Google marks
-/// `self` ("this entry represents the calendar on which this copy of the event appears").
-fn calendar_of(given: &str, e: &Value) -> String {
-    if given != "primary" {
-        return given.to_string();
-    }
-    let own = |p: &Value| p["self"].as_bool() == Some(true);
-    let organizer = Some(&e["organizer"]).filter(|o| own(o));
-    let attendee = e["attendees"].as_array().and_then(|a| a.iter().find(|p| own(p)));
-    organizer.or(attendee).and_then(|p| str_of(p, "email")).unwrap_or(given).to_string()
-}
-
-/// The video entry point of the conference, else the classic Hangouts/Meet link.
-fn meeting_link(e: &Value) -> Option<&str> {
-    let video = e["conferenceData"]["entryPoints"]
-        .as_array()
-        .and_then(|eps| eps.iter().find(|p| p["entryPointType"] == "video"))
-        .and_then(|p| str_of(p, "uri"));
-    video.or(str_of(e, "hangoutLink"))
-}
-
-/// An event in the contract's shape: `{id, calendarId, summary, description?, location?, start,
-/// end, allDay, timeZone?, attendees, organizer?, recurrence?, status, htmlLink?, meetingLink?,
-/// created?, updated?}`; `start`/`end` are RFC 3339 date-times, or `YYYY-MM-DD` all day (the
-/// end exclusive, as Google stores it).
-pub fn event_view(calendar_id: &str, e: &Value) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(str_of(e, "id").unwrap_or("")));
-    m.insert("calendarId".into(), json!(calendar_of(calendar_id, e)));
-    m.insert("summary".into(), json!(str_of(e, "summary").unwrap_or("")));
-    put(&mut m, "description", str_of(e, "description"));
-    put(&mut m, "location", str_of(e, "location"));
-    let all_day = str_of(&e["start"], "date").is_some();
-    let when = |t: &Value| json!(str_of(t, "date").or(str_of(t, "dateTime")).unwrap_or(""));
-    m.insert("start".into(), when(&e["start"]));
-    m.insert("end".into(), when(&e["end"]));
-    m.insert("allDay".into(), json!(all_day));
-    put(&mut m, "timeZone", str_of(&e["start"], "timeZone").or(str_of(&e["end"], "timeZone")));
-    let attendees: Vec<Value> = e["attendees"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|a| {
-                    let mut p = Map::new();
-                    p.insert("email".into(), json!(str_of(a, "email").unwrap_or("")));
-                    put(&mut p, "name", str_of(a, "displayName"));
-                    p.insert("responseStatus".into(), json!(str_of(a, "responseStatus").unwrap_or("needsAction")));
-                    for flag in ["organizer", "self", "optional"] {
-                        p.insert(flag.into(), json!(a[flag].as_bool().unwrap_or(false)));
-                    }
-                    Value::Object(p)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    m.insert("attendees".into(), Value::Array(attendees));
-    if let Some(email) = str_of(&e["organizer"], "email") {
-        let mut o = Map::new();
-        o.insert("email".into(), json!(email));
-        put(&mut o, "name", str_of(&e["organizer"], "displayName"));
-        o.insert("self".into(), json!(e["organizer"]["self"].as_bool().unwrap_or(false)));
-        m.insert("organizer".into(), Value::Object(o));
-    }
-    if let Some(r) = e["recurrence"].as_array() {
-        m.insert("recurrence".into(), Value::Array(r.clone()));
-    }
-    m.insert("status".into(), json!(str_of(e, "status").unwrap_or("confirmed")));
-    put(&mut m, "htmlLink", str_of(e, "htmlLink"));
-    put(&mut m, "meetingLink", meeting_link(e));
-    put(&mut m, "created", str_of(e, "created"));
-    put(&mut m, "updated", str_of(e, "updated"));
-    Value::Object(m)
-}
-
-fn event_item(calendar_id: &str, e: &Value) -> Item {
-    let view = event_view(calendar_id, e);
-    let parent = view["calendarId"].as_str().unwrap_or(calendar_id).to_string();
-    Item::new(str_of(e, "id").unwrap_or(""), str_of(e, "updated").unwrap_or(""), view).under(parent)
-}
-
 fn unreadable(what: &str) -> ServiceError {
     ServiceError::Transport(format!("Google Calendar answered an unreadable {what}"))
 }
@@ -366,698 +274,6 @@ fn unreadable(what: &str) -> ServiceError {
 // ---------------------------------------------------------------------------------------------
 // Time zones
 // ---------------------------------------------------------------------------------------------
-
-/// An IANA time zone read through the runtime's `Intl.DateTimeFormat`: the offset at an instant
-/// is the wall-clock time it formats to, read as UTC, minus the instant.
-#[cfg(target_arch = "wasm32")]
-pub struct IntlZone {
-    formatter: worker::wasm_bindgen::JsValue,
-    format_to_parts: worker::js_sys::Function,
-}
-
-#[cfg(target_arch = "wasm32")]
-impl IntlZone {
-    /// `None` when the runtime does not know the zone (`Intl` throws a RangeError).
-    pub fn new(name: &str) -> Option<Self> {
-        use worker::js_sys::{Array, Function, Object, Reflect};
-        use worker::wasm_bindgen::{JsCast, JsValue};
-        let intl = Reflect::get(&worker::js_sys::global(), &"Intl".into()).ok()?;
-        let ctor: Function = Reflect::get(&intl, &"DateTimeFormat".into()).ok()?.dyn_into().ok()?;
-        let options = Object::new();
-        let numeric = [("year", "numeric"), ("month", "numeric"), ("day", "numeric")];
-        let clock = [("hour", "numeric"), ("minute", "numeric"), ("second", "numeric"), ("hourCycle", "h23")];
-        for (k, v) in [("timeZone", name)].into_iter().chain(numeric).chain(clock) {
-            Reflect::set(&options, &k.into(), &v.into()).ok()?;
-        }
-        let formatter = Reflect::construct(&ctor, &Array::of2(&JsValue::from_str("en-US"), &options)).ok()?;
-        let format_to_parts: Function = Reflect::get(&formatter, &"formatToParts".into()).ok()?.dyn_into().ok()?;
-        Some(IntlZone { formatter, format_to_parts })
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-impl Zone for IntlZone {
-    fn offset_at(&self, utc_ms: i64) -> i32 {
-        use worker::js_sys::{Array, Date, Reflect};
-        use worker::wasm_bindgen::{JsCast, JsValue};
-        let second = utc_ms.div_euclid(1000) * 1000;
-        let date = Date::new(&JsValue::from_f64(second as f64));
-        let Some(parts) =
-            self.format_to_parts.call1(&self.formatter, &date).ok().and_then(|p| p.dyn_into::<Array>().ok())
-        else {
-            return 0;
-        };
-        let mut f = [1970i64, 1, 1, 0, 0, 0];
-        for part in parts.iter() {
-            let field = Reflect::get(&part, &"type".into()).ok().and_then(|t| t.as_string()).unwrap_or_default();
-            let slot = ["year", "month", "day", "hour", "minute", "second"].iter().position(|n| *n == field);
-            let value = Reflect::get(&part, &"value".into()).ok().and_then(|v| v.as_string());
-            if let (Some(i), Some(n)) = (slot, value.and_then(|v| v.parse::<i64>().ok())) {
-                f[i] = n;
-            }
-        }
-        let day = logic::days_from_civil(f[0] as i32, f[1] as u32, f[2] as u32);
-        let local = (day * 86_400 + f[3] * 3600 + f[4] * 60 + f[5]) * 1000;
-        ((local - second) as f64 / MINUTE_MS as f64).round() as i32
-    }
-}
-
-/// A zone by IANA name (`UTC` without asking the runtime). Natively only unit tests have zones
-/// (chrono-tz as the oracle); the Worker asks `Intl`.
-pub fn zone(name: &str) -> Result<Box<dyn Zone>, ServiceError> {
-    let unknown = || invalid("timeZone", format!("'{name}' is not a known IANA time zone (e.g. Europe/Berlin)"));
-    if matches!(name, "UTC" | "Etc/UTC") {
-        return Ok(Box::new(FixedZone(0)));
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        IntlZone::new(name).map(|z| Box::new(z) as Box<dyn Zone>).ok_or_else(unknown)
-    }
-    #[cfg(all(test, not(target_arch = "wasm32")))]
-    {
-        name.parse::<chrono_tz::Tz>().map(|tz| Box::new(tests::TzZone(tz)) as Box<dyn Zone>).map_err(|_| unknown())
-    }
-    #[cfg(all(not(test), not(target_arch = "wasm32")))]
-    {
-        Err(unknown())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sync
-// ---------------------------------------------------------------------------------------------
-
-fn next_page(r: &Value) -> Option<Value> {
-    str_of(r, "nextPageToken").map(|t| json!({ "pageToken": t }))
-}
-
-async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
-    let api = api(c);
-    let page_token = req.cursor.and_then(|v| v["pageToken"].as_str());
-    let size = PAGE_SIZE.to_string();
-    match req.entity {
-        "calendars" => {
-            // Always the whole list: the engine marks calendars no longer listed deleted.
-            let q = query(&[("maxResults", Some(&size)), ("pageToken", page_token)]);
-            let r = api.get(&format!("/users/me/calendarList{q}")).await?;
-            let items = r["items"].as_array().map(|l| l.iter().map(calendar_item).collect()).unwrap_or_default();
-            Ok(Page { items, next: next_page(&r), checkpoint: None })
-        }
-        "events" => {
-            let calendar = req.parent;
-            // Deleted events are listed too (as `cancelled`), so an incremental run sees them.
-            let q = query(&[
-                ("maxResults", Some(&size)),
-                ("singleEvents", Some("false")),
-                ("showDeleted", Some("true")),
-                ("syncToken", req.since),
-                ("pageToken", page_token),
-            ]);
-            let r = match api.get(&format!("/calendars/{}/events{q}", segment(calendar))).await {
-                Ok(r) => r,
-                Err(ServiceError::Upstream { status: 410, .. }) if req.since.is_some() => {
-                    return Err(ServiceError::CheckpointExpired("Google Calendar invalidated the sync token".into()))
-                }
-                // A calendar removed since it was listed: nothing left to read.
-                Err(ServiceError::NotFound(_)) => return Ok(Page::default()),
-                Err(e) => return Err(e),
-            };
-            let items = r["items"]
-                .as_array()
-                .map(|l| {
-                    l.iter()
-                        .filter_map(|e| {
-                            let id = str_of(e, "id")?;
-                            Some(if e["status"] == "cancelled" {
-                                Item::gone(id).under(calendar)
-                            } else {
-                                event_item(calendar, e)
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            // Google sends the token for the next incremental run with the last page only.
-            Ok(Page { items, next: next_page(&r), checkpoint: str_of(&r, "nextSyncToken").map(str::to_string) })
-        }
-        other => Err(ServiceError::Invalid(format!("unsupported entity type {other}"))),
-    }
-}
-
-async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
-    match entity {
-        "calendars" => {
-            let r = api(c).get(&format!("/users/me/calendarList/{}", segment(id))).await?;
-            Ok(("calendars", calendar_item(&r)))
-        }
-        "events" => {
-            // `calendarId/eventId` (calendar ids hold no `/`), or an event of the primary calendar.
-            let (calendar, event) = id.rsplit_once('/').unwrap_or(("primary", id));
-            let r = api(c).get(&format!("/calendars/{}/events/{}", segment(calendar), segment(event))).await?;
-            Ok(("events", event_item(calendar, &r)))
-        }
-        _ => Err(ServiceError::Invalid(format!("fetch is not supported for {entity}"))),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Event times
-// ---------------------------------------------------------------------------------------------
-
-/// A start or end as given: a date (its day number), or an instant with the text it came as.
-#[derive(Debug, Clone, PartialEq)]
-enum When {
-    Date(i64),
-    Time(Millis, String),
-}
-
-/// `YYYY-MM-DD` → days since 1970-01-01.
-fn day_of(date: &str) -> Option<i64> {
-    (date.len() == 10).then(|| parse_iso(&format!("{date}T00:00:00Z")))?.map(|ms| ms.div_euclid(DAY_MS))
-}
-
-fn date_text(day: i64) -> String {
-    iso(day * DAY_MS)[..10].to_string()
-}
-
-fn parse_when(s: &str) -> Option<When> {
-    if s.len() == 10 {
-        day_of(s).map(When::Date)
-    } else {
-        parse_iso(s).map(|ms| When::Time(ms, s.to_string()))
-    }
-}
-
-fn when_param(p: &Value, key: &str) -> Result<Option<When>, ServiceError> {
-    match p.get(key).and_then(Value::as_str) {
-        None => Ok(None),
-        Some(s) => {
-            parse_when(s).map(Some).ok_or_else(|| invalid(key, "Must be an RFC 3339 date-time or a date (YYYY-MM-DD)"))
-        }
-    }
-}
-
-/// The start or end of a stored event (`{date}` or `{dateTime}`).
-fn when_of(t: &Value) -> Option<When> {
-    str_of(t, "date").or(str_of(t, "dateTime")).and_then(parse_when)
-}
-
-/// The local day of a start or end, and whether it falls on that day's midnight: in `zone`
-/// when there is one, else the wall-clock date the date-time was written in.
-fn local_day(w: &When, zone: Option<&dyn Zone>) -> (i64, bool) {
-    let local = match w {
-        When::Date(day) => return (*day, true),
-        When::Time(ms, text) => match zone {
-            Some(z) => ms + i64::from(z.offset_at(*ms)) * MINUTE_MS,
-            None => text.get(..19).and_then(|t| parse_iso(&format!("{t}Z"))).unwrap_or(*ms),
-        },
-    };
-    (local.div_euclid(DAY_MS), local.rem_euclid(DAY_MS) == 0)
-}
-
-/// What an event's times default to when only a start is given.
-struct Length {
-    days: i64,
-    ms: i64,
-}
-
-/// Google's `start` and `end` objects. All-day: dates as given (a date-time's date in the time
-/// zone, or as written), the end exclusive and after the start. Timed: date-times, the end after
-/// the start. `replace` also clears the other kind's field (a PATCH that changes the kind).
-#[allow(clippy::too_many_arguments)]
-fn event_times(
-    all_day: bool,
-    start: &When,
-    end: Option<&When>,
-    length: Length,
-    tz: Option<&str>,
-    zone: Option<&dyn Zone>,
-    recurring: bool,
-    replace: bool,
-) -> Result<(Value, Value), ServiceError> {
-    let object = |key: &str, value: String, other: &str, tz: Option<&str>| {
-        let mut m = Map::new();
-        m.insert(key.into(), json!(value));
-        if replace {
-            m.insert(other.into(), Value::Null);
-        }
-        if let Some(tz) = tz {
-            m.insert("timeZone".into(), json!(tz));
-        }
-        Value::Object(m)
-    };
-    if all_day {
-        let (first, _) = local_day(start, zone);
-        let last = match end {
-            Some(e) => match local_day(e, zone) {
-                // A date-time end inside a day keeps that day (exclusive end: the next one).
-                (day, false) => day + 1,
-                (day, true) => day,
-            },
-            None => first + length.days,
-        };
-        if last <= first {
-            return Err(invalid("end", "Must be after start (the end date of an all-day event is exclusive)"));
-        }
-        return Ok((object("date", date_text(first), "dateTime", tz), object("date", date_text(last), "dateTime", tz)));
-    }
-    let When::Time(from, from_text) = start else {
-        return Err(invalid("start", "Must be a date-time (RFC 3339) unless allDay is true"));
-    };
-    let (to, to_text) = match end {
-        Some(When::Time(ms, text)) => (*ms, text.clone()),
-        Some(When::Date(_)) => return Err(invalid("end", "Must be a date-time (RFC 3339) like start")),
-        None => (from + length.ms, rfc3339(from + length.ms)),
-    };
-    if to <= *from {
-        return Err(invalid("end", "Must be after start"));
-    }
-    // Google needs the zone of a recurring event to expand it.
-    let tz = tz.or(recurring.then_some("UTC"));
-    Ok((object("dateTime", from_text.clone(), "date", tz), object("dateTime", to_text, "date", tz)))
-}
-
-/// Recurrence lines, each a valid RRULE/EXRULE/RDATE/EXDATE (the bad one named).
-fn recurrence(p: &Value) -> Result<Option<Vec<String>>, ServiceError> {
-    let Some(list) = p.get("recurrence").and_then(Value::as_array) else { return Ok(None) };
-    let lines: Vec<String> = list.iter().filter_map(Value::as_str).map(|l| l.trim().to_string()).collect();
-    logic::validate_recurrence(&lines).map_err(|(i, message)| invalid(format!("recurrence.{i}"), message))?;
-    Ok(Some(lines))
-}
-
-/// Google's attendee entries for the given ones: an entry of the current event with the same
-/// address is kept whole (its response, its flags), with the given name and optional flag.
-fn attendees_body(given: &[Value], current: &[Value]) -> Vec<Value> {
-    given
-        .iter()
-        .filter_map(|a| {
-            let email = a.as_str().or(a["email"].as_str())?;
-            let known = current.iter().find(|c| c["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)));
-            let mut entry = known.cloned().unwrap_or_else(|| json!({ "email": email }));
-            if let Some(name) = a["name"].as_str() {
-                entry["displayName"] = json!(name);
-            }
-            if let Some(optional) = a["optional"].as_bool() {
-                entry["optional"] = json!(optional);
-            }
-            Some(entry)
-        })
-        .collect()
-}
-
-fn reminders(r: &Value) -> Result<Value, ServiceError> {
-    let use_default = r["useDefault"].as_bool();
-    match r.get("overrides") {
-        Some(_) if use_default == Some(true) => {
-            Err(invalid("reminders.useDefault", "Cannot be true together with overrides"))
-        }
-        Some(overrides) => Ok(json!({ "useDefault": false, "overrides": overrides })),
-        None => Ok(json!({ "useDefault": use_default.unwrap_or(true) })),
-    }
-}
-
-/// A request for a new Google Meet (the id makes Google's creation idempotent per request).
-fn meet_request() -> Value {
-    json!({ "createRequest": { "requestId": uuid::Uuid::new_v4().to_string(), "conferenceSolutionKey": { "type": "hangoutsMeet" } } })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Actions
-// ---------------------------------------------------------------------------------------------
-
-fn calendar(p: &Value) -> &str {
-    p["calendarId"].as_str().unwrap_or("primary")
-}
-
-fn events_path(calendar: &str) -> String {
-    format!("/calendars/{}/events", segment(calendar))
-}
-
-fn event_path(calendar: &str, event: &str) -> String {
-    format!("{}/{}", events_path(calendar), segment(event))
-}
-
-fn stored(calendar: &str, e: &Value) -> Outcome {
-    let item = event_item(calendar, e);
-    Outcome::of(item.data.clone()).storing("events", item)
-}
-
-/// The account's address (its primary calendar's id).
-async fn account(c: &Conn<'_>) -> Result<Value, ServiceError> {
-    let api = api(c);
-    let primary = match api.get("/users/me/calendarList/primary").await {
-        Ok(p) => p,
-        Err(ServiceError::NotFound(_)) => {
-            let list = api.get("/users/me/calendarList?maxResults=250").await?;
-            let items = list["items"].as_array().cloned().unwrap_or_default();
-            items.iter().find(|c| c["primary"] == true).or(items.first()).cloned().unwrap_or(Value::Null)
-        }
-        Err(e) => return Err(e),
-    };
-    let email = str_of(&primary, "id").ok_or_else(|| unreadable("calendar list"))?;
-    Ok(json!({ "email": email, "timeZone": primary["timeZone"] }))
-}
-
-async fn list_calendars(c: &Conn<'_>) -> Result<Outcome, ServiceError> {
-    let api = api(c);
-    let mut out = Outcome::default();
-    let mut calendars = Vec::new();
-    let mut token: Option<String> = None;
-    for _ in 0..MAX_CALENDAR_PAGES {
-        let size = PAGE_SIZE.to_string();
-        let q = query(&[("maxResults", Some(&size)), ("pageToken", token.as_deref())]);
-        let r = api.get(&format!("/users/me/calendarList{q}")).await?;
-        for entry in r["items"].as_array().into_iter().flatten() {
-            let item = calendar_item(entry);
-            calendars.push(item.data.clone());
-            out.items.push(("calendars", item));
-        }
-        token = str_of(&r, "nextPageToken").map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
-    out.result = json!({ "calendars": calendars });
-    Ok(out)
-}
-
-fn range(p: &Value) -> Result<(Option<Millis>, Option<Millis>), ServiceError> {
-    let at = |k: &str| p.get(k).and_then(Value::as_str).and_then(parse_iso);
-    let (from, to) = (at("timeMin"), at("timeMax"));
-    if let (Some(from), Some(to)) = (from, to) {
-        if to <= from {
-            return Err(invalid("timeMax", "Must be after timeMin"));
-        }
-    }
-    Ok((from, to))
-}
-
-async fn list_events(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    range(p)?;
-    let cal = calendar(p);
-    let single = p["singleEvents"].as_bool().unwrap_or(true);
-    let max = p["maxResults"].as_u64().unwrap_or(50).to_string();
-    let q = query(&[
-        ("singleEvents", Some(if single { "true" } else { "false" })),
-        // Google orders by start time only for expanded instances.
-        ("orderBy", single.then_some("startTime")),
-        ("timeMin", p["timeMin"].as_str()),
-        ("timeMax", p["timeMax"].as_str()),
-        ("q", p["query"].as_str()),
-        ("maxResults", Some(&max)),
-        ("pageToken", p["pageToken"].as_str()),
-    ]);
-    let r = api(c).get(&format!("{}{q}", events_path(cal))).await?;
-    let events: Vec<Value> = r["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["status"] != "cancelled")
-        .map(|e| event_view(cal, e))
-        .collect();
-    let mut result = json!({ "events": events });
-    if let Some(t) = str_of(&r, "nextPageToken") {
-        result["nextPageToken"] = json!(t);
-    }
-    Ok(Outcome::of(result))
-}
-
-async fn create_event(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let cal = calendar(p);
-    let tz = str_of(p, "timeZone");
-    let zone = tz.map(zone).transpose()?;
-    let start = when_param(p, "start")?.ok_or_else(|| invalid("start", "Required"))?;
-    let end = when_param(p, "end")?;
-    let all_day = p["allDay"].as_bool().unwrap_or(matches!(start, When::Date(_)));
-    let lines = recurrence(p)?;
-    let recurring = lines.as_ref().is_some_and(|l| !l.is_empty());
-    let length = Length { days: 1, ms: DEFAULT_EVENT_MINUTES * MINUTE_MS };
-    let (s, e) = event_times(all_day, &start, end.as_ref(), length, tz, zone.as_deref(), recurring, false)?;
-    let mut body = json!({ "summary": p["summary"], "start": s, "end": e });
-    for key in ["description", "location"] {
-        if let Some(v) = p[key].as_str() {
-            body[key] = json!(v);
-        }
-    }
-    if let Some(list) = p["attendees"].as_array() {
-        body["attendees"] = json!(attendees_body(list, &[]));
-    }
-    if let Some(lines) = lines {
-        body["recurrence"] = json!(lines);
-    }
-    if let Some(r) = p.get("reminders") {
-        body["reminders"] = reminders(r)?;
-    }
-    let meet = p["meet"].as_bool() == Some(true);
-    if meet {
-        body["conferenceData"] = meet_request();
-    }
-    let q = query(&[("conferenceDataVersion", meet.then_some("1")), ("sendUpdates", p["sendUpdates"].as_str())]);
-    let r = api(c).send(Method::Post, &format!("{}{q}", events_path(cal)), Some(&body)).await?;
-    Ok(stored(cal, &r))
-}
-
-const UPDATABLE: [&str; 11] = [
-    "summary",
-    "description",
-    "location",
-    "start",
-    "end",
-    "timeZone",
-    "allDay",
-    "attendees",
-    "recurrence",
-    "meet",
-    "reminders",
-];
-
-/// The PATCH body of `update_event`: only the fields given (times and attendees are completed
-/// from the `current` event, read only when they change).
-fn patch_body(p: &Value, current: Option<&Value>) -> Result<Value, ServiceError> {
-    let mut body = Map::new();
-    for key in ["summary", "description", "location"] {
-        if let Some(v) = p[key].as_str() {
-            body.insert(key.into(), json!(v));
-        }
-    }
-    let lines = recurrence(p)?;
-    if ["start", "end", "timeZone", "allDay"].iter().any(|k| p.get(*k).is_some()) {
-        let cur = current.ok_or_else(|| unreadable("event"))?;
-        let (cur_start, cur_end) =
-            when_of(&cur["start"]).zip(when_of(&cur["end"])).ok_or_else(|| unreadable("event time"))?;
-        let cur_all_day = matches!(cur_start, When::Date(_));
-        let tz = str_of(p, "timeZone").or(str_of(&cur["start"], "timeZone"));
-        let zone = match str_of(p, "timeZone") {
-            Some(name) => Some(zone(name)?),
-            None => tz.and_then(|name| zone(name).ok()),
-        };
-        let start_given = when_param(p, "start")?;
-        let end_given = when_param(p, "end")?;
-        let all_day = p["allDay"].as_bool().unwrap_or(match &start_given {
-            Some(w) => matches!(w, When::Date(_)),
-            None => cur_all_day,
-        });
-        if !all_day && cur_all_day && start_given.is_none() {
-            return Err(invalid("start", "Give a date-time start to make an all-day event timed"));
-        }
-        // Moving the start keeps the event's length; the end stays where only other things change.
-        let length = match (&cur_start, &cur_end) {
-            (When::Date(a), When::Date(b)) => Length { days: (b - a).max(1), ms: DEFAULT_EVENT_MINUTES * MINUTE_MS },
-            (When::Time(a, _), When::Time(b, _)) => Length { days: 1, ms: (b - a).max(MINUTE_MS) },
-            _ => Length { days: 1, ms: DEFAULT_EVENT_MINUTES * MINUTE_MS },
-        };
-        let end = match end_given {
-            Some(e) => Some(e),
-            None if start_given.is_none() && all_day == cur_all_day => Some(cur_end),
-            None => None,
-        };
-        let start = start_given.unwrap_or(cur_start);
-        let recurring = lines.as_ref().map_or(cur["recurrence"].is_array(), |l| !l.is_empty());
-        let (s, e) = event_times(all_day, &start, end.as_ref(), length, tz, zone.as_deref(), recurring, true)?;
-        body.insert("start".into(), s);
-        body.insert("end".into(), e);
-    }
-    if let Some(list) = p["attendees"].as_array() {
-        let known = current.and_then(|c| c["attendees"].as_array()).map(Vec::as_slice).unwrap_or(&[]);
-        body.insert("attendees".into(), json!(attendees_body(list, known)));
-    }
-    if let Some(lines) = lines {
-        body.insert("recurrence".into(), json!(lines));
-    }
-    if let Some(r) = p.get("reminders") {
-        body.insert("reminders".into(), reminders(r)?);
-    }
-    match p["meet"].as_bool() {
-        Some(true) => {
-            body.insert("conferenceData".into(), meet_request());
-        }
-        Some(false) => {
-            body.insert("conferenceData".into(), Value::Null);
-        }
-        None => {}
-    }
-    Ok(Value::Object(body))
-}
-
-async fn update_event(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    if !UPDATABLE.iter().any(|k| p.get(*k).is_some()) {
-        return Err(invalid("", format!("Nothing to update: give at least one of {}", UPDATABLE.join(", "))));
-    }
-    let (cal, id) = (calendar(p), p["eventId"].as_str().unwrap_or(""));
-    let api = api(c);
-    let reads = ["start", "end", "timeZone", "allDay", "attendees"].iter().any(|k| p.get(*k).is_some());
-    let current = if reads { Some(api.get(&event_path(cal, id)).await?) } else { None };
-    let body = patch_body(p, current.as_ref())?;
-    let q = query(&[("conferenceDataVersion", p.get("meet").map(|_| "1")), ("sendUpdates", p["sendUpdates"].as_str())]);
-    let r = api.send(Method::Patch, &format!("{}{q}", event_path(cal, id)), Some(&body)).await?;
-    Ok(stored(cal, &r))
-}
-
-async fn delete_event(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let (cal, id) = (calendar(p), p["eventId"].as_str().unwrap_or(""));
-    let q = query(&[("sendUpdates", p["sendUpdates"].as_str())]);
-    match api(c).send(Method::Delete, &format!("{}{q}", event_path(cal, id)), None).await {
-        // Already gone (404) or deleted before (410): the caller's wish holds either way.
-        Ok(_) | Err(ServiceError::NotFound(_)) | Err(ServiceError::Upstream { status: 410, .. }) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(Outcome::of(json!({ "deleted": true })).storing("events", Item::gone(id)))
-}
-
-async fn respond(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let (cal, id) = (calendar(p), p["eventId"].as_str().unwrap_or(""));
-    let api = api(c);
-    let event = api.get(&event_path(cal, id)).await?;
-    let mut attendees = event["attendees"].as_array().cloned().unwrap_or_default();
-    let mut mine = attendees.iter().position(|a| a["self"] == true);
-    if mine.is_none() && !attendees.is_empty() {
-        let me = account(c).await?;
-        let email = me["email"].as_str().unwrap_or("");
-        mine = attendees.iter().position(|a| a["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)));
-    }
-    let Some(i) = mine else {
-        return Err(ServiceError::Refused {
-            status: 400,
-            code: "NOT_AN_ATTENDEE",
-            message: "The connected account is not an attendee of this event".into(),
-        });
-    };
-    attendees[i]["responseStatus"] = p["response"].clone();
-    let r = api.send(Method::Patch, &event_path(cal, id), Some(&json!({ "attendees": attendees }))).await?;
-    Ok(stored(cal, &r))
-}
-
-/// Busy intervals per calendar, in the order asked; a calendar Google cannot read is an error
-/// (treating it as free would offer slots that are not).
-async fn busy_times(
-    c: &Conn<'_>,
-    from: &str,
-    to: &str,
-    ids: &[String],
-    given: bool,
-) -> Result<Vec<(String, Vec<Value>)>, ServiceError> {
-    let items: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
-    let body = json!({ "timeMin": from, "timeMax": to, "items": items });
-    let r = api(c).send(Method::Post, "/freeBusy", Some(&body)).await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        let entry = &r["calendars"][id.as_str()];
-        let here = if given { format!("calendars.{i}") } else { "calendars".to_string() };
-        if let Some(reason) = entry["errors"].as_array().and_then(|e| e.first()).map(|e| e["reason"].clone()) {
-            let reason = reason.as_str().unwrap_or("unknown").to_string();
-            return Err(invalid(here, format!("Google cannot read the busy times of '{id}' ({reason})")));
-        }
-        let Some(busy) = entry["busy"].as_array() else {
-            return Err(invalid(here, format!("Google answered no busy times for '{id}'")));
-        };
-        out.push((id.clone(), busy.iter().map(|b| json!({ "start": b["start"], "end": b["end"] })).collect()));
-    }
-    Ok(out)
-}
-
-/// The calendars asked for (`primary` when none are), and whether they were given.
-fn calendar_ids(p: &Value) -> (Vec<String>, bool) {
-    match p["calendars"].as_array() {
-        Some(list) => (list.iter().filter_map(Value::as_str).map(str::to_string).collect(), true),
-        None => (vec!["primary".to_string()], false),
-    }
-}
-
-async fn free_busy(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    range(p)?;
-    let (ids, given) = calendar_ids(p);
-    let (from, to) = (p["timeMin"].as_str().unwrap_or(""), p["timeMax"].as_str().unwrap_or(""));
-    let calendars: Vec<Value> = busy_times(c, from, to, &ids, given)
-        .await?
-        .into_iter()
-        .map(|(id, busy)| json!({ "id": id, "busy": busy }))
-        .collect();
-    Ok(Outcome::of(json!({ "calendars": calendars })))
-}
-
-/// `HH:MM` → minutes of the day (`24:00` = 1440).
-fn minutes_of(hhmm: &str) -> Option<u32> {
-    let (h, m) = hhmm.split_once(':')?;
-    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (h * 60 + m <= 1440).then_some(h * 60 + m)
-}
-
-/// `find_slots`' query from its parameters (checked beyond the schema) and the zone it needs.
-fn slot_query(p: &Value) -> Result<(SlotQuery, Box<dyn Zone>), ServiceError> {
-    let (from, to) = match range(p)? {
-        (Some(from), Some(to)) => (from, to),
-        _ => return Err(invalid("timeMin", "Required")),
-    };
-    if to - from > MAX_SLOT_RANGE_DAYS * DAY_MS {
-        return Err(invalid("timeMax", format!("Must be at most {MAX_SLOT_RANGE_DAYS} days after timeMin")));
-    }
-    let zone = zone(p["timeZone"].as_str().unwrap_or("UTC"))?;
-    let hours = &p["workingHours"];
-    let at = |key: &str, default: u32| match hours[key].as_str() {
-        Some(t) => minutes_of(t).ok_or_else(|| invalid(format!("workingHours.{key}"), "Must be a time (HH:MM)")),
-        None => Ok(default),
-    };
-    let (start, end) = (at("start", 540)?, at("end", 1020)?);
-    if start >= end {
-        return Err(invalid("workingHours.end", "Must be after workingHours.start"));
-    }
-    let days: Vec<u8> = match hours["days"].as_array() {
-        Some(d) => d.iter().filter_map(Value::as_u64).filter(|d| (1..=7).contains(d)).map(|d| d as u8).collect(),
-        None => vec![1, 2, 3, 4, 5],
-    };
-    let minutes = |key: &str, default: u64| p[key].as_u64().unwrap_or(default).min(1440) as u32;
-    let q = SlotQuery {
-        granularity_min: minutes("granularityMinutes", 15),
-        buffer_min: minutes("bufferMinutes", 0),
-        work_start_min: start,
-        work_end_min: end,
-        days,
-        max_slots: p["maxSlots"].as_u64().unwrap_or(50).min(500) as usize,
-        ..SlotQuery::new(from, to, minutes("durationMinutes", 30))
-    };
-    Ok((q, zone))
-}
-
-async fn find_slots(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let (q, zone) = slot_query(p)?;
-    let (ids, given) = calendar_ids(p);
-    // Busy times just outside the range still keep slots at its edges a buffer away.
-    let buffer = i64::from(q.buffer_min) * MINUTE_MS;
-    let calendars = busy_times(c, &rfc3339(q.time_min - buffer), &rfc3339(q.time_max + buffer), &ids, given).await?;
-    let busy: Vec<Busy> = calendars
-        .iter()
-        .flat_map(|(_, list)| list.iter())
-        .filter_map(|b| {
-            let at = |k: &str| b[k].as_str().and_then(parse_iso);
-            Some(Busy { start: at("start")?, end: at("end")? })
-        })
-        .collect();
-    let slots: Vec<Value> = logic::find_slots(&q, zone.as_ref(), &busy)
-        .into_iter()
-        .map(|(s, e)| json!({ "start": rfc3339(s), "end": rfc3339(e) }))
-        .collect();
-    Ok(Outcome::of(json!({ "slots": slots })))
-}
 
 async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome, ServiceError> {
     match action {
@@ -1079,7 +295,7 @@ async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome, ServiceEr
         }
         "respond" => respond(c, p).await,
         "free_busy" => free_busy(c, p).await,
-        "find_slots" => find_slots(c, p).await,
+        "find_slots" => find_free_slots(c, p).await,
         other => Err(ServiceError::Invalid(format!("unknown action {other}"))),
     }
 }
@@ -1096,7 +312,7 @@ fn expires_at_secs(v: &str) -> Option<i64> {
     parse_iso(v).map(|ms| ms.div_euclid(1000))
 }
 
-impl Service for CalendarService {
+impl ServiceImpl for CalendarService {
     fn name(&self) -> &'static str {
         "google_calendar"
     }
@@ -1137,34 +353,20 @@ impl Service for CalendarService {
         Ok(out)
     }
 
-    fn check<'a>(&'a self, c: &'a Conn<'a>) -> LocalBoxFuture<'a, Result<Value, ServiceError>> {
-        Box::pin(account(c))
+    async fn check(&self, c: &Conn<'_>) -> Result<Value, ServiceError> {
+        account(c).await
     }
 
-    fn sync_page<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        req: &'a PageRequest<'a>,
-    ) -> LocalBoxFuture<'a, Result<Page, ServiceError>> {
-        Box::pin(sync_page(c, req))
+    async fn sync_page(&self, c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+        sync_page(c, req).await
     }
 
-    fn fetch<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        entity: &'a str,
-        id: &'a str,
-    ) -> LocalBoxFuture<'a, Result<(&'static str, Item), ServiceError>> {
-        Box::pin(fetch(c, entity, id))
+    async fn fetch(&self, c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
+        fetch(c, entity, id).await
     }
 
-    fn act<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        action: &'a str,
-        params: &'a Value,
-    ) -> LocalBoxFuture<'a, Result<Outcome, ServiceError>> {
-        Box::pin(act(c, action, params))
+    async fn act(&self, c: &Conn<'_>, action: &str, params: &Value) -> Result<Outcome, ServiceError> {
+        act(c, action, params).await
     }
 
     fn push_action(&self, entity: &str) -> Option<&'static str> {
@@ -1174,10 +376,21 @@ impl Service for CalendarService {
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)]
+    use super::events::*;
+    #[allow(unused_imports)]
+    use super::recurrence::*;
+    #[allow(unused_imports)]
+    use super::slots::*;
+    #[allow(unused_imports)]
+    use super::sync::*;
+    #[allow(unused_imports)]
+    use super::zone::*;
     use super::*;
     use crate::integrations::service::Fixed;
     use crate::outbound::{Call, Http, OutboundError, Upstream};
     use chrono::{Datelike, TimeZone, Timelike};
+    use futures::future::LocalBoxFuture;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
@@ -1684,5 +897,758 @@ mod tests {
         let account = run(&fake, |c| Box::pin(async move { CalendarService.check(c).await })).unwrap();
         assert_eq!(account, json!({ "email": "me@example.com", "timeZone": "Europe/Berlin" }));
         assert_eq!(fake.seen.borrow()[0].header_value("Authorization"), Some("Bearer ya29.t0k"));
+    }
+}
+
+#[cfg(test)]
+mod logic_tests {
+    #[allow(unused_imports)]
+    use super::events::*;
+    #[allow(unused_imports)]
+    use super::recurrence::*;
+    #[allow(unused_imports)]
+    use super::slots::*;
+    #[allow(unused_imports)]
+    use super::sync::*;
+    #[allow(unused_imports)]
+    use super::zone::*;
+
+    fn err(line: &str) -> String {
+        validate_recurrence_line(line).expect_err(line)
+    }
+
+    #[test]
+    fn valid_recurrence_lines() {
+        for line in [
+            "RRULE:FREQ=WEEKLY;BYDAY=MO,WE",
+            "rrule:freq=monthly;byday=-1fr;count=3",
+            "RRULE:FREQ=MONTHLY;BYDAY=+2TU,53SU,-53MO",
+            "RRULE:FREQ=YEARLY;BYWEEKNO=20,-1,+53;BYDAY=MO",
+            "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29,-1;UNTIL=20280229",
+            "RRULE:FREQ=DAILY;UNTIL=20261231T235959Z;INTERVAL=2;BYHOUR=0,23;BYMINUTE=0,59;BYSECOND=0,60",
+            "RRULE:FREQ=DAILY;UNTIL=20261231T235959",
+            "RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1,366",
+            "RRULE:FREQ=YEARLY;BYYEARDAY=1,-366,+100",
+            "RRULE:FREQ=HOURLY;BYYEARDAY=1",
+            "RRULE:FREQ=MONTHLY;BYMONTHDAY=31,-31",
+            "RRULE:FREQ=WEEKLY;WKST=su;BYDAY=TU,TH;COUNT=10",
+            "RRULE:FREQ=SECONDLY",
+            "RRULE:FREQ=MINUTELY;INTERVAL=15",
+            "  RRULE:FREQ=DAILY\r\n",
+            "EXRULE:FREQ=WEEKLY;COUNT=4",
+            "EXDATE;TZID=Europe/Berlin:20260105T090000",
+            "EXDATE;TZID=\"America/New_York\":20260105T090000,20260112T090000",
+            "exdate;tzid=America/Argentina/Buenos_Aires;value=date-time:20260105t090000",
+            "RDATE;VALUE=DATE:20260110,20260111,20240229",
+            "EXDATE;VALUE=DATE:20260110",
+            "EXDATE:20260105T090000Z",
+            "RDATE:20261231T235960Z",
+            "RDATE;VALUE=PERIOD:20260105T090000Z/20260105T100000Z,20260106T090000Z/PT1H30M",
+            "RDATE;VALUE=PERIOD;TZID=Europe/Berlin:20260105T090000/P1DT2H",
+            "RDATE;VALUE=PERIOD:20260105T090000Z/P2W",
+            "RDATE;VALUE=PERIOD:20260105T090000Z/+PT15M",
+            "RDATE;VALUE=PERIOD:20260105T090000Z/PT1M30S",
+            "RDATE;VALUE=PERIOD:20260105T090000/PT1H0M0S",
+        ] {
+            assert_eq!(validate_recurrence_line(line), Ok(()), "{line}");
+        }
+    }
+
+    #[test]
+    fn invalid_rule_structure() {
+        for (line, msg) in [
+            ("", "empty recurrence line"),
+            ("FOO:BAR", "unknown property 'FOO' (expected RRULE, EXRULE, RDATE or EXDATE)"),
+            (":FREQ=DAILY", "unknown property '' (expected RRULE, EXRULE, RDATE or EXDATE)"),
+            ("RRULE", "RRULE: expected ':' right after the property name"),
+            ("RRULE;X-A=1:FREQ=DAILY", "RRULE: expected ':' right after the property name"),
+            ("RRULE:", "RRULE: FREQ is required"),
+            ("RRULE:COUNT=5", "RRULE: FREQ is required"),
+            ("RRULE:FREQ=DAILY;", "RRULE: empty part (stray ';')"),
+            ("RRULE:FREQ=DAILY;;COUNT=1", "RRULE: empty part (stray ';')"),
+            ("RRULE:FREQ=DAILY;COUNT", "RRULE: part 'COUNT' is not NAME=VALUE"),
+            ("RRULE:FREQ=DAILY;FREQ=WEEKLY", "RRULE: FREQ is given more than once"),
+            ("RRULE:FREQ=DAILY;BYHOUR=1;byhour=2", "RRULE: BYHOUR is given more than once"),
+            ("RRULE:FREQ=DAILY;FOO=1", "RRULE: unknown part 'FOO'"),
+            ("RRULE:FREQ=DAILY;COUNT=", "RRULE: COUNT has no value"),
+            (
+                "RRULE:FREQ=FORTNIGHTLY",
+                "RRULE: FREQ value 'FORTNIGHTLY' is not one of SECONDLY, MINUTELY, HOURLY, DAILY, WEEKLY, MONTHLY, YEARLY",
+            ),
+            ("EXRULE:FREQ=DAILY;COUNT=0", "EXRULE: COUNT value '0' is not a positive integer"),
+        ] {
+            assert_eq!(err(line), msg, "{line}");
+        }
+    }
+
+    #[test]
+    fn invalid_rule_values() {
+        for (line, msg) in [
+            ("RRULE:FREQ=DAILY;COUNT=0", "RRULE: COUNT value '0' is not a positive integer"),
+            ("RRULE:FREQ=DAILY;COUNT=-1", "RRULE: COUNT value '-1' is not a positive integer"),
+            ("RRULE:FREQ=DAILY;COUNT=+1", "RRULE: COUNT value '+1' is not a positive integer"),
+            ("RRULE:FREQ=DAILY;COUNT=x", "RRULE: COUNT value 'x' is not a positive integer"),
+            ("RRULE:FREQ=DAILY;INTERVAL=0", "RRULE: INTERVAL value '0' is not a positive integer"),
+            ("RRULE:FREQ=DAILY;BYSECOND=61", "RRULE: BYSECOND value '61' is not an integer from 0 to 60"),
+            ("RRULE:FREQ=DAILY;BYMINUTE=60", "RRULE: BYMINUTE value '60' is not an integer from 0 to 59"),
+            ("RRULE:FREQ=DAILY;BYHOUR=24", "RRULE: BYHOUR value '24' is not an integer from 0 to 23"),
+            ("RRULE:FREQ=DAILY;BYHOUR=-1", "RRULE: BYHOUR value '-1' is not an integer from 0 to 23"),
+            ("RRULE:FREQ=DAILY;BYHOUR=+1", "RRULE: BYHOUR value '+1' is not an integer from 0 to 23"),
+            ("RRULE:FREQ=DAILY;BYHOUR=1,,2", "RRULE: BYHOUR value '' is not an integer from 0 to 23"),
+            ("RRULE:FREQ=DAILY;BYHOUR=1a", "RRULE: BYHOUR value '1a' is not an integer from 0 to 23"),
+            ("RRULE:FREQ=DAILY;BYMONTH=0", "RRULE: BYMONTH value '0' is not an integer from 1 to 12"),
+            ("RRULE:FREQ=DAILY;BYMONTH=13", "RRULE: BYMONTH value '13' is not an integer from 1 to 12"),
+            (
+                "RRULE:FREQ=DAILY;BYMONTHDAY=0",
+                "RRULE: BYMONTHDAY value '0' is not an integer from 1 to 31 or -31 to -1",
+            ),
+            (
+                "RRULE:FREQ=DAILY;BYMONTHDAY=-32",
+                "RRULE: BYMONTHDAY value '-32' is not an integer from 1 to 31 or -31 to -1",
+            ),
+            (
+                "RRULE:FREQ=YEARLY;BYYEARDAY=367",
+                "RRULE: BYYEARDAY value '367' is not an integer from 1 to 366 or -366 to -1",
+            ),
+            ("RRULE:FREQ=YEARLY;BYWEEKNO=54", "RRULE: BYWEEKNO value '54' is not an integer from 1 to 53 or -53 to -1"),
+            (
+                "RRULE:FREQ=MONTHLY;BYDAY=MO;BYSETPOS=0",
+                "RRULE: BYSETPOS value '0' is not an integer from 1 to 366 or -366 to -1",
+            ),
+            ("RRULE:FREQ=WEEKLY;BYDAY=XX", "RRULE: BYDAY value 'XX' is not a weekday"),
+            ("RRULE:FREQ=WEEKLY;BYDAY=MO,,TU", "RRULE: BYDAY value '' is not a weekday"),
+            ("RRULE:FREQ=MONTHLY;BYDAY=1XX", "RRULE: BYDAY value '1XX' is not a weekday"),
+            ("RRULE:FREQ=MONTHLY;BYDAY=+MO", "RRULE: BYDAY value '+MO' is not a weekday"),
+            ("RRULE:FREQ=MONTHLY;BYDAY=1éO", "RRULE: BYDAY value '1éO' is not a weekday"),
+            ("RRULE:FREQ=MONTHLY;BYDAY=54MO", "RRULE: BYDAY value '54MO' has an ordinal outside 1 to 53 or -53 to -1"),
+            ("RRULE:FREQ=MONTHLY;BYDAY=0MO", "RRULE: BYDAY value '0MO' has an ordinal outside 1 to 53 or -53 to -1"),
+            ("RRULE:FREQ=WEEKLY;WKST=XX", "RRULE: WKST value 'XX' is not a weekday"),
+            (
+                "RRULE:FREQ=DAILY;UNTIL=2026",
+                "RRULE: UNTIL value '2026' is not a DATE (YYYYMMDD) or DATE-TIME (YYYYMMDDTHHMMSS[Z])",
+            ),
+            (
+                "RRULE:FREQ=DAILY;UNTIL=2026-01-05",
+                "RRULE: UNTIL value '2026-01-05' is not a DATE (YYYYMMDD) or DATE-TIME (YYYYMMDDTHHMMSS[Z])",
+            ),
+            ("RRULE:FREQ=DAILY;UNTIL=20260230", "RRULE: UNTIL value '20260230' is not a real calendar date"),
+            (
+                "RRULE:FREQ=DAILY;UNTIL=20270229T000000Z",
+                "RRULE: UNTIL value '20270229T000000Z' is not a real calendar date",
+            ),
+            ("RRULE:FREQ=DAILY;UNTIL=21001301", "RRULE: UNTIL value '21001301' is not a real calendar date"),
+            (
+                "RRULE:FREQ=DAILY;UNTIL=20260101T240000Z",
+                "RRULE: UNTIL value '20260101T240000Z' is not a valid time of day",
+            ),
+        ] {
+            assert_eq!(err(line), msg, "{line}");
+        }
+    }
+
+    #[test]
+    fn invalid_rule_combinations() {
+        for (line, msg) in [
+            ("RRULE:FREQ=DAILY;COUNT=3;UNTIL=20261231", "RRULE: COUNT and UNTIL cannot both be given"),
+            ("RRULE:FREQ=MONTHLY;BYWEEKNO=1", "RRULE: BYWEEKNO is only allowed with FREQ=YEARLY"),
+            ("RRULE:FREQ=DAILY;BYYEARDAY=1", "RRULE: BYYEARDAY is not allowed with FREQ=DAILY"),
+            ("RRULE:FREQ=WEEKLY;BYYEARDAY=1", "RRULE: BYYEARDAY is not allowed with FREQ=WEEKLY"),
+            ("RRULE:FREQ=MONTHLY;BYYEARDAY=1", "RRULE: BYYEARDAY is not allowed with FREQ=MONTHLY"),
+            ("RRULE:FREQ=WEEKLY;BYMONTHDAY=1", "RRULE: BYMONTHDAY is not allowed with FREQ=WEEKLY"),
+            (
+                "RRULE:FREQ=WEEKLY;BYDAY=1MO",
+                "RRULE: BYDAY value '1MO' has an ordinal, which needs FREQ=MONTHLY or YEARLY",
+            ),
+            (
+                "RRULE:FREQ=DAILY;BYDAY=MO,-1FR",
+                "RRULE: BYDAY value '-1FR' has an ordinal, which needs FREQ=MONTHLY or YEARLY",
+            ),
+            (
+                "RRULE:FREQ=YEARLY;BYWEEKNO=1;BYDAY=1MO",
+                "RRULE: BYDAY value '1MO' has an ordinal, which cannot be combined with BYWEEKNO",
+            ),
+            ("RRULE:FREQ=DAILY;BYSETPOS=1", "RRULE: BYSETPOS requires another BYxxx part"),
+            ("RRULE:FREQ=DAILY;BYSETPOS=1;COUNT=2;WKST=MO", "RRULE: BYSETPOS requires another BYxxx part"),
+        ] {
+            assert_eq!(err(line), msg, "{line}");
+        }
+    }
+
+    #[test]
+    fn invalid_date_lists() {
+        for (line, msg) in [
+            ("EXDATE:2026-01-05", "EXDATE: '2026-01-05' is not a DATE-TIME (YYYYMMDDTHHMMSS[Z])"),
+            ("EXDATE:20260105", "EXDATE: '20260105' is not a DATE-TIME (YYYYMMDDTHHMMSS[Z]); use VALUE=DATE for dates"),
+            ("EXDATE:20260105T0900", "EXDATE: '20260105T0900' is not a DATE-TIME (YYYYMMDDTHHMMSS[Z])"),
+            ("EXDATE:20260105T090000Z,", "EXDATE: '' is not a DATE-TIME (YYYYMMDDTHHMMSS[Z])"),
+            ("EXDATE:20261305T090000", "EXDATE: '20261305T090000' is not a real calendar date"),
+            ("EXDATE:20260105T096000", "EXDATE: '20260105T096000' is not a valid time of day"),
+            ("EXDATE;VALUE=DATE:20260105T090000", "EXDATE: '20260105T090000' is not a DATE (YYYYMMDD)"),
+            ("RDATE;VALUE=DATE:20260230", "RDATE: '20260230' is not a real calendar date"),
+            (
+                "EXDATE;TZID=Europe/Berlin:20260105T090000Z",
+                "EXDATE: '20260105T090000Z' is in UTC (ends in Z) but TZID is given",
+            ),
+            ("EXDATE;VALUE=PERIOD:20260105T090000Z/PT1H", "EXDATE: VALUE=PERIOD is only allowed in RDATE"),
+            ("RDATE;VALUE=TEXT:x", "RDATE: VALUE 'TEXT' is not DATE, DATE-TIME or PERIOD"),
+            ("RDATE;FOO=bar:20260105T090000Z", "RDATE: unknown parameter 'FOO' (expected TZID or VALUE)"),
+            ("RDATE;TZID=:20260105T090000", "RDATE: TZID is empty"),
+            ("RDATE;TZID=A;tzid=B:20260105T090000", "RDATE: TZID is given more than once"),
+            ("RDATE;VALUE=DATE;VALUE=DATE:20260105", "RDATE: VALUE is given more than once"),
+            ("RDATE;TZID:20260105T090000", "RDATE: parameter 'TZID' has no value"),
+            ("RDATE;TZID=\"Europe/Berlin:20260105T090000", "RDATE: parameter 'TZID' has an unterminated quote"),
+            ("RDATE;TZID=\"Europe/Berlin\"x:20260105T090000", "RDATE: expected ':' before the values"),
+            ("RDATE", "RDATE: expected ':' before the values"),
+            ("RDATE:", "RDATE: no values after ':'"),
+            ("RDATE;TZID=Europe/Berlin;VALUE=DATE:20260105", "RDATE: TZID cannot be used with VALUE=DATE"),
+            (
+                "RDATE;VALUE=PERIOD:20260105T090000Z",
+                "RDATE: '20260105T090000Z' is not a PERIOD (start/end or start/duration)",
+            ),
+            (
+                "RDATE;VALUE=PERIOD:20260105T090000Z/20260105T080000Z",
+                "RDATE: '20260105T090000Z/20260105T080000Z' does not end after it starts",
+            ),
+            (
+                "RDATE;VALUE=PERIOD:20260105T090000/20260105T090000",
+                "RDATE: '20260105T090000/20260105T090000' does not end after it starts",
+            ),
+            ("RDATE;VALUE=PERIOD:2026-01-05/PT1H", "RDATE: '2026-01-05' is not a DATE-TIME (YYYYMMDDTHHMMSS[Z])"),
+            ("RDATE;VALUE=PERIOD:20260105T090000Z/2026", "RDATE: '2026' is not a DATE-TIME (YYYYMMDDTHHMMSS[Z])"),
+            (
+                "RDATE;VALUE=PERIOD;TZID=Europe/Berlin:20260105T090000/20260105T100000Z",
+                "RDATE: '20260105T100000Z' is in UTC (ends in Z) but TZID is given",
+            ),
+        ] {
+            assert_eq!(err(line), msg, "{line}");
+        }
+        for duration in ["PT0S", "P0D", "-PT1H", "P", "PT", "P1DT", "P1H", "PT1S1H", "PT1H1S", "PT1HM", "P1W2D", "PTx"]
+        {
+            let line = format!("RDATE;VALUE=PERIOD:20260105T090000Z/{duration}");
+            assert_eq!(err(&line), format!("RDATE: '{duration}' is not a positive duration (e.g. PT1H30M)"), "{line}");
+        }
+    }
+
+    #[test]
+    fn recurrence_arrays() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(validate_recurrence(&[]), Ok(()));
+        let ok = lines(&[
+            "RRULE:FREQ=WEEKLY;BYDAY=MO,WE",
+            "EXDATE;TZID=Europe/Berlin:20260105T090000",
+            "RDATE;VALUE=DATE:20260110,20260111",
+            "EXRULE:FREQ=MONTHLY;BYMONTHDAY=1",
+            "EXRULE:FREQ=MONTHLY;BYMONTHDAY=2",
+        ]);
+        assert_eq!(validate_recurrence(&ok), Ok(()));
+        let two = lines(&["RRULE:FREQ=DAILY", "EXDATE:20260105T090000Z", "rrule:FREQ=WEEKLY"]);
+        assert_eq!(validate_recurrence(&two), Err((2, "only one RRULE is allowed per event".into())));
+        let bad = lines(&["RRULE:FREQ=DAILY", "EXDATE:x", "FOO"]);
+        assert_eq!(validate_recurrence(&bad), Err((1, "EXDATE: 'x' is not a DATE-TIME (YYYYMMDDTHHMMSS[Z])".into())));
+    }
+
+    /// UTC ms of a wall-clock time read as UTC.
+    fn at(year: i32, month: u32, day: u32, hour: i64, minute: i64) -> i64 {
+        (days_from_civil(year, month, day) * 1440 + hour * 60 + minute) * MINUTE_MS
+    }
+
+    /// Slot starts as (day of month, hour, minute) of the given offset, for readable assertions.
+    fn starts(slots: &[(i64, i64)], offset_min: i64, duration_min: i64) -> Vec<(i64, i64, i64)> {
+        slots
+            .iter()
+            .map(|&(s, e)| {
+                assert_eq!(e - s, duration_min * MINUTE_MS);
+                let local = (s + offset_min * MINUTE_MS) / MINUTE_MS;
+                let day = local.div_euclid(1440) - days_from_civil(2026, 1, 1) + 1; // day of January 2026
+                (day, local.rem_euclid(1440) / 60, local % 60)
+            })
+            .collect()
+    }
+
+    fn query(time_min: i64, time_max: i64, duration: u32, granularity: u32) -> SlotQuery {
+        SlotQuery { granularity_min: granularity, ..SlotQuery::new(time_min, time_max, duration) }
+    }
+
+    #[test]
+    fn civil_days_and_fixed_zones() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        assert_eq!(days_from_civil(2026, 1, 5) * DAY_MS, 1_767_571_200_000);
+        let utc = FixedZone(0);
+        assert_eq!(local_to_utc(&utc, 2026, 1, 5, 540), at(2026, 1, 5, 9, 0));
+        assert_eq!(local_to_utc(&utc, 2026, 1, 5, 1440), at(2026, 1, 6, 0, 0));
+        assert_eq!(local_to_utc(&FixedZone(330), 2026, 1, 5, 540), at(2026, 1, 5, 3, 30));
+        assert_eq!(local_to_utc(&FixedZone(-300), 2026, 1, 5, 0), at(2026, 1, 5, 5, 0));
+    }
+
+    #[test]
+    fn merge_busy_sorts_and_merges() {
+        let b = |s, e| Busy { start: s, end: e };
+        let mut busy = vec![b(50, 60), b(10, 20), b(15, 30), b(30, 35), b(12, 14), b(40, 40), b(45, 44), b(36, 37)];
+        merge_busy(&mut busy);
+        assert_eq!(busy, vec![b(10, 35), b(36, 37), b(50, 60)]);
+        let mut empty = vec![];
+        merge_busy(&mut empty);
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn slots_basic_busy_and_buffer() {
+        // Monday 2026-01-05, UTC.
+        let q = query(at(2026, 1, 5, 9, 0), at(2026, 1, 5, 11, 0), 30, 30);
+        let zone = FixedZone(0);
+        assert_eq!(starts(&find_slots(&q, &zone, &[]), 0, 30), [(5, 9, 0), (5, 9, 30), (5, 10, 0), (5, 10, 30)]);
+        let busy = [Busy { start: at(2026, 1, 5, 9, 30), end: at(2026, 1, 5, 10, 0) }];
+        assert_eq!(starts(&find_slots(&q, &zone, &busy), 0, 30), [(5, 9, 0), (5, 10, 0), (5, 10, 30)]);
+        let buffered = SlotQuery { buffer_min: 15, ..q.clone() };
+        assert_eq!(starts(&find_slots(&buffered, &zone, &busy), 0, 30), [(5, 10, 30)]);
+        // A buffer exactly reaching the busy interval is fine (half-open intervals).
+        let buffered = SlotQuery { buffer_min: 30, ..q };
+        assert_eq!(starts(&find_slots(&buffered, &zone, &busy), 0, 30), [(5, 10, 30)]);
+    }
+
+    #[test]
+    fn slots_with_overlapping_busy_from_several_calendars() {
+        let q = query(at(2026, 1, 5, 9, 0), at(2026, 1, 5, 13, 0), 30, 15);
+        let busy = [
+            Busy { start: at(2026, 1, 5, 9, 15), end: at(2026, 1, 5, 10, 0) }, // calendar B
+            Busy { start: at(2026, 1, 5, 12, 0), end: at(2026, 1, 5, 12, 30) }, // calendar A
+            Busy { start: at(2026, 1, 5, 9, 0), end: at(2026, 1, 5, 9, 30) },  // calendar A
+            Busy { start: at(2026, 1, 5, 10, 0), end: at(2026, 1, 5, 10, 15) }, // calendar C, adjacent
+        ];
+        assert_eq!(
+            starts(&find_slots(&q, &FixedZone(0), &busy), 0, 30),
+            [(5, 10, 15), (5, 10, 30), (5, 10, 45), (5, 11, 0), (5, 11, 15), (5, 11, 30), (5, 12, 30)]
+        );
+    }
+
+    #[test]
+    fn slots_off_grid_time_min_and_overlapping_slots() {
+        let zone = FixedZone(0);
+        let q = query(at(2026, 1, 5, 9, 7), at(2026, 1, 5, 10, 0), 30, 15);
+        assert_eq!(starts(&find_slots(&q, &zone, &[]), 0, 30), [(5, 9, 15), (5, 9, 30)]);
+        let q = query(at(2026, 1, 5, 9, 0), at(2026, 1, 5, 11, 0), 45, 30);
+        assert_eq!(starts(&find_slots(&q, &zone, &[]), 0, 45), [(5, 9, 0), (5, 9, 30), (5, 10, 0)]);
+        // Granularity 0 falls back to the default 15.
+        let q = query(at(2026, 1, 5, 9, 0), at(2026, 1, 5, 9, 40), 10, 0);
+        assert_eq!(starts(&find_slots(&q, &zone, &[]), 0, 10), [(5, 9, 0), (5, 9, 15), (5, 9, 30)]);
+    }
+
+    #[test]
+    fn slots_weekdays_weekends_and_max() {
+        let zone = FixedZone(0);
+        // Friday 2026-01-09 16:00 to Monday 2026-01-12 10:00.
+        let q = query(at(2026, 1, 9, 16, 0), at(2026, 1, 12, 10, 0), 60, 60);
+        assert_eq!(starts(&find_slots(&q, &zone, &[]), 0, 60), [(9, 16, 0), (12, 9, 0)]);
+        let weekend = SlotQuery { days: vec![6, 7], ..q.clone() };
+        let all: Vec<_> = (10..=11).flat_map(|d| (9..17).map(move |h| (d, h, 0))).collect();
+        assert_eq!(starts(&find_slots(&weekend, &zone, &[]), 0, 60), all);
+        let cut = SlotQuery { max_slots: 10, ..weekend };
+        assert_eq!(starts(&find_slots(&cut, &zone, &[]), 0, 60), all[..10]);
+        assert_eq!(find_slots(&q, &zone, &[]).len(), 2);
+    }
+
+    #[test]
+    fn slots_until_midnight() {
+        let zone = FixedZone(0);
+        let late = SlotQuery {
+            work_start_min: 1320,
+            work_end_min: 1440,
+            days: (1..=7).collect(),
+            ..query(at(2026, 1, 5, 0, 0), at(2026, 1, 7, 0, 0), 60, 60)
+        };
+        assert_eq!(starts(&find_slots(&late, &zone, &[]), 0, 60), [(5, 22, 0), (5, 23, 0), (6, 22, 0), (6, 23, 0)]);
+        // A whole-day window: no slot crosses midnight, since it would span two windows.
+        let whole = SlotQuery {
+            work_start_min: 0,
+            duration_min: 120,
+            ..query(at(2026, 1, 5, 20, 0), at(2026, 1, 6, 3, 0), 0, 60)
+        };
+        let whole = SlotQuery { days: late.days, work_end_min: 1440, ..whole };
+        assert_eq!(
+            starts(&find_slots(&whole, &zone, &[]), 0, 120),
+            [(5, 20, 0), (5, 21, 0), (5, 22, 0), (6, 0, 0), (6, 1, 0)]
+        );
+    }
+
+    #[test]
+    fn slots_in_offset_zones_use_the_local_grid_and_weekday() {
+        // India (+05:30): local 09:00..12:00 is 03:30Z..06:30Z, hourly local grid.
+        let q = query(at(2026, 1, 5, 0, 0), at(2026, 1, 5, 6, 30), 60, 60);
+        let slots = find_slots(&q, &FixedZone(330), &[]);
+        assert_eq!(starts(&slots, 0, 60), [(5, 3, 30), (5, 4, 30), (5, 5, 30)]);
+        // Nepal (+05:45): a 15-minute local grid is :00/:15/:30/:45 local.
+        let q = query(at(2026, 1, 5, 3, 20), at(2026, 1, 5, 4, 15), 30, 15);
+        let slots = find_slots(&q, &FixedZone(345), &[]);
+        assert_eq!(starts(&slots, 345, 30), [(5, 9, 15), (5, 9, 30)]);
+        // UTC-5: Tuesday 00:00Z..05:00Z is still Monday locally.
+        let monday = SlotQuery {
+            days: vec![1],
+            work_start_min: 0,
+            work_end_min: 1440,
+            ..query(at(2026, 1, 6, 0, 0), at(2026, 1, 6, 5, 0), 60, 60)
+        };
+        let slots = find_slots(&monday, &FixedZone(-300), &[]);
+        assert_eq!(starts(&slots, -300, 60), [(5, 19, 0), (5, 20, 0), (5, 21, 0), (5, 22, 0), (5, 23, 0)]);
+        assert!(find_slots(&SlotQuery { days: vec![2], ..monday }, &FixedZone(-300), &[]).is_empty());
+    }
+
+    #[test]
+    fn slots_empty_results() {
+        let zone = FixedZone(0);
+        let q = query(at(2026, 1, 5, 0, 0), at(2026, 1, 10, 0, 0), 30, 15);
+        assert_eq!(find_slots(&q, &zone, &[]).len(), 50); // default max_slots
+        let none = |q: SlotQuery, busy: &[Busy]| assert_eq!(find_slots(&q, &zone, busy), []);
+        none(SlotQuery { duration_min: 481, ..q.clone() }, &[]);
+        none(SlotQuery { duration_min: 0, ..q.clone() }, &[]);
+        none(SlotQuery { days: vec![], ..q.clone() }, &[]);
+        none(SlotQuery { days: vec![6, 7], ..q.clone() }, &[]); // Mon..Fri range
+        none(SlotQuery { max_slots: 0, ..q.clone() }, &[]);
+        none(SlotQuery { work_start_min: 1020, work_end_min: 540, ..q.clone() }, &[]);
+        none(SlotQuery { time_max: q.time_min, ..q.clone() }, &[]);
+        none(q.clone(), &[Busy { start: q.time_min, end: q.time_max }]);
+    }
+}
+
+/// `local_to_utc` and `find_slots` against real zones, with chrono-tz as the oracle (test-only:
+/// chrono and chrono-tz are dev-dependencies and never reach the Worker).
+#[cfg(test)]
+mod zones {
+    #[allow(unused_imports)]
+    use super::events::*;
+    #[allow(unused_imports)]
+    use super::recurrence::*;
+    #[allow(unused_imports)]
+    use super::slots::*;
+    #[allow(unused_imports)]
+    use super::sync::*;
+    #[allow(unused_imports)]
+    use super::zone::*;
+    use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike};
+    use chrono_tz::Tz;
+    use std::cell::Cell;
+
+    const MIN: i64 = 60_000;
+    const DAY: i64 = 86_400_000;
+
+    /// A `Zone` backed by chrono-tz that counts its `offset_at` calls.
+    struct TzZone(Tz, Cell<usize>);
+
+    impl TzZone {
+        fn new(name: &str) -> Self {
+            TzZone(name.parse().unwrap(), Cell::new(0))
+        }
+        fn calls(&self) -> usize {
+            self.1.replace(0)
+        }
+    }
+
+    impl Zone for TzZone {
+        fn offset_at(&self, utc_ms: i64) -> i32 {
+            self.1.set(self.1.get() + 1);
+            let utc = DateTime::from_timestamp_millis(utc_ms).unwrap().naive_utc();
+            self.0.offset_from_utc_datetime(&utc).fix().local_minus_utc() / 60
+        }
+    }
+
+    fn naive(y: i32, m: u32, d: u32, minute: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap() + Duration::minutes(minute.into())
+    }
+
+    /// The oracle: chrono's own answer, with a gap resolved by shifting forward by the gap's length.
+    fn oracle_local_to_utc(tz: Tz, y: i32, m: u32, d: u32, minute: u32) -> i64 {
+        let wall = naive(y, m, d, minute);
+        match tz.from_local_datetime(&wall) {
+            LocalResult::Single(t) => t.timestamp_millis(),
+            LocalResult::Ambiguous(a, b) => a.timestamp_millis().min(b.timestamp_millis()),
+            LocalResult::None => {
+                let first_valid = (1..)
+                    .find_map(|k| tz.from_local_datetime(&(wall + Duration::minutes(k))).earliest())
+                    .unwrap()
+                    .timestamp_millis();
+                let offset = |ms| i64::from(TzZone(tz, Cell::new(0)).offset_at(ms));
+                let gap = offset(first_valid) - offset(first_valid - MIN);
+                tz.from_local_datetime(&(wall + Duration::minutes(gap))).single().unwrap().timestamp_millis()
+            }
+        }
+    }
+
+    /// UTC ms of a UTC wall-clock time.
+    fn utc(y: i32, m: u32, d: u32, h: i64, mi: i64) -> i64 {
+        (days_from_civil(y, m, d) * 1440 + h * 60 + mi) * MIN
+    }
+
+    const ZONES: [&str; 10] = [
+        "America/New_York",
+        "Europe/Berlin",
+        "Asia/Kolkata",
+        "Asia/Kathmandu",
+        "Australia/Lord_Howe", // 30-minute DST
+        "America/Santiago",    // changes at midnight
+        "America/St_Johns",    // -03:30
+        "Pacific/Chatham",     // +12:45
+        "Pacific/Apia",        // +13, no DST since 2021
+        "UTC",
+    ];
+
+    #[test]
+    fn local_to_utc_known_transitions() {
+        let ny = TzZone::new("America/New_York");
+        let cases = [
+            // Spring forward 2026-03-08 02:00 EST -> 03:00 EDT: the gap shifts forward by an hour.
+            (&ny, (2026, 3, 8, 119), utc(2026, 3, 8, 6, 59)),
+            (&ny, (2026, 3, 8, 120), utc(2026, 3, 8, 7, 0)),
+            (&ny, (2026, 3, 8, 150), utc(2026, 3, 8, 7, 30)),
+            (&ny, (2026, 3, 8, 180), utc(2026, 3, 8, 7, 0)),
+            (&ny, (2026, 3, 8, 210), utc(2026, 3, 8, 7, 30)),
+            // Fall back 2026-11-01 02:00 EDT -> 01:00 EST: 01:xx is ambiguous, the earlier (EDT) wins.
+            (&ny, (2026, 11, 1, 59), utc(2026, 11, 1, 4, 59)),
+            (&ny, (2026, 11, 1, 90), utc(2026, 11, 1, 5, 30)),
+            (&ny, (2026, 11, 1, 120), utc(2026, 11, 1, 7, 0)),
+            (&ny, (2026, 11, 1, 1440), utc(2026, 11, 2, 5, 0)),
+        ];
+        for (zone, (y, m, d, minute), want) in cases {
+            assert_eq!(local_to_utc(zone, y, m, d, minute), want, "{y}-{m}-{d} {minute}");
+        }
+        let berlin = TzZone::new("Europe/Berlin");
+        assert_eq!(local_to_utc(&berlin, 2026, 3, 29, 150), utc(2026, 3, 29, 1, 30)); // 03:30 CEST
+        assert_eq!(local_to_utc(&berlin, 2026, 10, 25, 150), utc(2026, 10, 25, 0, 30)); // 02:30 CEST
+        assert_eq!(local_to_utc(&berlin, 2026, 7, 1, 540), utc(2026, 7, 1, 7, 0));
+        assert_eq!(local_to_utc(&TzZone::new("Asia/Kolkata"), 2026, 1, 5, 540), utc(2026, 1, 5, 3, 30));
+        assert_eq!(local_to_utc(&TzZone::new("Asia/Kathmandu"), 2026, 1, 5, 540), utc(2026, 1, 5, 3, 15));
+        // Lord Howe 2026-10-04 02:00 +10:30 -> 02:30 +11:00: 02:15 becomes 02:45.
+        let lord_howe = TzZone::new("Australia/Lord_Howe");
+        assert_eq!(local_to_utc(&lord_howe, 2026, 10, 4, 135), utc(2026, 10, 3, 15, 45));
+    }
+
+    #[test]
+    fn local_to_utc_matches_chrono_all_year() {
+        for name in ZONES {
+            let zone = TzZone::new(name);
+            for day in days_from_civil(2026, 1, 1)..days_from_civil(2027, 1, 1) {
+                let date = DateTime::from_timestamp_millis(day * DAY).unwrap().date_naive();
+                let (y, m, d) = (date.year(), date.month(), date.day());
+                for minute in (0..=1440).step_by(15) {
+                    zone.calls();
+                    let got = local_to_utc(&zone, y, m, d, minute);
+                    assert!(zone.calls() <= 4, "{name} {date} {minute}");
+                    assert_eq!(got, oracle_local_to_utc(zone.0, y, m, d, minute), "{name} {date} {minute}");
+                }
+            }
+        }
+    }
+
+    /// A brute-force reading of the `find_slots` rules, minute by minute through chrono.
+    fn oracle_slots(q: &SlotQuery, tz: Tz, busy: &[Busy]) -> Vec<(i64, i64)> {
+        let (duration, buffer) = (i64::from(q.duration_min) * MIN, i64::from(q.buffer_min) * MIN);
+        let granularity = if q.granularity_min == 0 { 15 } else { q.granularity_min };
+        let mut slots = vec![];
+        let mut start = q.time_min.div_euclid(MIN) * MIN;
+        start += if start < q.time_min { MIN } else { 0 };
+        while start + duration <= q.time_max && q.duration_min > 0 {
+            let local = tz.timestamp_millis_opt(start).unwrap().naive_local();
+            let date = local.date();
+            let (y, m, d) = (date.year(), date.month(), date.day());
+            let on_grid = (local.hour() * 60 + local.minute()).is_multiple_of(granularity);
+            let weekday = date.weekday().number_from_monday() as u8;
+            if on_grid && q.days.contains(&weekday) && q.work_start_min < q.work_end_min.min(1440) {
+                let window_start = oracle_local_to_utc(tz, y, m, d, q.work_start_min);
+                let window_end = oracle_local_to_utc(tz, y, m, d, q.work_end_min.min(1440));
+                let free = !busy
+                    .iter()
+                    .any(|b| b.start < b.end && b.start < start + duration + buffer && start - buffer < b.end);
+                if start >= window_start && start + duration <= window_end && free {
+                    slots.push((start, start + duration));
+                }
+            }
+            start += MIN;
+        }
+        slots.truncate(q.max_slots);
+        slots
+    }
+
+    /// Slots as local "MM-DD HH:MM+offset" strings, for readable assertions.
+    fn show(slots: &[(i64, i64)], tz: Tz) -> Vec<String> {
+        slots.iter().map(|&(s, _)| tz.timestamp_millis_opt(s).unwrap().format("%m-%d %H:%M%:z").to_string()).collect()
+    }
+
+    fn all_days(time_min: i64, time_max: i64, duration: u32, granularity: u32, work: (u32, u32)) -> SlotQuery {
+        SlotQuery {
+            granularity_min: granularity,
+            work_start_min: work.0,
+            work_end_min: work.1,
+            days: (1..=7).collect(),
+            ..SlotQuery::new(time_min, time_max, duration)
+        }
+    }
+
+    #[test]
+    fn slots_across_new_york_spring_forward() {
+        let zone = TzZone::new("America/New_York");
+        let q = all_days(utc(2026, 3, 8, 0, 0), utc(2026, 3, 9, 0, 0), 30, 30, (60, 240));
+        let slots = find_slots(&q, &zone, &[]);
+        // 02:00 and 02:30 do not exist; the 01:00–04:00 window is two real hours.
+        assert_eq!(
+            show(&slots, zone.0),
+            ["03-08 01:00-05:00", "03-08 01:30-05:00", "03-08 03:00-04:00", "03-08 03:30-04:00"]
+        );
+        assert_eq!(slots, oracle_slots(&q, zone.0, &[]));
+        // The 09:00–17:00 window is still 8 hours of local time, i.e. 13:00Z–21:00Z.
+        let q = all_days(utc(2026, 3, 8, 0, 0), utc(2026, 3, 9, 0, 0), 480, 60, (540, 1020));
+        assert_eq!(find_slots(&q, &zone, &[]), [(utc(2026, 3, 8, 13, 0), utc(2026, 3, 8, 21, 0))]);
+    }
+
+    #[test]
+    fn slots_across_new_york_fall_back() {
+        let zone = TzZone::new("America/New_York");
+        let q = all_days(utc(2026, 11, 1, 0, 0), utc(2026, 11, 2, 0, 0), 30, 30, (0, 180));
+        let slots = find_slots(&q, &zone, &[]);
+        // 01:00 and 01:30 happen twice: both real instants, once each, in time order; 4 real hours.
+        let want = [
+            "11-01 00:00-04:00",
+            "11-01 00:30-04:00",
+            "11-01 01:00-04:00",
+            "11-01 01:30-04:00",
+            "11-01 01:00-05:00",
+            "11-01 01:30-05:00",
+            "11-01 02:00-05:00",
+            "11-01 02:30-05:00",
+        ];
+        assert_eq!(show(&slots, zone.0), want);
+        assert_eq!(slots, oracle_slots(&q, zone.0, &[]));
+        // A window starting inside the overlap starts at its first instant, so the second 01:00 is inside it.
+        let q = all_days(utc(2026, 11, 1, 0, 0), utc(2026, 11, 2, 0, 0), 30, 30, (90, 120));
+        let slots = find_slots(&q, &zone, &[]);
+        assert_eq!(show(&slots, zone.0), ["11-01 01:30-04:00", "11-01 01:00-05:00", "11-01 01:30-05:00"]);
+        assert_eq!(slots, oracle_slots(&q, zone.0, &[]));
+        // Busy during the first 01:xx (EDT) leaves the second one (EST) free.
+        let busy = [Busy { start: utc(2026, 11, 1, 5, 0), end: utc(2026, 11, 1, 6, 0) }];
+        let q = all_days(utc(2026, 11, 1, 0, 0), utc(2026, 11, 2, 0, 0), 60, 60, (0, 240));
+        let slots = find_slots(&q, &zone, &busy);
+        assert_eq!(
+            show(&slots, zone.0),
+            ["11-01 00:00-04:00", "11-01 01:00-05:00", "11-01 02:00-05:00", "11-01 03:00-05:00"]
+        );
+    }
+
+    #[test]
+    fn slots_across_berlin_and_lord_howe_changes() {
+        let berlin = TzZone::new("Europe/Berlin");
+        let q = all_days(utc(2026, 3, 28, 0, 0), utc(2026, 3, 30, 0, 0), 60, 60, (60, 240));
+        let slots = find_slots(&q, &berlin, &[]);
+        assert_eq!(
+            show(&slots, berlin.0),
+            [
+                "03-28 01:00+01:00",
+                "03-28 02:00+01:00",
+                "03-28 03:00+01:00",
+                "03-29 01:00+01:00",
+                "03-29 03:00+02:00",
+                "03-30 01:00+02:00"
+            ]
+        );
+        assert_eq!(slots, oracle_slots(&q, berlin.0, &[]));
+
+        let lord_howe = TzZone::new("Australia/Lord_Howe");
+        let q = all_days(utc(2026, 10, 3, 0, 0), utc(2026, 10, 4, 12, 0), 30, 30, (60, 240));
+        let slots = find_slots(&q, &lord_howe, &[]);
+        assert_eq!(
+            show(&slots, lord_howe.0),
+            ["10-04 01:00+10:30", "10-04 01:30+10:30", "10-04 02:30+11:00", "10-04 03:00+11:00", "10-04 03:30+11:00"]
+        );
+        assert_eq!(slots, oracle_slots(&q, lord_howe.0, &[]));
+        // Fall back 2026-04-05 02:00 +11:00 -> 01:30 +10:30: 01:30 happens twice.
+        let q = all_days(utc(2026, 4, 4, 0, 0), utc(2026, 4, 5, 12, 0), 30, 30, (60, 180));
+        let slots = find_slots(&q, &lord_howe, &[]);
+        assert_eq!(
+            show(&slots, lord_howe.0),
+            ["04-05 01:00+11:00", "04-05 01:30+11:00", "04-05 01:30+10:30", "04-05 02:00+10:30", "04-05 02:30+10:30"]
+        );
+        assert_eq!(slots, oracle_slots(&q, lord_howe.0, &[]));
+    }
+
+    #[test]
+    fn slots_in_half_hour_zone_with_buffer() {
+        let kolkata = TzZone::new("Asia/Kolkata");
+        // Monday 2026-01-05, busy 10:00–10:30 IST (04:30Z–05:00Z), 15-minute buffer, 15-minute grid.
+        let busy = [Busy { start: utc(2026, 1, 5, 4, 30), end: utc(2026, 1, 5, 5, 0) }];
+        let q = SlotQuery { buffer_min: 15, ..SlotQuery::new(utc(2026, 1, 5, 3, 0), utc(2026, 1, 5, 6, 0), 30) };
+        let slots = find_slots(&q, &kolkata, &busy);
+        assert_eq!(
+            show(&slots, kolkata.0),
+            ["01-05 09:00+05:30", "01-05 09:15+05:30", "01-05 10:45+05:30", "01-05 11:00+05:30"]
+        );
+        assert_eq!(slots, oracle_slots(&q, kolkata.0, &busy));
+    }
+
+    #[test]
+    fn find_slots_calls_offset_at_sparingly() {
+        let zone = TzZone::new("America/New_York");
+        // Four weeks without a change: two calls per weekday plus two for the date range.
+        let q = SlotQuery { max_slots: 10_000, ..SlotQuery::new(utc(2026, 1, 5, 0, 0), utc(2026, 2, 2, 0, 0), 30) };
+        assert_eq!(find_slots(&q, &zone, &[]).len(), 20 * 31);
+        assert!(zone.calls() <= 2 + 2 * 21);
+        // Around a change, a binary search of ~13 calls for each of the three days that see it.
+        let q = all_days(utc(2026, 3, 5, 0, 0), utc(2026, 3, 12, 0, 0), 30, 15, (540, 1020));
+        find_slots(&q, &zone, &[]);
+        assert!(zone.calls() <= 2 + 2 * 9 + 3 * 13, "{}", zone.calls());
+    }
+
+    /// Small deterministic PRNG (xorshift) for the randomized comparison.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.next(items.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn find_slots_matches_brute_force_oracle() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..1500 {
+            let name = rng.pick(&ZONES);
+            let zone = TzZone::new(name);
+            // Start near one of this zone's 2026 offset changes (or anywhere if it has none).
+            let changes: Vec<i64> = (days_from_civil(2026, 1, 1)..days_from_civil(2027, 1, 1))
+                .filter(|&d| zone.offset_at(d * DAY) != zone.offset_at((d + 1) * DAY))
+                .collect();
+            let base = if changes.is_empty() {
+                days_from_civil(2026, 1, 1) + rng.next(365) as i64
+            } else {
+                rng.pick(&changes)
+            };
+            let time_min = (base - 1) * DAY + rng.next(2 * DAY as u64) as i64; // not on any grid
+            let time_max = time_min + rng.next(3 * DAY as u64) as i64;
+            let work_start = rng.pick(&[0, 0, 30, 60, 90, 120, 150, 540, 1380]);
+            let work_end = work_start + rng.pick(&[60u32, 120, 180, 240, 480, 1440]).min(1440 - work_start);
+            let days: Vec<u8> = (1..=7).filter(|_| rng.next(4) != 0).collect();
+            let busy: Vec<Busy> = (0..rng.next(6))
+                .map(|_| {
+                    let start = time_min - 2 * 3_600_000 + rng.next(4 * DAY as u64) as i64 / MIN * MIN;
+                    Busy { start, end: start + rng.pick(&[0, 15, 30, 60, 90, 240]) * MIN }
+                })
+                .collect();
+            let q = SlotQuery {
+                time_min,
+                time_max,
+                duration_min: rng.pick(&[15, 30, 45, 60, 90, 120]),
+                granularity_min: rng.pick(&[0, 5, 15, 20, 30, 45, 60]),
+                buffer_min: rng.pick(&[0, 0, 10, 15, 30]),
+                work_start_min: work_start,
+                work_end_min: work_end,
+                days,
+                max_slots: rng.pick(&[1, 5, 50, 1000]),
+            };
+            let got = find_slots(&q, &zone, &busy);
+            assert_eq!(got, oracle_slots(&q, zone.0, &busy), "round {round} {name} {q:?} {busy:?}");
+        }
     }
 }

@@ -2,22 +2,25 @@
 //! (messages in full once, then from the stored `historyId` through `users.history.list`),
 //! fetch, and the mail actions. Several messages are always read through Google's batch
 //! endpoint, so a page of up to 100 messages costs two subrequests. Messages this service
-//! sends are built by `mime::build`: From is the account's address, with a Date, a random
+//! sends are built by `mime::build::build`: From is the account's address, with a Date, a random
 //! Message-ID and random boundaries; replies carry In-Reply-To and References.
 
-use futures::future::LocalBoxFuture;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use worker::Method;
+pub mod actions;
+pub mod compose;
+pub mod drafts;
+pub mod sync;
 
-use super::mime::{self, Outgoing};
-use super::{b64url, Api, Charsets, Part};
+use serde_json::{json, Value};
+
 use crate::config::base_url;
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Service, ServiceError,
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, ServiceError, ServiceImpl,
 };
+use crate::integrations::services::google::{Api, Part};
 use crate::outbound::segment;
 use crate::time::Millis;
+use actions::act;
+use sync::{fetch, sync_page};
 
 pub struct GmailService;
 
@@ -33,7 +36,7 @@ const LIST_MAX: u32 = 500;
 /// History records per page of an incremental run.
 const HISTORY_MAX: u32 = 500;
 
-static OAUTH: OAuth = super::oauth(&[
+static OAUTH: OAuth = crate::integrations::services::google::oauth(&[
     "https://www.googleapis.com/auth/gmail.readonly",
     "https://www.googleapis.com/auth/gmail.send",
     "https://www.googleapis.com/auth/gmail.compose",
@@ -330,540 +333,6 @@ fn str_list(v: &Value) -> Vec<String> {
 // Entities
 // ---------------------------------------------------------------------------------------------
 
-/// A `format=full` message in the contract's shape.
-pub fn message_view(m: &Value) -> Value {
-    mime::message_from_gmail(m, &Charsets)
-}
-
-/// Bodies kept per stored message (a page of 100 messages is committed in one D1 batch);
-/// actions answer them whole, and a stored message that was cut says so (`truncated`).
-const STORED_BODY_MAX: usize = 100 * 1024;
-
-fn message_item(mut view: Value) -> Item {
-    for key in ["body", "bodyHtml"] {
-        let Some(s) = view[key].as_str().filter(|s| s.len() > STORED_BODY_MAX) else { continue };
-        let mut end = STORED_BODY_MAX;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        view[key] = json!(s[..end]);
-        view["truncated"] = json!(true);
-    }
-    let id = view["id"].as_str().unwrap_or("").to_string();
-    let date = view["date"].as_str().unwrap_or("").to_string();
-    Item::new(id, date, view)
-}
-
-/// How a message is stored: spam and trash are not part of the synced mailbox (a full run
-/// does not list them), so a message moved there counts as deleted.
-fn message_entity(view: Value) -> Item {
-    let hidden = view["labelIds"].as_array().is_some_and(|l| l.iter().any(|x| x == "TRASH" || x == "SPAM"));
-    if hidden {
-        Item::gone(view["id"].as_str().unwrap_or(""))
-    } else {
-        message_item(view)
-    }
-}
-
-fn thread_item(t: &Value) -> Item {
-    Item::new(
-        t["id"].as_str().unwrap_or(""),
-        "",
-        json!({ "id": t["id"], "snippet": t["snippet"].as_str().unwrap_or(""), "historyId": t["historyId"] }),
-    )
-}
-
-fn draft_item(d: &Value) -> Item {
-    Item::new(
-        d["id"].as_str().unwrap_or(""),
-        "",
-        json!({ "id": d["id"], "messageId": d["message"]["id"], "threadId": d["message"]["threadId"] }),
-    )
-}
-
-fn label_item(l: &Value) -> Item {
-    Item::new(l["id"].as_str().unwrap_or(""), "", l.clone())
-}
-
-/// The larger of two numeric history ids.
-fn bump(hid: &mut Option<String>, seen: &Value) {
-    let seen = match seen {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return,
-    };
-    let Ok(n) = seen.parse::<u64>() else { return };
-    if hid.as_deref().and_then(|h| h.parse::<u64>().ok()).is_none_or(|h| n > h) {
-        *hid = Some(seen);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sync
-// ---------------------------------------------------------------------------------------------
-
-/// Where a messages pass stands between pages.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-struct Cursor {
-    /// The next list (or history) page's token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    page: Option<String>,
-    /// Every list (or history) page has been read.
-    #[serde(default)]
-    listed: bool,
-    /// Message ids listed but not fetched yet.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pending: Vec<String>,
-    /// The highest `historyId` seen in this pass: the checkpoint it stores.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    hid: Option<String>,
-}
-
-/// One page of messages: a list (or history) page, then its messages in one batch, each step
-/// only while the page's share of requests lasts.
-async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
-    let mut cur: Cursor = req.cursor.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
-    let budget = req.max_requests.max(1);
-    let mut used = 0;
-    let mut items = Vec::new();
-    if cur.pending.is_empty() && !cur.listed {
-        used += 1;
-        let token = cur.page.clone().map(|t| ("pageToken", t));
-        match req.since {
-            None => {
-                let mut q = vec![("maxResults", BATCH_MAX.to_string())];
-                q.extend(token);
-                let v = api(c).get(&format!("/users/me/messages?{}", query(&q))).await?;
-                cur.pending = v["messages"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m["id"].as_str())
-                    .map(str::to_string)
-                    .collect();
-                cur.page = v["nextPageToken"].as_str().map(str::to_string);
-            }
-            Some(since) => {
-                let mut q = vec![("startHistoryId", since.to_string()), ("maxResults", HISTORY_MAX.to_string())];
-                for t in ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] {
-                    q.push(("historyTypes", t.to_string()));
-                }
-                q.extend(token);
-                let v = match api(c).get(&format!("/users/me/history?{}", query(&q))).await {
-                    Err(ServiceError::NotFound(_)) => {
-                        return Err(ServiceError::CheckpointExpired(format!(
-                            "Gmail no longer has history from {since}"
-                        )))
-                    }
-                    other => other?,
-                };
-                let (changed, gone) = history_changes(&v);
-                items.extend(gone.into_iter().map(Item::gone));
-                cur.pending = changed;
-                bump(&mut cur.hid, &v["historyId"]);
-                cur.page = v["nextPageToken"].as_str().map(str::to_string);
-            }
-        }
-        cur.listed = cur.page.is_none();
-    }
-    if !cur.pending.is_empty() && used < budget {
-        used += 1;
-        let ids: Vec<String> = cur.pending.drain(..cur.pending.len().min(BATCH_MAX)).collect();
-        let parts: Vec<Part> = ids.iter().map(|id| full_message(id)).collect();
-        let answers = batch(c, &parts).await?;
-        let (mut retry, mut failure, mut fetched) = (Vec::new(), None, 0);
-        for (id, answer) in ids.into_iter().zip(answers) {
-            match answer {
-                Ok(m) => {
-                    fetched += 1;
-                    bump(&mut cur.hid, &m["historyId"]);
-                    items.push(message_entity(message_view(&m)));
-                }
-                // Gone between the listing and the read.
-                Err(ServiceError::NotFound(_)) => {
-                    if req.since.is_some() {
-                        items.push(Item::gone(id));
-                    }
-                }
-                Err(e) if e.transient() || matches!(e, ServiceError::RateLimited(_) | ServiceError::Auth(_)) => {
-                    failure.get_or_insert(e);
-                    retry.push(id);
-                }
-                // A message Gmail refuses to serve (e.g. 400) is skipped rather than failing the run.
-                Err(_) => {}
-            }
-        }
-        if let Some(e) = failure {
-            if fetched == 0 {
-                return Err(e);
-            }
-            retry.append(&mut cur.pending);
-            cur.pending = retry;
-        }
-    }
-    // An empty mailbox has no message to take a history id from: the profile has one.
-    if cur.listed && cur.pending.is_empty() && cur.hid.is_none() && used < budget {
-        let profile = api(c).get("/users/me/profile").await?;
-        bump(&mut cur.hid, &profile["historyId"]);
-    }
-    let done = cur.listed && cur.pending.is_empty();
-    let checkpoint = cur.hid.clone();
-    Ok(Page { items, next: if done { None } else { serde_json::to_value(&cur).ok() }, checkpoint })
-}
-
-/// The messages a history page changed (in order, once each) and the ones it deleted.
-fn history_changes(v: &Value) -> (Vec<String>, Vec<String>) {
-    let (mut changed, mut gone): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-    for h in v["history"].as_array().into_iter().flatten() {
-        for (key, deleted) in
-            [("messagesAdded", false), ("labelsAdded", false), ("labelsRemoved", false), ("messagesDeleted", true)]
-        {
-            for e in h[key].as_array().into_iter().flatten() {
-                let Some(id) = e["message"]["id"].as_str() else { continue };
-                if deleted {
-                    changed.retain(|c| c != id);
-                    if !gone.iter().any(|g| g == id) {
-                        gone.push(id.to_string());
-                    }
-                } else if !gone.iter().any(|g| g == id) && !changed.iter().any(|c| c == id) {
-                    changed.push(id.to_string());
-                }
-            }
-        }
-    }
-    (changed, gone)
-}
-
-/// A full listing (threads, drafts): one request per page.
-async fn listing(c: &Conn<'_>, req: &PageRequest<'_>, kind: &str) -> Result<Page, ServiceError> {
-    let mut q = vec![("maxResults", LIST_MAX.to_string())];
-    if let Some(t) = req.cursor.and_then(|v| v["pageToken"].as_str()) {
-        q.push(("pageToken", t.to_string()));
-    }
-    let v = api(c).get(&format!("/users/me/{kind}?{}", query(&q))).await?;
-    let list = v[kind].as_array().map(Vec::as_slice).unwrap_or_default();
-    let items = list.iter().map(if kind == "threads" { thread_item } else { draft_item }).collect();
-    let next = v["nextPageToken"].as_str().map(|t| json!({ "pageToken": t }));
-    Ok(Page { items, next, checkpoint: None })
-}
-
-async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
-    match req.entity {
-        "labels" => {
-            let v = api(c).get("/users/me/labels").await?;
-            let items = v["labels"].as_array().into_iter().flatten().map(label_item).collect();
-            Ok(Page { items, next: None, checkpoint: None })
-        }
-        "messages" => messages_page(c, req).await,
-        "threads" | "drafts" => listing(c, req, req.entity).await,
-        other => Err(ServiceError::Invalid(format!("unsupported entity type {other}"))),
-    }
-}
-
-async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
-    let api = api(c);
-    match entity {
-        "messages" => {
-            let m = api.get(&format!("{}?format=full", message_path(id))).await?;
-            Ok(("messages", message_item(message_view(&m))))
-        }
-        "threads" => {
-            let t = api.get(&format!("/users/me/threads/{}?format=minimal", segment(id))).await?;
-            Ok(("threads", thread_item(&thread_summary(&t))))
-        }
-        "drafts" => {
-            let d = api.get(&format!("/users/me/drafts/{}?format=minimal", segment(id))).await?;
-            Ok(("drafts", draft_item(&d)))
-        }
-        "labels" => {
-            let l = api.get(&format!("/users/me/labels/{}", segment(id))).await?;
-            Ok(("labels", label_item(&l)))
-        }
-        _ => Err(ServiceError::Invalid(format!("fetch is not supported for {entity}"))),
-    }
-}
-
-/// A thread read with `threads.get` as `threads.list` shows it (its snippet is the last
-/// message's).
-fn thread_summary(t: &Value) -> Value {
-    let last = t["messages"].as_array().and_then(|m| m.last());
-    let snippet = t["snippet"].as_str().or_else(|| last.and_then(|m| m["snippet"].as_str())).unwrap_or("");
-    json!({ "id": t["id"], "snippet": snippet, "historyId": t["historyId"] })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Parameters
-// ---------------------------------------------------------------------------------------------
-
-/// A parameter problem the schema cannot express.
-fn bad(field: &str, message: impl Into<String>) -> ServiceError {
-    ServiceError::invalid_param(field, message)
-}
-
-/// The addresses of a parameter: one string (which may list several, comma-separated, when
-/// each of them is an address) or an array of strings. Each is checked; they are kept as given.
-pub fn addresses(p: &Value, field: &str) -> Result<Vec<String>, ServiceError> {
-    let entries: Vec<(String, String)> = match &p[field] {
-        Value::Null => return Ok(Vec::new()),
-        Value::String(s) => {
-            let parts = mime::split_addresses(s);
-            if parts.len() > 1 && parts.iter().all(|x| mime::parse_address(x).is_ok()) {
-                parts.into_iter().map(|x| (field.to_string(), x.to_string())).collect()
-            } else {
-                vec![(field.to_string(), s.trim().to_string())]
-            }
-        }
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("{field}.{i}"), v.as_str().unwrap_or("").trim().to_string()))
-            .collect(),
-        _ => return Err(bad(field, "Expected an address or a list of addresses")),
-    };
-    entries
-        .into_iter()
-        .map(|(f, s)| match mime::parse_address(&s) {
-            Ok(_) => Ok(s),
-            Err(_) => Err(bad(&f, format!("Not an email address: {s}"))),
-        })
-        .collect()
-}
-
-fn attachments(p: &Value) -> Result<Vec<mime::Attachment>, ServiceError> {
-    let list = p["attachments"].as_array().map(Vec::as_slice).unwrap_or_default();
-    list.iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let data = mime::b64_decode(a["data"].as_str().unwrap_or(""))
-                .ok_or_else(|| bad(&format!("attachments.{i}.data"), "Must be base64-encoded"))?;
-            Ok(mime::Attachment {
-                filename: a["filename"].as_str().unwrap_or("").to_string(),
-                mime_type: a["mimeType"].as_str().unwrap_or("").to_string(),
-                data,
-            })
-        })
-        .collect()
-}
-
-/// The text of an optional string parameter.
-fn text(p: &Value, key: &str) -> Option<String> {
-    p[key].as_str().map(str::to_string)
-}
-
-/// A message as the caller described it (send_email, create_draft, update_draft).
-#[derive(Debug, Default, Clone)]
-struct Content {
-    to: Vec<String>,
-    cc: Vec<String>,
-    bcc: Vec<String>,
-    reply_to: Option<String>,
-    subject: String,
-    text: Option<String>,
-    html: Option<String>,
-    attachments: Vec<mime::Attachment>,
-    in_reply_to: Option<String>,
-    references: Option<String>,
-}
-
-fn reply_to(p: &Value) -> Result<Option<String>, ServiceError> {
-    let mut list = addresses(p, "replyTo")?;
-    if list.len() > 1 {
-        return Err(bad("replyTo", "Give one address"));
-    }
-    Ok(list.pop())
-}
-
-fn content(p: &Value) -> Result<Content, ServiceError> {
-    Ok(Content {
-        to: addresses(p, "to")?,
-        cc: addresses(p, "cc")?,
-        bcc: addresses(p, "bcc")?,
-        reply_to: reply_to(p)?,
-        subject: text(p, "subject").unwrap_or_default(),
-        text: text(p, "body"),
-        html: text(p, "bodyHtml"),
-        attachments: attachments(p)?,
-        in_reply_to: None,
-        references: None,
-    })
-}
-
-/// The raw message (base64url, as `raw` wants it) from the account `from`.
-fn raw_message(from: &str, m: &Content, now: Millis) -> Result<String, ServiceError> {
-    let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d);
-    let out = Outgoing {
-        from: from.to_string(),
-        to: m.to.clone(),
-        cc: m.cc.clone(),
-        bcc: m.bcc.clone(),
-        reply_to: m.reply_to.clone(),
-        subject: m.subject.clone(),
-        text: m.text.clone(),
-        html: m.html.clone(),
-        attachments: m.attachments.clone(),
-        in_reply_to: m.in_reply_to.clone(),
-        references: m.references.clone(),
-        date_ms: now,
-        message_id: format!("<{}@{domain}>", crate::crypto::hex(&crate::crypto::random_bytes::<16>())),
-        boundary_seed: crate::crypto::random_bytes::<16>(),
-    };
-    let raw = mime::build(&out).map_err(|e| ServiceError::invalid_param("", e))?;
-    Ok(b64url(&raw))
-}
-
-/// A header of a `format=full` (or metadata) message's top part.
-fn header<'a>(m: &'a Value, name: &str) -> Option<&'a str> {
-    m["payload"]["headers"]
-        .as_array()?
-        .iter()
-        .find(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))?["value"]
-        .as_str()
-}
-
-/// The addr-spec of an address entry, lower-cased (for comparisons).
-fn addr_of(entry: &str) -> Option<String> {
-    mime::parse_address(entry).ok().map(|(_, a)| a.to_ascii_lowercase())
-}
-
-fn header_addresses(m: &Value, name: &str) -> Vec<String> {
-    header(m, name).map(|v| mime::split_addresses(v).into_iter().map(str::to_string).collect()).unwrap_or_default()
-}
-
-/// Recipients of a reply to `original` from `me`: (to, cc). A plain reply goes to Reply-To (or
-/// From); a reply to one's own message goes to its recipients; `all` adds the original's other
-/// recipients in Cc. The account itself is never among them (unless it wrote only to itself).
-fn reply_recipients(original: &Value, me: &str, all: bool) -> (Vec<String>, Vec<String>) {
-    let me = me.to_ascii_lowercase();
-    let reply_to = header_addresses(original, "Reply-To");
-    let from = header_addresses(original, "From");
-    let own = reply_to.is_empty() && from.iter().any(|f| addr_of(f).as_deref() == Some(me.as_str()));
-    let primary = if own {
-        header_addresses(original, "To")
-    } else if !reply_to.is_empty() {
-        reply_to
-    } else {
-        from
-    };
-    let mut seen: Vec<String> = vec![me.clone()];
-    let mut keep = |list: Vec<String>| -> Vec<String> {
-        list.into_iter()
-            .filter(|e| match addr_of(e) {
-                Some(a) if !seen.contains(&a) => {
-                    seen.push(a);
-                    true
-                }
-                _ => false,
-            })
-            .collect()
-    };
-    let mut to = keep(primary);
-    let cc = if all {
-        let mut others = header_addresses(original, "To");
-        others.extend(header_addresses(original, "Cc"));
-        keep(others)
-    } else {
-        Vec::new()
-    };
-    if to.is_empty() && cc.is_empty() {
-        to.push(me);
-    }
-    (to, cc)
-}
-
-/// Threading headers for a message answering `original`: (In-Reply-To, References).
-fn thread_headers(original: &Value) -> (Option<String>, Option<String>) {
-    let id = header(original, "Message-ID").or_else(|| header(original, "Message-Id")).map(str::trim);
-    let refs = header(original, "References");
-    match id.filter(|i| !i.is_empty()) {
-        Some(id) => (Some(id.to_string()), Some(mime::references_for_reply(refs, id))),
-        None => (None, refs.map(str::to_string)),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Actions
-// ---------------------------------------------------------------------------------------------
-
-const SYSTEM_LABELS: [&str; 14] = [
-    "INBOX",
-    "SPAM",
-    "TRASH",
-    "UNREAD",
-    "STARRED",
-    "IMPORTANT",
-    "SENT",
-    "DRAFT",
-    "CHAT",
-    "CATEGORY_PERSONAL",
-    "CATEGORY_SOCIAL",
-    "CATEGORY_PROMOTIONS",
-    "CATEGORY_UPDATES",
-    "CATEGORY_FORUMS",
-];
-
-/// Label ids for `add`/`remove` entries: system labels by id (any case), user labels by id
-/// (`Label_…`) or by name (looked up once).
-async fn label_ids(c: &Conn<'_>, p: &Value, fields: &[&str]) -> Result<Vec<Vec<String>>, ServiceError> {
-    let lists: Vec<Vec<String>> = fields.iter().map(|f| str_list(&p[*f])).collect();
-    let system = |l: &str| SYSTEM_LABELS.iter().find(|s| s.eq_ignore_ascii_case(l)).map(|s| s.to_string());
-    let needs_lookup = lists.iter().flatten().any(|l| system(l).is_none() && !l.starts_with("Label_"));
-    let known: Vec<Value> = if needs_lookup {
-        let v = api(c).get("/users/me/labels").await?;
-        v["labels"].as_array().cloned().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let mut out = Vec::new();
-    for (field, list) in fields.iter().zip(lists) {
-        let mut ids = Vec::new();
-        for (i, l) in list.iter().enumerate() {
-            let id = system(l).or_else(|| (l.starts_with("Label_")).then(|| l.clone())).or_else(|| {
-                known
-                    .iter()
-                    .find(|k| k["id"] == l.as_str() || k["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(l)))
-                    .and_then(|k| k["id"].as_str().map(str::to_string))
-            });
-            ids.push(id.ok_or_else(|| bad(&format!("{field}.{i}"), format!("Unknown label: {l}")))?);
-        }
-        out.push(ids);
-    }
-    Ok(out)
-}
-
-/// Changes a message's labels, then answers (and stores) the message as it now is.
-async fn relabel(c: &Conn<'_>, id: &str, add: &[String], remove: &[String]) -> Result<Outcome, ServiceError> {
-    let body = json!({ "addLabelIds": add, "removeLabelIds": remove });
-    api(c).send(Method::Post, &format!("{}/modify", message_path(id)), Some(&body)).await?;
-    current(c, id).await
-}
-
-/// The message as it now is, answered and stored.
-async fn current(c: &Conn<'_>, id: &str) -> Result<Outcome, ServiceError> {
-    let m = api(c).get(&format!("{}?format=full", message_path(id))).await?;
-    let view = message_view(&m);
-    Ok(Outcome::of(view.clone()).storing("messages", message_entity(view)))
-}
-
-/// Sends `raw` (in `thread`); answers `{id, threadId}` and stores the sent message.
-async fn send_raw(c: &Conn<'_>, raw: String, thread: Option<&str>) -> Result<Outcome, ServiceError> {
-    let mut body = json!({ "raw": raw });
-    if let Some(t) = thread {
-        body["threadId"] = json!(t);
-    }
-    let sent = api(c).send(Method::Post, "/users/me/messages/send", Some(&body)).await?;
-    sent_outcome(c, &sent).await
-}
-
-async fn sent_outcome(c: &Conn<'_>, sent: &Value) -> Result<Outcome, ServiceError> {
-    let id = sent["id"].as_str().ok_or_else(|| unreadable("answer to a send"))?;
-    let mut out = Outcome::of(json!({ "id": id, "threadId": sent["threadId"] }));
-    // The message is sent whatever happens now; reading it back only keeps the entities current.
-    if let Ok(m) = api(c).get(&format!("{}?format=full", message_path(id))).await {
-        out = out.storing("messages", message_entity(message_view(&m)));
-    }
-    Ok(out)
-}
-
 /// The profile (and what else is asked) in one batch.
 async fn with_profile(c: &Conn<'_>, other: Part) -> Result<(String, Value), ServiceError> {
     let mut answers = batch(c, &[get("/users/me/profile".into()), other]).await?.into_iter();
@@ -875,312 +344,6 @@ async fn with_profile(c: &Conn<'_>, other: Part) -> Result<(String, Value), Serv
 async fn profile_address(c: &Conn<'_>) -> Result<String, ServiceError> {
     address_of(&api(c).get("/users/me/profile").await?)
 }
-
-fn draft_result(d: &Value) -> Value {
-    json!({ "draftId": d["id"], "messageId": d["message"]["id"] })
-}
-
-/// `{id, draftId, messageId, threadId, message}` of a `drafts.get?format=full` answer.
-fn draft_view(d: &Value) -> Value {
-    json!({
-        "id": d["id"], "draftId": d["id"], "messageId": d["message"]["id"], "threadId": d["message"]["threadId"],
-        "message": message_view(&d["message"]),
-    })
-}
-
-/// create_draft / update_draft: saves `content` (in `thread`) as a new draft or over `draft`.
-async fn save_draft(
-    c: &Conn<'_>,
-    from: &str,
-    content: &Content,
-    thread: Option<&str>,
-    draft: Option<&str>,
-) -> Result<Outcome, ServiceError> {
-    let raw = raw_message(from, content, c.now)?;
-    let mut message = json!({ "raw": raw });
-    if let Some(t) = thread {
-        message["threadId"] = json!(t);
-    }
-    let d = match draft {
-        None => api(c).send(Method::Post, "/users/me/drafts", Some(&json!({ "message": message }))).await?,
-        Some(id) => {
-            let body = json!({ "id": id, "message": message });
-            api(c).send(Method::Put, &format!("/users/me/drafts/{}", segment(id)), Some(&body)).await?
-        }
-    };
-    if d["id"].as_str().is_none() {
-        return Err(unreadable("draft"));
-    }
-    Ok(Outcome::of(draft_result(&d)).storing("drafts", draft_item(&d)))
-}
-
-async fn create_draft(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let mut m = content(p)?;
-    let thread = p["threadId"].as_str();
-    let from = match thread {
-        // A draft in a thread answers its last message, so that Gmail (and every other reader) threads it.
-        Some(t) => {
-            let (from, thread) =
-                with_profile(c, get(format!("/users/me/threads/{}?format=metadata", segment(t)))).await?;
-            if let Some(last) = thread["messages"].as_array().and_then(|l| l.last()) {
-                (m.in_reply_to, m.references) = thread_headers(last);
-            }
-            from
-        }
-        None => profile_address(c).await?,
-    };
-    save_draft(c, &from, &m, thread, None).await
-}
-
-async fn update_draft(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let id = p["draftId"].as_str().unwrap_or("");
-    let (from, existing) = with_profile(c, get(format!("/users/me/drafts/{}?format=full", segment(id)))).await?;
-    let old = &existing["message"];
-    let view = message_view(old);
-    let given = content(p)?;
-    let has = |k: &str| !p[k].is_null();
-    let mut m = Content {
-        to: if has("to") { given.to } else { header_addresses(old, "To") },
-        cc: if has("cc") { given.cc } else { header_addresses(old, "Cc") },
-        bcc: if has("bcc") { given.bcc } else { header_addresses(old, "Bcc") },
-        reply_to: if has("replyTo") { given.reply_to } else { header_addresses(old, "Reply-To").pop() },
-        subject: if has("subject") { given.subject } else { view["subject"].as_str().unwrap_or("").to_string() },
-        ..Content::default()
-    };
-    (m.text, m.html) = if has("body") || has("bodyHtml") {
-        (given.text, given.html)
-    } else {
-        (text(&view, "body"), text(&view, "bodyHtml"))
-    };
-    m.in_reply_to = header(old, "In-Reply-To").map(str::to_string);
-    m.references = header(old, "References").map(str::to_string);
-    m.attachments = if has("attachments") { given.attachments } else { kept_attachments(c, old, &view).await? };
-    let thread = p["threadId"].as_str().or(old["threadId"].as_str());
-    save_draft(c, &from, &m, thread, Some(id)).await
-}
-
-/// A draft's attachments, downloaded (in one batch) to go into its new version.
-async fn kept_attachments(c: &Conn<'_>, old: &Value, view: &Value) -> Result<Vec<mime::Attachment>, ServiceError> {
-    let list: Vec<&Value> = view["attachments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["id"].as_str().is_some_and(|i| !i.is_empty()))
-        .collect();
-    let id = old["id"].as_str().unwrap_or("");
-    let parts: Vec<Part> = list
-        .iter()
-        .map(|a| get(format!("{}/attachments/{}", message_path(id), segment(a["id"].as_str().unwrap_or("")))))
-        .collect();
-    let mut out = Vec::new();
-    for (a, answer) in list.iter().zip(batch(c, &parts).await?) {
-        let data = mime::b64_decode(answer?["data"].as_str().unwrap_or("")).ok_or_else(|| unreadable("attachment"))?;
-        out.push(mime::Attachment {
-            filename: a["filename"].as_str().unwrap_or("").to_string(),
-            mime_type: a["mimeType"].as_str().unwrap_or("application/octet-stream").to_string(),
-            data,
-        });
-    }
-    Ok(out)
-}
-
-async fn reply(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let id = p["messageId"].as_str().unwrap_or("");
-    let (me, original) = with_profile(c, full_message(id)).await?;
-    let (to, cc) = reply_recipients(&original, &me, p["replyAll"].as_bool().unwrap_or(false));
-    let subject = mime::decode_header_value(header(&original, "Subject").unwrap_or(""), &Charsets);
-    let (in_reply_to, references) = thread_headers(&original);
-    let m = Content {
-        to,
-        cc,
-        subject: mime::reply_subject(subject.trim()),
-        text: text(p, "body"),
-        html: text(p, "bodyHtml"),
-        attachments: attachments(p)?,
-        in_reply_to,
-        references,
-        ..Content::default()
-    };
-    let raw = raw_message(&me, &m, c.now)?;
-    send_raw(c, raw, original["threadId"].as_str()).await
-}
-
-async fn search(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let mut q = vec![("maxResults", p["maxResults"].as_u64().unwrap_or(20).to_string())];
-    if let Some(s) = p["query"].as_str().filter(|s| !s.trim().is_empty()) {
-        q.push(("q", s.to_string()));
-    }
-    for l in str_list(&p["labelIds"]) {
-        q.push(("labelIds", l));
-    }
-    if let Some(t) = p["pageToken"].as_str() {
-        q.push(("pageToken", t.to_string()));
-    }
-    let list = api(c).get(&format!("/users/me/messages?{}", query(&q))).await?;
-    let ids: Vec<&str> = list["messages"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
-    let (views, stored) = read_messages(c, &ids).await?;
-    let mut result = json!({ "messages": views });
-    if let Some(t) = list["nextPageToken"].as_str() {
-        result["nextPageToken"] = json!(t);
-    }
-    let mut out = Outcome::of(result);
-    for i in stored {
-        out = out.storing("messages", i);
-    }
-    Ok(out)
-}
-
-/// Messages by id in one batch: their views (in order; vanished ones left out) and entities.
-async fn read_messages(c: &Conn<'_>, ids: &[&str]) -> Result<(Vec<Value>, Vec<Item>), ServiceError> {
-    let parts: Vec<Part> = ids.iter().map(|id| full_message(id)).collect();
-    let (mut views, mut items) = (Vec::new(), Vec::new());
-    for answer in batch(c, &parts).await? {
-        match answer {
-            Ok(m) => {
-                let view = message_view(&m);
-                items.push(message_entity(view.clone()));
-                views.push(view);
-            }
-            Err(ServiceError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((views, items))
-}
-
-async fn list_drafts(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
-    let mut q = vec![("maxResults", p["maxResults"].as_u64().unwrap_or(20).to_string())];
-    if let Some(s) = p["query"].as_str().filter(|s| !s.trim().is_empty()) {
-        q.push(("q", s.to_string()));
-    }
-    if let Some(t) = p["pageToken"].as_str() {
-        q.push(("pageToken", t.to_string()));
-    }
-    let list = api(c).get(&format!("/users/me/drafts?{}", query(&q))).await?;
-    let ids: Vec<&str> = list["drafts"].as_array().into_iter().flatten().filter_map(|d| d["id"].as_str()).collect();
-    let parts: Vec<Part> = ids.iter().map(|id| get(format!("/users/me/drafts/{}?format=full", segment(id)))).collect();
-    let (mut drafts, mut items) = (Vec::new(), Vec::new());
-    for answer in batch(c, &parts).await? {
-        match answer {
-            Ok(d) => {
-                items.push(("drafts", draft_item(&d)));
-                items.push(("messages", message_item(message_view(&d["message"]))));
-                drafts.push(draft_view(&d));
-            }
-            Err(ServiceError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let mut result = json!({ "drafts": drafts });
-    if let Some(t) = list["nextPageToken"].as_str() {
-        result["nextPageToken"] = json!(t);
-    }
-    Ok(Outcome { result, items })
-}
-
-async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome, ServiceError> {
-    let id = p["id"].as_str().unwrap_or("");
-    let label = |add: &str, remove: &str| {
-        let list = |l: &str| if l.is_empty() { vec![] } else { vec![l.to_string()] };
-        (list(add), list(remove))
-    };
-    match action {
-        "search_messages" => search(c, p).await,
-        "get_message" => current(c, id).await,
-        "get_thread" => {
-            let t = api(c).get(&format!("/users/me/threads/{}?format=full", segment(id))).await?;
-            let views: Vec<Value> = t["messages"].as_array().into_iter().flatten().map(message_view).collect();
-            let mut out = Outcome::of(json!({ "id": t["id"], "messages": views }))
-                .storing("threads", thread_item(&thread_summary(&t)));
-            for v in views {
-                out = out.storing("messages", message_entity(v));
-            }
-            Ok(out)
-        }
-        "send_email" => {
-            let m = content(p)?;
-            let from = profile_address(c).await?;
-            send_raw(c, raw_message(&from, &m, c.now)?, None).await
-        }
-        "reply" => reply(c, p).await,
-        "create_draft" => create_draft(c, p).await,
-        "update_draft" => update_draft(c, p).await,
-        "send_draft" => {
-            let draft = p["draftId"].as_str().unwrap_or("");
-            let sent = api(c).send(Method::Post, "/users/me/drafts/send", Some(&json!({ "id": draft }))).await?;
-            Ok(sent_outcome(c, &sent).await?.storing("drafts", Item::gone(draft)))
-        }
-        "delete_draft" => {
-            let draft = p["draftId"].as_str().unwrap_or("");
-            api(c).send(Method::Delete, &format!("/users/me/drafts/{}", segment(draft)), None).await?;
-            Ok(Outcome::of(json!({ "deleted": true })).storing("drafts", Item::gone(draft)))
-        }
-        "list_drafts" => list_drafts(c, p).await,
-        "modify_labels" => {
-            let mut lists = label_ids(c, p, &["add", "remove"]).await?.into_iter();
-            let (add, remove) = (lists.next().unwrap_or_default(), lists.next().unwrap_or_default());
-            if add.is_empty() && remove.is_empty() {
-                return Err(bad("add", "Give labels to add and/or remove"));
-            }
-            relabel(c, id, &add, &remove).await
-        }
-        "mark_read" | "mark_unread" | "archive" | "star" | "unstar" => {
-            let (add, remove) = match action {
-                "mark_read" => label("", "UNREAD"),
-                "mark_unread" => label("UNREAD", ""),
-                "archive" => label("", "INBOX"),
-                "star" => label("STARRED", ""),
-                _ => label("", "STARRED"),
-            };
-            relabel(c, id, &add, &remove).await
-        }
-        "trash" | "untrash" => {
-            api(c).send(Method::Post, &format!("{}/{action}", message_path(id)), None).await?;
-            current(c, id).await
-        }
-        "list_labels" => {
-            let v = api(c).get("/users/me/labels").await?;
-            let labels = v["labels"].as_array().cloned().unwrap_or_default();
-            let mut out = Outcome::of(json!({ "labels": labels }));
-            for l in &labels {
-                out = out.storing("labels", label_item(l));
-            }
-            Ok(out)
-        }
-        "create_label" => {
-            let body =
-                json!({ "name": p["name"], "labelListVisibility": "labelShow", "messageListVisibility": "show" });
-            let l = match api(c).send(Method::Post, "/users/me/labels", Some(&body)).await {
-                Err(ServiceError::Upstream { status: 409, .. }) => {
-                    return Err(ServiceError::Refused {
-                        status: 409,
-                        code: "LABEL_EXISTS",
-                        message: format!("A label named {} already exists", p["name"].as_str().unwrap_or("")),
-                    })
-                }
-                other => other?,
-            };
-            Ok(Outcome::of(l.clone()).storing("labels", label_item(&l)))
-        }
-        "delete_label" => {
-            api(c).send(Method::Delete, &format!("/users/me/labels/{}", segment(id)), None).await?;
-            Ok(Outcome::of(json!({ "deleted": true })).storing("labels", Item::gone(id)))
-        }
-        "get_attachment" => {
-            let (m, a) = (p["messageId"].as_str().unwrap_or(""), p["attachmentId"].as_str().unwrap_or(""));
-            let v = api(c).get(&format!("{}/attachments/{}", message_path(m), segment(a))).await?;
-            let data = mime::b64_decode(v["data"].as_str().unwrap_or("")).ok_or_else(|| unreadable("attachment"))?;
-            use base64::Engine;
-            let size = v["size"].as_u64().unwrap_or(data.len() as u64);
-            Ok(Outcome::of(json!({ "size": size, "data": base64::engine::general_purpose::STANDARD.encode(&data) })))
-        }
-        other => Err(ServiceError::Invalid(format!("unknown action {other}"))),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Credentials
-// ---------------------------------------------------------------------------------------------
 
 /// `expires_at` as epoch seconds: from epoch seconds, epoch milliseconds or an ISO timestamp.
 fn expiry_secs(v: &str) -> Option<i64> {
@@ -1217,7 +380,7 @@ fn prepare(creds: Credentials) -> Result<Credentials, String> {
     Ok(out)
 }
 
-impl Service for GmailService {
+impl ServiceImpl for GmailService {
     fn name(&self) -> &'static str {
         "gmail"
     }
@@ -1238,34 +401,20 @@ impl Service for GmailService {
         prepare(creds)
     }
 
-    fn check<'a>(&'a self, c: &'a Conn<'a>) -> LocalBoxFuture<'a, Result<Value, ServiceError>> {
-        Box::pin(async move { Ok(json!({ "emailAddress": profile_address(c).await? })) })
+    async fn check(&self, c: &Conn<'_>) -> Result<Value, ServiceError> {
+        Ok(json!({ "emailAddress": profile_address(c).await? }))
     }
 
-    fn sync_page<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        req: &'a PageRequest<'a>,
-    ) -> LocalBoxFuture<'a, Result<Page, ServiceError>> {
-        Box::pin(sync_page(c, req))
+    async fn sync_page(&self, c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+        sync_page(c, req).await
     }
 
-    fn fetch<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        entity: &'a str,
-        id: &'a str,
-    ) -> LocalBoxFuture<'a, Result<(&'static str, Item), ServiceError>> {
-        Box::pin(fetch(c, entity, id))
+    async fn fetch(&self, c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
+        fetch(c, entity, id).await
     }
 
-    fn act<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        action: &'a str,
-        params: &'a Value,
-    ) -> LocalBoxFuture<'a, Result<Outcome, ServiceError>> {
-        Box::pin(act(c, action, params))
+    async fn act(&self, c: &Conn<'_>, action: &str, params: &Value) -> Result<Outcome, ServiceError> {
+        act(c, action, params).await
     }
 
     fn push_action(&self, entity: &str) -> Option<&'static str> {
@@ -1279,11 +428,20 @@ impl Service for GmailService {
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)]
+    use super::actions::*;
+    #[allow(unused_imports)]
+    use super::compose::*;
+    #[allow(unused_imports)]
+    use super::drafts::*;
+    #[allow(unused_imports)]
+    use super::sync::*;
     use super::*;
     use crate::integrations::service::Tokens;
     use crate::outbound::{Call, Http, OutboundError, Upstream};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
+    use futures::future::LocalBoxFuture;
     use mail_parser::{MessageParser, MimeHeaders};
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;

@@ -3,9 +3,6 @@
 //! once after a 401 with a refreshed one, Google's error shapes, the batch endpoint (many
 //! reads in one subrequest), and charset decoding through the runtime's `TextDecoder`.
 
-pub mod calendar;
-pub mod calendar_logic;
-pub mod gmail;
 pub mod mime;
 
 use base64::Engine;
@@ -258,7 +255,7 @@ pub fn b64url(bytes: &[u8]) -> String {
 /// Wasm); natively, UTF-8 and Latin-1 for unit tests.
 pub struct Charsets;
 
-impl mime::Charsets for Charsets {
+impl mime::headers::Charsets for Charsets {
     fn decode(&self, charset: &str, bytes: &[u8]) -> Option<String> {
         #[cfg(target_arch = "wasm32")]
         {
@@ -274,7 +271,7 @@ impl mime::Charsets for Charsets {
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
-            mime::Charsets::decode(&mime::Utf8Latin1, charset, bytes)
+            mime::headers::Charsets::decode(&mime::headers::Utf8Latin1, charset, bytes)
         }
     }
 }

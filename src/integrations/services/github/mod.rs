@@ -2,15 +2,19 @@
 //! repository, synced one page (one request) at a time; fetch; five actions; entity updates
 //! from webhook deliveries.
 
-use futures::future::LocalBoxFuture;
+pub mod actions;
+pub mod sync;
+
 use serde_json::{json, Value};
 
-use super::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, Service, ServiceError,
-};
 use crate::config::base_url;
-use crate::github::client::{next_page, GhError, GitHub};
+use crate::github::client::{GhError, GitHub};
+use crate::integrations::service::{
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, ServiceError, ServiceImpl,
+};
 use crate::outbound::segment;
+use actions::act;
+use sync::{fetch, issue_item, pull_item, repo_item, sync_page};
 
 pub struct GitHubService;
 
@@ -115,157 +119,6 @@ fn repo_path(full_name: &str) -> String {
     }
 }
 
-pub fn repo_item(r: &Value) -> Item {
-    Item::new(
-        r["id"].as_i64().map(|i| i.to_string()).unwrap_or_default(),
-        r["updated_at"].as_str().unwrap_or(""),
-        json!({
-            "full_name": r["full_name"], "name": r["name"], "private": r["private"], "description": r["description"],
-            "html_url": r["html_url"], "default_branch": r["default_branch"], "language": r["language"],
-            "archived": r["archived"], "updated_at": r["updated_at"], "pushed_at": r["pushed_at"],
-        }),
-    )
-}
-
-pub fn issue_item(repo: &str, i: &Value) -> Item {
-    Item::new(
-        format!("{repo}#{}", i["number"].as_i64().unwrap_or(0)),
-        i["updated_at"].as_str().unwrap_or(""),
-        json!({
-            "repository": repo, "number": i["number"], "title": i["title"], "state": i["state"], "body": i["body"],
-            "html_url": i["html_url"], "user": i["user"]["login"], "labels": i["labels"].as_array().map(|l| l.iter().map(|x| x["name"].clone()).collect::<Vec<_>>()),
-            "comments": i["comments"], "created_at": i["created_at"], "updated_at": i["updated_at"], "closed_at": i["closed_at"],
-        }),
-    )
-    .under(repo)
-}
-
-pub fn pull_item(repo: &str, p: &Value) -> Item {
-    Item::new(
-        format!("{repo}#{}", p["number"].as_i64().unwrap_or(0)),
-        p["updated_at"].as_str().unwrap_or(""),
-        json!({
-            "repository": repo, "number": p["number"], "title": p["title"], "state": p["state"], "draft": p["draft"],
-            "html_url": p["html_url"], "user": p["user"]["login"], "head": p["head"]["ref"], "base": p["base"]["ref"],
-            "merged_at": p["merged_at"], "created_at": p["created_at"], "updated_at": p["updated_at"], "closed_at": p["closed_at"],
-            "body": p["body"],
-        }),
-    )
-    .under(repo)
-}
-
-pub fn commit_item(repo: &str, c: &Value) -> Item {
-    let date =
-        c["commit"]["committer"]["date"].as_str().or(c["commit"]["author"]["date"].as_str()).unwrap_or("").to_string();
-    Item::new(
-        format!("{repo}@{}", c["sha"].as_str().unwrap_or("")),
-        date.clone(),
-        json!({
-            "repository": repo, "sha": c["sha"], "message": c["commit"]["message"], "html_url": c["html_url"],
-            "author": c["commit"]["author"]["name"], "author_login": c["author"]["login"], "date": date,
-        }),
-    )
-    .under(repo)
-}
-
-/// Keeps only items newer than the checkpoint; says whether any were older (list sorted newest first).
-fn newer_than(items: &mut Vec<Item>, since: Option<&str>) -> bool {
-    let Some(since) = since else { return false };
-    let before = items.len();
-    items.retain(|i| i.modified_at.as_str() > since);
-    items.len() < before
-}
-
-async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
-    let gh = client(c)?;
-    let page = req.cursor.and_then(|v| v["page"].as_u64()).unwrap_or(1);
-    let next = |more: bool| more.then(|| json!({ "page": page + 1 }));
-    if req.entity == "repositories" {
-        let r = gh
-            .get(&format!("/user/repos?per_page={PER_PAGE}&page={page}&sort=updated&direction=desc&type=all"))
-            .await
-            .map_err(map_err)?;
-        let list: Vec<Value> = r.json().ok_or_else(|| unreadable("repository page"))?;
-        let mut items: Vec<Item> = list.iter().map(repo_item).collect();
-        // Newest first: an incremental run stops at the first repository older than the checkpoint.
-        let stop = newer_than(&mut items, req.since);
-        return Ok(Page {
-            items,
-            next: next(next_page(r.header("link").as_deref()).is_some() && !stop),
-            checkpoint: None,
-        });
-    }
-    let repo = req.parent;
-    let base = repo_path(repo);
-    let since_q = req.since.map(|s| format!("&since={}", segment(s))).unwrap_or_default();
-    let path = match req.entity {
-        "issues" => {
-            format!("{base}/issues?state=all&sort=updated&direction=asc&per_page={PER_PAGE}&page={page}{since_q}")
-        }
-        "pull_requests" => {
-            format!("{base}/pulls?state=all&sort=updated&direction=desc&per_page={PER_PAGE}&page={page}")
-        }
-        "commits" => format!("{base}/commits?per_page={PER_PAGE}&page={page}{since_q}"),
-        other => return Err(ServiceError::Invalid(format!("unsupported entity type {other}"))),
-    };
-    let r = match gh.get(&path).await {
-        Ok(r) => r,
-        // An empty repository has no commits (409); a vanished one is skipped.
-        Err(GhError::Status(409 | 404, _)) => return Ok(Page::default()),
-        Err(e) => return Err(map_err(e)),
-    };
-    let list: Vec<Value> = r.json().ok_or_else(|| unreadable(&format!("{} page", req.entity)))?;
-    let more = next_page(r.header("link").as_deref()).is_some();
-    let mut items: Vec<Item> = match req.entity {
-        "issues" => list.iter().filter(|i| i.get("pull_request").is_none()).map(|i| issue_item(repo, i)).collect(),
-        "pull_requests" => list.iter().map(|p| pull_item(repo, p)).collect(),
-        _ => list.iter().map(|c| commit_item(repo, c)).collect(),
-    };
-    let stop = req.entity == "pull_requests" && newer_than(&mut items, req.since);
-    Ok(Page { items, next: next(more && !stop), checkpoint: None })
-}
-
-/// `owner/repo#n` → (`owner/repo`, n).
-fn numbered(id: &str) -> Option<(&str, u64)> {
-    let (repo, n) = id.rsplit_once('#')?;
-    Some((repo, n.parse().ok()?))
-}
-
-async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
-    let gh = client(c)?;
-    let bad = || {
-        ServiceError::Invalid(format!(
-            "Expected an id like owner/repo{}",
-            if entity == "repositories" { "" } else { "#123" }
-        ))
-    };
-    match entity {
-        "repositories" => {
-            let r = gh.get(&repo_path(id)).await.map_err(map_err)?;
-            Ok(("repositories", repo_item(&r.json::<Value>().ok_or_else(|| unreadable("repository"))?)))
-        }
-        "issues" | "pull_requests" => {
-            let (repo, n) = numbered(id).ok_or_else(bad)?;
-            let kind = if entity == "issues" { "issues" } else { "pulls" };
-            let r = gh.get(&format!("{}/{kind}/{n}", repo_path(repo))).await.map_err(map_err)?;
-            let v: Value = r.json().ok_or_else(|| unreadable(entity))?;
-            Ok(if entity == "issues" {
-                ("issues", issue_item(repo, &v))
-            } else {
-                ("pull_requests", pull_item(repo, &v))
-            })
-        }
-        _ => Err(ServiceError::Invalid(format!("fetch is not supported for {entity}"))),
-    }
-}
-
-/// The entity's data with its id, as the entities API shows it.
-fn view(item: &Item) -> Value {
-    let mut v = item.data.clone();
-    v["id"] = json!(item.external_id);
-    v
-}
-
 fn repository(p: &Value) -> Result<&str, ServiceError> {
     // Parsed, not pattern-matched: `..` and other path tricks never reach a URL.
     p["repository"]
@@ -274,45 +127,7 @@ fn repository(p: &Value) -> Result<&str, ServiceError> {
         .ok_or_else(|| ServiceError::Invalid("repository must be \"owner/name\"".into()))
 }
 
-async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome, ServiceError> {
-    let repo = repository(p)?;
-    let number = p["number"].as_u64().unwrap_or(0);
-    match action {
-        "get_repository" => {
-            let (entity, item) = fetch(c, "repositories", repo).await?;
-            Ok(Outcome::of(view(&item)).storing(entity, item))
-        }
-        "get_issue" | "get_pull_request" => {
-            let kind = if action == "get_issue" { "issues" } else { "pull_requests" };
-            let (entity, item) = fetch(c, kind, &format!("{repo}#{number}")).await?;
-            Ok(Outcome::of(view(&item)).storing(entity, item))
-        }
-        "create_issue" => {
-            let mut body = json!({ "title": p["title"], "body": p["body"].as_str().unwrap_or("") });
-            for key in ["labels", "assignees"] {
-                if p[key].is_array() {
-                    body[key] = p[key].clone();
-                }
-            }
-            let r = client(c)?.post(&format!("{}/issues", repo_path(repo)), &body).await.map_err(map_err)?;
-            let v: Value = r.json().ok_or_else(|| unreadable("issue"))?;
-            let result =
-                json!({ "number": v["number"], "title": v["title"], "url": v["html_url"], "state": v["state"] });
-            Ok(Outcome::of(result).storing("issues", issue_item(repo, &v)))
-        }
-        "comment" => {
-            let r = client(c)?
-                .post(&format!("{}/issues/{number}/comments", repo_path(repo)), &json!({ "body": p["body"] }))
-                .await
-                .map_err(map_err)?;
-            let v: Value = r.json().ok_or_else(|| unreadable("comment"))?;
-            Ok(Outcome::of(json!({ "id": v["id"], "url": v["html_url"] })))
-        }
-        other => Err(ServiceError::Invalid(format!("unknown action {other}"))),
-    }
-}
-
-impl Service for GitHubService {
+impl ServiceImpl for GitHubService {
     fn name(&self) -> &'static str {
         "github"
     }
@@ -338,38 +153,22 @@ impl Service for GitHubService {
         Ok(creds)
     }
 
-    fn check<'a>(&'a self, c: &'a Conn<'a>) -> LocalBoxFuture<'a, Result<Value, ServiceError>> {
-        Box::pin(async move {
-            let r = client(c)?.get("/user").await.map_err(map_err)?;
-            let me: Value = r.json().ok_or_else(|| unreadable("profile"))?;
-            Ok(json!({ "login": me["login"], "id": me["id"] }))
-        })
+    async fn check(&self, c: &Conn<'_>) -> Result<Value, ServiceError> {
+        let r = client(c)?.get("/user").await.map_err(map_err)?;
+        let me: Value = r.json().ok_or_else(|| unreadable("profile"))?;
+        Ok(json!({ "login": me["login"], "id": me["id"] }))
     }
 
-    fn sync_page<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        req: &'a PageRequest<'a>,
-    ) -> LocalBoxFuture<'a, Result<Page, ServiceError>> {
-        Box::pin(sync_page(c, req))
+    async fn sync_page(&self, c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+        sync_page(c, req).await
     }
 
-    fn fetch<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        entity: &'a str,
-        id: &'a str,
-    ) -> LocalBoxFuture<'a, Result<(&'static str, Item), ServiceError>> {
-        Box::pin(fetch(c, entity, id))
+    async fn fetch(&self, c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
+        fetch(c, entity, id).await
     }
 
-    fn act<'a>(
-        &'a self,
-        c: &'a Conn<'a>,
-        action: &'a str,
-        params: &'a Value,
-    ) -> LocalBoxFuture<'a, Result<Outcome, ServiceError>> {
-        Box::pin(act(c, action, params))
+    async fn act(&self, c: &Conn<'_>, action: &str, params: &Value) -> Result<Outcome, ServiceError> {
+        act(c, action, params).await
     }
 
     fn push_action(&self, entity: &str) -> Option<&'static str> {
@@ -403,8 +202,13 @@ impl Service for GitHubService {
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)]
+    use super::actions::*;
+    #[allow(unused_imports)]
+    use super::sync::*;
     use super::*;
     use crate::outbound::{Call, Http, OutboundError, Upstream};
+    use futures::future::LocalBoxFuture;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 

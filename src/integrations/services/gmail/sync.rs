@@ -1,0 +1,277 @@
+//! Gmail's entities as stored (messages, threads, labels, drafts): messages in full once — a list
+//! page, then its messages in one batch request — then from the stored `historyId`
+//! (`users.history.list`); a forgotten `historyId` means a full pass. Also one entity fetched live.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{api, batch, full_message, message_path, query, BATCH_MAX, HISTORY_MAX, LIST_MAX};
+use crate::integrations::service::{Conn, Item, Page, PageRequest, ServiceError};
+use crate::integrations::services::google::mime::{self};
+use crate::integrations::services::google::{Charsets, Part};
+use crate::outbound::segment;
+
+/// A `format=full` message in the contract's shape.
+pub fn message_view(m: &Value) -> Value {
+    mime::read::message_from_gmail(m, &Charsets)
+}
+
+/// Bodies kept per stored message (a page of 100 messages is committed in one D1 batch);
+/// actions answer them whole, and a stored message that was cut says so (`truncated`).
+pub(super) const STORED_BODY_MAX: usize = 100 * 1024;
+
+pub(super) fn message_item(mut view: Value) -> Item {
+    for key in ["body", "bodyHtml"] {
+        let Some(s) = view[key].as_str().filter(|s| s.len() > STORED_BODY_MAX) else { continue };
+        let mut end = STORED_BODY_MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        view[key] = json!(s[..end]);
+        view["truncated"] = json!(true);
+    }
+    let id = view["id"].as_str().unwrap_or("").to_string();
+    let date = view["date"].as_str().unwrap_or("").to_string();
+    Item::new(id, date, view)
+}
+
+/// How a message is stored: spam and trash are not part of the synced mailbox (a full run
+/// does not list them), so a message moved there counts as deleted.
+pub(super) fn message_entity(view: Value) -> Item {
+    let hidden = view["labelIds"].as_array().is_some_and(|l| l.iter().any(|x| x == "TRASH" || x == "SPAM"));
+    if hidden {
+        Item::gone(view["id"].as_str().unwrap_or(""))
+    } else {
+        message_item(view)
+    }
+}
+
+pub(super) fn thread_item(t: &Value) -> Item {
+    Item::new(
+        t["id"].as_str().unwrap_or(""),
+        "",
+        json!({ "id": t["id"], "snippet": t["snippet"].as_str().unwrap_or(""), "historyId": t["historyId"] }),
+    )
+}
+
+pub(super) fn draft_item(d: &Value) -> Item {
+    Item::new(
+        d["id"].as_str().unwrap_or(""),
+        "",
+        json!({ "id": d["id"], "messageId": d["message"]["id"], "threadId": d["message"]["threadId"] }),
+    )
+}
+
+pub(super) fn label_item(l: &Value) -> Item {
+    Item::new(l["id"].as_str().unwrap_or(""), "", l.clone())
+}
+
+/// The larger of two numeric history ids.
+pub(super) fn bump(hid: &mut Option<String>, seen: &Value) {
+    let seen = match seen {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return,
+    };
+    let Ok(n) = seen.parse::<u64>() else { return };
+    if hid.as_deref().and_then(|h| h.parse::<u64>().ok()).is_none_or(|h| n > h) {
+        *hid = Some(seen);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync
+// ---------------------------------------------------------------------------------------------
+
+/// Where a messages pass stands between pages.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+pub(super) struct Cursor {
+    /// The next list (or history) page's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page: Option<String>,
+    /// Every list (or history) page has been read.
+    #[serde(default)]
+    listed: bool,
+    /// Message ids listed but not fetched yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<String>,
+    /// The highest `historyId` seen in this pass: the checkpoint it stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hid: Option<String>,
+}
+
+/// One page of messages: a list (or history) page, then its messages in one batch, each step
+/// only while the page's share of requests lasts.
+pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+    let mut cur: Cursor = req.cursor.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    let budget = req.max_requests.max(1);
+    let mut used = 0;
+    let mut items = Vec::new();
+    if cur.pending.is_empty() && !cur.listed {
+        used += 1;
+        let token = cur.page.clone().map(|t| ("pageToken", t));
+        match req.since {
+            None => {
+                let mut q = vec![("maxResults", BATCH_MAX.to_string())];
+                q.extend(token);
+                let v = api(c).get(&format!("/users/me/messages?{}", query(&q))).await?;
+                cur.pending = v["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m["id"].as_str())
+                    .map(str::to_string)
+                    .collect();
+                cur.page = v["nextPageToken"].as_str().map(str::to_string);
+            }
+            Some(since) => {
+                let mut q = vec![("startHistoryId", since.to_string()), ("maxResults", HISTORY_MAX.to_string())];
+                for t in ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] {
+                    q.push(("historyTypes", t.to_string()));
+                }
+                q.extend(token);
+                let v = match api(c).get(&format!("/users/me/history?{}", query(&q))).await {
+                    Err(ServiceError::NotFound(_)) => {
+                        return Err(ServiceError::CheckpointExpired(format!(
+                            "Gmail no longer has history from {since}"
+                        )))
+                    }
+                    other => other?,
+                };
+                let (changed, gone) = history_changes(&v);
+                items.extend(gone.into_iter().map(Item::gone));
+                cur.pending = changed;
+                bump(&mut cur.hid, &v["historyId"]);
+                cur.page = v["nextPageToken"].as_str().map(str::to_string);
+            }
+        }
+        cur.listed = cur.page.is_none();
+    }
+    if !cur.pending.is_empty() && used < budget {
+        used += 1;
+        let ids: Vec<String> = cur.pending.drain(..cur.pending.len().min(BATCH_MAX)).collect();
+        let parts: Vec<Part> = ids.iter().map(|id| full_message(id)).collect();
+        let answers = batch(c, &parts).await?;
+        let (mut retry, mut failure, mut fetched) = (Vec::new(), None, 0);
+        for (id, answer) in ids.into_iter().zip(answers) {
+            match answer {
+                Ok(m) => {
+                    fetched += 1;
+                    bump(&mut cur.hid, &m["historyId"]);
+                    items.push(message_entity(message_view(&m)));
+                }
+                // Gone between the listing and the read.
+                Err(ServiceError::NotFound(_)) => {
+                    if req.since.is_some() {
+                        items.push(Item::gone(id));
+                    }
+                }
+                Err(e) if e.transient() || matches!(e, ServiceError::RateLimited(_) | ServiceError::Auth(_)) => {
+                    failure.get_or_insert(e);
+                    retry.push(id);
+                }
+                // A message Gmail refuses to serve (e.g. 400) is skipped rather than failing the run.
+                Err(_) => {}
+            }
+        }
+        if let Some(e) = failure {
+            if fetched == 0 {
+                return Err(e);
+            }
+            retry.append(&mut cur.pending);
+            cur.pending = retry;
+        }
+    }
+    // An empty mailbox has no message to take a history id from: the profile has one.
+    if cur.listed && cur.pending.is_empty() && cur.hid.is_none() && used < budget {
+        let profile = api(c).get("/users/me/profile").await?;
+        bump(&mut cur.hid, &profile["historyId"]);
+    }
+    let done = cur.listed && cur.pending.is_empty();
+    let checkpoint = cur.hid.clone();
+    Ok(Page { items, next: if done { None } else { serde_json::to_value(&cur).ok() }, checkpoint })
+}
+
+/// The messages a history page changed (in order, once each) and the ones it deleted.
+pub(super) fn history_changes(v: &Value) -> (Vec<String>, Vec<String>) {
+    let (mut changed, mut gone): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for h in v["history"].as_array().into_iter().flatten() {
+        for (key, deleted) in
+            [("messagesAdded", false), ("labelsAdded", false), ("labelsRemoved", false), ("messagesDeleted", true)]
+        {
+            for e in h[key].as_array().into_iter().flatten() {
+                let Some(id) = e["message"]["id"].as_str() else { continue };
+                if deleted {
+                    changed.retain(|c| c != id);
+                    if !gone.iter().any(|g| g == id) {
+                        gone.push(id.to_string());
+                    }
+                } else if !gone.iter().any(|g| g == id) && !changed.iter().any(|c| c == id) {
+                    changed.push(id.to_string());
+                }
+            }
+        }
+    }
+    (changed, gone)
+}
+
+/// A full listing (threads, drafts): one request per page.
+pub(super) async fn listing(c: &Conn<'_>, req: &PageRequest<'_>, kind: &str) -> Result<Page, ServiceError> {
+    let mut q = vec![("maxResults", LIST_MAX.to_string())];
+    if let Some(t) = req.cursor.and_then(|v| v["pageToken"].as_str()) {
+        q.push(("pageToken", t.to_string()));
+    }
+    let v = api(c).get(&format!("/users/me/{kind}?{}", query(&q))).await?;
+    let list = v[kind].as_array().map(Vec::as_slice).unwrap_or_default();
+    let items = list.iter().map(if kind == "threads" { thread_item } else { draft_item }).collect();
+    let next = v["nextPageToken"].as_str().map(|t| json!({ "pageToken": t }));
+    Ok(Page { items, next, checkpoint: None })
+}
+
+pub(super) async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+    match req.entity {
+        "labels" => {
+            let v = api(c).get("/users/me/labels").await?;
+            let items = v["labels"].as_array().into_iter().flatten().map(label_item).collect();
+            Ok(Page { items, next: None, checkpoint: None })
+        }
+        "messages" => messages_page(c, req).await,
+        "threads" | "drafts" => listing(c, req, req.entity).await,
+        other => Err(ServiceError::Invalid(format!("unsupported entity type {other}"))),
+    }
+}
+
+pub(super) async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
+    let api = api(c);
+    match entity {
+        "messages" => {
+            let m = api.get(&format!("{}?format=full", message_path(id))).await?;
+            Ok(("messages", message_item(message_view(&m))))
+        }
+        "threads" => {
+            let t = api.get(&format!("/users/me/threads/{}?format=minimal", segment(id))).await?;
+            Ok(("threads", thread_item(&thread_summary(&t))))
+        }
+        "drafts" => {
+            let d = api.get(&format!("/users/me/drafts/{}?format=minimal", segment(id))).await?;
+            Ok(("drafts", draft_item(&d)))
+        }
+        "labels" => {
+            let l = api.get(&format!("/users/me/labels/{}", segment(id))).await?;
+            Ok(("labels", label_item(&l)))
+        }
+        _ => Err(ServiceError::Invalid(format!("fetch is not supported for {entity}"))),
+    }
+}
+
+/// A thread read with `threads.get` as `threads.list` shows it (its snippet is the last
+/// message's).
+pub(super) fn thread_summary(t: &Value) -> Value {
+    let last = t["messages"].as_array().and_then(|m| m.last());
+    let snippet = t["snippet"].as_str().or_else(|| last.and_then(|m| m["snippet"].as_str())).unwrap_or("");
+    json!({ "id": t["id"], "snippet": snippet, "historyId": t["historyId"] })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------
