@@ -44,14 +44,7 @@ pub fn service_error(e: ServiceError, service: &str) -> ApiError {
         ServiceError::Auth(m) => UpstreamError::Reconnect(format!("{m}; reconnect the account")),
         ServiceError::NotFound(m) => UpstreamError::NotFound(m),
         ServiceError::InvalidField { field, message } => UpstreamError::Invalid { field, message },
-        ServiceError::Invalid(m) => {
-            let (field, message) = ServiceError::invalid_field(&m);
-            if field.is_empty() {
-                UpstreamError::Invalid { field: String::new(), message: m.clone() }
-            } else {
-                UpstreamError::Invalid { field: field.into(), message: message.into() }
-            }
-        }
+        ServiceError::Invalid(message) => UpstreamError::Invalid { field: String::new(), message },
         ServiceError::Refused { status, code, message } => UpstreamError::Refused { status, code, message },
         ServiceError::Upstream { status, message } => UpstreamError::failed_with_status(message, Some(status)),
         ServiceError::Transport(m) | ServiceError::CheckpointExpired(m) => UpstreamError::failed_with_status(m, None),

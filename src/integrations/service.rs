@@ -131,10 +131,10 @@ pub enum ServiceError {
     /// The provider refused the credentials and they cannot be refreshed: the user must reconnect.
     Auth(String),
     NotFound(String),
-    /// Parameters the provider (or the service) found invalid.
+    /// Parameters the provider (or the service) found invalid, naming no field.
     Invalid(String),
     /// One parameter the service found invalid beyond its schema (`field` is its path, as in
-    /// `VALIDATION_ERROR` details: `recurrence.1`, `timeZone`).
+    /// `VALIDATION_ERROR` details: `recurrence.1`, `timeZone`): the only way a bad field is said.
     InvalidField {
         field: String,
         message: String,
@@ -162,29 +162,13 @@ impl ServiceError {
             ServiceError::RateLimited(s) => format!("rate limited; retry in {s} s"),
             ServiceError::Upstream { status, message } => format!("upstream answered {status}: {message}"),
             ServiceError::Refused { message, .. } => message.clone(),
-            ServiceError::InvalidField { field, message } => format!("{field}: {message}"),
+            ServiceError::InvalidField { field, message } if !field.is_empty() => format!("{field}: {message}"),
+            ServiceError::InvalidField { message, .. } => message.clone(),
             ServiceError::Auth(m)
             | ServiceError::NotFound(m)
             | ServiceError::Invalid(m)
             | ServiceError::CheckpointExpired(m)
             | ServiceError::Transport(m) => m.clone(),
-        }
-    }
-
-    /// A parameter the service found invalid beyond its schema: answered as a
-    /// `VALIDATION_ERROR` whose details name `field` (a dotted path, `""` for the whole).
-    pub fn invalid_param(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        ServiceError::Invalid(if field.is_empty() { message } else { format!("{field}: {message}") })
-    }
-
-    /// The field and message of an `Invalid` error made by `invalid_param` (`""` when none).
-    pub fn invalid_field(message: &str) -> (&str, &str) {
-        match message.split_once(": ") {
-            Some((f, m)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') => {
-                (f, m)
-            }
-            _ => ("", message),
         }
     }
 

@@ -41,10 +41,14 @@ test('Gmail integration', async (t) => {
     } while (cursor);
     return n;
   };
+  // An entity as the integration's object stores it.
   const entity = async (id, type, externalId) => {
-    const row = await (await svc.db()).prepare('SELECT data, deleted_at FROM synced_entities WHERE integration_id = ? AND entity_type = ? AND external_id = ?').bind(id, type, externalId).first();
-    return row && { ...JSON.parse(row.data), deleted: row.deleted_at !== null };
+    const data = await svc.integrationData(id);
+    const rows = (await data('entities', { entity: type, after: '', includeDeleted: true, limit: 1000 })).body.rows;
+    const row = rows.find((r) => r.external_id === externalId);
+    return row ? { ...JSON.parse(row.data), deleted: row.deleted_at !== null } : null;
   };
+  const checkpointOf = async (id) => (await (await svc.integrationData(id))('start', { entity: 'messages' })).body.checkpoints[0];
   const waitSync = async (id, syncId, timeout = 30000) => {
     const t0 = Date.now();
     for (;;) {
@@ -190,7 +194,7 @@ test('Gmail integration', async (t) => {
     assert.deepEqual([jane.from, jane.unread, jane.starred, jane.messageId], ['Doe, Jane <jane@example.com>', true, false, seeded[0].messageId]);
     assert.deepEqual((await entity(integ.id, 'drafts', 'r-draft-1')), { id: 'r-draft-1', messageId: box.drafts.get('r-draft-1'), threadId: box.messages.get(box.drafts.get('r-draft-1')).threadId, deleted: false });
     assert.equal((await entity(integ.id, 'labels', workLabel)).name, 'Work');
-    const checkpoint = await (await svc.db()).prepare("SELECT cursor FROM sync_checkpoints WHERE integration_id = ? AND entity_type = 'messages'").bind(integ.id).first();
+    const checkpoint = await checkpointOf(integ.id);
     assert.equal(Number(checkpoint.cursor), Math.max(...visibleMessages().map((m) => m.historyId)));
   });
 
@@ -224,7 +228,7 @@ test('Gmail integration', async (t) => {
 
   await t.test('a historyId Gmail no longer knows: a full run, with the reason in the run\'s notes', async () => {
     mail.expireHistory(ME);
-    const last = await (await svc.db()).prepare("SELECT cursor FROM sync_checkpoints WHERE integration_id = ? AND entity_type = 'messages'").bind(integ.id).first();
+    const last = await checkpointOf(integ.id);
     const gone = seeded[40];
     mail.deleteMessage(ME, gone.id);
     const before = gmailRequests().length;

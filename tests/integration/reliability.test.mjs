@@ -191,8 +191,14 @@ test('reliability', async (t) => {
     const expected = [...pushes.values()].reduce((a, b) => a + b, 0);
     const gs = (await as(owner, 'GET', `/api/sessions/${session.id}/git-state`)).body.gitState;
     assert.equal(gs.commitCount, expected, 'each push delivery counted once');
-    const partial = await db.prepare("SELECT COUNT(*) AS n FROM synced_entities WHERE data IS NULL OR data = ''").first();
-    assert.equal(partial.n, 0);
+    // No entity half-written in any integration's object: every row's data is a JSON object.
+    for (const { id } of (await db.prepare('SELECT id FROM integrations').all()).results) {
+      const data = await svc.integrationData(id);
+      for (const type of ['repositories', 'issues', 'pull_requests', 'commits', 'messages', 'threads', 'labels', 'drafts', 'calendars', 'events']) {
+        const rows = (await data('entities', { entity: type, after: '', includeDeleted: true, limit: 1000 })).body.rows;
+        for (const r of rows) assert.equal(typeof JSON.parse(r.data), 'object', `${type} ${r.external_id}`);
+      }
+    }
   });
 
   await t.test('no secret in any response or log line', () => {

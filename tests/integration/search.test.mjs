@@ -13,6 +13,10 @@ import { addGmail, rawMessage } from '../lib/fake-gmail.mjs';
 import { addFakeCalendar } from '../lib/fake-calendar.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Waits (up to 10 s) for what the queue delivers after a response. */
+async function eventually(check) {
+  for (let i = 0; i < 200 && !(await check()); i++) await sleep(50);
+}
 const HOOK = 'search-webhook-secret';
 const ME = 'alice.search@gmail.test';
 
@@ -129,7 +133,8 @@ test('full-text search of synced entities', async (t) => {
     assert.deepEqual(await ids(github.id, 'warp drive'), ['alice/engine#1']);
     assert.deepEqual(await ids(github.id, 'capacitor'), ['alice/engine#1', 'bob/secret#1'], 'the title still does');
 
-    // A webhook delivery updates the entity (and so the index) in the same statement.
+    // A webhook delivery updates the entity (and so the index): through the outbox and the queue,
+    // into each holding integration's object, within moments.
     Object.assign(issues[1], { title: 'Zebra stripes fixed', body: 'Now a quokka renders instead.', updated_at: gh.tick() });
     const payload = JSON.stringify({ action: 'edited', repository: { id: repo.id, full_name: 'alice/engine' }, issue: issues[1] });
     const hook = await svc.request('POST', '/webhooks/github', {
@@ -137,6 +142,7 @@ test('full-text search of synced entities', async (t) => {
       headers: { 'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK).update(payload).digest('hex')}` },
     });
     assert.equal(hook.status, 200, hook.text);
+    await eventually(async () => (await ids(github.id, 'quokka')).length === 1);
     assert.deepEqual(await ids(github.id, 'quokka'), ['alice/engine#2']);
     assert.deepEqual(await ids(github.id, 'inverted'), []);
 
@@ -222,6 +228,7 @@ test('full-text search of synced entities', async (t) => {
       headers: { 'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK).update(payload).digest('hex')}` },
     });
     assert.equal(hook.status, 200, hook.text);
+    await eventually(async () => (await ids(bobGithub.id, 'wombat', {}, bob)).length === 1 && (await ids(github.id, 'wombat')).length === 1);
     assert.deepEqual(await ids(bobGithub.id, 'wombat', {}, bob), ['bob/secret#1']);
     assert.deepEqual(await ids(github.id, 'wombat'), ['bob/secret#1']);
     assert.deepEqual(await ids(github.id, 'gyroscope', { type: 'issues' }), [], 'the old body is gone');

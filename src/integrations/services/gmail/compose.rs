@@ -14,7 +14,12 @@ use crate::time::Millis;
 
 /// A parameter problem the schema cannot express.
 pub(super) fn bad(field: &str, message: impl Into<String>) -> ServiceError {
-    ServiceError::invalid_param(field, message)
+    let message = message.into();
+    if field.is_empty() {
+        ServiceError::Invalid(message)
+    } else {
+        ServiceError::InvalidField { field: field.to_string(), message }
+    }
 }
 
 /// The addresses of a parameter: one string (which may list several, comma-separated, when
@@ -124,7 +129,7 @@ pub(super) fn raw_message(from: &str, m: &Content, now: Millis) -> Result<String
         message_id: format!("<{}@{domain}>", crate::crypto::hex(&crate::crypto::random_bytes::<16>())),
         boundary_seed: crate::crypto::random_bytes::<16>(),
     };
-    let raw = mime::build::build(&out).map_err(|e| ServiceError::invalid_param("", e))?;
+    let raw = mime::build::build(&out).map_err(ServiceError::Invalid)?;
     Ok(b64url(&raw))
 }
 
