@@ -62,12 +62,28 @@ function cargoInstall(crate, version, binary, versionPattern) {
   run('cargo', ['install', crate, '--version', version, '--force']);
 }
 
-export function setup() {
+/** The Schemathesis version the reliability suite runs (from PyPI, into `.venv-schemathesis`). */
+export const SCHEMATHESIS_VERSION = '4.32.5';
+export const schemathesisBin = join(root, '.venv-schemathesis', 'bin', 'schemathesis');
+
+/** Test-only tools: Schemathesis in a virtualenv of its own (reused when its version matches). */
+function testTools() {
+  const have = exists(schemathesisBin) && tryRun(schemathesisBin, ['--version']).stdout.includes(SCHEMATHESIS_VERSION);
+  if (have) return;
+  log(`installing schemathesis ${SCHEMATHESIS_VERSION} into .venv-schemathesis (PyPI)`);
+  const venv = join(root, '.venv-schemathesis');
+  run('python3', ['-m', 'venv', venv]);
+  run(join(venv, 'bin', 'pip'), ['install', '-q', '--disable-pip-version-check', `schemathesis==${SCHEMATHESIS_VERSION}`]);
+}
+
+/** `forTests`: also what only the test suite needs (`npm test`, not `npm start`). */
+export function setup({ forTests = false } = {}) {
   npmPackages();
   wasmTarget();
   cargoInstall('worker-build', WORKER_BUILD_VERSION, 'worker-build', new RegExp(`^(worker-build )?${WORKER_BUILD_VERSION.replaceAll('.', '\\.')}$`));
   const wb = lockedVersion('wasm-bindgen');
   cargoInstall('wasm-bindgen-cli', wb, 'wasm-bindgen', new RegExp(`^wasm-bindgen ${wb.replaceAll('.', '\\.')}$`));
+  if (forTests) testTools();
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -15,7 +15,7 @@ const step = (name, fn) => {
   return r;
 };
 
-step('setup', () => setup());
+step('setup', () => setup({ forTests: true }));
 step('openapi.json up to date', () => run('node', ['scripts/openapi.mjs', '--check']));
 step('cargo fmt --check', () => run('cargo', ['fmt', '--check']));
 step('cargo clippy', () => run('cargo', ['clippy', '--all-targets', '--quiet', '--', '-D', 'warnings']));
