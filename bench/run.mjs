@@ -11,7 +11,7 @@
 // wrangler's Node process.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { gzipSync } from 'node:zlib';
@@ -27,6 +27,7 @@ import { startFakeGoogle } from '../tests/lib/fake-google.mjs';
 import { addGmail } from '../tests/lib/fake-gmail.mjs';
 import { benchSync } from './sync.mjs';
 import { benchSearch, benchMcp } from './search.mjs';
+import { benchScale, benchCapacity } from './scale.mjs';
 
 const WRANGLER = join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
 const HOOK_SECRET = 'bench-webhook-secret';
@@ -192,9 +193,17 @@ function buildFloor() {
   compile({ crateDir, outDir: out, targetDir: join(crateDir, 'target') });
 }
 
-/** The service's wrangler.toml with `main` pointing at another build (for `--baseline`). */
+/** Whether a build has the data plane (builds from before it have no IntegrationData class). */
+export const hasDataPlane = (buildDir) => readFileSync(join(buildDir, 'index.js'), 'utf8').includes('IntegrationData');
+
+/** The service's wrangler.toml with `main` pointing at another build (for `--baseline`); a build
+ * from before the data plane gets the configuration it knew (no IntegrationData binding). */
 export function configFor(buildDir) {
-  const text = readFileSync(join(root, 'wrangler.toml'), 'utf8').replace(/^main = .*$/m, `main = ${JSON.stringify(join(buildDir, 'index.js'))}`);
+  let text = readFileSync(join(root, 'wrangler.toml'), 'utf8').replace(/^main = .*$/m, `main = ${JSON.stringify(join(buildDir, 'index.js'))}`);
+  if (!hasDataPlane(buildDir)) {
+    text = text.replace(/\[\[durable_objects\.bindings\]\]\nname = "INTEGRATION_DATA"\nclass_name = "IntegrationData"\n/, '')
+      .replace(/(#[^\n]*\n)*\[\[migrations\]\]\ntag = "v2"\nnew_sqlite_classes = \["IntegrationData"\]\n/, '');
+  }
   const file = join(root, '.bench-baseline.wrangler.toml');
   writeFileSync(file, text);
   return file;
@@ -422,6 +431,20 @@ async function main() {
   results.search = after.search;
   results.mcp = after.mcp;
 
+  log('data plane: 20 integrations of 20 users × 5,000 issues syncing at once, an idle one read meanwhile; bytes per stored entity');
+  results.scale = await benchScale({});
+  results.capacity = await benchCapacity({});
+  if (baseline) {
+    // The harness runs builds from inside the repository: a copy of the baseline goes there.
+    const copy = join(root, '.bench-baseline-build');
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(baseline, copy, { recursive: true });
+    const old = hasDataPlane(copy) ? {} : { migrateUpTo: '0014_reconciler.sql' };
+    results.baseline ??= { dir: baseline };
+    results.baseline.scale = await benchScale({ buildDir: '.bench-baseline-build', ...old });
+    results.baseline.capacity = await benchCapacity({ buildDir: '.bench-baseline-build', ...old, legacy: !hasDataPlane(copy) });
+  }
+
   writeFileSync(join(root, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
   printTable(results);
   cleanup();
@@ -484,6 +507,7 @@ export function printTable(results) {
     ['sync 10,000 issues, budget 45', syncCell(results.sync), `≥ 10,000 entities/s: ${results.sync.entitiesPerSecond >= 10000 ? 'met' : 'MISSED'}`],
     ['sync 10,000 issues, budget 1000', syncCell(results.syncPaid), `≥ 10,000 entities/s: ${results.syncPaid.entitiesPerSecond >= 10000 ? 'met' : 'MISSED'}`],
     ...['selective', 'prefix', 'broad'].map((k) => [`search over 10,000 issues: ${k} query p50/p99`, `${results.search[k].p50Ms} / ${results.search[k].p99Ms} ms`, '']),
+    ...(results.scale ? scaleRows(results) : []),
     ['MCP tools/list + one tools/call p50/p99 (sequential)', `${results.mcp.roundTrip.p50Ms} / ${results.mcp.roundTrip.p99Ms} ms (list ${results.mcp.toolsList.p50Ms} / ${results.mcp.toolsList.p99Ms}, call ${results.mcp.toolsCall.p50Ms} / ${results.mcp.toolsCall.p99Ms}; ${results.mcp.tools} tools)`, ''],
   ];
   const w1 = Math.max(...rows.map((r) => r[0].length));
@@ -491,6 +515,24 @@ export function printTable(results) {
   console.log(`\nMachine: ${results.machine.cpu}, ${results.machine.cores} cores; wrangler ${results.versions.wrangler}, node ${results.versions.node}\n`);
   console.log(`${'figure'.padEnd(w1)}  ${'measured'.padEnd(w2)}  target`);
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w1)}  ${b.padEnd(w2)}  ${c}`);
+}
+
+/** The data plane's rows: aggregate sync rate, the idle integration's reads, bytes per entity. */
+function scaleRows(results) {
+  const s = results.scale;
+  const b = results.baseline?.scale;
+  const reads = (x) => `entities p50/p99 ${x.entities.p50Ms}/${x.entities.p99Ms} ms, search ${x.search.p50Ms}/${x.search.p99Ms} ms`;
+  const ratio = (x) => ms(Math.max(x.underLoad.entities.p50Ms / x.idle.entities.p50Ms, x.underLoad.search.p50Ms / x.idle.search.p50Ms));
+  const rows = [
+    [`data plane: ${s.integrations} × ${s.perIntegration} issues at once`, `${s.entities} entities in ${s.wallSeconds} s: ${s.aggregateEntitiesPerSecond} entities/s`, b ? `≥ 2× baseline (${b.aggregateEntitiesPerSecond}/s): ${s.aggregateEntitiesPerSecond >= 2 * b.aggregateEntitiesPerSecond ? 'met' : 'MISSED'} (${ms(s.aggregateEntitiesPerSecond / b.aggregateEntitiesPerSecond)}×)` : 'reported'],
+    ['  idle integration, reads alone', reads(s.idle), ''],
+    ['  idle integration, reads while the others sync', reads(s.underLoad), `p50 within 2× idle: ${ratio(s) <= 2 ? 'met' : 'MISSED'} (${ratio(s)}×)`],
+    ...(b ? [
+      ['  baseline: idle reads alone / while syncing', `${reads(b.idle)} / ${reads(b.underLoad)}`, `baseline ratio ${ratio(b)}×`],
+    ] : []),
+    ...Object.entries(results.capacity).map(([kind, c]) => [`bytes per stored ${kind}`, `${c.bytesPerEntity} B (${c.entities} entities, ${c.bytes} B)`, results.baseline?.capacity ? `before (D1): ${results.baseline.capacity[kind].bytesPerEntity} B` : '']),
+  ];
+  return rows;
 }
 
 const cpuCell = (l) => `${l.cpuMsPerReq.worker} / ${l.cpuMsPerReq.entry} / ${l.cpuMsPerReq.node} ms`;

@@ -186,10 +186,16 @@ pub async fn run(env: &Env, budget: u32) -> ApiResult<Outcome> {
                 // Access lost or the PR gone: the next run tries again.
                 Err(_) => continue,
             };
-            // Applied as a delivery of its own: the same rules, notifications and idempotency.
+            // Applied as a delivery of its own: the same rules, notifications and idempotency. The
+            // repository is the PR's own (`base.repo`): a name can now belong to another repository
+            // (renamed, transferred, recreated), and sessions match on GitHub's id alone.
+            let Some(base_id) = pr["base"]["repo"]["id"].as_i64() else { continue };
+            if base_id.to_string() != repo_id {
+                continue;
+            }
             let payload = json!({
                 "action": "reconciled",
-                "repository": { "id": repo_id.parse::<i64>().ok(), "full_name": row.full_name },
+                "repository": { "id": base_id, "full_name": pr["base"]["repo"]["full_name"] },
                 "pull_request": pr,
             });
             let delivery = format!("reconcile:{}", uuid::Uuid::new_v4());

@@ -346,6 +346,23 @@ test('GitHub webhooks', async (t) => {
     assert.equal((await db.prepare("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE delivery_id LIKE 'reconcile:%'").first()).n, 0);
   });
 
+  await t.test('the reconciler never applies a PR of another repository that now has the name', async () => {
+    // Alice's session verified octo/renamed (its GitHub id); the repository is then recreated
+    // under the same name (a new id), and the new one has a PR #7 of its own.
+    gh.addRepo('octo/renamed');
+    const s = await session(alice, { repoUrl: 'octo/renamed', branch: 'b7' });
+    const put = await svc.request('PUT', `/api/sessions/${s.id}/git-state`, { token: alice.token, body: { prNumber: 7 } });
+    assert.equal(put.status, 200);
+    const oldId = gh.repos.get('octo/renamed').id;
+    gh.repos.set('octo/renamed', { ...gh.repos.get('octo/renamed'), id: oldId + 5000 });
+    gh.pulls.set('octo/renamed', [{ number: 7, title: 'Someone else\'s PR', state: 'open', draft: false, merged_at: null, html_url: 'https://github.com/octo/renamed/pull/7',
+      updated_at: '2026-11-07T00:00:00Z', user: { id: 999 }, head: { ref: 'x', repo: repo('octo/renamed') } }]);
+    await tick();
+    await until(async () => gh.fake.requests.some((r) => r.path.endsWith('/octo/renamed/pulls/7')), 'the reconciler to fetch the PR');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await git(alice, s.id)).prTitle ?? null, null, 'the other repository\'s PR was not applied');
+  });
+
   await t.test('malformed bodies are 400; form-encoded deliveries work', async () => {
     assert.equal((await deliver('push', '{not json')).status, 400);
     const s = await session(alice, { repoUrl: 'octo/form', branch: 'f' });

@@ -137,7 +137,11 @@ export function startFakeGitHubOn(fake) {
     if (hidden(req, repoKey(m))) return notFound;
     const list = (m[3] === 'issues' ? gh.issues : gh.pulls).get(repoKey(m)) ?? [];
     const item = list.find((i) => i.number === Number(m[4]));
-    return item ? { json: item } : { status: 404, json: { message: 'Not Found' } };
+    if (!item) return { status: 404, json: { message: 'Not Found' } };
+    // Like GitHub: a pull request names its base repository (the one it is a PR of).
+    const repo = gh.repos.get(repoKey(m));
+    const base = m[3] === 'pulls' && !item.base && repo ? { base: { ref: 'main', repo: { id: repo.id, full_name: repo.full_name } } } : {};
+    return { json: { ...item, ...base } };
   });
   fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)\/commits$/, (req, m) => {
     if (!auth(req)) return unauthorized;

@@ -288,6 +288,19 @@ mod tests {
     }
 
     #[test]
+    fn fetch_refuses_ids_that_are_not_repository_names() {
+        // Anything that reached the URL would be answered by the fake (and by GitHub: `../user`).
+        let fake = FakeGitHub { routes: vec![("/", 200, json!({ "id": 1, "login": "me" }))], seen: RefCell::new(vec![]) };
+        let (vars, creds) = setup();
+        let c = conn(&fake, &vars, &creds);
+        for (entity, id) in [("repositories", "../user"), ("repositories", "o/.."), ("issues", "../user#1"), ("pull_requests", "o/r/../x#2")] {
+            let e = futures::executor::block_on(GitHubService.fetch(&c, entity, id)).unwrap_err();
+            assert!(matches!(e, ServiceError::Invalid(_)), "{entity} {id}: {e:?}");
+        }
+        assert!(fake.seen.borrow().is_empty(), "no request was made");
+    }
+
+    #[test]
     fn errors_map_to_what_callers_do() {
         let fake = FakeGitHub {
             routes: vec![("/repos/o/r/issues/1", 401, json!({ "message": "Bad credentials" }))],

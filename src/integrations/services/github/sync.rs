@@ -119,8 +119,11 @@ pub(super) async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Pag
 }
 
 /// `owner/repo#n` → (`owner/repo`, n).
+/// `owner/name#123`, its repository checked as a repository name (no `..` or other path
+/// tricks reach a URL).
 pub(super) fn numbered(id: &str) -> Option<(&str, u64)> {
     let (repo, n) = id.rsplit_once('#')?;
+    crate::github::repo::RepoRef::parse_full_name(repo)?;
     Some((repo, n.parse().ok()?))
 }
 
@@ -134,6 +137,7 @@ pub(super) async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'sta
     };
     match entity {
         "repositories" => {
+            crate::github::repo::RepoRef::parse_full_name(id).ok_or_else(bad)?;
             let r = gh.get(&repo_path(id)).await.map_err(map_err)?;
             Ok(("repositories", repo_item(&r.json::<Value>().ok_or_else(|| unreadable("repository"))?)))
         }
