@@ -21,14 +21,20 @@ CREATE INDEX idx_integrations_data_home ON integrations(data_home) WHERE data_ho
 
 -- Which integrations hold which parent entity (a GitHub repository by its id, a calendar): a
 -- webhook delivery finds the integrations it concerns here, without asking every object.
--- Kept by each sync when it walks the parents.
+-- Kept by each sync when it walks the parents. `verified_at`: when the owner's credentials last
+-- showed the parent to us (a sync that listed it, or the daily re-check); deliveries reach only
+-- integrations verified within a day, so one whose owner lost access stops receiving its data.
 CREATE TABLE integration_holders (
   integration_id TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
   holder_type TEXT NOT NULL,
   holder_key TEXT NOT NULL,
+  verified_at TEXT,
+  -- When the re-check last took it (so two runs do not check the same one).
+  checked_at TEXT,
   PRIMARY KEY (integration_id, holder_type, holder_key)
 );
 CREATE INDEX idx_integration_holders_key ON integration_holders(holder_type, holder_key);
+CREATE INDEX idx_integration_holders_verified ON integration_holders(verified_at);
 -- The parents synced before this migration (the services' parent entity types).
 INSERT INTO integration_holders (integration_id, holder_type, holder_key)
   SELECT integration_id, entity_type, external_id FROM synced_entities

@@ -317,7 +317,7 @@ const paths = {
   '/api/integrations/{id}/entities/{type}': {
     parameters: [pathParam('id', 'Integration id'), pathParam('type', 'Entity type')],
     get: user({
-      tags: ['integrations'], summary: 'Synced entities, by external id; deleted ones are marked (`_sync.deleted`)',
+      tags: ['integrations'], summary: 'Synced entities, by external id (`_sync.externalId`; `id` is the provider\'s own id where the data has one, e.g. a Calendar event\'s, which is stored as `calendarId/eventId`); deleted ones are marked (`_sync.deleted`)',
       parameters: [...listParams, { name: 'modifiedAfter', in: 'query', schema: time }, { name: 'includeDeleted', in: 'query', schema: { enum: ['true', 'false'] } }],
       responses: { 200: json(obj({ entities: { type: 'array', items: { type: 'object' } }, cursor: str(), hasMore: { type: 'boolean' } }, ['entities', 'hasMore'])), ...errors(400, 404) },
     }),
@@ -325,7 +325,7 @@ const paths = {
   '/api/integrations/{id}/fetch': {
     parameters: [pathParam('id', 'Integration id')],
     post: user({
-      tags: ['integrations'], summary: 'Fetch one entity live (GitHub repositories: owner/repo; issues, pull_requests: owner/repo#n; Gmail messages, threads, labels, drafts: their ids) and store it',
+      tags: ['integrations'], summary: 'Fetch one entity live (GitHub repositories: owner/repo; issues, pull_requests: owner/repo#n; Gmail messages, threads, labels, drafts: their ids; Calendar events: calendarId/eventId) and store it',
       requestBody: body(obj({ entityType: { enum: ['repositories', 'issues', 'pull_requests', 'messages', 'threads', 'labels', 'drafts'] }, externalId: str() }, ['entityType', 'externalId'])),
       responses: { 200: json(obj({ entity: { type: 'object' } }, ['entity'])), ...actionErrors },
     }),

@@ -13,9 +13,9 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlS
 
 use crate::db::{atomically, sql_rows, sql_run};
 use crate::integrations::data::{
-    Checkpoint, CommitRequest, Committed, EntitiesPage, EntitiesRequest, EntityRow, Hit, Hits, ImportRequest,
-    ParentRow, RawItem, SearchRequest, StartRequest, Started, Stats, UpsertRequest, COMMIT, DROP, ENTITIES, IMPORT,
-    SEARCH, START, STATS, UPSERT,
+    Checkpoint, CommitRequest, Committed, EntitiesPage, EntitiesRequest, EntityRow, ForgetRequest, Forgotten, Hit,
+    Hits, ImportRequest, ParentRow, RawItem, SearchRequest, StartRequest, Started, Stats, UpsertRequest, COMMIT, DROP,
+    ENTITIES, FORGET, IMPORT, SEARCH, START, STATS, UPSERT,
 };
 
 /// Entities marked deleted are kept this long (so clients that page with `includeDeleted` see
@@ -369,6 +369,39 @@ impl IntegrationData {
         }
     }
 
+    /// A parent and every entity under it, deleted outright (with their index rows).
+    fn forget(&self, req: ForgetRequest) -> Result<Response> {
+        let sql = self.sql();
+        let deleted = atomically(&self.state, move || {
+            #[derive(Deserialize)]
+            struct K {
+                k: Option<String>,
+            }
+            let keys: Vec<K> = sql_rows(
+                &sql,
+                "SELECT json_extract(data, ?1) AS k FROM entities WHERE entity_type = ?2 AND external_id = ?3",
+                vec![req.key.as_str().into(), req.entity.as_str().into(), req.id.as_str().into()],
+            )?;
+            let mut n = 0;
+            if let Some(key) = keys.into_iter().next().and_then(|k| k.k) {
+                n += sql_run(
+                    &sql,
+                    "DELETE FROM entities WHERE parent = ?1 AND entity_type <> ?2 RETURNING 1",
+                    vec![key.into(), req.entity.as_str().into()],
+                )?
+                .length();
+            }
+            n += sql_run(
+                &sql,
+                "DELETE FROM entities WHERE entity_type = ?1 AND external_id = ?2 RETURNING 1",
+                vec![req.entity.as_str().into(), req.id.as_str().into()],
+            )?
+            .length();
+            Ok(i64::from(n))
+        })?;
+        Response::from_json(&Forgotten { deleted })
+    }
+
     fn stats(&self) -> Result<Response> {
         let sql = self.sql();
         let stats = Stats { bytes: sql.database_size() as u64, entities: live_entities(&sql)? };
@@ -397,7 +430,7 @@ impl IntegrationData {
     async fn handle(&self, mut req: Request) -> Result<Response> {
         let path = req.path();
         let text = req.text().await?;
-        let writes = [COMMIT, UPSERT, IMPORT];
+        let writes = [COMMIT, UPSERT, IMPORT, FORGET];
         if writes.contains(&path.as_str()) && self.dropped()? {
             return json_error(410, "DROPPED", "This integration was deleted");
         }
@@ -420,6 +453,7 @@ impl IntegrationData {
             ENTITIES => self.entities(parse!()),
             SEARCH => self.search(parse!()),
             STATS => self.stats(),
+            FORGET => self.forget(parse!()),
             DROP => self.drop_all().await,
             _ => json_error(404, "NOT_FOUND", "Unknown operation"),
         }

@@ -38,6 +38,8 @@ pub enum Job {
     SlackUninstalled { team: String },
     /// The next step of copying an integration's data from D1 into its object.
     MoveData { integration: String },
+    /// A run of the holders' re-check (enqueued by the cron every minute).
+    RecheckHolders,
 }
 
 /// The base delay of a retried job (`JOB_RETRY_BASE_SECONDS`, 10 s by default).

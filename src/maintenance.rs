@@ -33,9 +33,10 @@ pub async fn run(cron: &str, env: &Env) {
     if let Err(e) = crate::integrations::moving::sweep(env).await {
         log_error(&format!("data move sweep failed: {}", e.message));
     }
-    // The PR reconciler runs as a queue job: its GitHub calls get a budget of their own.
-    if let Err(e) = crate::jobs::send(env, &crate::jobs::Job::Reconcile, 0).await {
-        log_error(&format!("pr reconciler not enqueued: {}", e.message));
+    // The PR reconciler and the holders' re-check run as queue jobs: their provider calls get
+    // budgets of their own.
+    if let Err(e) = crate::jobs::send_all(env, &[crate::jobs::Job::Reconcile, crate::jobs::Job::RecheckHolders]).await {
+        log_error(&format!("pr reconciler and holder re-check not enqueued: {}", e.message));
     }
 }
 

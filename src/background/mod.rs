@@ -26,6 +26,9 @@ const SLACK_SUBREQUESTS: u32 = 10;
 /// Subrequests of one step of a data move (D1 claim, D1 read, the object's import, D1 cursor,
 /// and the next message).
 const MOVE_SUBREQUESTS: u32 = 5;
+/// Subrequests of one holders' re-check: the claim, per integration its row, credentials and
+/// writes, and one provider call per holder (10 at most).
+const RECHECK_SUBREQUESTS: u32 = 30;
 /// Subrequests of one re-seal batch (at most about a dozen).
 const RESEAL_SUBREQUESTS: u32 = 14;
 
@@ -100,6 +103,7 @@ pub async fn consume(batch: MessageBatch<String>, env: Env) -> worker::Result<()
                 finish(&env, msg, crate::integrations::moving::work(&env, integration).await, "data move");
                 MOVE_SUBREQUESTS
             }
+            Job::RecheckHolders => work_recheck(&env, msg).await,
         };
         budget.spend(used);
     }
@@ -199,6 +203,22 @@ async fn work_reconcile<M: MessageExt>(env: &Env, budget: u32, msg: &M) -> u32 {
     used
 }
 
+/// One re-check of integrations' holders; a full batch is continued by a fresh message. A
+/// failed run is not retried: the next minute's cron starts another.
+async fn work_recheck<M: MessageExt>(env: &Env, msg: &M) -> u32 {
+    match crate::integrations::holders::recheck(env).await {
+        Ok(true) => {
+            if let Err(e) = send(env, &Job::RecheckHolders, 0).await {
+                log_error(&format!("holder re-check: continuation not enqueued ({}); the cron will", e.message));
+            }
+        }
+        Ok(false) => {}
+        Err(e) => log_error(&format!("holder re-check failed: {}", e.internal.as_deref().unwrap_or(&e.message))),
+    }
+    msg.ack();
+    RECHECK_SUBREQUESTS
+}
+
 /// A job that failed `max_retries` times: its owner is told (a run fails with its reason, an
 /// outbox batch is dropped, the re-seal job is marked failed).
 async fn dead_letter(env: &Env, job: &Job) {
@@ -215,6 +235,7 @@ async fn dead_letter(env: &Env, job: &Job) {
             log_error(&format!("slack uninstall of {team} given up after retries"));
             Ok(())
         }
+        Job::RecheckHolders => Ok(()),
         // The cron restarts a move whose messages stopped.
         Job::MoveData { integration } => {
             log_error(&format!("data move of {integration}: a step was given up after retries; the cron resumes it"));

@@ -27,6 +27,7 @@ pub const ENTITIES: &str = "/entities";
 pub const SEARCH: &str = "/search";
 pub const STATS: &str = "/stats";
 pub const DROP: &str = "/drop";
+pub const FORGET: &str = "/forget";
 
 /// An entity on the wire: `d` is its data (borrowed JSON when sent, raw JSON text when received,
 /// so the object stores it without building a tree).
@@ -243,6 +244,23 @@ pub struct Stats {
     pub entities: i64,
 }
 
+/// `POST /forget`: the account lost a parent (a repository): the parent entity and every entity
+/// under it are deleted outright (their data may no longer be kept).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgetRequest {
+    /// The parent's entity type and its external id.
+    pub entity: String,
+    pub id: String,
+    /// JSON path of the parent's key in its data (what its children carry as their parent).
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Forgotten {
+    pub deleted: i64,
+}
+
 /// What became of a commit.
 #[derive(Debug, PartialEq)]
 pub enum CommitOutcome {
@@ -326,6 +344,15 @@ impl<'a> DataPlane<'a> {
             return Ok(Stats { bytes: 0, entities: 0 });
         }
         self.ok(STATS, r)
+    }
+
+    /// Deletes a parent entity and everything under it; the number of entities deleted.
+    pub async fn forget(&self, req: &ForgetRequest) -> ApiResult<i64> {
+        let r = self.post(FORGET, req).await?;
+        if r.status == 410 {
+            return Ok(0);
+        }
+        self.ok::<Forgotten>(FORGET, r).map(|f| f.deleted)
     }
 
     /// Deletes everything the object holds; later writes are refused.

@@ -15,6 +15,7 @@
 
 pub mod data;
 pub mod engine;
+pub mod holders;
 pub mod moving;
 pub mod oauth;
 pub mod registry;

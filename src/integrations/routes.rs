@@ -405,8 +405,12 @@ pub async fn entities(ctx: &Ctx) -> ApiResult<Reply> {
         .take(limit as usize)
         .map(|r| {
             let mut v: Value = serde_json::from_str(&r.data).unwrap_or(json!({}));
-            v["id"] = json!(r.external_id);
-            v["_sync"] = json!({ "firstSeenAt": r.first_seen_at, "lastModifiedAt": r.last_modified_at, "deleted": r.deleted_at.is_some(), "deletedAt": r.deleted_at });
+            // The entity's own id when its data has one (an event's id, keyed by calendar and id),
+            // else its external id.
+            if v.get("id").is_none_or(|id| !id.is_string()) {
+                v["id"] = json!(r.external_id);
+            }
+            v["_sync"] = json!({ "externalId": r.external_id, "firstSeenAt": r.first_seen_at, "lastModifiedAt": r.last_modified_at, "deleted": r.deleted_at.is_some(), "deletedAt": r.deleted_at });
             v
         })
         .collect();

@@ -278,6 +278,17 @@ pub trait Service: Sync {
     fn webhook_holder(&self, _payload: &Value) -> Option<(&'static str, String)> {
         None
     }
+    /// Whether the account can still see the holder `key` of `holder_type` (a repository by its
+    /// id): `Ok(false)` when the provider says it cannot. Webhook data reaches an integration
+    /// only while this holds.
+    fn holds<'a>(
+        &'a self,
+        _c: &'a Conn<'a>,
+        _holder_type: &'a str,
+        _key: &'a str,
+    ) -> LocalBoxFuture<'a, Result<bool, ServiceError>> {
+        Box::pin(async { Ok(true) })
+    }
 }
 
 /// What a service implements: [`Service`] with plain `async fn`s. Every `ServiceImpl` is a
@@ -314,6 +325,10 @@ pub trait ServiceImpl: Sync {
     /// The account a webhook delivery concerns (see [`Service::webhook_holder`]).
     fn webhook_holder(&self, _payload: &Value) -> Option<(&'static str, String)> {
         None
+    }
+    /// Whether the account can still see a holder (see [`Service::holds`]).
+    async fn holds(&self, _c: &Conn<'_>, _holder_type: &str, _key: &str) -> Result<bool, ServiceError> {
+        Ok(true)
     }
 }
 
@@ -370,5 +385,13 @@ impl<T: ServiceImpl> Service for T {
     }
     fn webhook_holder(&self, payload: &Value) -> Option<(&'static str, String)> {
         ServiceImpl::webhook_holder(self, payload)
+    }
+    fn holds<'a>(
+        &'a self,
+        c: &'a Conn<'a>,
+        holder_type: &'a str,
+        key: &'a str,
+    ) -> LocalBoxFuture<'a, Result<bool, ServiceError>> {
+        Box::pin(ServiceImpl::holds(self, c, holder_type, key))
     }
 }

@@ -84,9 +84,10 @@ impl DataStore {
     }
 
     /// The run's progress, written after its page reached the object; `false` when the lease
-    /// was lost meanwhile.
+    /// was lost meanwhile. A page of parents (repositories) also verifies the integration's
+    /// holder rows: the provider has just listed them to the owner's credentials.
     async fn progress(&self, c: &Commit<'_>) -> worker::Result<bool> {
-        let row = guarded(
+        let progress = guarded(
             &self.db,
             "UPDATE sync_logs SET state = ?1, records_synced = ?2, requests_made = ?3, current_entity = ?4, heartbeat_at = ?5,
                lease_until = ?6, failures = 0, last_error = NULL, idle_slices = 0,
@@ -103,10 +104,34 @@ impl DataStore {
             ],
             &c.run.id,
             c.owner,
-        )?
-        .rows()
-        .await?;
-        Ok(row.count() > 0)
+        )?;
+        let mut stmts = vec![progress];
+        if self.holds_parents(c.entity) {
+            let (gone, live): (Vec<&Item>, Vec<&Item>) = c.items.iter().partition(|i| i.deleted);
+            fn ids<'a>(v: &[&'a Item]) -> Vec<&'a str> {
+                v.iter().map(|i| i.external_id.as_str()).collect()
+            }
+            stmts.extend(super::holders::verified_statements(
+                &self.db,
+                &c.run.integration_id,
+                c.entity,
+                &ids(&live),
+                &ids(&gone),
+                c.now,
+            )?);
+        }
+        let results = self.db.batch_rows(stmts).await?;
+        Ok(results.first().is_some_and(|r| r.count() > 0))
+    }
+
+    /// Whether `entity` is a parent type of the claimed integration's service (what webhook
+    /// deliveries are matched on).
+    fn holds_parents(&self, entity: &str) -> bool {
+        let integration = self.integration.borrow();
+        let Some(service) = integration.as_ref().and_then(|row| super::registry::find(&row.service)) else {
+            return false;
+        };
+        service.entities().iter().any(|e| service.parent(e).is_some_and(|p| p.entity == entity))
     }
 }
 
@@ -476,8 +501,15 @@ pub fn webhook_upserts(
         "INSERT INTO outbox (id, batch, kind, target, payload, created_at)
          SELECT lower(hex(randomblob(16))), ?91, '{}', h.integration_id, ?1, ?2
            FROM integration_holders h JOIN integrations i ON i.id = h.integration_id
-          WHERE h.holder_type = ?3 AND h.holder_key = ?4 AND i.service = ?5 AND i.status = 'active' /*GUARD*/",
+          WHERE h.holder_type = ?3 AND h.holder_key = ?4 AND i.service = ?5 AND i.status = 'active'
+            AND h.verified_at >= ?6 /*GUARD*/",
         crate::outbox::ENTITY_UPSERT
     );
-    Ok(Some((sql, vec![groups.js(), now.js(), holder_type.js(), holder_key.js(), service.name().js()])))
+    // Only integrations whose owner's credentials showed the holder within a day: access lost
+    // since (a collaborator removed) stops the data.
+    let verified_since = iso(crate::time::parse_iso(now).unwrap_or(0) - super::holders::VERIFIED_FOR_MS);
+    Ok(Some((
+        sql,
+        vec![groups.js(), now.js(), holder_type.js(), holder_key.js(), service.name().js(), verified_since.js()],
+    )))
 }

@@ -63,10 +63,17 @@ test('Google Calendar: connect, sync, actions', async (t) => {
     } while (cursor);
     return n;
   };
-  const entity = async (id, type, externalId) => {
-    const cursor = Buffer.from(externalId.slice(0, -1)).toString('base64url');
-    const r = await api('GET', `/api/integrations/${id}/entities/${type}?limit=100&cursor=${cursor}`);
-    return r.body.entities.find((e) => e.id === externalId);
+  // An event is stored under `calendarId/eventId` (one event can sit on two calendars); its
+  // entity keeps Google's id in `id`.
+  const entity = async (id, type, eventOrCalendarId) => {
+    let cursor;
+    do {
+      const r = await api('GET', `/api/integrations/${id}/entities/${type}?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+      const hit = r.body.entities.find((e) => e.id === eventOrCalendarId || e._sync.externalId === eventOrCalendarId);
+      if (hit) return hit;
+      cursor = r.body.hasMore ? r.body.cursor : undefined;
+    } while (cursor);
+    return undefined;
   };
   const waitSync = async (id, syncId) => {
     const t0 = Date.now();

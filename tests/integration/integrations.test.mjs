@@ -228,6 +228,41 @@ test('integration framework and GitHub sync', async (t) => {
     assert.equal(after.title, 'Edited on GitHub');
   });
 
+  await t.test('webhook data stops once the owner lost access; the daily re-check forgets the repository', async () => {
+    const db = await svc.db();
+    const lib = gh.repos.get('alice/lib.js');
+    const deliver = (title) => {
+      const raw = JSON.stringify({ action: 'edited', repository: { id: lib.id, full_name: 'alice/lib.js' }, issue: { ...gh.issues.get('alice/lib.js')[0], title, updated_at: gh.tick() } });
+      return svc.request('POST', '/webhooks/github', {
+        raw, headers: { 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', HOOK_SECRET).update(raw).digest('hex')}`, 'content-type': 'application/json' },
+      });
+    };
+    const libIssue = async () => (await api('GET', `/api/integrations/${integ.id}/entities/issues?limit=100&cursor=${Buffer.from('alice/app#99').toString('base64url')}`)).body.entities.find((x) => x.id === 'alice/lib.js#1');
+    const holders = async () => (await db.prepare('SELECT holder_key, verified_at FROM integration_holders WHERE integration_id = ? ORDER BY holder_key').bind(integ.id).all()).results;
+    assert.ok((await holders()).every((h) => h.verified_at), 'the sync verified every repository it listed');
+    // Verified by the last sync: a delivery reaches the integration.
+    assert.equal((await deliver('Still visible')).status, 200);
+    for (let i = 0; i < 200 && (await libIssue())?.title !== 'Still visible'; i++) await sleep(25);
+    assert.equal((await libIssue()).title, 'Still visible');
+    // The verification lapses and Alice loses the repository: deliveries no longer reach her.
+    const twoDaysAgo = new Date(Date.now() - 2 * 86400_000).toISOString();
+    await db.prepare('UPDATE integration_holders SET verified_at = ? WHERE integration_id = ?').bind(twoDaysAgo, integ.id).run();
+    gh.restrict('alice/lib.js', ['someone-else']);
+    assert.equal((await deliver('After access was lost')).status, 200);
+    await sleep(1000);
+    assert.equal((await libIssue()).title, 'Still visible', 'nothing was written');
+    // The re-check asks GitHub with her token: lib.js is forgotten (its row and its entities),
+    // the repositories she still sees are verified again.
+    await tick();
+    for (let i = 0; i < 200 && (await holders()).some((h) => h.holder_key === String(lib.id)); i++) await sleep(50);
+    const after = await holders();
+    assert.ok(!after.some((h) => h.holder_key === String(lib.id)), 'the lost repository is no longer held');
+    assert.ok(after.length > 0 && after.every((h) => h.verified_at > twoDaysAgo), 'the others were verified again');
+    assert.equal(await libIssue(), undefined, 'its issues left the integration');
+    assert.ok(await count(integ.id, 'issues') > 0, 'the other repositories\' issues stay');
+    gh.access.delete('alice/lib.js');
+  });
+
   await t.test('fetch and push', async () => {
     const pushed = await api('POST', `/api/integrations/${integ.id}/push`, { entityType: 'issues', data: { repository: 'alice/lib.js', title: 'From the agent', body: 'b' } });
     assert.equal(pushed.status, 201, JSON.stringify(pushed.body));

@@ -182,9 +182,11 @@ test('full-text search of synced entities', async (t) => {
     const ev = cal.addEvent(ME, 'primary', { summary: 'Retrospective', description: 'Discuss the xylophone budget', location: 'Room Kilimanjaro', start: { dateTime: '2026-03-02T10:00:00Z' }, end: { dateTime: '2026-03-02T11:00:00Z' } });
     const calendar = await connect(alice, { service: 'google_calendar', credentials: grant() });
     await sync(calendar.id, { fullSync: true });
-    assert.deepEqual(await ids(calendar.id, 'xylophone'), [ev.id]);
-    assert.deepEqual(await ids(calendar.id, 'retrospective', { type: 'events' }), [ev.id]);
-    assert.deepEqual(await ids(calendar.id, 'kilimanjaro'), [ev.id]);
+    // Events are stored under their calendar and id.
+    const evKey = `${ME}/${ev.id}`;
+    assert.deepEqual(await ids(calendar.id, 'xylophone'), [evKey]);
+    assert.deepEqual(await ids(calendar.id, 'retrospective', { type: 'events' }), [evKey]);
+    assert.deepEqual(await ids(calendar.id, 'kilimanjaro'), [evKey]);
     // Cancelled upstream: marked deleted by the incremental run, gone from the results.
     cal.cancel(ME, 'primary', ev.id);
     await sync(calendar.id);

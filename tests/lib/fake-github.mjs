@@ -120,6 +120,12 @@ export function startFakeGitHubOn(fake) {
     const repo = gh.repos.get(repoKey(m));
     return repo && !hidden(req, repoKey(m)) ? { json: repo } : notFound;
   });
+  // A repository by its id (as GitHub answers it: 404 to a token that cannot see it).
+  fake.on('GET', /^\/api\/repositories\/(\d+)$/, (req, m) => {
+    if (!auth(req)) return unauthorized;
+    const repo = [...gh.repos.values()].find((r) => r.id === Number(m[1]));
+    return repo && !hidden(req, repo.full_name.toLowerCase()) ? { json: repo } : notFound;
+  });
   fake.on('GET', /^\/api\/repos\/([^/]+)\/([^/]+)\/pulls$/, (req, m) => {
     if (!auth(req)) return unauthorized;
     if (!gh.repos.has(repoKey(m))) return { status: 404, json: { message: 'Not Found' } };

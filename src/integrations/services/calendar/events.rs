@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use worker::Method;
 
 use super::recurrence::validate_recurrence;
-use super::sync::{calendar_item, event_item, event_view};
+use super::sync::{calendar_item, event_item, event_key, event_view};
 use super::zone::{zone, Zone, DAY_MS, MINUTE_MS};
 use super::{api, invalid, query, rfc3339, str_of, unreadable, DEFAULT_EVENT_MINUTES, MAX_CALENDAR_PAGES, PAGE_SIZE};
 use crate::integrations::service::{Conn, Item, Outcome, ServiceError};
@@ -410,7 +410,10 @@ pub(super) async fn delete_event(c: &Conn<'_>, p: &Value) -> Result<Outcome, Ser
         Ok(_) | Err(ServiceError::NotFound(_)) | Err(ServiceError::Upstream { status: 410, .. }) => {}
         Err(e) => return Err(e),
     }
-    Ok(Outcome::of(json!({ "deleted": true })).storing("events", Item::gone(id)))
+    // Stored under the calendar's real id (`primary` is an alias of the account's calendar).
+    let real =
+        if cal == "primary" { str_of(&account(c).await?, "email").unwrap_or(cal).to_string() } else { cal.to_string() };
+    Ok(Outcome::of(json!({ "deleted": true })).storing("events", Item::gone(event_key(&real, id))))
 }
 
 pub(super) async fn respond(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {

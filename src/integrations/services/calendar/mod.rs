@@ -1,8 +1,8 @@
-//! Google Calendar (contract §9): the calendars of the account and the events of every
+//! Google Calendar (README, "What it does today"): the calendars of the account and the events of every
 //! calendar the user selected, synced in full once and then from Google's `nextSyncToken`
 //! (a token Google no longer honours, 410, restarts that calendar's pass in full); ten
 //! actions, among them `find_slots`, which reads busy times with `freeBusy` and searches the
-//! working hours of a time zone with `calendar_logic`. Time zones come from the runtime's
+//! working hours of a time zone (`slots`). Time zones come from the runtime's
 //! `Intl.DateTimeFormat` (workerd has the full ICU data), so no tz database is in our Wasm.
 
 pub mod events;
@@ -498,6 +498,17 @@ mod tests {
     }
 
     #[test]
+    fn one_event_on_two_calendars_is_two_entities() {
+        let e = serde_json::json!({ "id": "ev1", "updated": "2026-01-01T00:00:00Z", "summary": "Standup", "status": "confirmed",
+            "start": { "dateTime": "2026-01-02T09:00:00Z" }, "end": { "dateTime": "2026-01-02T09:15:00Z" } });
+        let mine = event_item("me@example.com", &e);
+        let shared = event_item("team@group.calendar.google.com", &e);
+        assert_eq!(mine.external_id, "me@example.com/ev1");
+        assert_eq!(shared.external_id, "team@group.calendar.google.com/ev1");
+        assert_eq!((mine.parent.as_str(), mine.data["id"].as_str()), ("me@example.com", Some("ev1")));
+    }
+
+    #[test]
     fn timed_events_map_to_the_contract_shape() {
         let v = event_view("primary", &timed_event());
         assert_eq!(
@@ -557,9 +568,12 @@ mod tests {
         let fake = FakeCalendar::new(vec![("GET", "/calendars/me%40example.com/events", 200, body)]);
         let p = page(&fake, "events", "me@example.com", None).unwrap();
         assert_eq!(p.items.len(), 2);
-        assert_eq!((p.items[0].external_id.as_str(), p.items[0].parent.as_str()), ("ev1", "me@example.com"));
+        assert_eq!(
+            (p.items[0].external_id.as_str(), p.items[0].parent.as_str()),
+            ("me@example.com/ev1", "me@example.com")
+        );
         assert_eq!(p.items[0].modified_at, "2026-01-02T00:00:00.000Z");
-        assert!(p.items[1].deleted && p.items[1].external_id == "gone1");
+        assert!(p.items[1].deleted && p.items[1].external_id == "me@example.com/gone1");
         assert_eq!((p.next, p.checkpoint), (Some(json!({ "pageToken": "p2" })), None));
         let (_, path, _) = &fake.calls()[0];
         assert_eq!(path, "/calendars/me%40example.com/events?maxResults=250&singleEvents=false&showDeleted=true");
@@ -597,7 +611,8 @@ mod tests {
         // 2026-06-15 00:30 in Kiritimati (+14:00) is still 2026-06-14 in UTC.
         let params = json!({ "summary": "Holiday", "start": "2026-06-14T10:30:00Z", "allDay": true, "timeZone": "Pacific/Kiritimati", "meet": true });
         let out = act_on(&fake, "create_event", params).unwrap();
-        assert_eq!(out.items[0].1.external_id, "new1");
+        // (The fake's answer names no organizer, so the calendar stays as it was asked for.)
+        assert_eq!(out.items[0].1.external_id, "primary/new1");
         let (_, path, body) = &fake.calls()[0];
         assert_eq!(path, "/calendars/primary/events?conferenceDataVersion=1");
         assert_eq!(body["start"], json!({ "date": "2026-06-15", "timeZone": "Pacific/Kiritimati" }));
@@ -765,10 +780,14 @@ mod tests {
     #[test]
     fn deleting_an_event_already_gone_counts_as_deleted() {
         for status in [204, 404, 410] {
-            let fake = FakeCalendar::new(vec![("DELETE", "/calendars/primary/events/ev1", status, Value::Null)]);
+            let fake = FakeCalendar::new(vec![
+                ("DELETE", "/calendars/primary/events/ev1", status, Value::Null),
+                ("GET", "/users/me/calendarList/primary", 200, json!({ "id": "me@example.com" })),
+            ]);
             let out = act_on(&fake, "delete_event", json!({ "eventId": "ev1", "sendUpdates": "none" })).unwrap();
             assert_eq!(out.result, json!({ "deleted": true }));
-            assert!(out.items[0].1.deleted);
+            // Marked deleted under the primary calendar's real id, as syncs store it.
+            assert!(out.items[0].1.deleted && out.items[0].1.external_id == "me@example.com/ev1");
             assert_eq!(fake.calls()[0].1, "/calendars/primary/events/ev1?sendUpdates=none");
         }
         let fake = FakeCalendar::new(vec![("DELETE", "/calendars/", 500, json!({ "error": { "message": "x" } }))]);

@@ -103,10 +103,17 @@ pub fn event_view(calendar_id: &str, e: &Value) -> Value {
     Value::Object(m)
 }
 
+/// An event as stored: keyed by its calendar and its id (`calendarId/eventId`), since one event
+/// (an invitation on a shared calendar) appears on several calendars with the same id.
 pub(super) fn event_item(calendar_id: &str, e: &Value) -> Item {
     let view = event_view(calendar_id, e);
     let parent = view["calendarId"].as_str().unwrap_or(calendar_id).to_string();
-    Item::new(str_of(e, "id").unwrap_or(""), str_of(e, "updated").unwrap_or(""), view).under(parent)
+    Item::new(event_key(&parent, str_of(e, "id").unwrap_or("")), str_of(e, "updated").unwrap_or(""), view).under(parent)
+}
+
+/// The stored key of an event of a calendar.
+pub(super) fn event_key(calendar_id: &str, event_id: &str) -> String {
+    format!("{calendar_id}/{event_id}")
 }
 
 pub(super) fn next_page(r: &Value) -> Option<Value> {
@@ -151,7 +158,7 @@ pub(super) async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Pag
                         .filter_map(|e| {
                             let id = str_of(e, "id")?;
                             Some(if e["status"] == "cancelled" {
-                                Item::gone(id).under(calendar)
+                                Item::gone(event_key(calendar, id)).under(calendar)
                             } else {
                                 event_item(calendar, e)
                             })

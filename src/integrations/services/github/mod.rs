@@ -198,6 +198,19 @@ impl ServiceImpl for GitHubService {
     fn webhook_holder(&self, payload: &Value) -> Option<(&'static str, String)> {
         payload["repository"]["id"].as_i64().map(|id| ("repositories", id.to_string()))
     }
+
+    /// `GET /repositories/{id}` with the owner's token: 404 (or 403 without a rate limit) means
+    /// the repository is gone or no longer theirs to read.
+    async fn holds(&self, c: &Conn<'_>, holder_type: &str, key: &str) -> Result<bool, ServiceError> {
+        if holder_type != "repositories" || key.is_empty() || !key.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(false);
+        }
+        match client(c)?.get(&format!("/repositories/{key}")).await {
+            Ok(_) => Ok(true),
+            Err(GhError::Status(403 | 404, _)) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -290,10 +303,16 @@ mod tests {
     #[test]
     fn fetch_refuses_ids_that_are_not_repository_names() {
         // Anything that reached the URL would be answered by the fake (and by GitHub: `../user`).
-        let fake = FakeGitHub { routes: vec![("/", 200, json!({ "id": 1, "login": "me" }))], seen: RefCell::new(vec![]) };
+        let fake =
+            FakeGitHub { routes: vec![("/", 200, json!({ "id": 1, "login": "me" }))], seen: RefCell::new(vec![]) };
         let (vars, creds) = setup();
         let c = conn(&fake, &vars, &creds);
-        for (entity, id) in [("repositories", "../user"), ("repositories", "o/.."), ("issues", "../user#1"), ("pull_requests", "o/r/../x#2")] {
+        for (entity, id) in [
+            ("repositories", "../user"),
+            ("repositories", "o/.."),
+            ("issues", "../user#1"),
+            ("pull_requests", "o/r/../x#2"),
+        ] {
             let e = futures::executor::block_on(GitHubService.fetch(&c, entity, id)).unwrap_err();
             assert!(matches!(e, ServiceError::Invalid(_)), "{entity} {id}: {e:?}");
         }

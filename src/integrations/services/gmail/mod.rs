@@ -1,4 +1,4 @@
-//! The Gmail integration (contract §9, "Gmail"): labels, messages, threads and drafts synced
+//! The Gmail integration (README, "What it does today"): labels, messages, threads and drafts synced
 //! (messages in full once, then from the stored `historyId` through `users.history.list`),
 //! fetch, and the mail actions. Several messages are always read through Google's batch
 //! endpoint, so a page of up to 100 messages costs two subrequests. Messages this service
