@@ -389,6 +389,20 @@ const paths = {
       responses: { 200: json(obj({ remaining: { type: 'integer' }, moving: { type: 'integer' } }, ['remaining', 'moving'])) },
     }),
   },
+  '/api/me/audit': {
+    get: user({
+      tags: ['integrations'], summary: 'The caller\'s audit trail: every action run (REST and MCP), newest first; argument values are never recorded',
+      parameters: listParams,
+      responses: { 200: json(obj({ entries: { type: 'array', items: ref('AuditEntry') }, cursor: str(), hasMore: { type: 'boolean' } }, ['entries', 'hasMore'])), ...errors(400) },
+    }),
+  },
+  '/api/admin/audit': {
+    get: admin({
+      tags: ['admin'], summary: 'Every user\'s action runs (or one user\'s), newest first',
+      parameters: [...listParams, { name: 'userId', in: 'query', schema: str(), description: 'only this user\'s runs' }],
+      responses: { 200: json(obj({ entries: { type: 'array', items: ref('AuditEntry') }, cursor: str(), hasMore: { type: 'boolean' } }, ['entries', 'hasMore'])), ...errors(400) },
+    }),
+  },
   '/api/integrations/{service}/oauth': {
     parameters: [pathParam('service', 'Service (github, gmail)')],
     get: user({
@@ -834,6 +848,12 @@ const doc = {
       }, ['id', 'providerId', 'displayName', 'baseUrl', 'hasKey', 'models', 'createdAt', 'updatedAt']),
       WebhookTrigger: obj({ id: str(), path: str(), url: str(), method: str(), sessionId: { type: ['string', 'null'] }, promptTemplate: str(), createdAt: time }, ['id', 'path', 'url', 'method', 'promptTemplate', 'createdAt']),
       User: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] } }, ['id', 'email', 'name', 'role']),
+      AuditEntry: obj({
+        id: str(), createdAt: time, userId: str(),
+        caller: obj({ type: { enum: ['api_token', 'session', 'oauth_client'] }, id: str() }, ['type', 'id']),
+        via: { enum: ['rest', 'mcp'] }, integrationId: { type: ['string', 'null'] }, service: { type: ['string', 'null'] },
+        action: str(), outcome: str({ description: 'ok, or the error code the run ended with' }), durationMs: { type: 'integer', minimum: 0 },
+      }, ['id', 'createdAt', 'userId', 'caller', 'via', 'action', 'outcome', 'durationMs']),
       AdminUser: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] }, createdAt: time }, ['id', 'email', 'name', 'role', 'createdAt']),
       Session: obj({
         id: str(), userId: str(), workspace: str(), title: { type: ['string', 'null'] }, status: str(),

@@ -110,6 +110,8 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::IntegrationSearch => Box::pin(integrations::routes::search(ctx)),
         Route::Search => Box::pin(integrations::routes::search_all(ctx)),
         Route::AdminDataPlane => Box::pin(integrations::routes::data_plane(ctx)),
+        Route::MyAudit => Box::pin(integrations::audit::mine(ctx)),
+        Route::AdminAudit => Box::pin(integrations::audit::all(ctx)),
         Route::Mcp => Box::pin(mcp::handle(ctx)),
         Route::AdminListProviders => Box::pin(providers::list(ctx)),
         Route::AdminPutProvider => Box::pin(providers::upsert(ctx)),

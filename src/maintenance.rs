@@ -11,6 +11,8 @@ use crate::time::{iso, now_ms};
 
 /// Revoked or expired API tokens are kept this long (for audit) before deletion.
 const RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+/// The audit trail is kept longer: an incident is often noticed weeks later.
+const AUDIT_RETENTION_MS: i64 = 90 * 24 * 3600 * 1000;
 
 /// The cron entry point: every minute the sync engine ticks; once a day, the purge.
 pub async fn run(cron: &str, env: &Env) {
@@ -59,6 +61,7 @@ async fn purge(env: &Env) -> worker::Result<()> {
         // Finished runs are history nobody reads after a month (long-deleted entities are purged
         // by each integration's object, on its own alarm).
         crate::q!(&db, "DELETE FROM sync_logs WHERE completed_at IS NOT NULL AND completed_at <= ?1", &horizon)?,
+        crate::q!(&db, "DELETE FROM action_audit WHERE created_at <= ?1", &iso(now_ms() - AUDIT_RETENTION_MS))?,
     ])
     .await?;
     Ok(())

@@ -121,6 +121,8 @@ pub enum Route {
     IntegrationSearch,
     Search,
     AdminDataPlane,
+    MyAudit,
+    AdminAudit,
     Mcp,
 }
 
@@ -233,6 +235,8 @@ pub static ROUTES: &[RouteDef] = &[
     def("GET", "/api/integrations/:id/search", Route::IntegrationSearch, Access::User),
     def("GET", "/api/search", Route::Search, Access::User),
     def("GET", "/api/admin/data-plane", Route::AdminDataPlane, Access::Admin),
+    def("GET", "/api/me/audit", Route::MyAudit, Access::User),
+    def("GET", "/api/admin/audit", Route::AdminAudit, Access::Admin),
     // MCP over Streamable HTTP: POST only (no server-sent stream, so GET answers 405).
     def("POST", "/mcp", Route::Mcp, Access::User),
     def("GET", "/api/admin/custom-providers", Route::AdminListProviders, Access::Admin),

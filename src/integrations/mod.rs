@@ -13,6 +13,7 @@
 //! - `routes`: the HTTP API; `oauth`: the generic OAuth flow; `schema`: action parameters;
 //!   `search`: full-text search of the synced entities.
 
+pub mod audit;
 pub mod data;
 pub mod engine;
 pub mod holders;

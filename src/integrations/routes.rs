@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::engine::plan;
 use std::cell::RefCell;
 
+use super::audit::{self, Via};
 use super::data::{DataPlane, EntitiesRequest};
 use super::registry::{self, KNOWN_SERVICES};
 use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError};
@@ -20,10 +21,9 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::http::error::FieldError;
 use crate::http::input::Input;
 use crate::http::upstream::UpstreamError;
-use crate::http::Role;
-use crate::http::{success, ApiError, ApiResult, Ctx, Reply};
+use crate::http::{success, ApiError, ApiResult, Caller, Ctx, Reply, Role};
 use crate::outbound::Net;
-use crate::time::{iso, normalize, Millis};
+use crate::time::{iso, normalize, now_ms, Millis};
 
 /// Sync frequencies a configuration may ask for (`realtime`: webhook-driven, with an hourly
 /// safety-net run).
@@ -472,7 +472,7 @@ pub async fn push(ctx: &Ctx) -> ApiResult<Reply> {
         .service()?
         .push_action(&kind)
         .ok_or_else(|| ApiError::invalid_field("entityType", &format!("push is not supported for {kind}")))?;
-    let result = invoke(ctx, &caller.id, &row, action, &data.unwrap_or_default()).await?;
+    let result = invoke(ctx, caller, Via::Rest, &row, action, &data.unwrap_or_default()).await?;
     Reply::json(201, &json!({ "result": result }))
 }
 
@@ -497,14 +497,43 @@ pub async fn act(ctx: &Ctx) -> ApiResult<Reply> {
     } else {
         serde_json::from_slice::<Value>(&ctx.raw_body()).map_err(|_| ApiError::invalid_json())?
     };
-    let result = invoke(ctx, &caller.id, &row, ctx.params.get("name"), &params).await?;
+    let result = invoke(ctx, caller, Via::Rest, &row, ctx.params.get("name"), &params).await?;
     Reply::ok(&json!({ "result": result }))
 }
 
-/// Runs an action for `caller` (the HTTP route, `push` and the MCP server share this): the
-/// schema is checked, write actions on another user's org-scope integration answer like a
-/// missing integration, the touched entities are stored.
-pub async fn invoke(ctx: &Ctx, caller: &str, row: &IntegrationRow, name: &str, params: &Value) -> ApiResult<Value> {
+/// Runs an action for `caller` (the HTTP route, `push` and the MCP server share this) and
+/// records the run in the audit trail, whatever its outcome.
+pub async fn invoke(
+    ctx: &Ctx,
+    caller: &Caller,
+    via: Via,
+    row: &IntegrationRow,
+    name: &str,
+    params: &Value,
+) -> ApiResult<Value> {
+    let started = now_ms();
+    let result = run_action(ctx, &caller.id, row, name, params).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    let entry = audit::Entry {
+        caller,
+        via,
+        integration_id: &row.id,
+        service: &row.service,
+        action: name,
+        outcome,
+        started,
+        ended: now_ms(),
+    };
+    audit::record(ctx, &entry).await;
+    result
+}
+
+/// One action run: the schema is checked, write actions on another user's org-scope
+/// integration answer like a missing integration, the touched entities are stored.
+async fn run_action(ctx: &Ctx, caller: &str, row: &IntegrationRow, name: &str, params: &Value) -> ApiResult<Value> {
     let service = row.service()?;
     let action =
         service.actions().iter().find(|a| a.name == name).ok_or_else(|| {

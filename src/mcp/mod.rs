@@ -17,7 +17,8 @@ use std::cell::OnceCell;
 use futures::future::LocalBoxFuture;
 use serde_json::{json, Value};
 
-use crate::http::{ApiError, ApiResult, Ctx, Reply};
+use crate::http::{ApiError, ApiResult, Caller, Ctx, Reply};
+use crate::integrations::audit::Via;
 use crate::integrations::store::IntegrationRow;
 use crate::integrations::{routes, search};
 use tools::{Target, Tool};
@@ -44,7 +45,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| (1..=1000).contains(n))
         .unwrap_or(DEFAULT_PAGE);
-    let backend = Live { ctx, caller: &caller.id, rows: OnceCell::new() };
+    let backend = Live { ctx, caller, rows: OnceCell::new() };
     let header = ctx.header("MCP-Protocol-Version");
     let body = ctx.take_body();
     match rpc::handle(&backend, &body, header.as_deref().map(str::trim), page).await {
@@ -56,7 +57,7 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
 /// The caller's integrations in D1, read once per request.
 struct Live<'a> {
     ctx: &'a Ctx,
-    caller: &'a str,
+    caller: &'a Caller,
     rows: OnceCell<Vec<IntegrationRow>>,
 }
 
@@ -70,7 +71,7 @@ impl Live<'_> {
             &self.ctx.db()?,
             "SELECT * FROM integrations WHERE user_id = ?1 OR scope = 'org'
               ORDER BY CASE WHEN user_id = ?1 THEN 0 ELSE 1 END, created_at, id",
-            &self.caller
+            &self.caller.id
         )?
         .rows()
         .await?
@@ -86,11 +87,11 @@ impl Live<'_> {
 
     async fn integrations(&self) -> ApiResult<Value> {
         let rows = self.rows().await?;
-        let tools = tools::build(rows, self.caller, false);
+        let tools = tools::build(rows, &self.caller.id, false);
         let list: Vec<Value> = rows
             .iter()
             .map(|r| {
-                let mut v = r.view(self.caller);
+                let mut v = r.view(&self.caller.id);
                 let names: Vec<&str> = tools
                     .iter()
                     .filter(|t| matches!(&t.target, Target::Action { integration, .. } if *integration == r.id))
@@ -126,7 +127,7 @@ impl Live<'_> {
 
 impl rpc::Backend for Live<'_> {
     fn tools(&self, inactive: bool) -> LocalBoxFuture<'_, Result<Vec<Tool>, ApiError>> {
-        Box::pin(async move { Ok(tools::build(self.rows().await?, self.caller, inactive)) })
+        Box::pin(async move { Ok(tools::build(self.rows().await?, &self.caller.id, inactive)) })
     }
 
     fn call<'a>(&'a self, tool: &'a Tool, args: &'a Value) -> LocalBoxFuture<'a, Result<Value, ApiError>> {
@@ -136,7 +137,7 @@ impl rpc::Backend for Live<'_> {
                 Target::EntitiesSearch => self.search(args).await,
                 Target::Action { integration, action } => {
                     let row = Self::row(self.rows().await?, integration)?;
-                    routes::invoke(self.ctx, self.caller, row, action, args).await
+                    routes::invoke(self.ctx, self.caller, Via::Mcp, row, action, args).await
                 }
             }
         })

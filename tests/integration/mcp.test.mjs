@@ -347,6 +347,49 @@ test('MCP server over Streamable HTTP', async (t) => {
     assert.deepEqual([big.status, big.body.code], [413, 'PAYLOAD_TOO_LARGE']);
   });
 
+  await t.test('audit trail: every action run, REST and MCP, without argument values', async () => {
+    // One REST run beside the MCP runs above.
+    const rest = await api('POST', `/api/integrations/${github.id}/actions/get_issue`, { repository: 'alice/app', number: 1 });
+    assert.equal(rest.status, 200, JSON.stringify(rest.body));
+    const entries = [];
+    let cursor;
+    do {
+      const r = await api('GET', `/api/me/audit?limit=7${cursor ? `&cursor=${cursor}` : ''}`);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      entries.push(...r.body.entries);
+      cursor = r.body.cursor;
+      assert.equal(r.body.hasMore, Boolean(cursor));
+    } while (cursor);
+    assert.ok(entries.every((e) => e.userId === alice.userId));
+    const newest = entries[0];
+    assert.deepEqual(
+      [newest.via, newest.action, newest.outcome, newest.integrationId, newest.service, newest.caller.type],
+      ['rest', 'get_issue', 'ok', github.id, 'github', 'api_token'],
+    );
+    assert.ok(Number.isInteger(newest.durationMs) && newest.durationMs >= 0);
+    assert.ok(!Number.isNaN(Date.parse(newest.createdAt)));
+    const mcpRuns = entries.filter((e) => e.via === 'mcp');
+    assert.ok(mcpRuns.some((e) => e.action === 'create_issue' && e.outcome === 'ok'));
+    assert.ok(mcpRuns.some((e) => e.action === 'send_email' && e.service === 'gmail' && e.outcome === 'ok'));
+    assert.ok(mcpRuns.some((e) => e.outcome === 'VALIDATION_ERROR'), 'invalid arguments are a run that failed');
+    assert.ok(mcpRuns.some((e) => e.outcome !== 'ok' && e.outcome !== 'VALIDATION_ERROR'), 'upstream failures keep their code');
+    const text = JSON.stringify(entries);
+    for (const arg of ['Filed by an agent', 'friend@example.com', 'Hello over MCP', 'Opened over MCP']) {
+      assert.ok(!text.includes(arg), `argument value ${arg} recorded`);
+    }
+    // Own view only; the admin's view has everyone's and filters by user.
+    const bobs = await api('GET', '/api/me/audit', undefined, bob);
+    assert.ok(bobs.body.entries.every((e) => e.userId === bob.userId));
+    assert.equal((await api('GET', '/api/admin/audit')).status, 403);
+    const all = await api('GET', '/api/admin/audit?limit=100', undefined, admin);
+    assert.equal(all.status, 200);
+    assert.ok(all.body.entries.some((e) => e.userId === alice.userId));
+    const onlyBob = await api('GET', `/api/admin/audit?userId=${bob.userId}`, undefined, admin);
+    assert.ok(onlyBob.body.entries.every((e) => e.userId === bob.userId));
+    const bad = await api('GET', '/api/me/audit?cursor=!!!');
+    assert.deepEqual([bad.status, bad.body.code], [400, 'VALIDATION_ERROR']);
+  });
+
   await t.test('no secret in any response or log line', () => {
     assert.deepEqual(svc.leakedSecrets(), []);
   });
