@@ -24,6 +24,9 @@ pub struct Tool {
     /// The arguments' JSON Schema, as JSON text (an action's own `params`).
     pub schema: &'static str,
     pub read_only: bool,
+    /// The MCP annotations' `destructiveHint` and `idempotentHint` (see [`WRITE_EFFECTS`]).
+    pub destructive: bool,
+    pub idempotent: bool,
     pub target: Target,
 }
 
@@ -33,13 +36,67 @@ impl Tool {
         let schema: Value = serde_json::from_str(self.schema).unwrap_or_else(|_| json!({ "type": "object" }));
         let mut t = json!({
             "name": self.name, "title": self.title, "description": self.description, "inputSchema": schema,
-            "annotations": { "title": self.title, "readOnlyHint": self.read_only, "openWorldHint": matches!(self.target, Target::Action { .. }) },
+            "annotations": {
+                "title": self.title,
+                "readOnlyHint": self.read_only,
+                "destructiveHint": self.destructive,
+                "idempotentHint": self.idempotent,
+                // Actions reach the provider's API; the built-ins read this service's own data.
+                "openWorldHint": matches!(self.target, Target::Action { .. }),
+            },
         });
         if let Target::Action { integration, action } = &self.target {
             t["_meta"] = json!({ "integrationId": integration, "action": action });
         }
         t
     }
+}
+
+/// What each write action does to the account, for clients that ask before running a tool:
+/// `(service, action, destructive, idempotent)`. Destructive: it deletes or overwrites what
+/// was there (not merely adds, or flips a reversible flag); idempotent: running it twice with
+/// the same arguments leaves the account as running it once. Read-only actions are neither
+/// destructive nor anything but idempotent. Every write action is named here (a test checks),
+/// so a new one must be classified before it ships.
+pub const WRITE_EFFECTS: &[(&str, &str, bool, bool)] = &[
+    ("github", "create_issue", false, false),
+    ("github", "comment", false, false),
+    ("gmail", "send_email", false, false),
+    ("gmail", "reply", false, false),
+    ("gmail", "create_draft", false, false),
+    ("gmail", "update_draft", true, true),
+    // Sending consumes the draft.
+    ("gmail", "send_draft", true, false),
+    ("gmail", "delete_draft", true, true),
+    // Can remove labels, as well as add them.
+    ("gmail", "modify_labels", true, true),
+    ("gmail", "mark_read", false, true),
+    ("gmail", "mark_unread", false, true),
+    ("gmail", "archive", false, true),
+    ("gmail", "star", false, true),
+    ("gmail", "unstar", false, true),
+    // Trash is emptied by Gmail after 30 days.
+    ("gmail", "trash", true, true),
+    ("gmail", "untrash", false, true),
+    ("gmail", "create_label", false, false),
+    ("gmail", "delete_label", true, true),
+    ("google_calendar", "create_event", false, false),
+    ("google_calendar", "update_event", true, true),
+    ("google_calendar", "delete_event", true, true),
+    ("google_calendar", "quick_add", false, false),
+    ("google_calendar", "respond", false, true),
+];
+
+/// `(destructive, idempotent)` of an action; an unclassified write action is taken as the
+/// worst case (destructive, not idempotent).
+fn effects(service: &str, action: &service::Action) -> (bool, bool) {
+    if !action.write {
+        return (false, true);
+    }
+    WRITE_EFFECTS
+        .iter()
+        .find(|(s, a, _, _)| *s == service && *a == action.name)
+        .map_or((true, false), |&(_, _, d, i)| (d, i))
 }
 
 pub const INTEGRATIONS_LIST_SCHEMA: &str = r#"{"type": "object", "properties": {}, "additionalProperties": false}"#;
@@ -63,6 +120,8 @@ fn builtins() -> [Tool; 2] {
                           scope, last sync, and the names of the tools each one offers here.",
             schema: INTEGRATIONS_LIST_SCHEMA,
             read_only: true,
+            destructive: false,
+            idempotent: true,
             target: Target::IntegrationsList,
         },
         Tool {
@@ -73,6 +132,8 @@ fn builtins() -> [Tool; 2] {
                           externalId, title, a snippet with the match in **, modifiedAt.",
             schema: ENTITIES_SEARCH_SCHEMA,
             read_only: true,
+            destructive: false,
+            idempotent: true,
             target: Target::EntitiesSearch,
         },
     ]
@@ -122,12 +183,15 @@ pub fn build(rows: &[IntegrationRow], caller: &str, inactive: bool) -> Vec<Tool>
                     if shared { " (shared by your organization)" } else { "" }
                 ),
             };
+            let (destructive, idempotent) = effects(svc.name(), action);
             tools.push(Tool {
                 name,
                 title,
                 description: action.description,
                 schema: action.params,
                 read_only: !action.write,
+                destructive,
+                idempotent,
                 target: Target::Action { integration: row.id.clone(), action: action.name },
             });
         }
@@ -159,6 +223,34 @@ pub(crate) mod tests {
 
     fn names(tools: &[Tool]) -> Vec<&str> {
         tools.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn every_write_action_is_classified_and_every_entry_is_a_write_action() {
+        for svc in crate::integrations::registry::REGISTRY {
+            for a in svc.actions() {
+                let listed = WRITE_EFFECTS.iter().any(|(s, n, _, _)| *s == svc.name() && *n == a.name);
+                assert_eq!(
+                    listed,
+                    a.write,
+                    "{} {}: write = {}, in WRITE_EFFECTS = {listed}",
+                    svc.name(),
+                    a.name,
+                    a.write
+                );
+            }
+        }
+        for (s, n, _, _) in WRITE_EFFECTS {
+            assert!(
+                crate::integrations::registry::find(s).is_some_and(|svc| svc.actions().iter().any(|a| a.name == *n))
+            );
+        }
+        // Deleting actions are destructive; nothing that only reads is.
+        for (_, n, d, _) in WRITE_EFFECTS {
+            if n.starts_with("delete") || *n == "trash" {
+                assert!(*d, "{n}");
+            }
+        }
     }
 
     #[test]
@@ -194,6 +286,9 @@ pub(crate) mod tests {
         let json = tools.iter().find(|t| t.name == "github_create_issue").unwrap().to_json();
         assert_eq!(json["inputSchema"]["required"], json!(["repository", "title"]));
         assert_eq!(json["annotations"]["readOnlyHint"], false);
+        assert_eq!(json["annotations"]["destructiveHint"], false);
+        assert_eq!(json["annotations"]["idempotentHint"], false);
+        assert_eq!(json["annotations"]["openWorldHint"], true);
         assert_eq!(json["_meta"]["integrationId"], rows[0].id);
     }
 

@@ -144,6 +144,16 @@ test('MCP server over Streamable HTTP', async (t) => {
     assert.equal(names.length, 2 + 5 + 22 + 10);
     assert.equal(tools.find((x) => x.name === 'github_create_issue').annotations.readOnlyHint, false);
     assert.equal(tools.find((x) => x.name === 'gmail_search_messages').annotations.readOnlyHint, true);
+    for (const tool of tools) {
+      const an = tool.annotations;
+      assert.deepEqual(Object.keys(an).sort(), ['destructiveHint', 'idempotentHint', 'openWorldHint', 'readOnlyHint', 'title'], tool.name);
+      if (an.readOnlyHint) assert.deepEqual([an.destructiveHint, an.idempotentHint], [false, true], tool.name);
+    }
+    const hints = (name) => { const an = tools.find((x) => x.name === name).annotations; return [an.readOnlyHint, an.destructiveHint, an.idempotentHint, an.openWorldHint]; };
+    assert.deepEqual(hints('gmail_delete_draft'), [false, true, true, true]);
+    assert.deepEqual(hints('gmail_send_email'), [false, false, false, true]);
+    assert.deepEqual(hints('google_calendar_update_event'), [false, true, true, true]);
+    assert.deepEqual(hints('entities_search'), [true, false, true, false]);
     assert.deepEqual(tools.find((x) => x.name === 'entities_search').inputSchema.required, ['q']);
     const bad = await post({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: { cursor: 'nope' } });
     assert.deepEqual([bad.status, bad.body.error.code], [200, ErrorCode.InvalidParams]);
