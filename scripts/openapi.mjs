@@ -504,7 +504,7 @@ const paths = {
       requestBody: body(obj({
         path: str({ minLength: 1, maxLength: 200, description: '[a-z0-9-]+(/[a-z0-9-]+)*, not under github, discord, xero, hubspot, notion or slack' }),
         method: { enum: ['POST', 'PUT', 'PATCH'] }, sessionId: str({ description: 'default: the owner\'s orchestrator' }),
-        promptTemplate: str({ minLength: 1, maxLength: 20000, description: '{{payload.a.b}}, {{payload}} and {{query.x}} are filled in' }),
+        promptTemplate: str({ minLength: 1, maxLength: 8192, description: 'at most 8 KB (8,192 bytes); {{payload.a.b}}, {{payload}} and {{query.x}} are filled in' }),
       }, ['path', 'promptTemplate'])),
       responses: { 201: json(obj({ trigger: ref('WebhookTrigger'), secret: str() }, ['trigger', 'secret']), 'Created'), ...errors(400, 404, 409, 503) },
     }),
@@ -523,7 +523,8 @@ const paths = {
       responses: {
         202: json(obj({ received: { const: true }, promptId: { type: ['string', 'null'] } }, ['received']), 'Accepted: a prompt was queued'),
         200: json(obj({ received: { const: true }, duplicate: { const: true } }, ['received', 'duplicate']), 'A repeated delivery'),
-        ...errors(400, 404, 500, 502), 401: err('Bad signature (`INVALID_SIGNATURE`)'), 405: err('Wrong method for this trigger (`METHOD_NOT_ALLOWED`)'), 413: E[413], 503: E[503],
+        ...errors(400, 404, 500, 502), 401: err('Bad signature (`INVALID_SIGNATURE`)'), 405: err('Wrong method for this trigger (`METHOD_NOT_ALLOWED`)'),
+        413: err('Body over 1 MiB, or the template filled with it makes a prompt over 100,000 characters (`PAYLOAD_TOO_LARGE`; nothing is recorded, so the delivery may be sent again)'), 503: E[503],
       },
     })])),
   },

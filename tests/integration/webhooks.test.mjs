@@ -232,6 +232,37 @@ test('third-party webhooks and user triggers', async (t) => {
     assert.equal((await deliver(raw, { 'x-webhook-signature': sig(raw), 'x-webhook-id': 'd-2' })).status, 404);
   });
 
+  await t.test('trigger templates: at most 8 KB; a prompt that would pass the content limit is refused (413) before anything is built or recorded', async () => {
+    const create = (body) => svc.request('POST', '/api/webhook-triggers', { token: alice.token, body });
+    const made = await create({ path: 'expands', promptTemplate: 'Payload: {{payload}}\n'.repeat(10) });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    svc.shownOnce(made.body.secret);
+    const deliver = (path, secret, body, id) => svc.request('POST', `/webhooks/${path}`, {
+      raw: body, headers: { 'content-type': 'application/json', 'x-webhook-signature': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`, 'x-webhook-id': id },
+    });
+    // Ten copies of a 20,000-character payload: twice the 100,000-character prompt limit.
+    const big = JSON.stringify({ text: 'a'.repeat(20_000) });
+    const refused = await deliver('expands', made.body.secret, big, 'retry-me');
+    assert.deepEqual([refused.status, refused.body.code], [413, 'PAYLOAD_TOO_LARGE']);
+    // Nothing was recorded: the sender's retry of that delivery with a body that fits goes through.
+    const retried = await deliver('expands', made.body.secret, JSON.stringify({ text: 'fits' }), 'retry-me');
+    assert.equal(retried.status, 202, JSON.stringify(retried.body));
+    // Templates themselves: at most 8 KB (8,192 bytes).
+    for (const promptTemplate of ['x'.repeat(8193), '{{payload}}'.repeat(1500), 'é'.repeat(4097)]) {
+      const r = await create({ path: 'too-big', promptTemplate });
+      assert.deepEqual([r.status, r.body.code, r.body.details?.[0]?.field], [400, 'VALIDATION_ERROR', 'promptTemplate'], `${promptTemplate.length} characters`);
+    }
+    assert.equal((await create({ path: 'just-fits', promptTemplate: 'x'.repeat(8192) })).status, 201);
+    // 700 placeholders and a 1 MB body (700 MB expanded) are refused at once, with nothing built.
+    const wide = await create({ path: 'expands-wide', promptTemplate: '{{payload}}'.repeat(700) });
+    assert.equal(wide.status, 201);
+    svc.shownOnce(wide.body.secret);
+    const t0 = Date.now();
+    const huge = await deliver('expands-wide', wide.body.secret, JSON.stringify({ text: 'b'.repeat(1_000_000) }), 'huge');
+    assert.deepEqual([huge.status, huge.body.code], [413, 'PAYLOAD_TOO_LARGE']);
+    assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
+  });
+
   await t.test('no secret in any response or log line', () => {
     assert.deepEqual(svc.leakedSecrets(), []);
   });
