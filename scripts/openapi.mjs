@@ -795,7 +795,10 @@ const paths = {
     }),
     post: user({
       tags: ['account'], summary: 'Create an API token; its text is shown only in this answer',
-      requestBody: body(obj({ name: str({ minLength: 1, maxLength: 100 }), expiresAt: { ...time, description: 'Must be in the future' } }, ['name'])),
+      requestBody: body(obj({
+        name: str({ minLength: 1, maxLength: 100 }),
+        expiresAt: { ...time, type: ['string', 'null'], description: 'Must be in the future. With a sign-in session: at most 90 days ahead (the default); null (no expiry) for admins only. With an API token that expires: no later than it (the default), never null' },
+      }, ['name'])),
       responses: {
         201: json(obj({ id: str({ format: 'uuid' }), name: str(), prefix: str(), token: str(), createdAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'token', 'createdAt']), 'Created'),
         ...errors(400, 409, 413),
