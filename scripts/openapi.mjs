@@ -468,13 +468,14 @@ const paths = {
   },
   '/webhooks/notion': {
     post: publicOp({
-      tags: ['webhooks'], summary: 'Notion: the verification request stores its token (shown to admins once); later events need X-Notion-Signature',
+      tags: ['webhooks'], summary: 'Notion: a verification request ({"verification_token"} alone) is held pending while an admin\'s verification window is open; events need X-Notion-Signature made with the confirmed token',
       parameters: [{ name: 'X-Notion-Signature', in: 'header', schema: str() }],
       requestBody: body({ type: 'object' }),
       responses: {
         200: json(obj({ received: { const: true }, verification: { type: 'boolean' }, duplicate: { type: 'boolean' } }, ['received'])),
-        400: E[400], 401: err('Bad signature (`INVALID_SIGNATURE`)'), 409: err('A verification token is already stored (`VERIFICATION_TOKEN_EXISTS`)'), 413: E[413],
-        503: err('No verification token yet (`WEBHOOK_NOT_CONFIGURED`), or no ENCRYPTION_KEY'),
+        400: E[400], 401: err('Bad signature (`INVALID_SIGNATURE`)'),
+        409: err('A verification request with no window open (`VERIFICATION_WINDOW_CLOSED`), or the window already holds 20 tokens (`TOO_MANY_PENDING_TOKENS`); nothing is stored'), 413: E[413],
+        503: err('No confirmed verification token (`WEBHOOK_NOT_CONFIGURED`), or no ENCRYPTION_KEY'),
       },
     }),
   },
@@ -485,9 +486,31 @@ const paths = {
       responses: { 200: json(obj({ deliveries: { type: 'array', items: obj({ id: str(), provider: str(), deliveryId: str(), eventType: { type: ['string', 'null'] }, receivedAt: time }, ['id', 'provider', 'deliveryId', 'receivedAt']) }, hasMore: { type: 'boolean' }, cursor: str() }, ['deliveries', 'hasMore'])), ...errors(400) },
     }),
   },
+  '/api/admin/webhooks/notion/verification': {
+    post: admin({
+      tags: ['webhooks'], summary: 'Open (or restart) a 15-minute window in which Notion\'s verification request is accepted; tokens of an earlier window are dropped',
+      responses: { 200: json(obj({ windowEndsAt: time }, ['windowEndsAt'])) },
+    }),
+    get: admin({
+      tags: ['webhooks'], summary: 'The tokens received in the window (to paste into Notion, which accepts only its own), the window\'s end and when the token in use was confirmed (never its value)',
+      responses: {
+        200: json(obj({
+          pending: { type: 'array', items: obj({ token: str(), receivedAt: time }, ['token', 'receivedAt']) },
+          windowEndsAt: { ...time, type: ['string', 'null'] }, confirmedAt: { ...time, type: ['string', 'null'] },
+        }, ['pending', 'windowEndsAt', 'confirmedAt'])),
+        ...errors(503),
+      },
+    }),
+  },
+  '/api/admin/webhooks/notion/verification/confirm': {
+    post: admin({
+      tags: ['webhooks'], summary: 'Confirm the pending token Notion accepted: events are verified with it from now on; the window closes and the other pending tokens are dropped',
+      requestBody: body(obj({ token: str({ minLength: 1, maxLength: 500 }) }, ['token'])),
+      responses: { 200: json(obj({ ok: { const: true }, confirmedAt: time }, ['ok', 'confirmedAt'])), ...errors(400, 404, 503) },
+    }),
+  },
   '/api/admin/webhooks/notion/verification-token': {
-    get: admin({ tags: ['webhooks'], summary: 'The Notion verification token, once (then 404)', responses: { 200: json(obj({ token: str() }, ['token'])), ...errors(404, 503) } }),
-    delete: admin({ tags: ['webhooks'], summary: 'Forget the stored Notion token (to verify the subscription again)', responses: { 200: ok, ...errors(404) } }),
+    delete: admin({ tags: ['webhooks'], summary: 'Forget the confirmed Notion token (events answer 503 until another is confirmed)', responses: { 200: ok, ...errors(404) } }),
   },
   '/api/webhook-triggers': {
     post: user({
@@ -495,7 +518,7 @@ const paths = {
       requestBody: body(obj({
         path: str({ minLength: 1, maxLength: 200, description: '[a-z0-9-]+(/[a-z0-9-]+)*, not under github, discord, xero, hubspot, notion or slack' }),
         method: { enum: ['POST', 'PUT', 'PATCH'] }, sessionId: str({ description: 'default: the owner\'s orchestrator' }),
-        promptTemplate: str({ minLength: 1, maxLength: 20000, description: '{{payload.a.b}}, {{payload}} and {{query.x}} are filled in' }),
+        promptTemplate: str({ minLength: 1, maxLength: 8192, description: 'at most 8 KB (8,192 bytes); {{payload.a.b}}, {{payload}} and {{query.x}} are filled in' }),
       }, ['path', 'promptTemplate'])),
       responses: { 201: json(obj({ trigger: ref('WebhookTrigger'), secret: str() }, ['trigger', 'secret']), 'Created'), ...errors(400, 404, 409, 503) },
     }),
@@ -514,7 +537,8 @@ const paths = {
       responses: {
         202: json(obj({ received: { const: true }, promptId: { type: ['string', 'null'] } }, ['received']), 'Accepted: a prompt was queued'),
         200: json(obj({ received: { const: true }, duplicate: { const: true } }, ['received', 'duplicate']), 'A repeated delivery'),
-        ...errors(400, 404, 500, 502), 401: err('Bad signature (`INVALID_SIGNATURE`)'), 405: err('Wrong method for this trigger (`METHOD_NOT_ALLOWED`)'), 413: E[413], 503: E[503],
+        ...errors(400, 404, 500, 502), 401: err('Bad signature (`INVALID_SIGNATURE`)'), 405: err('Wrong method for this trigger (`METHOD_NOT_ALLOWED`)'),
+        413: err('Body over 1 MiB, or the template filled with it makes a prompt over 100,000 characters (`PAYLOAD_TOO_LARGE`; nothing is recorded, so the delivery may be sent again)'), 503: E[503],
       },
     })])),
   },
@@ -785,7 +809,10 @@ const paths = {
     }),
     post: user({
       tags: ['account'], summary: 'Create an API token; its text is shown only in this answer',
-      requestBody: body(obj({ name: str({ minLength: 1, maxLength: 100 }), expiresAt: { ...time, description: 'Must be in the future' } }, ['name'])),
+      requestBody: body(obj({
+        name: str({ minLength: 1, maxLength: 100 }),
+        expiresAt: { ...time, type: ['string', 'null'], description: 'Must be in the future. With a sign-in session: at most 90 days ahead (the default); null (no expiry) for admins only. With an API token that expires: no later than it (the default), never null' },
+      }, ['name'])),
       responses: {
         201: json(obj({ id: str({ format: 'uuid' }), name: str(), prefix: str(), token: str(), createdAt: time, expiresAt: time }, ['id', 'name', 'prefix', 'token', 'createdAt']), 'Created'),
         ...errors(400, 409, 413),

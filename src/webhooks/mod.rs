@@ -1,8 +1,10 @@
 //! Third-party webhooks (README, "Webhooks from other services"): Discord, Xero, HubSpot and Notion deliveries, each
 //! verified over the raw body before it has any effect, failing closed without its secret
 //! (503), recorded once in the webhook inbox (the inbox's unique key is the deduplication);
-//! the inbox's admin read route; and user webhook triggers (`triggers`).
+//! the inbox's admin read route; Notion's verification window (`notion`); and user webhook
+//! triggers (`triggers`).
 
+pub mod notion;
 pub mod signatures;
 pub mod triggers;
 
@@ -11,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::var;
-use crate::crypto::{sha256_hex, Aad, Legacy};
+use crate::crypto::sha256_hex;
 use crate::http::page::{page_body, Keyed, PageQuery};
 use crate::http::{ApiError, ApiResult, Ctx, Reply};
 use crate::time::{iso, normalize};
@@ -179,96 +181,6 @@ pub async fn hubspot(ctx: &Ctx) -> ApiResult<Reply> {
         body["duplicate"] = json!(true);
     }
     Reply::ok(&body)
-}
-
-const NOTION: &str = "notion";
-const NOTION_PURPOSE: &str = "webhook:notion:verification-token";
-
-#[derive(Deserialize)]
-struct Secret {
-    sealed: String,
-    shown_at: Option<String>,
-}
-
-async fn notion_secret(ctx: &Ctx) -> ApiResult<Option<Secret>> {
-    Ok(crate::q!(&ctx.db()?, "SELECT sealed, shown_at FROM webhook_secrets WHERE provider = ?1", &NOTION)?
-        .one()
-        .await?)
-}
-
-/// `POST /webhooks/notion`: the one-time verification request stores its token (sealed) for an
-/// admin to read once; every later event must carry `X-Notion-Signature` made with it.
-pub async fn notion(ctx: &Ctx) -> ApiResult<Reply> {
-    let v = json_body(ctx)?;
-    let stored = notion_secret(ctx).await?;
-    if let Some(token) = v["verification_token"].as_str().filter(|_| v.as_object().is_some_and(|o| o.len() == 1)) {
-        // Only the first verification request is kept: a later one could be anyone's, and an
-        // admin who needs a new one deletes the stored token first.
-        if stored.is_some() {
-            return Err(ApiError::conflict(
-                "VERIFICATION_TOKEN_EXISTS",
-                "A Notion verification token is already stored",
-            ));
-        }
-        if token.len() > 500 {
-            return Err(ApiError::invalid_field("verification_token", "Too long"));
-        }
-        let sealed = crate::config::keyring(&ctx.env)?.seal_str(&Aad { purpose: NOTION_PURPOSE, owner: NOTION }, token);
-        crate::q!(
-            &ctx.db()?,
-            "INSERT INTO webhook_secrets (provider, sealed, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            &NOTION,
-            &sealed,
-            &iso(ctx.now)
-        )?
-        .exec()
-        .await?;
-        return Reply::ok(&json!({ "received": true, "verification": true }));
-    }
-    let stored = stored.ok_or_else(|| not_configured("Notion (no verification token yet)"))?;
-    let (token, _) = crate::config::keyring(&ctx.env)?
-        .open_str(&Aad { purpose: NOTION_PURPOSE, owner: NOTION }, &stored.sealed, Legacy::D1Column)
-        .map_err(|_| ApiError::internal("the Notion verification token could not be decrypted"))?;
-    if !signatures::notion_valid(&token, &ctx.raw_body(), ctx.header("X-Notion-Signature").unwrap_or_default().trim()) {
-        return Err(bad_signature());
-    }
-    let id = v["id"].as_str().map(str::to_string).unwrap_or_else(|| sha256_hex(&ctx.raw_body()));
-    let new = record(ctx, NOTION, &[(id, v["type"].as_str().map(str::to_string))]).await?;
-    let mut body = json!({ "received": true });
-    if new == 0 {
-        body["duplicate"] = json!(true);
-    }
-    Reply::ok(&body)
-}
-
-/// `GET /api/admin/webhooks/notion/verification-token` → `{token}` once; afterwards 404.
-pub async fn notion_token(ctx: &Ctx) -> ApiResult<Reply> {
-    let missing = || ApiError::not_found("No Notion verification token is waiting to be shown");
-    let stored = notion_secret(ctx).await?.filter(|s| s.shown_at.is_none()).ok_or_else(missing)?;
-    let r = crate::q!(
-        &ctx.db()?,
-        "UPDATE webhook_secrets SET shown_at = ?1 WHERE provider = ?2 AND shown_at IS NULL",
-        &iso(ctx.now),
-        &NOTION
-    )?
-    .exec()
-    .await?;
-    if r.changes() == 0 {
-        return Err(missing());
-    }
-    let (token, _) = crate::config::keyring(&ctx.env)?
-        .open_str(&Aad { purpose: NOTION_PURPOSE, owner: NOTION }, &stored.sealed, Legacy::D1Column)
-        .map_err(|_| ApiError::internal("the Notion verification token could not be decrypted"))?;
-    Reply::ok(&json!({ "token": token }))
-}
-
-/// `DELETE /api/admin/webhooks/notion/verification-token`: forget it (to verify again).
-pub async fn forget_notion_token(ctx: &Ctx) -> ApiResult<Reply> {
-    let r = crate::q!(&ctx.db()?, "DELETE FROM webhook_secrets WHERE provider = ?1", &NOTION)?.exec().await?;
-    if r.changes() == 0 {
-        return Err(ApiError::not_found("No Notion verification token is stored"));
-    }
-    Reply::ok(&json!({ "ok": true }))
 }
 
 #[derive(Deserialize)]

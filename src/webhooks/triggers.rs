@@ -11,13 +11,15 @@ use crate::crypto::{random_token, sha256_hex, Aad, Legacy};
 use crate::http::input::Input;
 use crate::http::{success, ApiError, ApiResult, Ctx, Reply};
 use crate::sessions::agent::{PromptRequest, SessionAgent};
+use crate::sessions::prompt::MAX_CONTENT_CHARS;
 use crate::time::{iso, normalize};
 
 const PURPOSE: &str = "webhook-trigger:secret";
 /// Triggers one user may have.
 const MAX_PER_USER: i64 = 100;
 const METHODS: [&str; 3] = ["POST", "PUT", "PATCH"];
-const MAX_TEMPLATE: usize = 20_000;
+/// A template's size: small, since each placeholder may repeat a payload of up to 1 MiB.
+const MAX_TEMPLATE_BYTES: usize = 8 * 1024;
 
 #[derive(Deserialize)]
 struct Row {
@@ -58,37 +60,98 @@ pub fn valid_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Fills `{{payload.a.b}}`, `{{payload}}` and `{{query.x}}`; a missing value becomes empty.
-pub fn render(template: &str, payload: &Value, query: &[(String, String)]) -> String {
-    let mut out = String::with_capacity(template.len());
+/// A rendered prompt would pass the limit it was given.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooLong;
+
+/// The prompt being rendered. It refuses a write that would take it past `left` characters, so
+/// a template repeating a large payload stops at the limit instead of building it all first.
+struct Prompt {
+    buf: Vec<u8>,
+    left: usize,
+}
+
+impl Prompt {
+    fn text(&mut self, s: &str) -> Result<(), TooLong> {
+        std::io::Write::write_all(self, s.as_bytes()).map_err(|_| TooLong)
+    }
+
+    fn json(&mut self, v: &Value) -> Result<(), TooLong> {
+        serde_json::to_writer(self, v).map_err(|_| TooLong)
+    }
+}
+
+impl std::io::Write for Prompt {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        // Characters are counted by their first bytes (UTF-8 continuation bytes are 10xxxxxx).
+        let chars = bytes.iter().filter(|b| **b & 0xC0 != 0x80).count();
+        if chars > self.left {
+            return Err(std::io::Error::other("the prompt limit"));
+        }
+        self.left -= chars;
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What one placeholder becomes.
+enum Fill<'a> {
+    /// A value written as JSON.
+    Json(&'a Value),
+    Text(&'a str),
+}
+
+fn fill<'a>(name: &str, payload: &'a Value, query: &'a [(String, String)]) -> Fill<'a> {
+    if name == "payload" {
+        return Fill::Json(payload);
+    }
+    if let Some(path) = name.strip_prefix("payload.") {
+        let found = path.split('.').try_fold(payload, |v, k| match v {
+            Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => v.get(k),
+        });
+        return match found {
+            Some(Value::String(s)) => Fill::Text(s),
+            Some(Value::Null) | None => Fill::Text(""),
+            Some(v) => Fill::Json(v),
+        };
+    }
+    match name.strip_prefix("query.") {
+        Some(key) => Fill::Text(query.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str())),
+        None => Fill::Text(""),
+    }
+}
+
+/// Fills `{{payload.a.b}}`, `{{payload}}` and `{{query.x}}` (a missing value becomes empty) into
+/// at most `max_chars` characters.
+pub fn render(
+    template: &str,
+    payload: &Value,
+    query: &[(String, String)],
+    max_chars: usize,
+) -> Result<String, TooLong> {
+    let mut out = Prompt { buf: Vec::with_capacity(template.len().min(max_chars)), left: max_chars };
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        out.text(&rest[..start])?;
         let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
+            out.text(&rest[start..])?;
+            rest = "";
+            break;
         };
-        let name = rest[start + 2..start + end].trim();
-        let value = if name == "payload" {
-            Some(payload.to_string())
-        } else if let Some(path) = name.strip_prefix("payload.") {
-            path.split('.')
-                .try_fold(payload, |v, k| match v {
-                    Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
-                    _ => v.get(k),
-                })
-                .filter(|v| !v.is_null())
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
-        } else if let Some(key) = name.strip_prefix("query.") {
-            query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-        } else {
-            None
-        };
-        out.push_str(&value.unwrap_or_default());
+        match fill(rest[start + 2..start + end].trim(), payload, query) {
+            Fill::Json(v) => out.json(v)?,
+            Fill::Text(s) => out.text(s)?,
+        }
         rest = &rest[start + end + 2..];
     }
-    out.push_str(rest);
-    out
+    out.text(rest)?;
+    // Only whole `str`s and serde_json's UTF-8 were written.
+    String::from_utf8(out.buf).map_err(|_| TooLong)
 }
 
 /// `POST /api/webhook-triggers` `{path, method?, sessionId?, promptTemplate}` → 201 `{trigger, secret}`.
@@ -103,7 +166,10 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let method = input.opt_enum("method", &METHODS, |m| METHODS.iter().find(|x| **x == m).copied()).unwrap_or("POST");
     let session_id = input.opt_str("sessionId", 1, 100);
-    let template = input.str("promptTemplate", 1, MAX_TEMPLATE);
+    let template = input.str("promptTemplate", 1, MAX_TEMPLATE_BYTES);
+    if template.len() > MAX_TEMPLATE_BYTES {
+        input.error("promptTemplate", format!("At most {MAX_TEMPLATE_BYTES} bytes"));
+    }
     input.finish()?;
     let db = ctx.db()?;
     if let Some(s) = &session_id {
@@ -199,7 +265,15 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
         .filter(|d| !d.is_empty() && d.len() <= 200)
         .unwrap_or_else(|| sha256_hex(&ctx.raw_body()));
     let payload: Value = serde_json::from_slice(&ctx.raw_body()).unwrap_or(Value::Null);
-    let content = render(&row.prompt_template, &payload, ctx.query.pairs());
+    // Before the delivery is recorded: a refused one may be sent again once the trigger is fixed.
+    let content = render(&row.prompt_template, &payload, ctx.query.pairs(), MAX_CONTENT_CHARS).map_err(|_| {
+        ApiError::new(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            format!("With this payload the trigger's template makes a prompt over the limit of {MAX_CONTENT_CHARS} characters"),
+        )
+        .with_details(json!({ "limitChars": MAX_CONTENT_CHARS }))
+    })?;
     if content.trim().is_empty() {
         return Err(ApiError::invalid_field("", "The trigger's template produced an empty prompt"));
     }
@@ -278,14 +352,27 @@ mod tests {
     fn templates() {
         let payload = json!({ "repo": { "name": "app" }, "n": 3, "list": ["x", "y"], "nested": { "k": true } });
         let q = vec![("env".to_string(), "prod".to_string())];
-        assert_eq!(
-            render("Deploy {{payload.repo.name}} #{{ payload.n }} to {{query.env}}", &payload, &q),
-            "Deploy app #3 to prod"
-        );
-        assert_eq!(
-            render("{{payload.list.1}} {{payload.nested}} [{{payload.missing}}]", &payload, &q),
-            "y {\"k\":true} []"
-        );
-        assert_eq!(render("{{unknown}}x{{", &payload, &q), "x{{");
+        let r = |t: &str| render(t, &payload, &q, 1000).unwrap();
+        assert_eq!(r("Deploy {{payload.repo.name}} #{{ payload.n }} to {{query.env}}"), "Deploy app #3 to prod");
+        assert_eq!(r("{{payload.list.1}} {{payload.nested}} [{{payload.missing}}]"), "y {\"k\":true} []");
+        assert_eq!(r("{{unknown}}x{{"), "x{{");
+        assert_eq!(render("{{payload}}", &json!("s"), &q, 10), Ok("\"s\"".to_string()));
+        assert_eq!(render("{{payload}}", &Value::Null, &q, 10), Ok("null".to_string()));
+    }
+
+    #[test]
+    fn rendering_stops_at_the_limit() {
+        let payload = json!({ "text": "é".repeat(10) });
+        let q = vec![("env".to_string(), "ü".repeat(5))];
+        // Characters, not bytes: `{"text":"éééééééééé"}` is 21 characters.
+        assert_eq!(render("{{payload}}", &payload, &q, 21).map(|s| s.chars().count()), Ok(21));
+        assert_eq!(render("{{payload}}", &payload, &q, 20), Err(TooLong));
+        assert_eq!(render("{{payload.text}}{{query.env}}!", &payload, &q, 16).map(|s| s.len()), Ok(31));
+        assert_eq!(render("{{payload.text}}{{query.env}}!", &payload, &q, 15), Err(TooLong));
+        assert_eq!(render("abc{{", &payload, &q, 4), Err(TooLong));
+        // A template repeating a large payload is refused without building it (1,500 × 1 MB).
+        let big = json!({ "text": "a".repeat(1_000_000) });
+        assert_eq!(render(&"{{payload}}".repeat(1500), &big, &q, 100_000), Err(TooLong));
+        assert_eq!(render(&"{{payload.text}}".repeat(1500), &big, &q, 100_000), Err(TooLong));
     }
 }

@@ -1,7 +1,8 @@
-// API token management: create (shown once), list (paginated, no secrets), revoke.
+// API token management: create (shown once), list (paginated, no secrets), revoke; tokens made
+// with a sign-in session capped at 90 days, and no token outliving the token that made it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { startService } from '../lib/harness.mjs';
 
 test('API tokens', async (t) => {
@@ -100,5 +101,49 @@ test('API tokens', async (t) => {
     const r = await svc.request('DELETE', `/api/api-tokens/${own.body.id}`, { token: own.body.token });
     assert.equal(r.status, 200);
     assert.equal((await svc.request('GET', '/api/me', { token: own.body.token })).status, 401);
+  });
+
+  await t.test('tokens made with a sign-in session expire within 90 days, and no token outlives the token that made it', async () => {
+    const days = (iso) => (Date.parse(iso) - Date.now()) / 86_400_000;
+    const inDays = (n) => new Date(Date.now() + n * 86_400_000).toISOString();
+    // A sign-in session as /auth/exchange makes one (its token is kept as a SHA-256 hash).
+    const signIn = async (user) => {
+      const text = randomBytes(32).toString('base64url');
+      await db.prepare('INSERT INTO auth_sessions (id, user_id, token_hash, provider, expires_at) VALUES (?, ?, ?, ?, ?)')
+        .bind(randomUUID(), user.userId, createHash('sha256').update(text).digest('hex'), 'github', inDays(30)).run();
+      return text;
+    };
+    const make = (token, extra = {}) => svc.request('POST', '/api/api-tokens', { token, body: { name: 'capped', ...extra } });
+    const refusedOn = (r) => [r.status, r.body.code, r.body.details?.[0]?.field];
+    const carol = await svc.createUser({ email: 'carol@example.com' });
+    const session = await signIn(carol);
+    for (const expiresAt of ['9999-12-31T00:00:00Z', inDays(91)]) {
+      assert.deepEqual(refusedOn(await make(session, { expiresAt })), [400, 'VALIDATION_ERROR', 'expiresAt'], expiresAt);
+    }
+    const within = await make(session, { expiresAt: inDays(89) });
+    assert.equal(within.status, 201);
+    const parent = await make(session);
+    assert.equal(parent.status, 201);
+    assert.ok(Math.abs(days(parent.body.expiresAt) - 90) < 0.01, parent.body.expiresAt);
+    // A token made by that token inherits its end (no expiresAt), and cannot ask for a later one or none.
+    const child = await make(parent.body.token);
+    assert.deepEqual([child.status, child.body.expiresAt], [201, parent.body.expiresAt]);
+    for (const expiresAt of ['9999-12-31T00:00:00Z', inDays(90.5), null]) {
+      assert.deepEqual(refusedOn(await make(parent.body.token, { expiresAt })), [400, 'VALIDATION_ERROR', 'expiresAt'], String(expiresAt));
+    }
+    assert.equal((await make(child.body.token)).body.expiresAt, parent.body.expiresAt, 'and down the line');
+    const sooner = await make(child.body.token, { expiresAt: inDays(1) });
+    assert.ok(Math.abs(days(sooner.body.expiresAt) - 1) < 0.01);
+    // Admins keep their exception: a sign-in session may make a non-expiring token when asked for
+    // explicitly (expiresAt: null); a far date is refused as anyone's is.
+    const root = await svc.createUser({ email: 'root@example.com', admin: true });
+    const adminSession = await signIn(root);
+    assert.deepEqual(refusedOn(await make(adminSession, { expiresAt: '9999-12-31T00:00:00Z' })), [400, 'VALIDATION_ERROR', 'expiresAt']);
+    const forever = await make(adminSession, { expiresAt: null });
+    assert.deepEqual([forever.status, forever.body.expiresAt], [201, undefined]);
+    // A token without an expiry (as `npm run user:create` makes) is not capped.
+    const far = await make(carol.token, { expiresAt: '9999-12-31T00:00:00Z' });
+    assert.deepEqual([far.status, far.body.expiresAt], [201, '9999-12-31T00:00:00.000Z']);
+    assert.deepEqual([(await make(carol.token)).body.expiresAt], [undefined]);
   });
 });

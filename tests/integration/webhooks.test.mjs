@@ -70,29 +70,85 @@ test('third-party webhooks and user triggers', async (t) => {
     assert.deepEqual((await inbox('hubspot')).map((d) => d.eventType).sort(), ['contact.creation', 'contact.propertyChange']);
   });
 
-  await t.test('Notion: verification token stored sealed, shown once; then signed events', async () => {
+  await t.test('Notion: a verification token counts only inside an admin\'s window, is held pending (sealed), and events need the token an admin confirmed', async () => {
+    const as = (method, path, body, user = admin) => svc.request(method, path, { token: user.token, body });
+    const verify = (token) => post('/webhooks/notion', JSON.stringify({ verification_token: token }));
+    const sig = (raw, key) => `sha256=${createHmac('sha256', key).update(raw).digest('hex')}`;
     const event = JSON.stringify({ id: 'evt-1', type: 'page.created', entity: { id: 'p', type: 'page' } });
     const early = await post('/webhooks/notion', event, { 'x-notion-signature': 'sha256=00' });
     assert.deepEqual([early.status, early.body.code], [503, 'WEBHOOK_NOT_CONFIGURED']);
+    // Outside a window a verification request is refused and nothing is learnt: an attacker who
+    // gets there before Notion cannot plant the key that signs forged events.
+    const evil = 'secret_attacker_token_value';
+    const planted = await verify(evil);
+    assert.deepEqual([planted.status, planted.body.code], [409, 'VERIFICATION_WINDOW_CLOSED']);
+    const forged = await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, evil) });
+    assert.deepEqual([forged.status, forged.body.code], [503, 'WEBHOOK_NOT_CONFIGURED']);
+    const db = await svc.db();
+    assert.equal((await db.prepare('SELECT COUNT(*) AS n FROM webhook_verification_pending').first()).n, 0);
+    assert.equal(await db.prepare("SELECT 1 FROM webhook_secrets WHERE provider = 'notion'").first(), null);
+
+    // An admin opens a 15-minute window (members may not).
+    assert.equal((await as('POST', '/api/admin/webhooks/notion/verification', undefined, alice)).status, 403);
+    const opened = await as('POST', '/api/admin/webhooks/notion/verification');
+    assert.equal(opened.status, 200, JSON.stringify(opened.body));
+    const minutes = (Date.parse(opened.body.windowEndsAt) - Date.now()) / 60_000;
+    assert.ok(minutes > 14.5 && minutes <= 15, `${minutes} minutes`);
+    // Inside it every token is held pending, the attacker's and Notion's alike, each once.
     const token = `secret_${randomUUID().replace(/-/g, '')}`;
     knownSecrets.add(token);
-    const v = await post('/webhooks/notion', JSON.stringify({ verification_token: token }));
-    assert.deepEqual(v.body, { received: true, verification: true });
-    const hijack = await post('/webhooks/notion', JSON.stringify({ verification_token: 'secret_attacker_token_value' }));
-    assert.equal(hijack.status, 409, 'a second verification request does not replace the first');
-    const db = await svc.db();
-    assert.ok(!(await db.prepare("SELECT sealed FROM webhook_secrets WHERE provider = 'notion'").first()).sealed.includes(token));
-    assert.equal((await svc.request('GET', '/api/admin/webhooks/notion/verification-token', { token: alice.token })).status, 403);
-    const shown = await svc.request('GET', '/api/admin/webhooks/notion/verification-token', { token: admin.token });
+    for (const tok of [evil, token, token]) assert.deepEqual((await verify(tok)).body, { received: true, verification: true });
+    const rows = (await db.prepare("SELECT sealed FROM webhook_verification_pending WHERE provider = 'notion'").all()).results;
+    assert.equal(rows.length, 2);
+    for (const r of rows) assert.ok(r.sealed.startsWith('enc:v1:') && !r.sealed.includes(token) && !r.sealed.includes(evil));
+    // Nothing pending is trusted: events still fail closed.
+    for (const key of [evil, token]) assert.equal((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, key) })).status, 503);
+    // Admins see the pending tokens (to paste into Notion, which accepts only its own).
+    assert.equal((await as('GET', '/api/admin/webhooks/notion/verification', undefined, alice)).status, 403);
+    const listed = await as('GET', '/api/admin/webhooks/notion/verification');
     svc.shownOnce(token);
-    assert.deepEqual(shown.body, { token });
-    assert.equal((await svc.request('GET', '/api/admin/webhooks/notion/verification-token', { token: admin.token })).status, 404, 'shown once');
-    const sig = (raw, key = token) => `sha256=${createHmac('sha256', key).update(raw).digest('hex')}`;
+    assert.deepEqual(listed.body.pending.map((p) => p.token).sort(), [evil, token].sort());
+    assert.ok(listed.body.pending.every((p) => !Number.isNaN(Date.parse(p.receivedAt))));
+    assert.deepEqual([listed.body.windowEndsAt, listed.body.confirmedAt], [opened.body.windowEndsAt, null]);
+    // Confirming: only a token received in the window; members may not.
+    const unknown = await as('POST', '/api/admin/webhooks/notion/verification/confirm', { token: 'secret_never_received' });
+    assert.deepEqual([unknown.status, unknown.body.code], [404, 'NOT_FOUND']);
+    assert.equal((await as('POST', '/api/admin/webhooks/notion/verification/confirm', {})).status, 400);
+    assert.equal((await as('POST', '/api/admin/webhooks/notion/verification/confirm', { token }, alice)).status, 403);
+    const confirmed = await as('POST', '/api/admin/webhooks/notion/verification/confirm', { token });
+    assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
+    assert.equal(typeof confirmed.body.confirmedAt, 'string');
+    assert.ok(!(await db.prepare("SELECT sealed FROM webhook_secrets WHERE provider = 'notion'").first()).sealed.includes(token));
+    // Confirming ends the window and drops the other pending tokens.
+    const after = await as('GET', '/api/admin/webhooks/notion/verification');
+    assert.deepEqual([after.body.pending, after.body.windowEndsAt, after.body.confirmedAt], [[], null, confirmed.body.confirmedAt]);
+    assert.equal((await verify('secret_too_late')).status, 409);
+    // Events: only the confirmed token signs.
+    assert.equal((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, evil) })).status, 401);
     assert.equal((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, 'wrong') })).status, 401);
-    assert.deepEqual((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event) })).body, { received: true });
-    assert.deepEqual((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event) })).body, { received: true, duplicate: true });
+    assert.deepEqual((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, token) })).body, { received: true });
+    assert.deepEqual((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, token) })).body, { received: true, duplicate: true });
     assert.deepEqual((await inbox('notion')).map((d) => [d.deliveryId, d.eventType]), [['evt-1', 'page.created']]);
-    assert.deepEqual((await svc.request('DELETE', '/api/admin/webhooks/notion/verification-token', { token: admin.token })).body, { ok: true });
+
+    // A new window (to verify again) holds at most 20 tokens; the confirmed one keeps working meanwhile.
+    await as('POST', '/api/admin/webhooks/notion/verification');
+    for (let i = 0; i < 20; i++) assert.equal((await verify(`secret_flood_${i}`)).status, 200, `token ${i}`);
+    const full = await verify('secret_flood_20');
+    assert.deepEqual([full.status, full.body.code], [409, 'TOO_MANY_PENDING_TOKENS']);
+    assert.equal((await as('GET', '/api/admin/webhooks/notion/verification')).body.pending.length, 20);
+    assert.deepEqual((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, token) })).body, { received: true, duplicate: true });
+    // Reopening starts afresh; a window that has ended takes nothing.
+    await as('POST', '/api/admin/webhooks/notion/verification');
+    assert.deepEqual((await as('GET', '/api/admin/webhooks/notion/verification')).body.pending, []);
+    await db.prepare("UPDATE webhook_verification_windows SET ends_at = ? WHERE provider = 'notion'").bind(new Date(Date.now() - 1000).toISOString()).run();
+    assert.equal((await verify('secret_after_the_window')).status, 409);
+    assert.equal((await as('GET', '/api/admin/webhooks/notion/verification')).body.windowEndsAt, null);
+
+    // The "shown once" read is gone (the pending list replaced it); DELETE forgets the confirmed token.
+    assert.equal((await as('GET', '/api/admin/webhooks/notion/verification-token')).status, 405);
+    assert.deepEqual((await as('DELETE', '/api/admin/webhooks/notion/verification-token')).body, { ok: true });
+    assert.equal((await post('/webhooks/notion', event, { 'x-notion-signature': sig(event, token) })).status, 503);
+    assert.equal((await as('GET', '/api/admin/webhooks/notion/verification')).body.confirmedAt, null);
   });
 
   await t.test('Discord\'s verification passes RFC 8032 test vector 2 (the runtime\'s WebCrypto Ed25519)', async () => {
@@ -174,6 +230,37 @@ test('third-party webhooks and user triggers', async (t) => {
     assert.equal((await svc.request('DELETE', `/api/webhook-triggers/${trigger.id}`, { token: bob.token })).status, 404);
     assert.deepEqual((await svc.request('DELETE', `/api/webhook-triggers/${trigger.id}`, { token: alice.token })).body, { success: true });
     assert.equal((await deliver(raw, { 'x-webhook-signature': sig(raw), 'x-webhook-id': 'd-2' })).status, 404);
+  });
+
+  await t.test('trigger templates: at most 8 KB; a prompt that would pass the content limit is refused (413) before anything is built or recorded', async () => {
+    const create = (body) => svc.request('POST', '/api/webhook-triggers', { token: alice.token, body });
+    const made = await create({ path: 'expands', promptTemplate: 'Payload: {{payload}}\n'.repeat(10) });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    svc.shownOnce(made.body.secret);
+    const deliver = (path, secret, body, id) => svc.request('POST', `/webhooks/${path}`, {
+      raw: body, headers: { 'content-type': 'application/json', 'x-webhook-signature': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`, 'x-webhook-id': id },
+    });
+    // Ten copies of a 20,000-character payload: twice the 100,000-character prompt limit.
+    const big = JSON.stringify({ text: 'a'.repeat(20_000) });
+    const refused = await deliver('expands', made.body.secret, big, 'retry-me');
+    assert.deepEqual([refused.status, refused.body.code], [413, 'PAYLOAD_TOO_LARGE']);
+    // Nothing was recorded: the sender's retry of that delivery with a body that fits goes through.
+    const retried = await deliver('expands', made.body.secret, JSON.stringify({ text: 'fits' }), 'retry-me');
+    assert.equal(retried.status, 202, JSON.stringify(retried.body));
+    // Templates themselves: at most 8 KB (8,192 bytes).
+    for (const promptTemplate of ['x'.repeat(8193), '{{payload}}'.repeat(1500), 'é'.repeat(4097)]) {
+      const r = await create({ path: 'too-big', promptTemplate });
+      assert.deepEqual([r.status, r.body.code, r.body.details?.[0]?.field], [400, 'VALIDATION_ERROR', 'promptTemplate'], `${promptTemplate.length} characters`);
+    }
+    assert.equal((await create({ path: 'just-fits', promptTemplate: 'x'.repeat(8192) })).status, 201);
+    // 700 placeholders and a 1 MB body (700 MB expanded) are refused at once, with nothing built.
+    const wide = await create({ path: 'expands-wide', promptTemplate: '{{payload}}'.repeat(700) });
+    assert.equal(wide.status, 201);
+    svc.shownOnce(wide.body.secret);
+    const t0 = Date.now();
+    const huge = await deliver('expands-wide', wide.body.secret, JSON.stringify({ text: 'b'.repeat(1_000_000) }), 'huge');
+    assert.deepEqual([huge.status, huge.body.code], [413, 'PAYLOAD_TOO_LARGE']);
+    assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
   });
 
   await t.test('no secret in any response or log line', () => {
