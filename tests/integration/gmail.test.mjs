@@ -174,8 +174,9 @@ test('Gmail integration', async (t) => {
     assert.equal(stored2.expires_at, String(Math.floor(Date.parse(iso) / 1000)));
   });
 
-  await t.test('a full sync stores every entity with exact counts, messages read 100 per batch', async () => {
+  await t.test('a full sync stores every entity with exact counts, messages read 50 per batch', async () => {
     const before = gmailRequests().length;
+    const sizesBefore = (g.batchSizes ?? []).length;
     const done = await sync(integ.id, { fullSync: true });
     assert.equal(done.status, 'completed', JSON.stringify(done));
     const want = expected();
@@ -184,7 +185,8 @@ test('Gmail integration', async (t) => {
     assert.equal(done.progress, want.messages + want.threads + want.drafts + want.labels);
     const seen = gmailRequests().slice(before);
     const batches = outer(seen).filter((r) => r.path === '/batch/gmail/v1');
-    assert.equal(batches.length, Math.ceil(want.messages / 100), 'one batch per page of 100 messages');
+    assert.equal(batches.length, Math.ceil(want.messages / 50), 'one batch per 50 messages');
+    assert.ok(g.batchSizes.slice(sizesBefore).every((n) => n <= 50), `batches of at most 50 parts: ${g.batchSizes.slice(sizesBefore)}`);
     assert.equal(outer(seen).filter((r) => /\/messages\/[^/]+$/.test(r.path)).length, 0, 'no message read one by one');
     assert.equal(seen.filter((r) => r.batched).length, want.messages);
     const m = await entity(integ.id, 'messages', latin1.id);
@@ -290,6 +292,15 @@ test('Gmail integration', async (t) => {
     assert.deepEqual(Object.keys(th.body.entity).sort(), ['historyId', 'id', 'snippet']);
     assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'drafts', externalId: 'r-draft-1' })).body.entity.messageId, box.drafts.get('r-draft-1'));
     assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'messages', externalId: 'nope' })).status, 404);
+  });
+
+  await t.test('timeouts fit the work: a batch answered after 9 s (past the old 8 s) succeeds; 100 results in batches of 50', async () => {
+    const sizesBefore = (g.batchSizes ?? []).length;
+    g.fake.fault('/batch/gmail/v1', { delayMs: 9000 });
+    const slow = await act('search_messages', { maxResults: 100 });
+    assert.equal(slow.status, 200, JSON.stringify(slow.body));
+    assert.equal(slow.body.result.messages.length, 100);
+    assert.deepEqual(g.batchSizes.slice(sizesBefore), [50, 50]);
   });
 
   let sent;

@@ -1,7 +1,8 @@
 // A fake Google on 127.0.0.1, the part every Google API shares: the OAuth token endpoint
 // (authorization code with PKCE, refresh tokens, `invalid_grant` on demand, adjustable token
 // lifetime, a delay to make refreshes overlap, a count of refreshes), access-token checks with
-// Google's 401 shape, and the batch endpoints (`multipart/mixed`, answered by the API routes).
+// Google's 401 shape, and the batch endpoints (`multipart/mixed`, answered by the API routes;
+// parts past the 50th get 429 as Google's concurrency limit gives them; `g.batchSizes`).
 // Gmail and Calendar add their routes with `fake-gmail.mjs` / `fake-calendar.mjs`.
 import { createHash, randomBytes } from 'node:crypto';
 import { startFake } from './fake-upstream.mjs';
@@ -106,9 +107,10 @@ export async function startFakeGoogle(t) {
     const parts = req.raw.toString().split(`--${boundary}`).slice(1).filter((p) => !p.startsWith('--'));
     if (parts.length > 100) return g.error(400, 'Too many requests in batch (max 100)');
     g.batches = (g.batches ?? 0) + 1;
+    (g.batchSizes ??= []).push(parts.length);
     const out = `batch_${randomBytes(6).toString('hex')}`;
     let body = '';
-    for (const part of parts) {
+    for (const [i, part] of parts.entries()) {
       const [head, http] = part.replace(/^\r?\n/, '').split(/\r?\n\r?\n(.*)/s);
       const id = /Content-ID:\s*<([^>]+)>/i.exec(head)?.[1] ?? '';
       const [reqHead, inner = ''] = http.split(/\r?\n\r?\n(.*)/s);
@@ -118,7 +120,9 @@ export async function startFakeGoogle(t) {
       try { json = inner.trim() ? JSON.parse(inner.trim()) : undefined; } catch {}
       const record = { method, path: url.pathname, query: url.searchParams, headers: { ...req.headers, 'content-type': 'application/json' }, raw: Buffer.from(inner.trim()), json };
       fake.requests.push({ ...record, batched: true });
-      const r = await fake.dispatch(record);
+      // A batch's parts run concurrently at Google: past 50 of them, parts are refused with 429
+      // (why Google advises batches of at most 50).
+      const r = i >= 50 ? { status: 429, json: { error: { code: 429, message: 'Too many concurrent requests for user.', errors: [{ reason: 'rateLimitExceeded', message: 'Too many concurrent requests for user.' }] } } } : await fake.dispatch(record);
       const status = r.status ?? 200;
       const payload = r.json !== undefined ? JSON.stringify(r.json) : (r.body ?? '');
       body += `--${out}\r\nContent-Type: application/http\r\nContent-ID: <response-${id}>\r\n\r\nHTTP/1.1 ${status} ${status === 200 ? 'OK' : 'Error'}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${payload}\r\n`;
