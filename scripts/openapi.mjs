@@ -75,6 +75,7 @@ const ghPaged = (key, item) => json(obj({ [key]: { type: 'array', items: item },
 const ok = json(obj({ ok: { const: true } }, ['ok']));
 const actionErrors = {
   ...errors(400, 404, 502),
+  403: err('The connection was not granted a scope the action needs (`SCOPE_MISSING`; `details.missing`: the narrowest scope of each unmet requirement, `details.anyOf`: every scope that meets it); reconnect and allow it'),
   404: err('Integration not found (`NOT_FOUND`), unknown action (`ACTION_NOT_FOUND`) or upstream entity not found'),
   409: err('Integration not active (`INTEGRATION_NOT_ACTIVE`) or its credentials were refused (`RECONNECT_REQUIRED`; the integration goes to `error`)'),
   429: err('Upstream rate limit (`RATE_LIMITED`, `details.retryAfter` seconds, `Retry-After` header)'),
@@ -876,6 +877,7 @@ const doc = {
         id: str(), service: str(), status: { enum: ['pending', 'active', 'error', 'disconnected'] }, scope: { enum: ['user', 'org'] },
         config: ref('IntegrationConfig'), errorMessage: { type: ['string', 'null'] }, lastSyncedAt: { type: ['string', 'null'] },
         createdAt: time, updatedAt: time, owned: { type: 'boolean' },
+        grantedScopes: { type: ['array', 'null'], items: str(), description: 'the scopes the provider granted when it was connected (its token answer\'s `scope`); null when the credentials were given without one (actions are then not checked against scopes)' },
         storage: { ...obj({
           bytes: { type: 'integer', description: 'the size of the integration\'s own database (its Durable Object)' },
           entities: { type: 'integer', description: 'live (not deleted) entities it holds' },

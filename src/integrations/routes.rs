@@ -194,9 +194,15 @@ async fn connect(
         }
     }
     check(ctx, service, &creds).await?;
+    // The scopes the provider granted (Google: space-separated, GitHub: comma-separated).
+    let scopes: Vec<String> = creds
+        .get("scope")
+        .map(|s| s.split([' ', ',']).filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    let granted = creds.contains_key("scope").then(|| json!(scopes).to_string());
     let db = ctx.db()?;
     let id = uuid::Uuid::new_v4().to_string();
-    let row = store::insert(&db, &id, &caller.id, service.name(), &config, ctx.now, upsert).await?;
+    let row = store::insert(&db, &id, &caller.id, service.name(), &config, granted.as_deref(), ctx.now, upsert).await?;
     let Some(row) = row else {
         if !store::exists(&db, &caller.id, service.name()).await? {
             return Err(crate::http::limit_reached("integrations", MAX_INTEGRATIONS));
@@ -207,10 +213,6 @@ async fn connect(
         ));
     };
     // Credentials go in after the row exists, so a refused duplicate never overwrites them.
-    let scopes: Vec<String> = creds
-        .get("scope")
-        .map(|s| s.split([' ', ',']).filter(|x| !x.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
     if let Err(e) = ApiKeys::for_user(&ctx.env, &caller.id).store(&credentials_key(&row.id), creds, scopes, None).await
     {
         if row.id == id {
@@ -527,6 +529,22 @@ pub async fn invoke(ctx: &Ctx, caller: &str, row: &IntegrationRow, name: &str, p
             ))
         }
         other => return Err(ApiError::new(409, "INTEGRATION_NOT_ACTIVE", format!("The integration is {other}"))),
+    }
+    // A consent that left out a scope the action needs would fail at the provider (403):
+    // say which one, before calling it. Credentials given without a scope are not checked.
+    if let Some(granted) = row.granted_scopes() {
+        let missing = service::missing_scopes(service.required_scopes(name), &granted);
+        if let Some(first) = missing.first() {
+            return Err(ApiError::new(
+                403,
+                "SCOPE_MISSING",
+                format!(
+                    "{name} needs the {} scope, which this connection was not granted; reconnect and allow it",
+                    first[0]
+                ),
+            )
+            .with_details(json!({ "missing": missing.iter().map(|g| g[0]).collect::<Vec<_>>(), "anyOf": missing })));
+        }
     }
     let creds = load_credentials(&ctx.env, row).await?;
     let current = RefCell::new(None);

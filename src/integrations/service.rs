@@ -210,6 +210,15 @@ impl Outcome {
     }
 }
 
+/// The scopes an action needs: every group must be met, a group by any one of its scopes (the
+/// narrowest first, then the broader ones that include it).
+pub type Scopes = &'static [&'static [&'static str]];
+
+/// The groups of `required` that `granted` does not meet (empty: the action may run).
+pub fn missing_scopes(required: Scopes, granted: &[String]) -> Vec<&'static [&'static str]> {
+    required.iter().copied().filter(|any| !any.iter().any(|s| granted.iter().any(|g| g == s))).collect()
+}
+
 /// A service's OAuth 2 parameters; the flow itself is generic (`integrations::oauth`).
 pub struct OAuth {
     /// The provider's name in messages ("Google access was revoked or expired").
@@ -239,6 +248,10 @@ pub trait Service: Sync {
         None
     }
     fn actions(&self) -> &'static [Action];
+    /// The OAuth scopes `action` needs (checked against the granted ones before it runs).
+    fn required_scopes(&self, _action: &str) -> Scopes {
+        &[]
+    }
     fn oauth(&self) -> Option<&'static OAuth> {
         None
     }
@@ -291,6 +304,10 @@ pub trait ServiceImpl: Sync {
         None
     }
     fn actions(&self) -> &'static [Action];
+    /// The OAuth scopes `action` needs (see [`Service::required_scopes`]).
+    fn required_scopes(&self, _action: &str) -> Scopes {
+        &[]
+    }
     fn oauth(&self) -> Option<&'static OAuth> {
         None
     }
@@ -329,6 +346,9 @@ impl<T: ServiceImpl> Service for T {
     }
     fn actions(&self) -> &'static [Action] {
         ServiceImpl::actions(self)
+    }
+    fn required_scopes(&self, action: &str) -> Scopes {
+        ServiceImpl::required_scopes(self, action)
     }
     fn oauth(&self) -> Option<&'static OAuth> {
         ServiceImpl::oauth(self)

@@ -63,11 +63,11 @@ test('Gmail integration', async (t) => {
     assert.equal(r.status, 202, JSON.stringify(r.body));
     return waitSync(id, r.body.syncId);
   };
-  const oauth = async (user, email) => {
+  const oauth = async (user, email, scopes = SCOPES) => {
     const start = await api('GET', `/api/integrations/gmail/oauth?redirect_uri=${encodeURIComponent(REDIRECT)}`, undefined, user);
     assert.equal(start.status, 200, JSON.stringify(start.body));
     const url = new URL(start.body.url);
-    const code = g.issueCode({ email, challenge: url.searchParams.get('code_challenge'), redirectUri: REDIRECT, scope: SCOPES.join(' ') });
+    const code = g.issueCode({ email, challenge: url.searchParams.get('code_challenge'), redirectUri: REDIRECT, scope: scopes.join(' ') });
     return { start, url, code, callback: { code, state: start.body.state, redirect_uri: REDIRECT } };
   };
 
@@ -131,6 +131,7 @@ test('Gmail integration', async (t) => {
     assert.equal(done.status, 200, JSON.stringify(done.body));
     integ = done.body.integration;
     assert.deepEqual([integ.service, integ.status], ['gmail', 'active']);
+    assert.deepEqual([...integ.grantedScopes].sort(), [...SCOPES].sort(), 'the scopes Google granted are recorded');
     for (const tok of [...g.accessTokens.keys(), ...g.refreshTokens.keys()]) assert.ok(!done.text.includes(tok));
     assert.equal((await api('POST', '/api/integrations/gmail/oauth/callback', callback)).body.code, 'INVALID_STATE', 'single use');
     // A code whose verifier does not match the challenge is refused by Google.
@@ -172,6 +173,38 @@ test('Gmail integration', async (t) => {
     assert.equal(r2.status, 201, JSON.stringify(r2.body));
     const stored2 = (await keys('retrieve', { userId: bob.userId, service: `integration:${r2.body.integration.id}` })).body.credentials;
     assert.equal(stored2.expires_at, String(Math.floor(Date.parse(iso) / 1000)));
+    assert.equal(r2.body.integration.grantedScopes, null, 'given without a scope: unknown, nothing is checked');
+  });
+
+  await t.test('a consent without gmail.send: the granted scopes are shown, sends answer 403 SCOPE_MISSING before Google is called', async () => {
+    const carol = await svc.createUser({ email: 'carol@example.com' });
+    const CAROL = 'carol.mail@gmail.test';
+    const inbox = await mail.addMessage(CAROL, { raw: rawMessage({ to: CAROL, subject: 'For Carol' }) });
+    const granted = SCOPES.filter((s) => !s.endsWith('gmail.send') && !s.endsWith('gmail.compose') && !s.endsWith('gmail.modify'));
+    const { callback } = await oauth(carol, CAROL, granted);
+    const done = await api('POST', '/api/integrations/gmail/oauth/callback', callback, carol);
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    const id = done.body.integration.id;
+    assert.deepEqual([...done.body.integration.grantedScopes].sort(), [...granted].sort());
+    assert.deepEqual((await api('GET', `/api/integrations/${id}`, undefined, carol)).body.integration.grantedScopes.sort(), [...granted].sort());
+    const before = gmailRequests().length;
+    const sends = mail.sent.length;
+    const refused = await api('POST', `/api/integrations/${id}/actions/send_email`, { to: 'x@example.com', subject: 'Hi', body: 'b' }, carol);
+    assert.deepEqual([refused.status, refused.body.code], [403, 'SCOPE_MISSING'], JSON.stringify(refused.body));
+    assert.deepEqual(refused.body.details.missing, ['https://www.googleapis.com/auth/gmail.send']);
+    assert.ok(refused.body.details.anyOf[0].includes('https://mail.google.com/'));
+    const draft = await api('POST', `/api/integrations/${id}/actions/create_draft`, { to: 'x@example.com', subject: 'Hi' }, carol);
+    assert.deepEqual([draft.status, draft.body.details.missing], [403, ['https://www.googleapis.com/auth/gmail.compose']]);
+    const star = await api('POST', `/api/integrations/${id}/actions/star`, { id: inbox.id }, carol);
+    assert.deepEqual([star.status, star.body.details.missing], [403, ['https://www.googleapis.com/auth/gmail.modify']]);
+    const pushed = await api('POST', `/api/integrations/${id}/push`, { entityType: 'messages', data: { to: 'x@example.com', subject: 'Hi' } }, carol);
+    assert.deepEqual([pushed.status, pushed.body.code], [403, 'SCOPE_MISSING']);
+    assert.equal(gmailRequests().length, before, 'Google was not called');
+    assert.equal(mail.sent.length, sends);
+    // What the consent allows still works, and the integration stays active.
+    const read = await api('POST', `/api/integrations/${id}/actions/get_message`, { id: inbox.id }, carol);
+    assert.deepEqual([read.status, read.body.result.subject], [200, 'For Carol']);
+    assert.equal((await api('GET', `/api/integrations/${id}`, undefined, carol)).body.integration.status, 'active');
   });
 
   await t.test('a full sync stores every entity with exact counts, messages read 50 per batch', async () => {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::config::base_url;
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, ServiceError, ServiceImpl,
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Scopes, ServiceError, ServiceImpl,
 };
 use crate::integrations::services::google::{Api, Part};
 use crate::outbound::segment;
@@ -38,6 +38,44 @@ const MESSAGE_PAGE: u32 = 100;
 const LIST_MAX: u32 = 500;
 /// History records per page of an incremental run.
 const HISTORY_MAX: u32 = 500;
+
+/// A Gmail scope's URL.
+macro_rules! gmail_scope {
+    ($name:literal) => {
+        concat!("https://www.googleapis.com/auth/gmail.", $name)
+    };
+}
+/// Full access to the mailbox: includes every other Gmail scope.
+const FULL_ACCESS: &str = "https://mail.google.com/";
+// What each kind of call needs, narrowest scope first (Google's scope table for each method).
+const READ: &[&str] = &[gmail_scope!("readonly"), gmail_scope!("modify"), FULL_ACCESS];
+const PROFILE: &[&str] =
+    &[gmail_scope!("readonly"), gmail_scope!("compose"), gmail_scope!("modify"), gmail_scope!("metadata"), FULL_ACCESS];
+const SEND: &[&str] = &[gmail_scope!("send"), gmail_scope!("compose"), gmail_scope!("modify"), FULL_ACCESS];
+const COMPOSE: &[&str] = &[gmail_scope!("compose"), gmail_scope!("modify"), FULL_ACCESS];
+const READ_DRAFTS: &[&str] = &[gmail_scope!("readonly"), gmail_scope!("compose"), gmail_scope!("modify"), FULL_ACCESS];
+const MODIFY: &[&str] = &[gmail_scope!("modify"), FULL_ACCESS];
+const LABELS: &[&str] = &[gmail_scope!("labels"), gmail_scope!("modify"), FULL_ACCESS];
+const LIST_LABELS: &[&str] =
+    &[gmail_scope!("labels"), gmail_scope!("readonly"), gmail_scope!("metadata"), gmail_scope!("modify"), FULL_ACCESS];
+
+/// The scopes a Gmail action needs: a send reads the account's address (the profile) first, a
+/// reply reads the message it answers.
+fn required_scopes(action: &str) -> Scopes {
+    match action {
+        "search_messages" | "get_message" | "get_thread" | "get_attachment" => &[READ],
+        "send_email" => &[SEND, PROFILE],
+        "reply" => &[SEND, READ],
+        "create_draft" | "update_draft" | "send_draft" | "delete_draft" => &[COMPOSE],
+        "list_drafts" => &[READ_DRAFTS],
+        "modify_labels" | "mark_read" | "mark_unread" | "archive" | "star" | "unstar" | "trash" | "untrash" => {
+            &[MODIFY]
+        }
+        "list_labels" => &[LIST_LABELS],
+        "create_label" | "delete_label" => &[LABELS],
+        _ => &[],
+    }
+}
 
 static OAUTH: OAuth = crate::integrations::services::google::oauth(&[
     "https://www.googleapis.com/auth/gmail.readonly",
@@ -400,6 +438,10 @@ impl ServiceImpl for GmailService {
 
     fn actions(&self) -> &'static [Action] {
         &ACTIONS
+    }
+
+    fn required_scopes(&self, action: &str) -> Scopes {
+        required_scopes(action)
     }
 
     fn oauth(&self) -> Option<&'static OAuth> {
