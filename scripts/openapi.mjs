@@ -301,7 +301,7 @@ const paths = {
       requestBody: body(obj({ config: ref('IntegrationConfig'), status: { const: 'active' }, scope: { enum: ['user', 'org'] } })),
       responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), ...errors(400, 403, 404, 502) },
     }),
-    delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, the integration\'s stored data dropped (through the queue, retried until done)', responses: { 200: json(ref('Success')), ...errors(404) } }),
+    delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, the integration\'s stored data dropped (through the queue, retried until done)', description: 'A grant obtained through the OAuth round trip is also revoked at the provider (Google\'s revocation endpoint, GitHub\'s DELETE /applications/{client_id}/grant) after the answer, best effort: a provider that is down does not stop the deletion. Tokens given directly are left valid, and so is a grant another of the user\'s integrations (or their GitHub sign-in) still uses.', responses: { 200: json(ref('Success')), ...errors(404) } }),
   },
   '/api/integrations/{id}/sync': {
     parameters: [pathParam('id', 'Integration id')],

@@ -237,7 +237,24 @@ pub struct OAuth {
     pub extra: &'static [(&'static str, &'static str)],
     /// Whether the provider issues refresh tokens worth keeping.
     pub refresh: bool,
+    /// How a grant obtained through this flow is revoked when its integration is deleted.
+    pub revoke: Option<Revocation>,
 }
+
+/// How a provider revokes an OAuth grant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Revocation {
+    /// RFC 7009: a form post `token=…` to the configured URL (Google's `/revoke`); the refresh
+    /// token when there is one (it takes the whole grant with it), else the access token.
+    TokenForm { url: (&'static str, &'static str) },
+    /// GitHub: `DELETE {api}/applications/{client_id}/grant` with the OAuth app's client id and
+    /// secret as basic auth and `{"access_token": …}`: the user's authorization of the app goes.
+    GitHubGrant { api: (&'static str, &'static str) },
+}
+
+/// The credential key that marks a grant this service obtained through its OAuth flow (only
+/// those are revoked at the provider; a token given directly is the user's own to keep).
+pub const OBTAINED_VIA: &str = "obtained_via";
 
 /// The interface. See the module comment.
 pub trait Service: Sync {

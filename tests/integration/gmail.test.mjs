@@ -176,15 +176,18 @@ test('Gmail integration', async (t) => {
     assert.equal(r2.body.integration.grantedScopes, null, 'given without a scope: unknown, nothing is checked');
   });
 
+  let carol;
+  let carolInteg;
+  const CAROL = 'carol.mail@gmail.test';
   await t.test('a consent without gmail.send: the granted scopes are shown, sends answer 403 SCOPE_MISSING before Google is called', async () => {
-    const carol = await svc.createUser({ email: 'carol@example.com' });
-    const CAROL = 'carol.mail@gmail.test';
+    carol = await svc.createUser({ email: 'carol@example.com' });
     const inbox = await mail.addMessage(CAROL, { raw: rawMessage({ to: CAROL, subject: 'For Carol' }) });
     const granted = SCOPES.filter((s) => !s.endsWith('gmail.send') && !s.endsWith('gmail.compose') && !s.endsWith('gmail.modify'));
     const { callback } = await oauth(carol, CAROL, granted);
     const done = await api('POST', '/api/integrations/gmail/oauth/callback', callback, carol);
     assert.equal(done.status, 200, JSON.stringify(done.body));
     const id = done.body.integration.id;
+    carolInteg = done.body.integration;
     assert.deepEqual([...done.body.integration.grantedScopes].sort(), [...granted].sort());
     assert.deepEqual((await api('GET', `/api/integrations/${id}`, undefined, carol)).body.integration.grantedScopes.sort(), [...granted].sort());
     const before = gmailRequests().length;
@@ -563,6 +566,36 @@ test('Gmail integration', async (t) => {
     assert.deepEqual([start.status, start.body.code], [503, 'OAUTH_NOT_CONFIGURED']);
     await svc.reconfigure({});
     assert.equal((await api('GET', `/api/integrations/gmail/oauth?redirect_uri=${encodeURIComponent(REDIRECT)}`)).status, 200);
+  });
+
+  await t.test('deleting an integration revokes the Google grant it obtained; not a token given directly; a provider that is down does not block it', async () => {
+    const keys = async (user, id) => (await (await svc.apiKeys(user.userId))('retrieve', { userId: user.userId, service: `integration:${id}` })).body.credentials;
+    const revokeCalls = () => g.fake.requests.filter((r) => r.path === '/revoke').length;
+    const waitFor = async (check, what) => {
+      for (let i = 0; i < 200 && !check(); i++) await sleep(25);
+      assert.ok(check(), what);
+    };
+    // Bob's integration was connected with credentials given directly: nothing goes to Google.
+    const bobs = (await api('GET', '/api/integrations', undefined, bob)).body.integrations.filter((i) => i.service === 'gmail');
+    assert.equal(bobs.length, 1);
+    const before = revokeCalls();
+    assert.deepEqual((await api('DELETE', `/api/integrations/${bobs[0].id}`, undefined, bob)).body, { success: true });
+    // Carol's came through the OAuth round trip: her grant is revoked (the refresh token, which takes the grant with it).
+    const { refresh_token: refresh } = await keys(carol, carolInteg.id);
+    assert.deepEqual((await api('DELETE', `/api/integrations/${carolInteg.id}`, undefined, carol)).body, { success: true });
+    await waitFor(() => g.revocations.some((r) => r.token === refresh), 'carol\'s grant revoked');
+    assert.deepEqual(g.revocations.filter((r) => r.token === refresh), [{ token: refresh, known: true }]);
+    assert.equal(g.refreshTokens.get(refresh).revoked, true);
+    assert.equal(revokeCalls(), before + 1, 'bob\'s token given directly was not revoked');
+    // Google is down: the deletion happens all the same, and the failure is logged without the token.
+    const { refresh_token: aliceRefresh } = await keys(alice, integ.id);
+    g.fake.fault('/revoke', { status: 503, json: { error: 'backend_error' } });
+    const deleted = await api('DELETE', `/api/integrations/${integ.id}`);
+    assert.deepEqual([deleted.status, deleted.body], [200, { success: true }]);
+    assert.equal((await api('GET', `/api/integrations/${integ.id}`)).status, 404);
+    await waitFor(() => revokeCalls() === before + 2, 'the revocation was attempted');
+    await waitFor(() => svc.logs.join('').includes(`integration ${integ.id}: its Google grant was not revoked (Google answered 503)`), 'the failure is logged');
+    assert.ok(!svc.logs.join('').includes(aliceRefresh));
   });
 
   await t.test('no secret in any response or log line', () => {

@@ -263,12 +263,13 @@ test('integration framework and GitHub sync', async (t) => {
     assert.equal((await api('DELETE', `/api/integrations/${mine.body.integration.id}`, undefined, bob)).status, 404);
   });
 
+  const bobToken = 'gho_bob_oauth_token_000000000000000';
+  let bobInteg;
   await t.test('OAuth round trip creates the integration; no token reaches the client', async () => {
     const start = await api('GET', `/api/integrations/github/oauth?redirect_uri=${encodeURIComponent('https://app.example.com/integrations/callback')}`, undefined, bob);
     assert.equal(start.status, 200);
     assert.ok(start.body.url.startsWith(`${gh.web}/login/oauth/authorize?`));
     assert.equal((await api('GET', `/api/integrations/github/oauth?redirect_uri=${encodeURIComponent('https://evil.example/cb')}`, undefined, bob)).status, 400);
-    const bobToken = 'gho_bob_oauth_token_000000000000000';
     knownSecrets.add(bobToken);
     gh.addUser(bobToken, { id: 7, login: 'bob' });
     const challenge = new URL(start.body.url).searchParams.get('code_challenge');
@@ -279,12 +280,23 @@ test('integration framework and GitHub sync', async (t) => {
     const done = await api('POST', '/api/integrations/github/oauth/callback', cb, bob);
     assert.equal(done.status, 200, JSON.stringify(done.body));
     assert.deepEqual([done.body.integration.service, done.body.integration.status], ['github', 'active']);
+    bobInteg = done.body.integration;
     assert.ok(!done.text.includes(bobToken));
     assert.equal((await api('POST', '/api/integrations/github/oauth/callback', cb, bob)).body.code, 'INVALID_STATE', 'single use');
     const keys = await svc.apiKeys(bob.userId);
     const own = await keys('retrieve', { userId: bob.userId, service: `integration:${done.body.integration.id}` });
     assert.equal(own.body.credentials.access_token, bobToken);
     assert.equal((await keys('retrieve', { userId: bob.userId, service: 'github' })).status, 404, 'not under the bare service name');
+  });
+
+  await t.test('delete revokes the GitHub grant an OAuth round trip obtained (the app\'s basic auth), not a token given directly', async () => {
+    assert.deepEqual((await api('DELETE', `/api/integrations/${bobInteg.id}`, undefined, bob)).body, { success: true });
+    for (let i = 0; i < 200 && !gh.grantDeletions.length; i++) await sleep(25);
+    assert.deepEqual(gh.grantDeletions, [{ clientId: 'gh-client-id', token: bobToken, authorized: true }]);
+    const call = gh.fake.requests.find((r) => r.method === 'DELETE' && r.path === '/api/applications/gh-client-id/grant');
+    assert.equal(call.headers.authorization, `Basic ${Buffer.from('gh-client-id:gh-client-secret').toString('base64')}`);
+    assert.deepEqual(call.json, { access_token: bobToken });
+    assert.equal(gh.users.has(bobToken), false, 'the token stopped working at GitHub');
   });
 
   await t.test('delete removes credentials and entities', async () => {
@@ -296,6 +308,8 @@ test('integration framework and GitHub sync', async (t) => {
     assert.equal((await data('stats')).body.entities, 0);
     const keys = await svc.apiKeys(alice.userId);
     assert.equal((await keys('retrieve', { userId: alice.userId, service: `integration:${integ.id}` })).status, 404);
+    await sleep(200);
+    assert.equal(gh.grantDeletions.length, 1, 'a token given directly is the user\'s own: not revoked');
   });
 
   await t.test('no secret in any response or log line', () => {

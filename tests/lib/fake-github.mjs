@@ -1,6 +1,8 @@
 // A fake GitHub on 127.0.0.1 speaking the real paths and shapes: the OAuth web endpoints
 // (under /web) and the REST API (under /api): /user, /user/emails, paginated /user/repos with
-// Link headers, repositories, pulls (with the 422 "already exists" answer), issues.
+// Link headers, repositories, pulls (with the 422 "already exists" answer), issues, and the
+// deletion of an app authorization (`DELETE /applications/{client_id}/grant`, basic auth with the
+// app's client id and secret; recorded in `grantDeletions`).
 import { createHash } from 'node:crypto';
 import { startFake } from './fake-upstream.mjs';
 
@@ -21,6 +23,11 @@ export function startFakeGitHubOn(fake) {
     issues: new Map(),
     commits: new Map(), // "owner/name" → [commit]
     comments: [],
+    /** The OAuth app's credentials (basic auth of the applications API). */
+    clientId: 'gh-client-id',
+    clientSecret: 'gh-client-secret',
+    /** Every grant deletion asked for: {clientId, token, authorized} (the grant's tokens stop working). */
+    grantDeletions: [],
     /** Private repositories: "owner/name" (lowercase) → the tokens that can see them (GitHub
      * answers everyone else 404, as it does for a private repository). */
     access: new Map(),
@@ -100,6 +107,18 @@ export function startFakeGitHubOn(fake) {
     }
     gh.codes.delete(p.code);
     return { json: { access_token: token, token_type: 'bearer', scope: 'repo,read:user,user:email' } };
+  });
+  // An OAuth app's authorization by a user: every token of it stops working (204).
+  fake.on('DELETE', /^\/api\/applications\/([^/]+)\/grant$/, (req, m) => {
+    const [id, secret] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':');
+    const clientId = decodeURIComponent(m[1]);
+    const authorized = id === clientId && id === gh.clientId && secret === gh.clientSecret;
+    const token = req.json?.access_token;
+    gh.grantDeletions.push({ clientId, token, authorized });
+    if (!authorized) return { status: 404, json: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
+    if (!gh.users.has(token)) return { status: 422, json: { message: 'Validation Failed' } };
+    gh.users.delete(token);
+    return { status: 204 };
   });
   fake.on('GET', '/api/user', (req) => {
     const u = auth(req);

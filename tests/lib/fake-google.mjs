@@ -1,6 +1,7 @@
 // A fake Google on 127.0.0.1, the part every Google API shares: the OAuth token endpoint
 // (authorization code with PKCE, refresh tokens, `invalid_grant` on demand, adjustable token
-// lifetime, a delay to make refreshes overlap, a count of refreshes), access-token checks with
+// lifetime, a delay to make refreshes overlap, a count of refreshes), the revocation endpoint
+// (`POST /revoke` with `token=…`: the whole grant goes; recorded in `revocations`), access-token checks with
 // Google's 401 shape, and the batch endpoints (`multipart/mixed`, answered by the API routes;
 // parts past the 50th get 429 as Google's concurrency limit gives them; `g.batchSizes`).
 // Gmail and Calendar add their routes with `fake-gmail.mjs` / `fake-calendar.mjs`.
@@ -21,7 +22,7 @@ export async function startFakeGoogle(t) {
     vars() {
       return {
         GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET,
-        GOOGLE_OAUTH_TOKEN_URL: `${fake.url}/token`, GOOGLE_ACCOUNTS_URL: `${fake.url}/accounts`,
+        GOOGLE_OAUTH_TOKEN_URL: `${fake.url}/token`, GOOGLE_ACCOUNTS_URL: `${fake.url}/accounts`, GOOGLE_OAUTH_REVOKE_URL: `${fake.url}/revoke`,
         GMAIL_API_URL: fake.url, GOOGLE_CALENDAR_API_URL: fake.url,
       };
     },
@@ -31,6 +32,8 @@ export async function startFakeGoogle(t) {
     lifetimeSeconds: 3599,
     refreshDelayMs: 0,
     refreshes: 0,
+    /** Every revocation request: {token, known} (known: a live token of a grant). */
+    revocations: [],
     /** Issues an authorization code for `email` (as Google's consent screen would). */
     issueCode({ email, challenge, redirectUri, scope = '', name = 'Test User', verified = true }) {
       const code = `4/${randomBytes(12).toString('hex')}`;
@@ -98,6 +101,18 @@ export async function startFakeGoogle(t) {
       return { json: { access_token: issueAccess(r.email, g.lifetimeSeconds), expires_in: g.lifetimeSeconds, scope: 'https://www.googleapis.com/auth/gmail.modify', token_type: 'Bearer' } };
     }
     return oauthError('unsupported_grant_type', `Invalid grant_type: ${p.grant_type}`);
+  });
+
+  // Revocation (RFC 7009 as Google speaks it): a refresh or access token; the grant goes with it.
+  fake.on('POST', '/revoke', (req) => {
+    const token = req.form?.token ?? req.query.get('token') ?? '';
+    const refresh = g.refreshTokens.get(token);
+    const access = g.accessTokens.get(token);
+    const email = (refresh && !refresh.revoked ? refresh.email : undefined) ?? access?.email;
+    g.revocations.push({ token, known: Boolean(email) });
+    if (!email) return oauthError('invalid_token', 'Token expired or revoked');
+    g.revoke(email);
+    return { json: {} };
   });
 
   // Batch: each part is an HTTP request answered by the fake's own routes.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::config::base_url;
 use crate::github::client::{GhError, GitHub};
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, ServiceError, ServiceImpl,
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, Revocation, ServiceError, ServiceImpl,
 };
 use crate::outbound::segment;
 use actions::act;
@@ -86,6 +86,7 @@ static OAUTH: OAuth = OAuth {
     scope_separator: " ",
     extra: &[],
     refresh: false,
+    revoke: Some(Revocation::GitHubGrant { api: ("GITHUB_API_URL", "https://api.github.com") }),
 };
 
 fn token(creds: &Credentials) -> Option<&str> {

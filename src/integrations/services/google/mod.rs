@@ -10,7 +10,7 @@ use serde_json::Value;
 use worker::Method;
 
 use crate::config::base_url;
-use crate::integrations::service::{Conn, OAuth, ServiceError};
+use crate::integrations::service::{Conn, OAuth, Revocation, ServiceError};
 use crate::outbound::{Call, Work};
 
 /// Parts per batch request: Google advises at most 50 (a batch's parts run concurrently, and
@@ -34,6 +34,9 @@ pub const fn oauth(scopes: &'static [&'static str]) -> OAuth {
         // A refresh token is only issued with offline access, and again only with consent.
         extra: &[("access_type", "offline"), ("prompt", "consent"), ("include_granted_scopes", "true")],
         refresh: true,
+        revoke: Some(Revocation::TokenForm {
+            url: ("GOOGLE_OAUTH_REVOKE_URL", "https://oauth2.googleapis.com/revoke"),
+        }),
     }
 }
 
