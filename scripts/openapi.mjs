@@ -432,9 +432,10 @@ const paths = {
   '/webhooks/discord': {
     post: publicOp({
       tags: ['webhooks'], summary: 'Discord interactions: Ed25519 over X-Signature-Timestamp + body (DISCORD_PUBLIC_KEY); PING answers {"type":1}',
+      description: 'Every other interaction is recorded in the inbox and answered in full (nothing follows up later): a command or a modal submit with an ephemeral message (type 4), a component with an acknowledgement that changes nothing (type 6), autocomplete with an empty list of choices (type 8).',
       parameters: ['X-Signature-Ed25519', 'X-Signature-Timestamp'].map((name) => ({ name, in: 'header', required: true, schema: str() })),
       requestBody: body({ type: 'object' }),
-      responses: { 200: json(obj({ type: { enum: [1, 5] } }, ['type'])), 400: E[400], 401: err('Bad signature (`INVALID_SIGNATURE`)'), 413: E[413], 503: err('No DISCORD_PUBLIC_KEY (`WEBHOOK_NOT_CONFIGURED`)') },
+      responses: { 200: json(obj({ type: { enum: [1, 4, 6, 8] }, data: { type: 'object' } }, ['type'])), 400: E[400], 401: err('Bad signature (`INVALID_SIGNATURE`)'), 413: E[413], 503: err('No DISCORD_PUBLIC_KEY (`WEBHOOK_NOT_CONFIGURED`)') },
     }),
   },
   '/webhooks/xero': {
