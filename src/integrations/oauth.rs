@@ -71,7 +71,8 @@ fn token_url(spec: &OAuth, vars: &dyn Vars) -> String {
 }
 
 /// Turns a token endpoint's answer into credentials (`access_token`, `refresh_token`,
-/// `expires_at` as epoch seconds, `scope`, `token_type`).
+/// `expires_at` as epoch seconds, `scope`, `token_type`; GitHub's expiring user tokens also
+/// `refresh_token_expires_at`).
 pub fn read_grant(status: u16, body: &[u8], now_secs: i64) -> Result<Credentials, GrantError> {
     let v: Value = serde_json::from_slice(body).map_err(|_| {
         GrantError::Unavailable(format!("the token endpoint answered {status} with an unreadable body"))
@@ -90,8 +91,12 @@ pub fn read_grant(status: u16, body: &[u8], now_secs: i64) -> Result<Credentials
             creds.insert(k.into(), v);
         }
     }
-    if let Some(secs) = v["expires_in"].as_i64().or_else(|| text("expires_in").and_then(|s| s.parse().ok())) {
-        creds.insert("expires_at".into(), (now_secs + secs).to_string());
+    let secs = |k: &str| v[k].as_i64().or_else(|| text(k).and_then(|s| s.parse().ok()));
+    if let Some(s) = secs("expires_in") {
+        creds.insert("expires_at".into(), (now_secs + s).to_string());
+    }
+    if let Some(s) = secs("refresh_token_expires_in") {
+        creds.insert("refresh_token_expires_at".into(), (now_secs + s).to_string());
     }
     Ok(creds)
 }
@@ -240,6 +245,23 @@ mod tests {
         );
         assert!(matches!(e, Err(GrantError::Refused { error, .. }) if error == "invalid_grant"));
         assert!(matches!(read_grant(502, b"<html>", 0), Err(GrantError::Unavailable(_))));
+        // A GitHub App's expiring user token (numbers as GitHub sends them).
+        let g = read_grant(
+            200,
+            br#"{"access_token":"ghu_a","expires_in":28800,"refresh_token":"ghr_r","refresh_token_expires_in":15897600,"token_type":"bearer","scope":""}"#,
+            1000,
+        )
+        .unwrap();
+        assert_eq!(
+            (g["expires_at"].as_str(), g["refresh_token"].as_str(), g["refresh_token_expires_at"].as_str()),
+            ("29800", "ghr_r", "15898600")
+        );
+        let e = read_grant(
+            200,
+            br#"{"error":"bad_refresh_token","error_description":"The refresh token passed is incorrect or expired."}"#,
+            0,
+        );
+        assert!(matches!(e, Err(GrantError::Refused { error, .. }) if error == "bad_refresh_token"));
     }
 
     #[test]
