@@ -75,6 +75,7 @@ const ghPaged = (key, item) => json(obj({ [key]: { type: 'array', items: item },
 const ok = json(obj({ ok: { const: true } }, ['ok']));
 const actionErrors = {
   ...errors(400, 404, 502),
+  403: err('The connection was not granted a scope the action needs (`SCOPE_MISSING`; `details.missing`: the narrowest scope of each unmet requirement, `details.anyOf`: every scope that meets it); reconnect and allow it'),
   404: err('Integration not found (`NOT_FOUND`), unknown action (`ACTION_NOT_FOUND`) or upstream entity not found'),
   409: err('Integration not active (`INTEGRATION_NOT_ACTIVE`) or its credentials were refused (`RECONNECT_REQUIRED`; the integration goes to `error`)'),
   429: err('Upstream rate limit (`RATE_LIMITED`, `details.retryAfter` seconds, `Retry-After` header)'),
@@ -300,7 +301,7 @@ const paths = {
       requestBody: body(obj({ config: ref('IntegrationConfig'), status: { const: 'active' }, scope: { enum: ['user', 'org'] } })),
       responses: { 200: json(obj({ integration: ref('Integration') }, ['integration'])), ...errors(400, 403, 404, 502) },
     }),
-    delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, the integration\'s stored data dropped (through the queue, retried until done)', responses: { 200: json(ref('Success')), ...errors(404) } }),
+    delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, the integration\'s stored data dropped (through the queue, retried until done)', description: 'A grant obtained through the OAuth round trip is also revoked at the provider (Google\'s revocation endpoint, GitHub\'s DELETE /applications/{client_id}/grant) after the answer, best effort: a provider that is down does not stop the deletion. Tokens given directly are left valid, and so is a grant another of the user\'s integrations (or their GitHub sign-in) still uses.', responses: { 200: json(ref('Success')), ...errors(404) } }),
   },
   '/api/integrations/{id}/sync': {
     parameters: [pathParam('id', 'Integration id')],
@@ -445,9 +446,10 @@ const paths = {
   '/webhooks/discord': {
     post: publicOp({
       tags: ['webhooks'], summary: 'Discord interactions: Ed25519 over X-Signature-Timestamp + body (DISCORD_PUBLIC_KEY); PING answers {"type":1}',
+      description: 'Every other interaction is recorded in the inbox and answered in full (nothing follows up later): a command or a modal submit with an ephemeral message (type 4), a component with an acknowledgement that changes nothing (type 6), autocomplete with an empty list of choices (type 8).',
       parameters: ['X-Signature-Ed25519', 'X-Signature-Timestamp'].map((name) => ({ name, in: 'header', required: true, schema: str() })),
       requestBody: body({ type: 'object' }),
-      responses: { 200: json(obj({ type: { enum: [1, 5] } }, ['type'])), 400: E[400], 401: err('Bad signature (`INVALID_SIGNATURE`)'), 413: E[413], 503: err('No DISCORD_PUBLIC_KEY (`WEBHOOK_NOT_CONFIGURED`)') },
+      responses: { 200: json(obj({ type: { enum: [1, 4, 6, 8] }, data: { type: 'object' } }, ['type'])), 400: E[400], 401: err('Bad signature (`INVALID_SIGNATURE`)'), 413: E[413], 503: err('No DISCORD_PUBLIC_KEY (`WEBHOOK_NOT_CONFIGURED`)') },
     }),
   },
   '/webhooks/xero': {
@@ -923,6 +925,7 @@ const doc = {
         id: str(), service: str(), status: { enum: ['pending', 'active', 'error', 'disconnected'] }, scope: { enum: ['user', 'org'] },
         config: ref('IntegrationConfig'), errorMessage: { type: ['string', 'null'] }, lastSyncedAt: { type: ['string', 'null'] },
         createdAt: time, updatedAt: time, owned: { type: 'boolean' },
+        grantedScopes: { type: ['array', 'null'], items: str(), description: 'the scopes the provider granted when it was connected (its token answer\'s `scope`); null when the credentials were given without one (actions are then not checked against scopes)' },
         storage: { ...obj({
           bytes: { type: 'integer', description: 'the size of the integration\'s own database (its Durable Object)' },
           entities: { type: 'integer', description: 'live (not deleted) entities it holds' },

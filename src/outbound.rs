@@ -7,8 +7,32 @@ use futures::future::{select, Either, LocalBoxFuture};
 use worker::Method;
 
 pub const USER_AGENT: &str = "integrations-service";
-/// GitHub fails a webhook delivery after 10 s; every upstream call stays well inside that.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(8);
+/// A call that says nothing about its work is a plain read.
+pub const DEFAULT_TIMEOUT: Duration = Work::Read.timeout();
+
+/// What a call does, which sizes how long it may take. A Worker has no wall-clock limit while
+/// its caller waits, and a queue invocation has 15 minutes; a slow answer is abandoned here so a
+/// slice fails (and retries) instead of hanging, but never before the provider could answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// One small request and answer (most API calls): 10 s.
+    Read,
+    /// Many requests in one (a batch of up to 50 messages) or a large body (a send with
+    /// attachments): 30 s.
+    Bulk,
+    /// A large answer (a Gmail attachment of up to 25 MB, as base64 JSON): 60 s.
+    Download,
+}
+
+impl Work {
+    pub const fn timeout(self) -> Duration {
+        match self {
+            Work::Read => Duration::from_secs(10),
+            Work::Bulk => Duration::from_secs(30),
+            Work::Download => Duration::from_secs(60),
+        }
+    }
+}
 /// The largest upstream answer read by default (`UPSTREAM_MAX_RESPONSE_BYTES`): a 25 MB Gmail
 /// attachment as base64 JSON fits; anything larger is refused while streaming, before it can
 /// crowd the 128 MB isolate.
@@ -167,6 +191,16 @@ impl Call {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The timeout that fits the call's work.
+    pub fn work(self, work: Work) -> Self {
+        self.timeout(work.timeout())
+    }
+
+    /// How long the call may take (tests check what a service chose).
+    pub fn time_limit(&self) -> Duration {
+        self.timeout
     }
 
     /// A smaller cap on the answer's size than the configured one (downloads with a limit).

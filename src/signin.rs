@@ -35,6 +35,7 @@ static GITHUB: OAuth = OAuth {
     scope_separator: " ",
     extra: &[("allow_signup", "true")],
     refresh: false,
+    revoke: None,
 };
 
 static GOOGLE: OAuth = OAuth {
@@ -49,6 +50,7 @@ static GOOGLE: OAuth = OAuth {
     scope_separator: " ",
     extra: &[("access_type", "offline"), ("prompt", "consent")],
     refresh: true,
+    revoke: None,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq)]

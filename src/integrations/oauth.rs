@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::Value;
 use worker::Method;
 
-use super::service::{Credentials, OAuth};
+use super::service::{Credentials, OAuth, Revocation, OBTAINED_VIA};
 use crate::config::{base_url, Vars};
 use crate::crypto::{hmac_sha256, sha256};
 use crate::outbound::{Call, Http};
@@ -71,7 +71,8 @@ fn token_url(spec: &OAuth, vars: &dyn Vars) -> String {
 }
 
 /// Turns a token endpoint's answer into credentials (`access_token`, `refresh_token`,
-/// `expires_at` as epoch seconds, `scope`, `token_type`).
+/// `expires_at` as epoch seconds, `scope`, `token_type`; GitHub's expiring user tokens also
+/// `refresh_token_expires_at`).
 pub fn read_grant(status: u16, body: &[u8], now_secs: i64) -> Result<Credentials, GrantError> {
     let v: Value = serde_json::from_slice(body).map_err(|_| {
         GrantError::Unavailable(format!("the token endpoint answered {status} with an unreadable body"))
@@ -90,8 +91,12 @@ pub fn read_grant(status: u16, body: &[u8], now_secs: i64) -> Result<Credentials
             creds.insert(k.into(), v);
         }
     }
-    if let Some(secs) = v["expires_in"].as_i64().or_else(|| text("expires_in").and_then(|s| s.parse().ok())) {
-        creds.insert("expires_at".into(), (now_secs + secs).to_string());
+    let secs = |k: &str| v[k].as_i64().or_else(|| text(k).and_then(|s| s.parse().ok()));
+    if let Some(s) = secs("expires_in") {
+        creds.insert("expires_at".into(), (now_secs + s).to_string());
+    }
+    if let Some(s) = secs("refresh_token_expires_in") {
+        creds.insert("refresh_token_expires_at".into(), (now_secs + s).to_string());
     }
     Ok(creds)
 }
@@ -145,6 +150,70 @@ pub async fn refresh(
         .await
 }
 
+/// Whether two services' grants come from the same OAuth client (Gmail and Calendar share
+/// Google's): revoking one's grant would take the other's with it.
+pub fn same_client(a: &OAuth, b: &OAuth) -> bool {
+    a.client_id_var == b.client_id_var
+}
+
+/// Whether a GitHub token is a personal access token (`ghp_…`, `github_pat_…`): one that no
+/// OAuth app's grant holds, so deleting a grant leaves it working.
+pub fn personal_token(token: &str) -> bool {
+    token.starts_with("ghp_") || token.starts_with("github_pat_")
+}
+
+/// Whether `creds` hold a grant this service obtained through its OAuth flow.
+pub fn obtained_here(creds: &Credentials) -> bool {
+    creds.get(OBTAINED_VIA).is_some_and(|v| v == "oauth")
+}
+
+/// The request that revokes the grant held in `creds`, if the provider has one and there is a
+/// token to revoke. Never logged: its body carries the token.
+pub fn revocation(spec: &OAuth, vars: &dyn Vars, creds: &Credentials) -> Result<Option<Call>, GrantError> {
+    let token = |k: &str| creds.get(k).filter(|t| !t.is_empty());
+    match spec.revoke {
+        None => Ok(None),
+        Some(Revocation::TokenForm { url }) => {
+            let Some(t) = token("refresh_token").or_else(|| token("access_token")) else { return Ok(None) };
+            let call = Call::new(Method::Post, base_url(vars, url.0, url.1)).form_body(&[("token", t)]);
+            Ok(Some(call))
+        }
+        Some(Revocation::GitHubGrant { api }) => {
+            let Some(t) = token("access_token") else { return Ok(None) };
+            let id = client_id(spec, vars)?;
+            let secret =
+                vars.setting(spec.client_secret_var).ok_or(GrantError::NotConfigured(spec.client_secret_var))?;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            let url = format!("{}/applications/{}/grant", base_url(vars, api.0, api.1), crate::outbound::segment(&id));
+            let call = Call::new(Method::Delete, url)
+                .header("Authorization", format!("Basic {basic}"))
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28")
+                .json_body(&serde_json::json!({ "access_token": t }));
+            Ok(Some(call))
+        }
+    }
+}
+
+/// Revokes the grant held in `creds` at the provider. The error says what happened without
+/// the token.
+pub async fn revoke(http: &dyn Http, spec: &OAuth, vars: &dyn Vars, creds: &Credentials) -> Result<(), String> {
+    let Some(call) = revocation(spec, vars, creds).map_err(|e| match e {
+        GrantError::NotConfigured(v) => format!("{v} is not configured"),
+        _ => "not revocable".to_string(),
+    })?
+    else {
+        return Ok(());
+    };
+    let r = http.send(call).await.map_err(|e| e.to_string())?;
+    // Already revoked or unknown (Google 400 invalid_token, GitHub 404) counts as done.
+    match r.status {
+        200..=299 | 404 => Ok(()),
+        400 if r.json::<Value>().is_some_and(|v| v["error"] == "invalid_token") => Ok(()),
+        status => Err(format!("{} answered {status}", spec.display)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +245,60 @@ mod tests {
         );
         assert!(matches!(e, Err(GrantError::Refused { error, .. }) if error == "invalid_grant"));
         assert!(matches!(read_grant(502, b"<html>", 0), Err(GrantError::Unavailable(_))));
+        // A GitHub App's expiring user token (numbers as GitHub sends them).
+        let g = read_grant(
+            200,
+            br#"{"access_token":"ghu_a","expires_in":28800,"refresh_token":"ghr_r","refresh_token_expires_in":15897600,"token_type":"bearer","scope":""}"#,
+            1000,
+        )
+        .unwrap();
+        assert_eq!(
+            (g["expires_at"].as_str(), g["refresh_token"].as_str(), g["refresh_token_expires_at"].as_str()),
+            ("29800", "ghr_r", "15898600")
+        );
+        let e = read_grant(
+            200,
+            br#"{"error":"bad_refresh_token","error_description":"The refresh token passed is incorrect or expired."}"#,
+            0,
+        );
+        assert!(matches!(e, Err(GrantError::Refused { error, .. }) if error == "bad_refresh_token"));
+    }
+
+    #[test]
+    fn revocations_of_google_and_github() {
+        let creds = |pairs: &[(&str, &str)]| -> Credentials {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let vars = std::collections::BTreeMap::from([
+            ("GITHUB_CLIENT_ID".to_string(), "cid".to_string()),
+            ("GITHUB_CLIENT_SECRET".to_string(), "sec".to_string()),
+            ("GITHUB_API_URL".to_string(), "https://ghe.test/api/v3/".to_string()),
+            ("GOOGLE_OAUTH_REVOKE_URL".to_string(), "https://g.test/revoke".to_string()),
+        ]);
+        let gmail = super::super::registry::find("gmail").unwrap().oauth().unwrap();
+        let call =
+            revocation(gmail, &vars, &creds(&[("access_token", "ya29"), ("refresh_token", "1//r")])).unwrap().unwrap();
+        assert_eq!((call.method.clone(), call.url.as_str()), (Method::Post, "https://g.test/revoke"));
+        assert_eq!(call.body.as_deref(), Some(&b"token=1%2F%2Fr"[..]), "the refresh token takes the grant with it");
+        let only_access = revocation(gmail, &vars, &creds(&[("access_token", "ya29")])).unwrap().unwrap();
+        assert_eq!(only_access.body.as_deref(), Some(&b"token=ya29"[..]));
+        assert!(revocation(gmail, &vars, &Credentials::new()).unwrap().is_none());
+        let github = super::super::registry::find("github").unwrap().oauth().unwrap();
+        let call = revocation(github, &vars, &creds(&[("access_token", "gho_x")])).unwrap().unwrap();
+        assert_eq!(
+            (call.method.clone(), call.url.as_str()),
+            (Method::Delete, "https://ghe.test/api/v3/applications/cid/grant")
+        );
+        assert_eq!(call.header_value("Authorization"), Some("Basic Y2lkOnNlYw=="));
+        assert_eq!(call.body.as_deref(), Some(&br#"{"access_token":"gho_x"}"#[..]));
+        assert_eq!(
+            revocation(github, &std::collections::BTreeMap::new(), &creds(&[("access_token", "t")])).unwrap_err(),
+            GrantError::NotConfigured("GITHUB_CLIENT_ID")
+        );
+        assert!(obtained_here(&creds(&[(OBTAINED_VIA, "oauth")])) && !obtained_here(&creds(&[("access_token", "t")])));
+        let calendar = super::super::registry::find("google_calendar").unwrap().oauth().unwrap();
+        assert!(same_client(gmail, calendar) && !same_client(gmail, github));
+        assert!(personal_token("ghp_abc") && personal_token("github_pat_11A") && !personal_token("gho_abc"));
     }
 
     #[test]

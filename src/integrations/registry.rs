@@ -21,7 +21,33 @@ pub const KNOWN_SERVICES: [&str; 9] =
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::service::missing_scopes;
     use serde_json::Value;
+
+    #[test]
+    fn a_consent_without_a_scope_misses_it_for_the_actions_that_need_it() {
+        let gmail = find("gmail").unwrap();
+        let auth = |s: &str| format!("https://www.googleapis.com/auth/{s}");
+        let granted: Vec<String> = ["gmail.readonly", "gmail.labels"].iter().map(|s| auth(s)).collect();
+        let missing = |action: &str| -> Vec<&str> {
+            missing_scopes(gmail.required_scopes(action), &granted).iter().map(|g| g[0]).collect()
+        };
+        assert_eq!(missing("send_email"), [auth("gmail.send")]);
+        assert_eq!(missing("reply"), [auth("gmail.send")]);
+        assert_eq!(missing("create_draft"), [auth("gmail.compose")]);
+        assert_eq!(missing("mark_read"), [auth("gmail.modify")]);
+        assert!(missing("get_message").is_empty() && missing("create_label").is_empty());
+        // A broader scope meets a narrower requirement.
+        let full = vec!["https://mail.google.com/".to_string()];
+        assert!(missing_scopes(gmail.required_scopes("send_email"), &full).is_empty());
+        let calendar = find("google_calendar").unwrap();
+        let read_only = vec![auth("calendar.readonly")];
+        let missing: Vec<&str> =
+            missing_scopes(calendar.required_scopes("create_event"), &read_only).iter().map(|g| g[0]).collect();
+        assert_eq!(missing, [auth("calendar.events")]);
+        assert!(missing_scopes(calendar.required_scopes("list_events"), &read_only).is_empty());
+        assert!(find("github").unwrap().required_scopes("create_issue").is_empty());
+    }
 
     #[test]
     fn every_action_schema_is_supported_and_names_are_unique() {
@@ -33,6 +59,21 @@ mod tests {
                 super::super::schema::check_schema(&schema).unwrap_or_else(|e| panic!("{}.{}: {e}", s.name(), a.name));
                 assert_eq!(schema["type"], "object", "{}", a.name);
                 assert!(!a.description.is_empty());
+            }
+            // Every action of a Google service says which scopes it needs.
+            if s.oauth().is_some_and(|o| o.display == "Google") {
+                for a in s.actions() {
+                    assert!(!s.required_scopes(a.name).is_empty(), "{}.{} names no scope", s.name(), a.name);
+                    for group in s.required_scopes(a.name) {
+                        let offered = s.oauth().unwrap().scopes;
+                        assert!(
+                            group.iter().any(|x| offered.contains(x)),
+                            "{}.{}: no requested scope meets {group:?}",
+                            s.name(),
+                            a.name
+                        );
+                    }
+                }
             }
             for e in s.entities() {
                 if let Some(p) = s.parent(e) {

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use super::audit::{self, Via};
 use super::data::{DataPlane, EntitiesRequest};
 use super::registry::{self, KNOWN_SERVICES};
-use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError};
+use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError, OBTAINED_VIA};
 use super::store::{self, credentials_key, load_credentials, IntegrationRow, MAX_INTEGRATIONS};
 use super::sync_store::store_items;
 use super::tokens::Stored;
@@ -170,7 +170,8 @@ async fn check_with(
 }
 
 /// Tests credentials, then creates (or, with `upsert`, reactivates) the row and stores the
-/// credentials under the integration's own key.
+/// credentials under the integration's own key. `upsert` is the OAuth callback's: its grant is
+/// marked as obtained here (revoked at the provider when the integration is deleted).
 async fn connect(
     ctx: &Ctx,
     service: &dyn Service,
@@ -182,6 +183,10 @@ async fn connect(
     let mut creds = service
         .prepare_credentials(creds, ctx.now)
         .map_err(|m| ApiError::new(400, "INVALID_CREDENTIALS", format!("Invalid credentials provided: {m}")))?;
+    creds.remove(OBTAINED_VIA);
+    if upsert {
+        creds.insert(OBTAINED_VIA.into(), "oauth".into());
+    }
     // Credentials given directly may carry an expired access token and a refresh token.
     if let Some(spec) = service.oauth().filter(|o| o.refresh) {
         if crate::credentials::vault::needs_refresh(&creds, None, ctx.now / 1000) {
@@ -194,9 +199,15 @@ async fn connect(
         }
     }
     check(ctx, service, &creds).await?;
+    // The scopes the provider granted (Google: space-separated, GitHub: comma-separated).
+    let scopes: Vec<String> = creds
+        .get("scope")
+        .map(|s| s.split([' ', ',']).filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    let granted = creds.contains_key("scope").then(|| json!(scopes).to_string());
     let db = ctx.db()?;
     let id = uuid::Uuid::new_v4().to_string();
-    let row = store::insert(&db, &id, &caller.id, service.name(), &config, ctx.now, upsert).await?;
+    let row = store::insert(&db, &id, &caller.id, service.name(), &config, granted.as_deref(), ctx.now, upsert).await?;
     let Some(row) = row else {
         if !store::exists(&db, &caller.id, service.name()).await? {
             return Err(crate::http::limit_reached("integrations", MAX_INTEGRATIONS));
@@ -207,10 +218,6 @@ async fn connect(
         ));
     };
     // Credentials go in after the row exists, so a refused duplicate never overwrites them.
-    let scopes: Vec<String> = creds
-        .get("scope")
-        .map(|s| s.split([' ', ',']).filter(|x| !x.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
     if let Err(e) = ApiKeys::for_user(&ctx.env, &caller.id).store(&credentials_key(&row.id), creds, scopes, None).await
     {
         if row.id == id {
@@ -295,10 +302,24 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `DELETE /api/integrations/:id` → `{success: true}`: its own credentials revoked (a user's
-/// credential of the same service name is left alone), its runs and entities removed.
+/// credential of the same service name is left alone), its runs and entities removed, and a
+/// grant obtained through OAuth revoked at the provider after the answer (best effort: a
+/// provider that is down is logged, never in the way of the deletion).
 pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let row = find(ctx, true).await?;
+    // The grant is read before the credentials go; unreadable credentials only cost the revocation.
+    let grant = match load_credentials(&ctx.env, &row).await {
+        Ok(creds) => oauth::obtained_here(&creds).then_some(creds),
+        Err(e) if e.status == 404 => None,
+        Err(e) => {
+            crate::config::log_error(&format!(
+                "integration {}: credentials unreadable ({}); its grant is not revoked at the provider",
+                row.id, e.code
+            ));
+            None
+        }
+    };
     ApiKeys::for_user(&ctx.env, &row.user_id).revoke(&credentials_key(&row.id)).await?;
     // The row goes with an outbox row that drops its object's data (retried through the queue
     // until done; a lost message is sent again by the cron).
@@ -309,7 +330,65 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
             row.id, e.message
         ));
     }
+    if let (Some(creds), Some(spec)) = (grant, row.service().ok().and_then(|s| s.oauth())) {
+        revoke_later(ctx, &db, &row, spec, creds).await;
+    }
     Reply::ok(&success())
+}
+
+/// Revokes a deleted integration's grant at the provider after the answer, unless another of
+/// the user's integrations was connected through the same OAuth client (Gmail and Calendar
+/// share Google's): revoking would disconnect it too.
+async fn revoke_later(
+    ctx: &Ctx,
+    db: &worker::D1Database,
+    row: &IntegrationRow,
+    spec: &'static service::OAuth,
+    creds: Credentials,
+) {
+    let listed = store::list(db, &row.user_id).await;
+    let others = match listed.and_then(|r| -> ApiResult<Vec<IntegrationRow>> { Ok(r.results()?) }) {
+        Ok(rows) => rows,
+        Err(e) => {
+            crate::config::log_error(&format!("integration {}: grant not revoked ({})", row.id, e.code));
+            return;
+        }
+    };
+    let sharing = others.iter().filter(|o| o.user_id == row.user_id && o.id != row.id).find(|o| {
+        registry::find(&o.service).and_then(|s| s.oauth()).is_some_and(|other| oauth::same_client(spec, other))
+    });
+    if let Some(other) = sharing {
+        crate::config::log_error(&format!(
+            "integration {}: its {} grant is kept (integration {} uses the same OAuth client)",
+            row.id, spec.display, other.id
+        ));
+        return;
+    }
+    // GitHub deletes every token of the app's authorization: the user's sign-in token (same
+    // OAuth app) would go with it, and their repositories routes with it.
+    if matches!(spec.revoke, Some(service::Revocation::GitHubGrant { .. })) {
+        let keys = crate::config::keyring(&ctx.env);
+        let signed_in = match keys {
+            Ok(keys) => crate::github::token::load_with(db, &keys, &row.user_id).await.ok().flatten(),
+            Err(_) => None,
+        };
+        if signed_in.is_some_and(|t| !oauth::personal_token(&t)) {
+            crate::config::log_error(&format!(
+                "integration {}: its GitHub grant is kept (the user's sign-in token belongs to it)",
+                row.id
+            ));
+            return;
+        }
+    }
+    let (env, id) = (ctx.env.clone(), row.id.clone());
+    ctx.wctx.wait_until(async move {
+        if let Err(e) = oauth::revoke(&Net, spec, &env, &creds).await {
+            crate::config::log_error(&format!(
+                "integration {id}: its {} grant was not revoked ({e}); the user can remove the app's access in their account",
+                spec.display
+            ));
+        }
+    });
 }
 
 /// `POST /api/integrations/:id/sync` `{entities?, fullSync?}` → 202 `{syncId, status: "started"}`:
@@ -560,6 +639,22 @@ async fn run_action(ctx: &Ctx, caller: &str, row: &IntegrationRow, name: &str, p
             ))
         }
         other => return Err(ApiError::new(409, "INTEGRATION_NOT_ACTIVE", format!("The integration is {other}"))),
+    }
+    // A consent that left out a scope the action needs would fail at the provider (403):
+    // say which one, before calling it. Credentials given without a scope are not checked.
+    if let Some(granted) = row.granted_scopes() {
+        let missing = service::missing_scopes(service.required_scopes(name), &granted);
+        if let Some(first) = missing.first() {
+            return Err(ApiError::new(
+                403,
+                "SCOPE_MISSING",
+                format!(
+                    "{name} needs the {} scope, which this connection was not granted; reconnect and allow it",
+                    first[0]
+                ),
+            )
+            .with_details(json!({ "missing": missing.iter().map(|g| g[0]).collect::<Vec<_>>(), "anyOf": missing })));
+        }
     }
     let creds = load_credentials(&ctx.env, row).await?;
     let current = RefCell::new(None);

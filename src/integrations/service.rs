@@ -210,6 +210,15 @@ impl Outcome {
     }
 }
 
+/// The scopes an action needs: every group must be met, a group by any one of its scopes (the
+/// narrowest first, then the broader ones that include it).
+pub type Scopes = &'static [&'static [&'static str]];
+
+/// The groups of `required` that `granted` does not meet (empty: the action may run).
+pub fn missing_scopes(required: Scopes, granted: &[String]) -> Vec<&'static [&'static str]> {
+    required.iter().copied().filter(|any| !any.iter().any(|s| granted.iter().any(|g| g == s))).collect()
+}
+
 /// A service's OAuth 2 parameters; the flow itself is generic (`integrations::oauth`).
 pub struct OAuth {
     /// The provider's name in messages ("Google access was revoked or expired").
@@ -228,7 +237,24 @@ pub struct OAuth {
     pub extra: &'static [(&'static str, &'static str)],
     /// Whether the provider issues refresh tokens worth keeping.
     pub refresh: bool,
+    /// How a grant obtained through this flow is revoked when its integration is deleted.
+    pub revoke: Option<Revocation>,
 }
+
+/// How a provider revokes an OAuth grant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Revocation {
+    /// RFC 7009: a form post `token=…` to the configured URL (Google's `/revoke`); the refresh
+    /// token when there is one (it takes the whole grant with it), else the access token.
+    TokenForm { url: (&'static str, &'static str) },
+    /// GitHub: `DELETE {api}/applications/{client_id}/grant` with the OAuth app's client id and
+    /// secret as basic auth and `{"access_token": …}`: the user's authorization of the app goes.
+    GitHubGrant { api: (&'static str, &'static str) },
+}
+
+/// The credential key that marks a grant this service obtained through its OAuth flow (only
+/// those are revoked at the provider; a token given directly is the user's own to keep).
+pub const OBTAINED_VIA: &str = "obtained_via";
 
 /// The interface. See the module comment.
 pub trait Service: Sync {
@@ -239,6 +265,10 @@ pub trait Service: Sync {
         None
     }
     fn actions(&self) -> &'static [Action];
+    /// The OAuth scopes `action` needs (checked against the granted ones before it runs).
+    fn required_scopes(&self, _action: &str) -> Scopes {
+        &[]
+    }
     fn oauth(&self) -> Option<&'static OAuth> {
         None
     }
@@ -302,6 +332,10 @@ pub trait ServiceImpl: Sync {
         None
     }
     fn actions(&self) -> &'static [Action];
+    /// The OAuth scopes `action` needs (see [`Service::required_scopes`]).
+    fn required_scopes(&self, _action: &str) -> Scopes {
+        &[]
+    }
     fn oauth(&self) -> Option<&'static OAuth> {
         None
     }
@@ -344,6 +378,9 @@ impl<T: ServiceImpl> Service for T {
     }
     fn actions(&self) -> &'static [Action] {
         ServiceImpl::actions(self)
+    }
+    fn required_scopes(&self, action: &str) -> Scopes {
+        ServiceImpl::required_scopes(self, action)
     }
     fn oauth(&self) -> Option<&'static OAuth> {
         ServiceImpl::oauth(self)

@@ -40,6 +40,9 @@ pub struct IntegrationRow {
     /// while data kept in D1 before the data plane is copied over (`moving`).
     #[serde(default = "object_home")]
     pub data_home: String,
+    /// The scopes granted at connection, as a JSON array (`None`: given without a scope).
+    #[serde(default)]
+    pub granted_scopes: Option<String>,
 }
 
 fn object_home() -> String {
@@ -62,7 +65,13 @@ impl IntegrationRow {
             "id": self.id, "service": self.service, "status": self.status, "scope": self.scope, "config": self.config(),
             "errorMessage": self.error_message, "lastSyncedAt": self.last_synced_at.as_deref().map(normalize),
             "createdAt": normalize(&self.created_at), "updatedAt": normalize(&self.updated_at), "owned": self.user_id == caller,
+            "grantedScopes": self.granted_scopes(),
         })
+    }
+
+    /// The scopes the provider granted (`None`: unknown, so nothing is checked).
+    pub fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.granted_scopes.as_deref().and_then(|s| serde_json::from_str(s).ok())
     }
 
     /// The entity types this integration syncs (all supported ones when none are configured).
@@ -157,27 +166,33 @@ pub async fn exists(db: &D1Database, user_id: &str, service: &str) -> ApiResult<
 }
 
 /// Creates the user's integration of `service` (active), unless they are at the limit or have
-/// one; with `upsert`, an existing one is reactivated instead. `None` when nothing was written.
+/// one; with `upsert`, an existing one is reactivated instead (with the scopes of its new grant).
+/// `granted_scopes` is a JSON array, or `None` when unknown. `None` when nothing was written.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert(
     db: &D1Database,
     id: &str,
     user_id: &str,
     service: &str,
     config: &Value,
+    granted_scopes: Option<&str>,
     now: Millis,
     upsert: bool,
 ) -> ApiResult<Option<IntegrationRow>> {
     let sql = if upsert {
-        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at)
-         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2 AND service <> ?3) < ?6
-         ON CONFLICT(user_id, service) DO UPDATE SET status = 'active', error_message = NULL, credentials_legacy = 0, updated_at = excluded.updated_at
+        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at, granted_scopes)
+         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5, ?7 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2 AND service <> ?3) < ?6
+         ON CONFLICT(user_id, service) DO UPDATE SET status = 'active', error_message = NULL, credentials_legacy = 0, updated_at = excluded.updated_at,
+           granted_scopes = excluded.granted_scopes
          RETURNING *"
     } else {
-        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at)
-         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2 AND service <> ?3) < ?6
+        "INSERT INTO integrations (id, user_id, service, config, status, created_at, updated_at, granted_scopes)
+         SELECT ?1, ?2, ?3, ?4, 'active', ?5, ?5, ?7 WHERE (SELECT COUNT(*) FROM integrations WHERE user_id = ?2 AND service <> ?3) < ?6
          ON CONFLICT DO NOTHING RETURNING *"
     };
-    Ok(crate::q!(db, sql, &id, &user_id, &service, &config.to_string(), &iso(now), &MAX_INTEGRATIONS)?.one().await?)
+    Ok(crate::q!(db, sql, &id, &user_id, &service, &config.to_string(), &iso(now), &MAX_INTEGRATIONS, &granted_scopes)?
+        .one()
+        .await?)
 }
 
 /// What an update changes (each kept when `None`); a new `status` clears the error message.

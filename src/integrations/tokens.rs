@@ -1,5 +1,5 @@
-//! Access tokens of a stored integration credential. Tokens that expire (Google's, after an
-//! hour) are refreshed inside the owner's `API_KEYS` object — one flight per credential,
+//! Access tokens of a stored integration credential. Tokens that expire (Google's after an
+//! hour, a GitHub App's user tokens after eight) are refreshed inside the owner's `API_KEYS` object — one flight per credential,
 //! persisted there — so a sync slice, an action and an MCP call never race each other into
 //! two refreshes, and a refreshed token outlives the request that needed it.
 
@@ -62,8 +62,9 @@ impl<'a> Stored<'a> {
         Ok(token)
     }
 
+    /// The stored token (GitHub credentials given directly may call it `token`).
     fn stored(&self) -> Option<String> {
-        self.creds.get("access_token").filter(|t| !t.is_empty()).cloned()
+        self.creds.get("access_token").or_else(|| self.creds.get("token")).filter(|t| !t.is_empty()).cloned()
     }
 }
 

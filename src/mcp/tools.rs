@@ -218,6 +218,7 @@ pub(crate) mod tests {
             credentials_legacy: 0,
             last_full_sync_at: None,
             data_home: "object".into(),
+            granted_scopes: None,
         }
     }
 

@@ -119,8 +119,26 @@ pub async fn discord(ctx: &Ctx) -> ApiResult<Reply> {
         .map(str::to_string)
         .or_else(|| v["type"].as_i64().map(|t| format!("interaction:{t}")));
     record(ctx, "discord", &[(id, event)]).await?;
-    // Acknowledged with a deferred response: the work happens elsewhere.
-    Reply::ok(&json!({ "type": 5 }))
+    Reply::ok(&discord_answer(&v))
+}
+
+/// Discord's answer to an interaction, complete in itself: nothing here sends a follow-up, so
+/// a deferred answer (type 5) would leave the user looking at "thinking…" until Discord gives
+/// up. Commands and modal submits get a message only their user sees (type 4, ephemeral, no
+/// mentions), a component an acknowledgement that changes nothing (type 6), and autocomplete
+/// an empty list of choices (type 8).
+fn discord_answer(v: &Value) -> Value {
+    match v["type"].as_i64() {
+        Some(3) => json!({ "type": 6 }),
+        Some(4) => json!({ "type": 8, "data": { "choices": [] } }),
+        _ => {
+            let content = match v["data"]["name"].as_str() {
+                Some(name) => format!("Received `/{}`.", name.replace('`', "")),
+                None => "Received.".to_string(),
+            };
+            json!({ "type": 4, "data": { "content": content, "flags": 64, "allowed_mentions": { "parse": [] } } })
+        }
+    }
 }
 
 /// `POST /webhooks/xero`: base64 HMAC-SHA256 of the body. Xero's intent-to-receive handshake
@@ -232,6 +250,21 @@ pub async fn inbox(ctx: &Ctx) -> ApiResult<Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discord_interactions_get_answers_that_end_them() {
+        let command = discord_answer(&json!({ "type": 2, "data": { "name": "deploy" } }));
+        assert_eq!(command["type"], 4);
+        assert_eq!(command["data"]["content"], "Received `/deploy`.");
+        assert_eq!(command["data"]["flags"], 64, "only the user who asked sees it");
+        assert_eq!(command["data"]["allowed_mentions"], json!({ "parse": [] }));
+        assert_eq!(discord_answer(&json!({ "type": 5, "data": { "custom_id": "m" } }))["type"], 4);
+        assert_eq!(discord_answer(&json!({ "type": 3, "data": { "custom_id": "b" } })), json!({ "type": 6 }));
+        assert_eq!(
+            discord_answer(&json!({ "type": 4, "data": { "name": "x" } })),
+            json!({ "type": 8, "data": { "choices": [] } })
+        );
+    }
 
     #[test]
     fn hex() {

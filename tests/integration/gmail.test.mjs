@@ -63,11 +63,11 @@ test('Gmail integration', async (t) => {
     assert.equal(r.status, 202, JSON.stringify(r.body));
     return waitSync(id, r.body.syncId);
   };
-  const oauth = async (user, email) => {
+  const oauth = async (user, email, scopes = SCOPES) => {
     const start = await api('GET', `/api/integrations/gmail/oauth?redirect_uri=${encodeURIComponent(REDIRECT)}`, undefined, user);
     assert.equal(start.status, 200, JSON.stringify(start.body));
     const url = new URL(start.body.url);
-    const code = g.issueCode({ email, challenge: url.searchParams.get('code_challenge'), redirectUri: REDIRECT, scope: SCOPES.join(' ') });
+    const code = g.issueCode({ email, challenge: url.searchParams.get('code_challenge'), redirectUri: REDIRECT, scope: scopes.join(' ') });
     return { start, url, code, callback: { code, state: start.body.state, redirect_uri: REDIRECT } };
   };
 
@@ -131,6 +131,7 @@ test('Gmail integration', async (t) => {
     assert.equal(done.status, 200, JSON.stringify(done.body));
     integ = done.body.integration;
     assert.deepEqual([integ.service, integ.status], ['gmail', 'active']);
+    assert.deepEqual([...integ.grantedScopes].sort(), [...SCOPES].sort(), 'the scopes Google granted are recorded');
     for (const tok of [...g.accessTokens.keys(), ...g.refreshTokens.keys()]) assert.ok(!done.text.includes(tok));
     assert.equal((await api('POST', '/api/integrations/gmail/oauth/callback', callback)).body.code, 'INVALID_STATE', 'single use');
     // A code whose verifier does not match the challenge is refused by Google.
@@ -172,10 +173,46 @@ test('Gmail integration', async (t) => {
     assert.equal(r2.status, 201, JSON.stringify(r2.body));
     const stored2 = (await keys('retrieve', { userId: bob.userId, service: `integration:${r2.body.integration.id}` })).body.credentials;
     assert.equal(stored2.expires_at, String(Math.floor(Date.parse(iso) / 1000)));
+    assert.equal(r2.body.integration.grantedScopes, null, 'given without a scope: unknown, nothing is checked');
   });
 
-  await t.test('a full sync stores every entity with exact counts, messages read 100 per batch', async () => {
+  let carol;
+  let carolInteg;
+  const CAROL = 'carol.mail@gmail.test';
+  await t.test('a consent without gmail.send: the granted scopes are shown, sends answer 403 SCOPE_MISSING before Google is called', async () => {
+    carol = await svc.createUser({ email: 'carol@example.com' });
+    const inbox = await mail.addMessage(CAROL, { raw: rawMessage({ to: CAROL, subject: 'For Carol' }) });
+    const granted = SCOPES.filter((s) => !s.endsWith('gmail.send') && !s.endsWith('gmail.compose') && !s.endsWith('gmail.modify'));
+    const { callback } = await oauth(carol, CAROL, granted);
+    const done = await api('POST', '/api/integrations/gmail/oauth/callback', callback, carol);
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    const id = done.body.integration.id;
+    carolInteg = done.body.integration;
+    assert.deepEqual([...done.body.integration.grantedScopes].sort(), [...granted].sort());
+    assert.deepEqual((await api('GET', `/api/integrations/${id}`, undefined, carol)).body.integration.grantedScopes.sort(), [...granted].sort());
     const before = gmailRequests().length;
+    const sends = mail.sent.length;
+    const refused = await api('POST', `/api/integrations/${id}/actions/send_email`, { to: 'x@example.com', subject: 'Hi', body: 'b' }, carol);
+    assert.deepEqual([refused.status, refused.body.code], [403, 'SCOPE_MISSING'], JSON.stringify(refused.body));
+    assert.deepEqual(refused.body.details.missing, ['https://www.googleapis.com/auth/gmail.send']);
+    assert.ok(refused.body.details.anyOf[0].includes('https://mail.google.com/'));
+    const draft = await api('POST', `/api/integrations/${id}/actions/create_draft`, { to: 'x@example.com', subject: 'Hi' }, carol);
+    assert.deepEqual([draft.status, draft.body.details.missing], [403, ['https://www.googleapis.com/auth/gmail.compose']]);
+    const star = await api('POST', `/api/integrations/${id}/actions/star`, { id: inbox.id }, carol);
+    assert.deepEqual([star.status, star.body.details.missing], [403, ['https://www.googleapis.com/auth/gmail.modify']]);
+    const pushed = await api('POST', `/api/integrations/${id}/push`, { entityType: 'messages', data: { to: 'x@example.com', subject: 'Hi' } }, carol);
+    assert.deepEqual([pushed.status, pushed.body.code], [403, 'SCOPE_MISSING']);
+    assert.equal(gmailRequests().length, before, 'Google was not called');
+    assert.equal(mail.sent.length, sends);
+    // What the consent allows still works, and the integration stays active.
+    const read = await api('POST', `/api/integrations/${id}/actions/get_message`, { id: inbox.id }, carol);
+    assert.deepEqual([read.status, read.body.result.subject], [200, 'For Carol']);
+    assert.equal((await api('GET', `/api/integrations/${id}`, undefined, carol)).body.integration.status, 'active');
+  });
+
+  await t.test('a full sync stores every entity with exact counts, messages read 50 per batch', async () => {
+    const before = gmailRequests().length;
+    const sizesBefore = (g.batchSizes ?? []).length;
     const done = await sync(integ.id, { fullSync: true });
     assert.equal(done.status, 'completed', JSON.stringify(done));
     const want = expected();
@@ -184,7 +221,8 @@ test('Gmail integration', async (t) => {
     assert.equal(done.progress, want.messages + want.threads + want.drafts + want.labels);
     const seen = gmailRequests().slice(before);
     const batches = outer(seen).filter((r) => r.path === '/batch/gmail/v1');
-    assert.equal(batches.length, Math.ceil(want.messages / 100), 'one batch per page of 100 messages');
+    assert.equal(batches.length, Math.ceil(want.messages / 50), 'one batch per 50 messages');
+    assert.ok(g.batchSizes.slice(sizesBefore).every((n) => n <= 50), `batches of at most 50 parts: ${g.batchSizes.slice(sizesBefore)}`);
     assert.equal(outer(seen).filter((r) => /\/messages\/[^/]+$/.test(r.path)).length, 0, 'no message read one by one');
     assert.equal(seen.filter((r) => r.batched).length, want.messages);
     const m = await entity(integ.id, 'messages', latin1.id);
@@ -290,6 +328,15 @@ test('Gmail integration', async (t) => {
     assert.deepEqual(Object.keys(th.body.entity).sort(), ['historyId', 'id', 'snippet']);
     assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'drafts', externalId: 'r-draft-1' })).body.entity.messageId, box.drafts.get('r-draft-1'));
     assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'messages', externalId: 'nope' })).status, 404);
+  });
+
+  await t.test('timeouts fit the work: a batch answered after 9 s (past the old 8 s) succeeds; 100 results in batches of 50', async () => {
+    const sizesBefore = (g.batchSizes ?? []).length;
+    g.fake.fault('/batch/gmail/v1', { delayMs: 9000 });
+    const slow = await act('search_messages', { maxResults: 100 });
+    assert.equal(slow.status, 200, JSON.stringify(slow.body));
+    assert.equal(slow.body.result.messages.length, 100);
+    assert.deepEqual(g.batchSizes.slice(sizesBefore), [50, 50]);
   });
 
   let sent;
@@ -519,6 +566,36 @@ test('Gmail integration', async (t) => {
     assert.deepEqual([start.status, start.body.code], [503, 'OAUTH_NOT_CONFIGURED']);
     await svc.reconfigure({});
     assert.equal((await api('GET', `/api/integrations/gmail/oauth?redirect_uri=${encodeURIComponent(REDIRECT)}`)).status, 200);
+  });
+
+  await t.test('deleting an integration revokes the Google grant it obtained; not a token given directly; a provider that is down does not block it', async () => {
+    const keys = async (user, id) => (await (await svc.apiKeys(user.userId))('retrieve', { userId: user.userId, service: `integration:${id}` })).body.credentials;
+    const revokeCalls = () => g.fake.requests.filter((r) => r.path === '/revoke').length;
+    const waitFor = async (check, what) => {
+      for (let i = 0; i < 200 && !check(); i++) await sleep(25);
+      assert.ok(check(), what);
+    };
+    // Bob's integration was connected with credentials given directly: nothing goes to Google.
+    const bobs = (await api('GET', '/api/integrations', undefined, bob)).body.integrations.filter((i) => i.service === 'gmail');
+    assert.equal(bobs.length, 1);
+    const before = revokeCalls();
+    assert.deepEqual((await api('DELETE', `/api/integrations/${bobs[0].id}`, undefined, bob)).body, { success: true });
+    // Carol's came through the OAuth round trip: her grant is revoked (the refresh token, which takes the grant with it).
+    const { refresh_token: refresh } = await keys(carol, carolInteg.id);
+    assert.deepEqual((await api('DELETE', `/api/integrations/${carolInteg.id}`, undefined, carol)).body, { success: true });
+    await waitFor(() => g.revocations.some((r) => r.token === refresh), 'carol\'s grant revoked');
+    assert.deepEqual(g.revocations.filter((r) => r.token === refresh), [{ token: refresh, known: true }]);
+    assert.equal(g.refreshTokens.get(refresh).revoked, true);
+    assert.equal(revokeCalls(), before + 1, 'bob\'s token given directly was not revoked');
+    // Google is down: the deletion happens all the same, and the failure is logged without the token.
+    const { refresh_token: aliceRefresh } = await keys(alice, integ.id);
+    g.fake.fault('/revoke', { status: 503, json: { error: 'backend_error' } });
+    const deleted = await api('DELETE', `/api/integrations/${integ.id}`);
+    assert.deepEqual([deleted.status, deleted.body], [200, { success: true }]);
+    assert.equal((await api('GET', `/api/integrations/${integ.id}`)).status, 404);
+    await waitFor(() => revokeCalls() === before + 2, 'the revocation was attempted');
+    await waitFor(() => svc.logs.join('').includes(`integration ${integ.id}: its Google grant was not revoked (Google answered 503)`), 'the failure is logged');
+    assert.ok(!svc.logs.join('').includes(aliceRefresh));
   });
 
   await t.test('no secret in any response or log line', () => {

@@ -298,12 +298,13 @@ test('integration framework and GitHub sync', async (t) => {
     assert.equal((await api('DELETE', `/api/integrations/${mine.body.integration.id}`, undefined, bob)).status, 404);
   });
 
+  const bobToken = 'gho_bob_oauth_token_000000000000000';
+  let bobInteg;
   await t.test('OAuth round trip creates the integration; no token reaches the client', async () => {
     const start = await api('GET', `/api/integrations/github/oauth?redirect_uri=${encodeURIComponent('https://app.example.com/integrations/callback')}`, undefined, bob);
     assert.equal(start.status, 200);
     assert.ok(start.body.url.startsWith(`${gh.web}/login/oauth/authorize?`));
     assert.equal((await api('GET', `/api/integrations/github/oauth?redirect_uri=${encodeURIComponent('https://evil.example/cb')}`, undefined, bob)).status, 400);
-    const bobToken = 'gho_bob_oauth_token_000000000000000';
     knownSecrets.add(bobToken);
     gh.addUser(bobToken, { id: 7, login: 'bob' });
     const challenge = new URL(start.body.url).searchParams.get('code_challenge');
@@ -314,12 +315,84 @@ test('integration framework and GitHub sync', async (t) => {
     const done = await api('POST', '/api/integrations/github/oauth/callback', cb, bob);
     assert.equal(done.status, 200, JSON.stringify(done.body));
     assert.deepEqual([done.body.integration.service, done.body.integration.status], ['github', 'active']);
+    bobInteg = done.body.integration;
     assert.ok(!done.text.includes(bobToken));
     assert.equal((await api('POST', '/api/integrations/github/oauth/callback', cb, bob)).body.code, 'INVALID_STATE', 'single use');
     const keys = await svc.apiKeys(bob.userId);
     const own = await keys('retrieve', { userId: bob.userId, service: `integration:${done.body.integration.id}` });
     assert.equal(own.body.credentials.access_token, bobToken);
     assert.equal((await keys('retrieve', { userId: bob.userId, service: 'github' })).status, 404, 'not under the bare service name');
+  });
+
+  await t.test('a GitHub App\'s expiring user tokens: refreshed inside API_KEYS (one refresh for concurrent calls, persisted, rotated); a refused refresh → error and RECONNECT_REQUIRED', async () => {
+    gh.onIssue = (token) => knownSecrets.add(token);
+    const carol = await svc.createUser({ email: 'carol@example.com' });
+    const carolToken = 'ghu_carol_user_token_000000000000000';
+    knownSecrets.add(carolToken);
+    gh.addUser(carolToken, { id: 8, login: 'carol' });
+    const redirect = 'https://app.example.com/integrations/callback';
+    const start = await api('GET', `/api/integrations/github/oauth?redirect_uri=${encodeURIComponent(redirect)}`, undefined, carol);
+    gh.codes.set('carol-code', { token: carolToken, challenge: new URL(start.body.url).searchParams.get('code_challenge'), expiring: true });
+    // Tokens that live a minute (inside the 5-minute margin): refreshed before the connection is
+    // checked, and again on the first call.
+    const before = gh.refreshes;
+    gh.lifetimeSeconds = 60;
+    const done = await api('POST', '/api/integrations/github/oauth/callback', { code: 'carol-code', state: start.body.state, redirect_uri: redirect }, carol);
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    gh.lifetimeSeconds = 28800;
+    assert.equal(gh.refreshes - before, 1, 'refreshed before the check');
+    const id = done.body.integration.id;
+    const keys = await svc.apiKeys(carol.userId);
+    const stored = async () => (await keys('retrieve', { userId: carol.userId, service: `integration:${id}` })).body.credentials;
+    const first = await stored();
+    assert.match(first.access_token, /^ghu_/);
+    assert.notEqual(first.access_token, carolToken);
+    assert.match(first.refresh_token, /^ghr_/);
+    assert.ok(Math.abs(Number(first.expires_at) - (Date.now() / 1000 + 60)) < 30);
+    assert.ok(Number(first.refresh_token_expires_at) > Date.now() / 1000 + 15_000_000);
+    const act = (name, params) => api('POST', `/api/integrations/${id}/actions/${name}`, params, carol);
+    gh.refreshDelayMs = 200;
+    const results = await Promise.all(Array.from({ length: 10 }, () => act('get_repository', { repository: 'alice/app' })));
+    gh.refreshDelayMs = 0;
+    assert.deepEqual(results.map((r) => r.status), Array(10).fill(200), JSON.stringify(results.find((r) => r.status !== 200)?.body));
+    assert.equal(gh.refreshes - before, 2, 'one refresh for ten concurrent calls');
+    const second = await stored();
+    assert.notEqual(second.access_token, first.access_token);
+    assert.notEqual(second.refresh_token, first.refresh_token, 'GitHub rotates the refresh token; the new one is kept');
+    assert.ok(Number(second.expires_at) > Date.now() / 1000 + 28000);
+    assert.equal(gh.users.has(first.access_token), false, 'the old token no longer works at GitHub');
+    // GitHub refuses the token before its time: the 401 triggers one refresh and the call succeeds.
+    gh.expire(second.access_token);
+    const again = await act('get_repository', { repository: 'alice/app' });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(gh.refreshes - before, 3);
+    assert.notEqual((await stored()).access_token, second.access_token);
+    // A sync runs with the refreshed token too.
+    const sync = await api('POST', `/api/integrations/${id}/sync`, { entities: ['repositories'] }, carol);
+    let run;
+    for (let i = 0; i < 400 && !['completed', 'failed'].includes(run?.status); i++) {
+      run = (await api('GET', `/api/integrations/${id}/sync/${sync.body.syncId}`, undefined, carol)).body;
+      if (!['completed', 'failed'].includes(run.status)) await sleep(50);
+    }
+    assert.equal(run.status, 'completed', JSON.stringify(run));
+    // The refresh token is revoked at GitHub: the integration must be reconnected.
+    gh.revokeRefresh('carol');
+    gh.expire((await stored()).access_token);
+    const refused = await act('get_repository', { repository: 'alice/app' });
+    assert.deepEqual([refused.status, refused.body.code], [409, 'RECONNECT_REQUIRED'], JSON.stringify(refused.body));
+    const after = (await api('GET', `/api/integrations/${id}`, undefined, carol)).body.integration;
+    assert.deepEqual([after.status, after.errorMessage], ['error', 'GitHub access was revoked or expired; reconnect the account']);
+    assert.equal((await act('get_repository', { repository: 'alice/app' })).body.code, 'RECONNECT_REQUIRED');
+  });
+
+  await t.test('delete revokes the GitHub grant an OAuth round trip obtained (the app\'s basic auth), not a token given directly', async () => {
+    assert.deepEqual((await api('DELETE', `/api/integrations/${bobInteg.id}`, undefined, bob)).body, { success: true });
+    for (let i = 0; i < 200 && !gh.grantDeletions.length; i++) await sleep(25);
+    assert.deepEqual(gh.grantDeletions, [{ clientId: 'gh-client-id', token: bobToken, authorized: true }]);
+    const call = gh.fake.requests.find((r) => r.method === 'DELETE' && r.path === '/api/applications/gh-client-id/grant');
+    assert.equal(call.headers.authorization, `Basic ${Buffer.from('gh-client-id:gh-client-secret').toString('base64')}`);
+    assert.deepEqual(call.json, { access_token: bobToken });
+    assert.equal(gh.users.has(bobToken), false, 'the token stopped working at GitHub');
   });
 
   await t.test('delete removes credentials and entities', async () => {
@@ -331,6 +404,8 @@ test('integration framework and GitHub sync', async (t) => {
     assert.equal((await data('stats')).body.entities, 0);
     const keys = await svc.apiKeys(alice.userId);
     assert.equal((await keys('retrieve', { userId: alice.userId, service: `integration:${integ.id}` })).status, 404);
+    await sleep(200);
+    assert.equal(gh.grantDeletions.length, 1, 'a token given directly is the user\'s own: not revoked');
   });
 
   await t.test('no secret in any response or log line', () => {

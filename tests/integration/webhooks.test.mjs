@@ -20,7 +20,7 @@ test('third-party webhooks and user triggers', async (t) => {
   const post = (path, raw, headers = {}) => svc.request('POST', path, { raw, headers: { 'content-type': 'application/json', ...headers } });
   const inbox = async (provider) => (await svc.request('GET', `/api/admin/webhooks/inbox?provider=${provider}`, { token: admin.token })).body.deliveries;
 
-  await t.test('Discord: Ed25519 over timestamp + body; PING; interactions recorded once', async () => {
+  await t.test('Discord: Ed25519 over timestamp + body; PING; interactions answered in full and recorded once', async () => {
     const signed = (raw, ts = String(Math.floor(Date.now() / 1000)), key = discord.privateKey) =>
       ({ 'x-signature-ed25519': sign(null, Buffer.from(ts + raw), key).toString('hex'), 'x-signature-timestamp': ts });
     const ping = JSON.stringify({ id: '1', type: 1, application_id: 'app' });
@@ -35,10 +35,19 @@ test('third-party webhooks and user triggers', async (t) => {
     assert.equal(tampered.status, 401);
     const cmd = JSON.stringify({ id: 'interaction-42', type: 2, data: { name: 'deploy' } });
     const first = await post('/webhooks/discord', cmd, signed(cmd));
-    assert.deepEqual([first.status, first.body], [200, { type: 5 }]);
+    // A message now (type 4), not a deferred answer (type 5) that nothing would ever follow up.
+    assert.deepEqual([first.status, first.body], [200, { type: 4, data: { content: 'Received `/deploy`.', flags: 64, allowed_mentions: { parse: [] } } }]);
     await post('/webhooks/discord', cmd, signed(cmd));
     const seen = await inbox('discord');
     assert.deepEqual(seen.map((d) => [d.deliveryId, d.eventType]), [['interaction-42', 'deploy']]);
+    // Autocomplete wants its choices (type 8); a button press an acknowledgement (type 6).
+    const auto = JSON.stringify({ id: 'interaction-43', type: 4, data: { name: 'deploy', options: [{ name: 'env', value: 'pr', focused: true }] } });
+    const choices = await post('/webhooks/discord', auto, signed(auto));
+    assert.deepEqual([choices.status, choices.body], [200, { type: 8, data: { choices: [] } }]);
+    const button = JSON.stringify({ id: 'interaction-44', type: 3, data: { custom_id: 'approve', component_type: 2 } });
+    const pressed = await post('/webhooks/discord', button, signed(button));
+    assert.deepEqual([pressed.status, pressed.body], [200, { type: 6 }]);
+    assert.equal((await inbox('discord')).length, 3);
   });
 
   await t.test('Xero: intent-to-receive with empty bodies; signed events recorded once', async () => {
@@ -171,7 +180,7 @@ test('third-party webhooks and user triggers', async (t) => {
     assert.equal(all.body.deliveries.length, 2);
     assert.equal(all.body.hasMore, true);
     const next = await svc.request('GET', `/api/admin/webhooks/inbox?limit=100&cursor=${all.body.cursor}`, { token: admin.token });
-    assert.equal(next.body.deliveries.length, 5 - 2);
+    assert.equal(next.body.deliveries.length, 7 - 2, 'three Discord interactions, Xero, two HubSpot events, Notion');
     assert.equal((await svc.request('GET', '/api/admin/webhooks/inbox?provider=myspace', { token: admin.token })).status, 400);
   });
 

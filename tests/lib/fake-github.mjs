@@ -1,7 +1,12 @@
 // A fake GitHub on 127.0.0.1 speaking the real paths and shapes: the OAuth web endpoints
 // (under /web) and the REST API (under /api): /user, /user/emails, paginated /user/repos with
-// Link headers, repositories, pulls (with the 422 "already exists" answer), issues.
-import { createHash } from 'node:crypto';
+// Link headers, repositories, pulls (with the 422 "already exists" answer), issues, and the
+// deletion of an app authorization (`DELETE /applications/{client_id}/grant`, basic auth with the
+// app's client id and secret; recorded in `grantDeletions`). Codes issued with `expiring: true`
+// give a GitHub App's expiring user token (`expires_in`, `refresh_token`,
+// `refresh_token_expires_in`); `grant_type=refresh_token` rotates both (the old ones stop
+// working), `bad_refresh_token` for a used or revoked one; `expire(token)` ends a token early.
+import { createHash, randomBytes } from 'node:crypto';
 import { startFake } from './fake-upstream.mjs';
 
 export async function startFakeGitHub(t) {
@@ -21,6 +26,27 @@ export function startFakeGitHubOn(fake) {
     issues: new Map(),
     commits: new Map(), // "owner/name" → [commit]
     comments: [],
+    /** The OAuth app's credentials (basic auth of the applications API). */
+    clientId: 'gh-client-id',
+    clientSecret: 'gh-client-secret',
+    /** Every grant deletion asked for: {clientId, token, authorized} (the grant's tokens stop working). */
+    grantDeletions: [],
+    /** Expiring user tokens: token → expiry (ms); refresh token → {user, token, used, revoked}. */
+    expiresAt: new Map(),
+    refreshTokens: new Map(),
+    lifetimeSeconds: 28800,
+    refreshDelayMs: 0,
+    refreshes: 0,
+    /** Called with every token the fake issues (tests register them as secrets). */
+    onIssue: () => {},
+    /** Ends `token` now: GitHub answers 401 to it. */
+    expire(token) {
+      this.expiresAt.set(token, 0);
+    },
+    /** Revokes every refresh token of `login` (the next refresh answers bad_refresh_token). */
+    revokeRefresh(login) {
+      for (const r of this.refreshTokens.values()) if (r.user.login === login) r.revoked = true;
+    },
     /** Private repositories: "owner/name" (lowercase) → the tokens that can see them (GitHub
      * answers everyone else 404, as it does for a private repository). */
     access: new Map(),
@@ -73,7 +99,20 @@ export function startFakeGitHubOn(fake) {
       return repo;
     },
   };
-  const auth = (req) => gh.users.get((req.headers.authorization ?? '').replace(/^Bearer /, ''));
+  const auth = (req) => {
+    const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+    return gh.expiresAt.has(token) && gh.expiresAt.get(token) <= Date.now() ? undefined : gh.users.get(token);
+  };
+  /** An expiring user token and its refresh token for `user`, as GitHub answers them. */
+  const expiring = (user, token = `ghu_${randomBytes(16).toString('hex')}`) => {
+    const refresh = `ghr_${randomBytes(24).toString('hex')}`;
+    gh.users.set(token, user);
+    gh.expiresAt.set(token, Date.now() + gh.lifetimeSeconds * 1000);
+    gh.refreshTokens.set(refresh, { user, token, used: false, revoked: false });
+    gh.onIssue(token);
+    gh.onIssue(refresh);
+    return { access_token: token, expires_in: gh.lifetimeSeconds, refresh_token: refresh, refresh_token_expires_in: 15897600, token_type: 'bearer', scope: '' };
+  };
   const unauthorized = { status: 401, json: { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' } };
   const repoKey = (m) => `${decodeURIComponent(m[1])}/${decodeURIComponent(m[2])}`.toLowerCase();
   const hidden = (req, key) => gh.access.has(key) && !gh.access.get(key).has((req.headers.authorization ?? '').replace(/^Bearer /, ''));
@@ -90,16 +129,39 @@ export function startFakeGitHubOn(fake) {
   };
 
   // GitHub takes JSON or a form; a code issued with a PKCE challenge needs its verifier.
-  fake.on('POST', '/web/login/oauth/access_token', (req) => {
+  fake.on('POST', '/web/login/oauth/access_token', async (req) => {
     const p = req.json ?? req.form ?? {};
+    if (p.grant_type === 'refresh_token') {
+      gh.refreshes++;
+      if (gh.refreshDelayMs) await new Promise((r) => setTimeout(r, gh.refreshDelayMs));
+      const r = gh.refreshTokens.get(p.refresh_token);
+      if (p.client_id !== gh.clientId || p.client_secret !== gh.clientSecret) return { json: { error: 'incorrect_client_credentials', error_description: 'The client_id and/or client_secret passed are incorrect.' } };
+      if (!r || r.used || r.revoked) return { json: { error: 'bad_refresh_token', error_description: 'The refresh token passed is incorrect or expired.' } };
+      r.used = true;
+      gh.users.delete(r.token);
+      return { json: expiring(r.user) };
+    }
     const issued = gh.codes.get(p.code);
-    const { token, challenge } = typeof issued === 'string' ? { token: issued } : (issued ?? {});
+    const { token, challenge, expiring: expires } = typeof issued === 'string' ? { token: issued } : (issued ?? {});
     const verified = !challenge || (p.code_verifier && createHash('sha256').update(p.code_verifier).digest('base64url') === challenge);
     if (!token || p.client_secret !== 'gh-client-secret' || !verified) {
       return { json: { error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.' } };
     }
     gh.codes.delete(p.code);
+    if (expires) return { json: expiring(gh.users.get(token), token) };
     return { json: { access_token: token, token_type: 'bearer', scope: 'repo,read:user,user:email' } };
+  });
+  // An OAuth app's authorization by a user: every token of it stops working (204).
+  fake.on('DELETE', /^\/api\/applications\/([^/]+)\/grant$/, (req, m) => {
+    const [id, secret] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':');
+    const clientId = decodeURIComponent(m[1]);
+    const authorized = id === clientId && id === gh.clientId && secret === gh.clientSecret;
+    const token = req.json?.access_token;
+    gh.grantDeletions.push({ clientId, token, authorized });
+    if (!authorized) return { status: 404, json: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
+    if (!gh.users.has(token)) return { status: 422, json: { message: 'Validation Failed' } };
+    gh.users.delete(token);
+    return { status: 204 };
   });
   fake.on('GET', '/api/user', (req) => {
     const u = auth(req);

@@ -1,7 +1,9 @@
 // A fake Google on 127.0.0.1, the part every Google API shares: the OAuth token endpoint
 // (authorization code with PKCE, refresh tokens, `invalid_grant` on demand, adjustable token
-// lifetime, a delay to make refreshes overlap, a count of refreshes), access-token checks with
-// Google's 401 shape, and the batch endpoints (`multipart/mixed`, answered by the API routes).
+// lifetime, a delay to make refreshes overlap, a count of refreshes), the revocation endpoint
+// (`POST /revoke` with `token=…`: the whole grant goes; recorded in `revocations`), access-token checks with
+// Google's 401 shape, and the batch endpoints (`multipart/mixed`, answered by the API routes;
+// parts past the 50th get 429 as Google's concurrency limit gives them; `g.batchSizes`).
 // Gmail and Calendar add their routes with `fake-gmail.mjs` / `fake-calendar.mjs`.
 import { createHash, randomBytes } from 'node:crypto';
 import { startFake } from './fake-upstream.mjs';
@@ -20,7 +22,7 @@ export async function startFakeGoogle(t) {
     vars() {
       return {
         GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET,
-        GOOGLE_OAUTH_TOKEN_URL: `${fake.url}/token`, GOOGLE_ACCOUNTS_URL: `${fake.url}/accounts`,
+        GOOGLE_OAUTH_TOKEN_URL: `${fake.url}/token`, GOOGLE_ACCOUNTS_URL: `${fake.url}/accounts`, GOOGLE_OAUTH_REVOKE_URL: `${fake.url}/revoke`,
         GMAIL_API_URL: fake.url, GOOGLE_CALENDAR_API_URL: fake.url,
       };
     },
@@ -30,6 +32,8 @@ export async function startFakeGoogle(t) {
     lifetimeSeconds: 3599,
     refreshDelayMs: 0,
     refreshes: 0,
+    /** Every revocation request: {token, known} (known: a live token of a grant). */
+    revocations: [],
     /** Issues an authorization code for `email` (as Google's consent screen would). */
     issueCode({ email, challenge, redirectUri, scope = '', name = 'Test User', verified = true }) {
       const code = `4/${randomBytes(12).toString('hex')}`;
@@ -99,6 +103,18 @@ export async function startFakeGoogle(t) {
     return oauthError('unsupported_grant_type', `Invalid grant_type: ${p.grant_type}`);
   });
 
+  // Revocation (RFC 7009 as Google speaks it): a refresh or access token; the grant goes with it.
+  fake.on('POST', '/revoke', (req) => {
+    const token = req.form?.token ?? req.query.get('token') ?? '';
+    const refresh = g.refreshTokens.get(token);
+    const access = g.accessTokens.get(token);
+    const email = (refresh && !refresh.revoked ? refresh.email : undefined) ?? access?.email;
+    g.revocations.push({ token, known: Boolean(email) });
+    if (!email) return oauthError('invalid_token', 'Token expired or revoked');
+    g.revoke(email);
+    return { json: {} };
+  });
+
   // Batch: each part is an HTTP request answered by the fake's own routes.
   fake.on('POST', /^\/batch\/(gmail\/v1|calendar\/v3)$/, async (req) => {
     const boundary = /boundary=([^;]+)/.exec(req.headers['content-type'] ?? '')?.[1];
@@ -106,9 +122,10 @@ export async function startFakeGoogle(t) {
     const parts = req.raw.toString().split(`--${boundary}`).slice(1).filter((p) => !p.startsWith('--'));
     if (parts.length > 100) return g.error(400, 'Too many requests in batch (max 100)');
     g.batches = (g.batches ?? 0) + 1;
+    (g.batchSizes ??= []).push(parts.length);
     const out = `batch_${randomBytes(6).toString('hex')}`;
     let body = '';
-    for (const part of parts) {
+    for (const [i, part] of parts.entries()) {
       const [head, http] = part.replace(/^\r?\n/, '').split(/\r?\n\r?\n(.*)/s);
       const id = /Content-ID:\s*<([^>]+)>/i.exec(head)?.[1] ?? '';
       const [reqHead, inner = ''] = http.split(/\r?\n\r?\n(.*)/s);
@@ -118,7 +135,9 @@ export async function startFakeGoogle(t) {
       try { json = inner.trim() ? JSON.parse(inner.trim()) : undefined; } catch {}
       const record = { method, path: url.pathname, query: url.searchParams, headers: { ...req.headers, 'content-type': 'application/json' }, raw: Buffer.from(inner.trim()), json };
       fake.requests.push({ ...record, batched: true });
-      const r = await fake.dispatch(record);
+      // A batch's parts run concurrently at Google: past 50 of them, parts are refused with 429
+      // (why Google advises batches of at most 50).
+      const r = i >= 50 ? { status: 429, json: { error: { code: 429, message: 'Too many concurrent requests for user.', errors: [{ reason: 'rateLimitExceeded', message: 'Too many concurrent requests for user.' }] } } } : await fake.dispatch(record);
       const status = r.status ?? 200;
       const payload = r.json !== undefined ? JSON.stringify(r.json) : (r.body ?? '');
       body += `--${out}\r\nContent-Type: application/http\r\nContent-ID: <response-${id}>\r\n\r\nHTTP/1.1 ${status} ${status === 200 ? 'OK' : 'Error'}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${payload}\r\n`;

@@ -43,6 +43,7 @@ export class Service {
       TELEGRAM_API_URL: up.telegram ?? 'http://127.0.0.1:9/telegram',
       GOOGLE_ACCOUNTS_URL: up.googleAccounts ?? 'http://127.0.0.1:9/accounts',
       GOOGLE_OAUTH_TOKEN_URL: up.googleToken ?? 'http://127.0.0.1:9/token',
+      GOOGLE_OAUTH_REVOKE_URL: up.googleRevoke ?? 'http://127.0.0.1:9/revoke',
       GMAIL_API_URL: up.gmail ?? 'http://127.0.0.1:9/gmail',
       GOOGLE_CALENDAR_API_URL: up.calendar ?? 'http://127.0.0.1:9/calendar',
       SLACK_API_URL: up.slack ?? 'http://127.0.0.1:9/slack',

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use worker::Method;
 
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, ServiceError, ServiceImpl,
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, Scopes, ServiceError, ServiceImpl,
 };
 use crate::integrations::services::google::Api;
 use crate::time::{iso, parse_iso, Millis};
@@ -38,6 +38,44 @@ const MAX_SLOT_RANGE_DAYS: i64 = 62;
 const DEFAULT_EVENT_MINUTES: i64 = 60;
 /// Pages `list_calendars` follows at most (250 calendars each).
 const MAX_CALENDAR_PAGES: usize = 8;
+
+/// A Calendar scope's URL (`""`: the full calendar scope).
+macro_rules! calendar_scope {
+    ($name:literal) => {
+        concat!("https://www.googleapis.com/auth/calendar", $name)
+    };
+}
+// What each kind of call needs, narrowest scope first (Google's scope table for each method).
+const LIST_CALENDARS: &[&str] = &[
+    calendar_scope!(".calendarlist.readonly"),
+    calendar_scope!(".calendarlist"),
+    calendar_scope!(".readonly"),
+    calendar_scope!(""),
+];
+const READ_EVENTS: &[&str] = &[
+    calendar_scope!(".events.readonly"),
+    calendar_scope!(".events"),
+    calendar_scope!(".readonly"),
+    calendar_scope!(""),
+];
+const WRITE_EVENTS: &[&str] = &[calendar_scope!(".events"), calendar_scope!("")];
+const FREE_BUSY: &[&str] = &[
+    calendar_scope!(".freebusy"),
+    calendar_scope!(".events.freebusy"),
+    calendar_scope!(".readonly"),
+    calendar_scope!(""),
+];
+
+/// The scopes a Calendar action needs.
+fn required_scopes(action: &str) -> Scopes {
+    match action {
+        "list_calendars" => &[LIST_CALENDARS],
+        "list_events" | "get_event" => &[READ_EVENTS],
+        "create_event" | "update_event" | "delete_event" | "quick_add" | "respond" => &[WRITE_EVENTS],
+        "free_busy" | "find_slots" => &[FREE_BUSY],
+        _ => &[],
+    }
+}
 
 static OAUTH: OAuth = crate::integrations::services::google::oauth(&[
     "https://www.googleapis.com/auth/calendar",
@@ -327,6 +365,10 @@ impl ServiceImpl for CalendarService {
 
     fn actions(&self) -> &'static [Action] {
         &ACTIONS
+    }
+
+    fn required_scopes(&self, action: &str) -> Scopes {
+        required_scopes(action)
     }
 
     fn oauth(&self) -> Option<&'static OAuth> {

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::sync::{fetch, issue_item};
-use super::{client, map_err, repo_path, repository, unreadable};
+use super::{client, repo_path, repository, unreadable};
 use crate::integrations::service::{Conn, Item, Outcome, ServiceError};
 
 /// The entity's data with its id, as the entities API shows it.
@@ -33,17 +33,16 @@ pub(super) async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome
                     body[key] = p[key].clone();
                 }
             }
-            let r = client(c)?.post(&format!("{}/issues", repo_path(repo)), &body).await.map_err(map_err)?;
+            let r = client(c).post(&format!("{}/issues", repo_path(repo)), &body).await?;
             let v: Value = r.json().ok_or_else(|| unreadable("issue"))?;
             let result =
                 json!({ "number": v["number"], "title": v["title"], "url": v["html_url"], "state": v["state"] });
             Ok(Outcome::of(result).storing("issues", issue_item(repo, &v)))
         }
         "comment" => {
-            let r = client(c)?
+            let r = client(c)
                 .post(&format!("{}/issues/{number}/comments", repo_path(repo)), &json!({ "body": p["body"] }))
-                .await
-                .map_err(map_err)?;
+                .await?;
             let v: Value = r.json().ok_or_else(|| unreadable("comment"))?;
             Ok(Outcome::of(json!({ "id": v["id"], "url": v["html_url"] })))
         }

@@ -1,6 +1,7 @@
 //! The GitHub integration: repositories, and the issues, pull requests and commits of each
 //! repository, synced one page (one request) at a time; fetch; five actions; entity updates
-//! from webhook deliveries.
+//! from webhook deliveries. Tokens come through `Conn::tokens`: a GitHub App's user tokens
+//! expire (after eight hours) and are refreshed inside `API_KEYS` like Google's.
 
 pub mod actions;
 pub mod sync;
@@ -10,9 +11,10 @@ use serde_json::{json, Value};
 use crate::config::base_url;
 use crate::github::client::{GhError, GitHub};
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, ServiceError, ServiceImpl,
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, Revocation, ServiceError, ServiceImpl,
 };
 use crate::outbound::segment;
+use crate::outbound::Upstream;
 use actions::act;
 use sync::{fetch, issue_item, pull_item, repo_item, sync_page};
 
@@ -85,16 +87,54 @@ static OAUTH: OAuth = OAuth {
     scopes: &["repo", "read:user", "read:org"],
     scope_separator: " ",
     extra: &[],
-    refresh: false,
+    // GitHub Apps with expiring user tokens answer `expires_in` and a `refresh_token`; an
+    // OAuth app's tokens do not expire and carry none (nothing is refreshed then).
+    refresh: true,
+    revoke: Some(Revocation::GitHubGrant { api: ("GITHUB_API_URL", "https://api.github.com") }),
 };
 
 fn token(creds: &Credentials) -> Option<&str> {
     creds.get("access_token").or_else(|| creds.get("token")).map(String::as_str).filter(|t| !t.is_empty())
 }
 
-fn client<'a>(c: &'a Conn<'a>) -> Result<GitHub<'a>, ServiceError> {
-    let token = token(c.creds).ok_or_else(|| ServiceError::Auth("stored credentials have no access token".into()))?;
-    Ok(GitHub::over(c.http, &base_url(c.vars, "GITHUB_API_URL", "https://api.github.com"), token))
+/// GitHub with the integration's current token; a 401 is tried once more with a refreshed one
+/// (an expiring user token GitHub refused early), and answers `Auth` when there is none.
+pub(super) struct Client<'a> {
+    c: &'a Conn<'a>,
+    api: String,
+}
+
+fn client<'a>(c: &'a Conn<'a>) -> Client<'a> {
+    Client { c, api: base_url(c.vars, "GITHUB_API_URL", "https://api.github.com") }
+}
+
+impl Client<'_> {
+    async fn once(&self, token: &str, path: &str, body: Option<&Value>) -> Result<Upstream, GhError> {
+        let gh = GitHub::over(self.c.http, &self.api, token);
+        match body {
+            Some(b) => gh.post(path, b).await,
+            None => gh.get(path).await,
+        }
+    }
+
+    async fn send(&self, path: &str, body: Option<&Value>) -> Result<Upstream, ServiceError> {
+        let token = self.c.tokens.access().await?;
+        match self.once(&token, path, body).await {
+            Err(GhError::Status(401, _)) => {
+                let fresh = self.c.tokens.refreshed(&token).await?;
+                self.once(&fresh, path, body).await.map_err(map_err)
+            }
+            other => other.map_err(map_err),
+        }
+    }
+
+    pub(super) async fn get(&self, path: &str) -> Result<Upstream, ServiceError> {
+        self.send(path, None).await
+    }
+
+    pub(super) async fn post(&self, path: &str, body: &Value) -> Result<Upstream, ServiceError> {
+        self.send(path, Some(body)).await
+    }
 }
 
 fn map_err(e: GhError) -> ServiceError {
@@ -154,7 +194,7 @@ impl ServiceImpl for GitHubService {
     }
 
     async fn check(&self, c: &Conn<'_>) -> Result<Value, ServiceError> {
-        let r = client(c)?.get("/user").await.map_err(map_err)?;
+        let r = client(c).get("/user").await?;
         let me: Value = r.json().ok_or_else(|| unreadable("profile"))?;
         Ok(json!({ "login": me["login"], "id": me["id"] }))
     }
@@ -205,10 +245,10 @@ impl ServiceImpl for GitHubService {
         if holder_type != "repositories" || key.is_empty() || !key.bytes().all(|b| b.is_ascii_digit()) {
             return Ok(false);
         }
-        match client(c)?.get(&format!("/repositories/{key}")).await {
+        match client(c).get(&format!("/repositories/{key}")).await {
             Ok(_) => Ok(true),
-            Err(GhError::Status(403 | 404, _)) => Ok(false),
-            Err(e) => Err(map_err(e)),
+            Err(ServiceError::NotFound(_) | ServiceError::Upstream { status: 403, .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }
@@ -345,6 +385,62 @@ mod tests {
             &json!({ "repository": "nope", "number": 2 }),
         ));
         assert!(matches!(e, Err(ServiceError::Invalid(_))));
+    }
+
+    /// Answers 401 to any token but `fresh`, and counts the requests.
+    struct Expiring(std::cell::Cell<u32>);
+
+    impl Http for Expiring {
+        fn send(&self, call: Call) -> LocalBoxFuture<'_, Result<Upstream, OutboundError>> {
+            self.0.set(self.0.get() + 1);
+            let ok = call.header_value("Authorization") == Some("Bearer fresh");
+            let (status, body) = if ok {
+                (200, json!({ "login": "carol", "id": 8 }))
+            } else {
+                (401, json!({ "message": "Bad credentials" }))
+            };
+            Box::pin(async move { Ok(Upstream { status, headers: vec![], body: body.to_string().into_bytes() }) })
+        }
+    }
+
+    /// `stale` until refreshed, then `fresh`; a refusal when `refusing`.
+    struct Refreshing {
+        refreshed: std::cell::Cell<u32>,
+        refusing: bool,
+    }
+
+    impl crate::integrations::service::Tokens for Refreshing {
+        fn access(&self) -> LocalBoxFuture<'_, Result<String, ServiceError>> {
+            let t = if self.refreshed.get() == 0 { "stale" } else { "fresh" };
+            Box::pin(async move { Ok(t.to_string()) })
+        }
+        fn refreshed<'a>(&'a self, rejected: &'a str) -> LocalBoxFuture<'a, Result<String, ServiceError>> {
+            assert_eq!(rejected, "stale");
+            self.refreshed.set(self.refreshed.get() + 1);
+            let refusing = self.refusing;
+            Box::pin(async move {
+                if refusing {
+                    Err(ServiceError::Auth("GitHub access was revoked or expired".into()))
+                } else {
+                    Ok("fresh".to_string())
+                }
+            })
+        }
+    }
+
+    #[test]
+    fn an_expired_user_token_is_refreshed_once_and_a_refused_refresh_is_auth() {
+        let (vars, creds) = setup();
+        let http = Expiring(std::cell::Cell::new(0));
+        let tokens = Refreshing { refreshed: std::cell::Cell::new(0), refusing: false };
+        let c = Conn { http: &http, vars: &vars, creds: &creds, tokens: &tokens, now: 0 };
+        let me = futures::executor::block_on(GitHubService.check(&c)).unwrap();
+        assert_eq!(me["login"], "carol");
+        assert_eq!((tokens.refreshed.get(), http.0.get()), (1, 2), "refused once, refreshed once, sent again");
+        let refusing = Refreshing { refreshed: std::cell::Cell::new(0), refusing: true };
+        let c = Conn { http: &http, vars: &vars, creds: &creds, tokens: &refusing, now: 0 };
+        let e = futures::executor::block_on(GitHubService.act(&c, "get_repository", &json!({ "repository": "o/r" })));
+        assert!(matches!(e, Err(ServiceError::Auth(_))), "{e:?}");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::{client, map_err, repo_path, unreadable, PER_PAGE};
-use crate::github::client::{next_page, GhError};
+use super::{client, repo_path, unreadable, PER_PAGE};
+use crate::github::client::next_page;
 use crate::integrations::service::{Conn, Item, Page, PageRequest, ServiceError};
 use crate::outbound::segment;
 
@@ -70,14 +70,13 @@ pub(super) fn newer_than(items: &mut Vec<Item>, since: Option<&str>) -> bool {
 }
 
 pub(super) async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
-    let gh = client(c)?;
+    let gh = client(c);
     let page = req.cursor.and_then(|v| v["page"].as_u64()).unwrap_or(1);
     let next = |more: bool| more.then(|| json!({ "page": page + 1 }));
     if req.entity == "repositories" {
         let r = gh
             .get(&format!("/user/repos?per_page={PER_PAGE}&page={page}&sort=updated&direction=desc&type=all"))
-            .await
-            .map_err(map_err)?;
+            .await?;
         let list: Vec<Value> = r.json().ok_or_else(|| unreadable("repository page"))?;
         let mut items: Vec<Item> = list.iter().map(repo_item).collect();
         // Newest first: an incremental run stops at the first repository older than the checkpoint.
@@ -104,8 +103,8 @@ pub(super) async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Pag
     let r = match gh.get(&path).await {
         Ok(r) => r,
         // An empty repository has no commits (409); a vanished one is skipped.
-        Err(GhError::Status(409 | 404, _)) => return Ok(Page::default()),
-        Err(e) => return Err(map_err(e)),
+        Err(ServiceError::NotFound(_) | ServiceError::Upstream { status: 409, .. }) => return Ok(Page::default()),
+        Err(e) => return Err(e),
     };
     let list: Vec<Value> = r.json().ok_or_else(|| unreadable(&format!("{} page", req.entity)))?;
     let more = next_page(r.header("link").as_deref()).is_some();
@@ -128,7 +127,7 @@ pub(super) fn numbered(id: &str) -> Option<(&str, u64)> {
 }
 
 pub(super) async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'static str, Item), ServiceError> {
-    let gh = client(c)?;
+    let gh = client(c);
     let bad = || {
         ServiceError::Invalid(format!(
             "Expected an id like owner/repo{}",
@@ -138,13 +137,13 @@ pub(super) async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'sta
     match entity {
         "repositories" => {
             crate::github::repo::RepoRef::parse_full_name(id).ok_or_else(bad)?;
-            let r = gh.get(&repo_path(id)).await.map_err(map_err)?;
+            let r = gh.get(&repo_path(id)).await?;
             Ok(("repositories", repo_item(&r.json::<Value>().ok_or_else(|| unreadable("repository"))?)))
         }
         "issues" | "pull_requests" => {
             let (repo, n) = numbered(id).ok_or_else(bad)?;
             let kind = if entity == "issues" { "issues" } else { "pulls" };
-            let r = gh.get(&format!("{}/{kind}/{n}", repo_path(repo))).await.map_err(map_err)?;
+            let r = gh.get(&format!("{}/{kind}/{n}", repo_path(repo))).await?;
             let v: Value = r.json().ok_or_else(|| unreadable(entity))?;
             Ok(if entity == "issues" {
                 ("issues", issue_item(repo, &v))

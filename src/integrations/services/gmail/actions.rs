@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use worker::Method;
 
 use super::compose::{
-    attachments, bad, content, header, raw_message, reply_recipients, send_raw, sent_outcome, text, thread_headers,
-    Content,
+    attachments, bad, content, header, message_work, raw_message, reply_recipients, send_raw, sent_outcome, text,
+    thread_headers, Content,
 };
 use super::drafts::{create_draft, current, label_ids, list_drafts, relabel, update_draft};
 use super::sync::{label_item, message_entity, message_view, thread_item, thread_summary};
@@ -14,7 +14,7 @@ use super::{api, batch, full_message, message_path, profile_address, query, str_
 use crate::integrations::service::{Conn, Item, Outcome, ServiceError};
 use crate::integrations::services::google::mime::{self};
 use crate::integrations::services::google::{Charsets, Part};
-use crate::outbound::segment;
+use crate::outbound::{segment, Work};
 
 pub(super) async fn reply(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
     let id = p["messageId"].as_str().unwrap_or("");
@@ -34,7 +34,7 @@ pub(super) async fn reply(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceErr
         ..Content::default()
     };
     let raw = raw_message(&me, &m, c.now)?;
-    send_raw(c, raw, original["threadId"].as_str()).await
+    send_raw(c, raw, original["threadId"].as_str(), message_work(&m)).await
 }
 
 pub(super) async fn search(c: &Conn<'_>, p: &Value) -> Result<Outcome, ServiceError> {
@@ -102,14 +102,16 @@ pub(super) async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome
         "send_email" => {
             let m = content(p)?;
             let from = profile_address(c).await?;
-            send_raw(c, raw_message(&from, &m, c.now)?, None).await
+            send_raw(c, raw_message(&from, &m, c.now)?, None, message_work(&m)).await
         }
         "reply" => reply(c, p).await,
         "create_draft" => create_draft(c, p).await,
         "update_draft" => update_draft(c, p).await,
         "send_draft" => {
             let draft = p["draftId"].as_str().unwrap_or("");
-            let sent = api(c).send(Method::Post, "/users/me/drafts/send", Some(&json!({ "id": draft }))).await?;
+            // A stored draft may carry attachments: sending it is bulk work.
+            let body = json!({ "id": draft });
+            let sent = api(c).work(Work::Bulk).send(Method::Post, "/users/me/drafts/send", Some(&body)).await?;
             Ok(sent_outcome(c, &sent).await?.storing("drafts", Item::gone(draft)))
         }
         "delete_draft" => {
@@ -170,7 +172,7 @@ pub(super) async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome
         }
         "get_attachment" => {
             let (m, a) = (p["messageId"].as_str().unwrap_or(""), p["attachmentId"].as_str().unwrap_or(""));
-            let v = api(c).get(&format!("{}/attachments/{}", message_path(m), segment(a))).await?;
+            let v = api(c).work(Work::Download).get(&format!("{}/attachments/{}", message_path(m), segment(a))).await?;
             let data =
                 mime::headers::b64_decode(v["data"].as_str().unwrap_or("")).ok_or_else(|| unreadable("attachment"))?;
             use base64::Engine;

@@ -10,6 +10,7 @@ use super::{api, message_path, unreadable};
 use crate::integrations::service::{Conn, Outcome, ServiceError};
 use crate::integrations::services::google::b64url;
 use crate::integrations::services::google::mime::{self, Outgoing};
+use crate::outbound::Work;
 use crate::time::Millis;
 
 /// A parameter problem the schema cannot express.
@@ -208,13 +209,27 @@ pub(super) fn thread_headers(original: &Value) -> (Option<String>, Option<String
 // Actions
 // ---------------------------------------------------------------------------------------------
 
+/// The work of sending or saving `m`: attachments make it bulk.
+pub(super) fn message_work(m: &Content) -> Work {
+    if m.attachments.is_empty() {
+        Work::Read
+    } else {
+        Work::Bulk
+    }
+}
+
 /// Sends `raw` (in `thread`); answers `{id, threadId}` and stores the sent message.
-pub(super) async fn send_raw(c: &Conn<'_>, raw: String, thread: Option<&str>) -> Result<Outcome, ServiceError> {
+pub(super) async fn send_raw(
+    c: &Conn<'_>,
+    raw: String,
+    thread: Option<&str>,
+    work: Work,
+) -> Result<Outcome, ServiceError> {
     let mut body = json!({ "raw": raw });
     if let Some(t) = thread {
         body["threadId"] = json!(t);
     }
-    let sent = api(c).send(Method::Post, "/users/me/messages/send", Some(&body)).await?;
+    let sent = api(c).work(work).send(Method::Post, "/users/me/messages/send", Some(&body)).await?;
     sent_outcome(c, &sent).await
 }
 

@@ -4,9 +4,13 @@
 use serde_json::{json, Value};
 use worker::Method;
 
-use super::compose::{bad, content, header, header_addresses, raw_message, text, thread_headers, Content};
+use super::compose::{
+    bad, content, header, header_addresses, message_work, raw_message, text, thread_headers, Content,
+};
 use super::sync::{draft_item, message_entity, message_item, message_view};
-use super::{api, batch, get, message_path, profile_address, query, str_list, unreadable, with_profile};
+use super::{
+    api, batch, download_batch, get, message_path, profile_address, query, str_list, unreadable, with_profile,
+};
 use crate::integrations::service::{Conn, Outcome, ServiceError};
 use crate::integrations::services::google::mime::{self};
 use crate::integrations::services::google::Part;
@@ -102,11 +106,12 @@ pub(super) async fn save_draft(
     if let Some(t) = thread {
         message["threadId"] = json!(t);
     }
+    let api = api(c).work(message_work(content));
     let d = match draft {
-        None => api(c).send(Method::Post, "/users/me/drafts", Some(&json!({ "message": message }))).await?,
+        None => api.send(Method::Post, "/users/me/drafts", Some(&json!({ "message": message }))).await?,
         Some(id) => {
             let body = json!({ "id": id, "message": message });
-            api(c).send(Method::Put, &format!("/users/me/drafts/{}", segment(id)), Some(&body)).await?
+            api.send(Method::Put, &format!("/users/me/drafts/{}", segment(id)), Some(&body)).await?
         }
     };
     if d["id"].as_str().is_none() {
@@ -178,7 +183,7 @@ pub(super) async fn kept_attachments(
         .map(|a| get(format!("{}/attachments/{}", message_path(id), segment(a["id"].as_str().unwrap_or("")))))
         .collect();
     let mut out = Vec::new();
-    for (a, answer) in list.iter().zip(batch(c, &parts).await?) {
+    for (a, answer) in list.iter().zip(download_batch(c, &parts).await?) {
         let data = mime::headers::b64_decode(answer?["data"].as_str().unwrap_or(""))
             .ok_or_else(|| unreadable("attachment"))?;
         out.push(mime::Attachment {

@@ -1,7 +1,8 @@
 //! The Gmail integration (README, "What it does today"): labels, messages, threads and drafts synced
 //! (messages in full once, then from the stored `historyId` through `users.history.list`),
 //! fetch, and the mail actions. Several messages are always read through Google's batch
-//! endpoint, so a page of up to 100 messages costs two subrequests. Messages this service
+//! endpoint (50 per batch, as Google advises), so a page of up to 100 messages costs three
+//! subrequests. Messages this service
 //! sends are built by `mime::build::build`: From is the account's address, with a Date, a random
 //! Message-ID and random boundaries; replies carry In-Reply-To and References.
 
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::config::base_url;
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, ServiceError, ServiceImpl,
+    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Scopes, ServiceError, ServiceImpl,
 };
 use crate::integrations::services::google::{Api, Part};
 use crate::outbound::segment;
@@ -29,12 +30,52 @@ const API_VAR: &str = "GMAIL_API_URL";
 const API_DEFAULT: &str = "https://gmail.googleapis.com";
 /// Prefix of the API's paths, also the absolute paths of batch parts.
 const V1: &str = "/gmail/v1";
-/// Google's limit of requests in one batch.
-const BATCH_MAX: usize = 100;
+/// Messages read per batch request (Google's advice; 100 gets per-part 429s).
+const BATCH_MAX: usize = crate::integrations::services::google::BATCH_PARTS_MAX;
+/// Message ids per listing page of a full pass (read in batches of `BATCH_MAX`).
+const MESSAGE_PAGE: u32 = 100;
 /// Threads and drafts per listing page (Gmail's maximum).
 const LIST_MAX: u32 = 500;
 /// History records per page of an incremental run.
 const HISTORY_MAX: u32 = 500;
+
+/// A Gmail scope's URL.
+macro_rules! gmail_scope {
+    ($name:literal) => {
+        concat!("https://www.googleapis.com/auth/gmail.", $name)
+    };
+}
+/// Full access to the mailbox: includes every other Gmail scope.
+const FULL_ACCESS: &str = "https://mail.google.com/";
+// What each kind of call needs, narrowest scope first (Google's scope table for each method).
+const READ: &[&str] = &[gmail_scope!("readonly"), gmail_scope!("modify"), FULL_ACCESS];
+const PROFILE: &[&str] =
+    &[gmail_scope!("readonly"), gmail_scope!("compose"), gmail_scope!("modify"), gmail_scope!("metadata"), FULL_ACCESS];
+const SEND: &[&str] = &[gmail_scope!("send"), gmail_scope!("compose"), gmail_scope!("modify"), FULL_ACCESS];
+const COMPOSE: &[&str] = &[gmail_scope!("compose"), gmail_scope!("modify"), FULL_ACCESS];
+const READ_DRAFTS: &[&str] = &[gmail_scope!("readonly"), gmail_scope!("compose"), gmail_scope!("modify"), FULL_ACCESS];
+const MODIFY: &[&str] = &[gmail_scope!("modify"), FULL_ACCESS];
+const LABELS: &[&str] = &[gmail_scope!("labels"), gmail_scope!("modify"), FULL_ACCESS];
+const LIST_LABELS: &[&str] =
+    &[gmail_scope!("labels"), gmail_scope!("readonly"), gmail_scope!("metadata"), gmail_scope!("modify"), FULL_ACCESS];
+
+/// The scopes a Gmail action needs: a send reads the account's address (the profile) first, a
+/// reply reads the message it answers.
+fn required_scopes(action: &str) -> Scopes {
+    match action {
+        "search_messages" | "get_message" | "get_thread" | "get_attachment" => &[READ],
+        "send_email" => &[SEND, PROFILE],
+        "reply" => &[SEND, READ],
+        "create_draft" | "update_draft" | "send_draft" | "delete_draft" => &[COMPOSE],
+        "list_drafts" => &[READ_DRAFTS],
+        "modify_labels" | "mark_read" | "mark_unread" | "archive" | "star" | "unstar" | "trash" | "untrash" => {
+            &[MODIFY]
+        }
+        "list_labels" => &[LIST_LABELS],
+        "create_label" | "delete_label" => &[LABELS],
+        _ => &[],
+    }
+}
 
 static OAUTH: OAuth = crate::integrations::services::google::oauth(&[
     "https://www.googleapis.com/auth/gmail.readonly",
@@ -296,6 +337,12 @@ async fn batch(c: &Conn<'_>, parts: &[Part]) -> Result<Vec<Result<Value, Service
     api(c).batch(&url, parts).await
 }
 
+/// A batch of attachment reads: large answers, so the download's timeout.
+async fn download_batch(c: &Conn<'_>, parts: &[Part]) -> Result<Vec<Result<Value, ServiceError>>, ServiceError> {
+    let url = format!("{}/batch/gmail/v1", base_url(c.vars, API_VAR, API_DEFAULT));
+    api(c).work(crate::outbound::Work::Download).batch(&url, parts).await
+}
+
 fn get(path: String) -> Part {
     Part { method: "GET", path: format!("{V1}{path}"), body: None }
 }
@@ -393,6 +440,10 @@ impl ServiceImpl for GmailService {
         &ACTIONS
     }
 
+    fn required_scopes(&self, action: &str) -> Scopes {
+        required_scopes(action)
+    }
+
     fn oauth(&self) -> Option<&'static OAuth> {
         Some(&OAUTH)
     }
@@ -465,6 +516,9 @@ mod tests {
         /// (method, path, body) of every request, batch parts included (marked "BATCH GET").
         seen: RefCell<Vec<(String, String, Option<Value>)>>,
         subrequests: Cell<u32>,
+        /// (method and path, timeout) of every outer request; the parts of every batch.
+        timeouts: RefCell<Vec<(String, std::time::Duration)>>,
+        batch_sizes: RefCell<Vec<usize>>,
     }
 
     impl Fake {
@@ -474,6 +528,8 @@ mod tests {
                 valid_token: RefCell::new("t1".into()),
                 seen: RefCell::new(vec![]),
                 subrequests: Cell::new(0),
+                timeouts: RefCell::new(vec![]),
+                batch_sizes: RefCell::new(vec![]),
             }
         }
 
@@ -495,14 +551,17 @@ mod tests {
             let path = call.url.trim_start_matches("https://gm.test").to_string();
             let token = call.header_value("Authorization").unwrap_or("").trim_start_matches("Bearer ").to_string();
             let body = call.body.clone().unwrap_or_default();
+            let what = format!("{} {}", call.method.as_ref(), path.split('?').next().unwrap_or(""));
+            self.timeouts.borrow_mut().push((what, call.time_limit()));
             let answer = if path == "/batch/gmail/v1" {
                 let ct = call.header_value("Content-Type").unwrap_or("").to_string();
                 let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
                 let text = String::from_utf8(body).unwrap();
                 let mut out = String::new();
-                for (i, part) in
-                    text.split(&format!("--{boundary}")).skip(1).filter(|p| !p.starts_with("--")).enumerate()
-                {
+                let parts: Vec<&str> =
+                    text.split(&format!("--{boundary}")).skip(1).filter(|p| !p.starts_with("--")).collect();
+                self.batch_sizes.borrow_mut().push(parts.len());
+                for (i, part) in parts.into_iter().enumerate() {
                     let http = part.split_once("\r\n\r\n").unwrap().1;
                     let (line, rest) = http.split_once("\r\n").unwrap();
                     let (method, target) = line.split_once(' ').unwrap();
@@ -733,6 +792,53 @@ mod tests {
             assert_eq!(next["pending"], json!(["b"]));
             let req = PageRequest { entity: "messages", parent: "", cursor: Some(&next), since: None, max_requests: 5 };
             assert!(matches!(run(GmailService.sync_page(c, &req)), Err(ServiceError::RateLimited(_))));
+        });
+    }
+
+    #[test]
+    fn batches_hold_at_most_50_parts_and_each_call_gets_the_timeout_of_its_work() {
+        use std::time::Duration;
+        let fake = Fake::new(|method, path, _| match (method, path.split('?').next().unwrap()) {
+            ("GET", "/gmail/v1/users/me/messages") => {
+                let ids: Vec<Value> = (0..100).map(|i| json!({ "id": format!("m{i}") })).collect();
+                (200, json!({ "messages": ids }))
+            }
+            ("GET", "/gmail/v1/users/me/profile") => (200, json!({ "emailAddress": "me@example.com" })),
+            ("GET", p) if p.contains("/attachments/") => (200, json!({ "size": 2, "data": b64("hi") })),
+            ("GET", p) if p.starts_with("/gmail/v1/users/me/messages/") => (200, gmail_message(&path_id(p), 5, &[])),
+            ("POST", "/gmail/v1/users/me/messages/send") => (200, json!({ "id": "s1", "threadId": "t" })),
+            _ => (404, json!({ "error": { "code": 404, "message": "Not Found" } })),
+        });
+        let tokens = Counted::default();
+        let timeout_of = |what: &str| {
+            let t = fake.timeouts.borrow();
+            t.iter().rev().find(|(w, _)| w == what).map(|(_, d)| *d).unwrap_or_else(|| panic!("no {what}: {t:?}"))
+        };
+        with_conn(&fake, &tokens, |c| {
+            // A search of 100 messages reads them in two batches of 50.
+            let out = run(GmailService.act(c, "search_messages", &json!({ "maxResults": 100 }))).unwrap();
+            assert_eq!(out.result["messages"].as_array().unwrap().len(), 100);
+            assert_eq!(*fake.batch_sizes.borrow(), [50, 50]);
+            assert_eq!(timeout_of("GET /gmail/v1/users/me/messages"), Duration::from_secs(10), "a plain read");
+            assert_eq!(timeout_of("POST /batch/gmail/v1"), Duration::from_secs(30), "a batch is bulk work");
+            // A full sync page lists 100 and reads them 50 at a time.
+            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 10 };
+            let page = run(GmailService.sync_page(c, &req)).unwrap();
+            assert_eq!((page.items.len(), page.next.is_none()), (100, true));
+            assert_eq!(*fake.batch_sizes.borrow(), [50, 50, 50, 50]);
+            // With room for one batch only, the rest waits for the next page.
+            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 2 };
+            let page = run(GmailService.sync_page(c, &req)).unwrap();
+            assert_eq!(page.items.len(), 50);
+            assert_eq!(page.next.unwrap()["pending"].as_array().unwrap().len(), 50);
+
+            run(GmailService.act(c, "get_attachment", &json!({ "messageId": "m1", "attachmentId": "a1" }))).unwrap();
+            assert_eq!(timeout_of("GET /gmail/v1/users/me/messages/m1/attachments/a1"), Duration::from_secs(60));
+            run(GmailService.act(c, "send_email", &json!({ "to": "a@x.com", "subject": "s", "body": "b" }))).unwrap();
+            assert_eq!(timeout_of("POST /gmail/v1/users/me/messages/send"), Duration::from_secs(10));
+            let with_file = json!({ "to": "a@x.com", "subject": "s", "attachments": [{ "filename": "f.txt", "mimeType": "text/plain", "data": "aGk=" }] });
+            run(GmailService.act(c, "send_email", &with_file)).unwrap();
+            assert_eq!(timeout_of("POST /gmail/v1/users/me/messages/send"), Duration::from_secs(30));
         });
     }
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{api, batch, full_message, message_path, query, BATCH_MAX, HISTORY_MAX, LIST_MAX};
+use super::{api, batch, full_message, message_path, query, BATCH_MAX, HISTORY_MAX, LIST_MAX, MESSAGE_PAGE};
 use crate::integrations::service::{Conn, Item, Page, PageRequest, ServiceError};
 use crate::integrations::services::google::mime::{self};
 use crate::integrations::services::google::{Charsets, Part};
@@ -100,8 +100,8 @@ pub(super) struct Cursor {
     hid: Option<String>,
 }
 
-/// One page of messages: a list (or history) page, then its messages in one batch, each step
-/// only while the page's share of requests lasts.
+/// One page of messages: a list (or history) page, then its messages in batches of
+/// `BATCH_MAX`, each step only while the page's share of requests lasts.
 pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
     let mut cur: Cursor = req.cursor.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
     let budget = req.max_requests.max(1);
@@ -112,7 +112,7 @@ pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result
         let token = cur.page.clone().map(|t| ("pageToken", t));
         match req.since {
             None => {
-                let mut q = vec![("maxResults", BATCH_MAX.to_string())];
+                let mut q = vec![("maxResults", MESSAGE_PAGE.to_string())];
                 q.extend(token);
                 let v = api(c).get(&format!("/users/me/messages?{}", query(&q))).await?;
                 cur.pending = v["messages"]
@@ -147,16 +147,26 @@ pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result
         }
         cur.listed = cur.page.is_none();
     }
-    if !cur.pending.is_empty() && used < budget {
+    // Whether a message was read in this page: a failure before that fails the page (retried
+    // whole); a failure after it keeps what was read and leaves the rest pending.
+    let mut fetched_any = false;
+    while !cur.pending.is_empty() && used < budget {
         used += 1;
         let ids: Vec<String> = cur.pending.drain(..cur.pending.len().min(BATCH_MAX)).collect();
         let parts: Vec<Part> = ids.iter().map(|id| full_message(id)).collect();
-        let answers = batch(c, &parts).await?;
-        let (mut retry, mut failure, mut fetched) = (Vec::new(), None, 0);
+        let answers = match batch(c, &parts).await {
+            Ok(a) => a,
+            Err(e) if !fetched_any => return Err(e),
+            Err(_) => {
+                cur.pending.splice(0..0, ids);
+                break;
+            }
+        };
+        let (mut retry, mut failure) = (Vec::new(), None);
         for (id, answer) in ids.into_iter().zip(answers) {
             match answer {
                 Ok(m) => {
-                    fetched += 1;
+                    fetched_any = true;
                     bump(&mut cur.hid, &m["historyId"]);
                     items.push(message_entity(message_view(&m)));
                 }
@@ -175,11 +185,12 @@ pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result
             }
         }
         if let Some(e) = failure {
-            if fetched == 0 {
+            if !fetched_any {
                 return Err(e);
             }
             retry.append(&mut cur.pending);
             cur.pending = retry;
+            break;
         }
     }
     // An empty mailbox has no message to take a history id from: the profile has one.

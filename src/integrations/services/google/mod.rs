@@ -10,8 +10,14 @@ use serde_json::Value;
 use worker::Method;
 
 use crate::config::base_url;
-use crate::integrations::service::{Conn, OAuth, ServiceError};
-use crate::outbound::Call;
+use crate::integrations::service::{Conn, OAuth, Revocation, ServiceError};
+use crate::outbound::{Call, Work};
+
+/// Parts per batch request: Google advises at most 50 (a batch's parts run concurrently, and
+/// larger batches get per-part 429s); more parts go in further batches, one after another.
+pub const BATCH_PARTS_MAX: usize = 50;
+/// A request body above this is bulk work (a message with attachments, a large draft).
+const BULK_BODY_BYTES: usize = 64 * 1024;
 
 /// OAuth parameters of a Google service with its scopes.
 pub const fn oauth(scopes: &'static [&'static str]) -> OAuth {
@@ -28,6 +34,9 @@ pub const fn oauth(scopes: &'static [&'static str]) -> OAuth {
         // A refresh token is only issued with offline access, and again only with consent.
         extra: &[("access_type", "offline"), ("prompt", "consent"), ("include_granted_scopes", "true")],
         refresh: true,
+        revoke: Some(Revocation::TokenForm {
+            url: ("GOOGLE_OAUTH_REVOKE_URL", "https://oauth2.googleapis.com/revoke"),
+        }),
     }
 }
 
@@ -35,6 +44,9 @@ pub const fn oauth(scopes: &'static [&'static str]) -> OAuth {
 pub struct Api<'a> {
     conn: &'a Conn<'a>,
     base: String,
+    /// The work the caller declared (a download, a send with attachments); else it is read
+    /// from the request (batches are bulk, and so are large bodies).
+    work: Option<Work>,
 }
 
 /// A request of a batch: method, path (with query) and an optional JSON body.
@@ -64,7 +76,23 @@ fn error_of(status: u16, body: &[u8], retry_after: Option<&str>) -> ServiceError
 
 impl<'a> Api<'a> {
     pub fn new(conn: &'a Conn<'a>, var: &str, default: &str, prefix: &str) -> Self {
-        Api { conn, base: format!("{}{prefix}", base_url(conn.vars, var, default)) }
+        Api { conn, base: format!("{}{prefix}", base_url(conn.vars, var, default)), work: None }
+    }
+
+    /// Declares the requests' work (their timeout): e.g. `Work::Download` for attachments.
+    pub fn work(mut self, work: Work) -> Self {
+        self.work = Some(work);
+        self
+    }
+
+    /// The work of one request: the declared one, or bulk for a large body, else a read.
+    fn work_of(&self, body: &Option<(Vec<u8>, String)>, batch: bool) -> Work {
+        let large = batch || body.as_ref().is_some_and(|(b, _)| b.len() > BULK_BODY_BYTES);
+        match self.work {
+            Some(w) => w,
+            None if large => Work::Bulk,
+            None => Work::Read,
+        }
     }
 
     /// One request with `token`.
@@ -74,8 +102,10 @@ impl<'a> Api<'a> {
         url: &str,
         body: &Option<(Vec<u8>, String)>,
         token: &str,
+        work: Work,
     ) -> Result<crate::outbound::Upstream, ServiceError> {
         let mut call = Call::new(method.clone(), url)
+            .work(work)
             .header("Authorization", format!("Bearer {token}"))
             .header("Accept", "application/json");
         if let Some((bytes, ct)) = body {
@@ -92,13 +122,14 @@ impl<'a> Api<'a> {
         url: &str,
         body: Option<(Vec<u8>, String)>,
     ) -> Result<crate::outbound::Upstream, ServiceError> {
+        let work = self.work_of(&body, false);
         let token = self.conn.tokens.access().await?;
-        let r = self.once(&method, url, &body, &token).await?;
+        let r = self.once(&method, url, &body, &token, work).await?;
         if r.status != 401 {
             return Ok(r);
         }
         let token = self.conn.tokens.refreshed(&token).await?;
-        self.once(&method, url, &body, &token).await
+        self.once(&method, url, &body, &token, work).await
     }
 
     /// A JSON request to `path` (relative to the API's base); `Value::Null` for an empty answer.
@@ -120,10 +151,23 @@ impl<'a> Api<'a> {
         self.send(Method::Get, path, None).await
     }
 
-    /// Many requests in one subrequest (Google's batch endpoint, `multipart/mixed`): each
-    /// part's outcome in order. `batch_path` is e.g. `/batch/gmail/v1`; part paths are absolute
-    /// API paths (`/gmail/v1/users/me/messages/…`).
+    /// Many requests through Google's batch endpoint (`multipart/mixed`), at most
+    /// [`BATCH_PARTS_MAX`] per subrequest: each part's outcome in order. `batch_url` is e.g.
+    /// `…/batch/gmail/v1`; part paths are absolute API paths (`/gmail/v1/users/me/messages/…`).
     pub async fn batch(
+        &self,
+        batch_url: &str,
+        parts: &[Part],
+    ) -> Result<Vec<Result<Value, ServiceError>>, ServiceError> {
+        let mut out = Vec::with_capacity(parts.len());
+        for chunk in parts.chunks(BATCH_PARTS_MAX) {
+            out.extend(self.batch_once(batch_url, chunk).await?);
+        }
+        Ok(out)
+    }
+
+    /// One batch request of at most [`BATCH_PARTS_MAX`] parts.
+    async fn batch_once(
         &self,
         batch_url: &str,
         parts: &[Part],
@@ -149,11 +193,12 @@ impl<'a> Api<'a> {
         }
         body.push_str(&format!("--{boundary}--\r\n"));
         let payload = Some((body.into_bytes(), format!("multipart/mixed; boundary={boundary}")));
+        let work = self.work_of(&payload, true);
         // Google answers a refused token in each part of a 200 batch: refresh once, send again.
         let mut token = self.conn.tokens.access().await?;
         let mut attempt = 0;
         let answers = loop {
-            let r = self.once(&Method::Post, batch_url, &payload, &token).await?;
+            let r = self.once(&Method::Post, batch_url, &payload, &token, work).await?;
             let answers = if r.ok() {
                 let ct = r.header("content-type").unwrap_or_default();
                 Some(
