@@ -144,7 +144,7 @@ test('data kept in D1 by the previous release moves into the objects, readable a
   assert.deepEqual(gmailStart.body.checkpoints, [{ parent: '', cursor: '98765' }]);
 
   // The next release's migration drops the D1 tables: nothing reads them any more.
-  const drop = readFileSync(join(root, 'migrations-next', '0017_drop_d1_data_plane.sql'), 'utf8')
+  const drop = readFileSync(join(root, 'migrations-next', 'drop_d1_data_plane.sql'), 'utf8')
     .split('\n').filter((l) => !l.startsWith('--')).join('\n').split(';').map((s) => s.trim()).filter(Boolean);
   const d1 = await svc.db();
   await d1.batch(drop.map((s) => d1.prepare(s)));
