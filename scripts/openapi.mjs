@@ -411,9 +411,9 @@ const paths = {
   '/api/admin/custom-providers/{providerId}': {
     parameters: [pathParam('providerId', 'lowercase letters, digits and hyphens, 1-50; not anthropic, openai, google or parallel')],
     put: admin({
-      tags: ['providers'], summary: 'Create or update a provider. `apiKey` absent keeps the stored key; null or "" removes it',
+      tags: ['providers'], summary: 'Create or update a provider. `apiKey` absent keeps the stored key while the base URL keeps its origin (scheme, host, port; another origin drops it); null or "" removes it',
       requestBody: body(obj({
-        displayName: str({ minLength: 1, maxLength: 100 }), baseUrl: str({ format: 'uri', description: 'absolute http(s) URL' }),
+        displayName: str({ minLength: 1, maxLength: 100 }), baseUrl: str({ format: 'uri', description: 'absolute http(s) URL; loopback, private, link-local and unique-local hosts only with ALLOW_PRIVATE_PROVIDER_URLS=true' }),
         models: { type: 'array', minItems: 1, items: obj({ id: str({ minLength: 1 }), name: str(), contextWindow: { type: 'integer', minimum: 1 }, maxOutputTokens: { type: 'integer', minimum: 1 } }, ['id']) },
         apiKey: { type: ['string', 'null'] },
       }, ['displayName', 'baseUrl', 'models'])),
@@ -424,7 +424,7 @@ const paths = {
   '/api/admin/custom-providers/{providerId}/test': {
     parameters: [pathParam('providerId', 'Provider id')],
     post: admin({
-      tags: ['providers'], summary: 'Call GET {baseUrl}/models with the stored key (5 s timeout); a refusal is `ok: false` with its status',
+      tags: ['providers'], summary: 'Call GET {baseUrl}/models with the stored key (5 s timeout); a refusal is `ok: false` with its status; a private base URL without ALLOW_PRIVATE_PROVIDER_URLS is not called (400)',
       responses: { 200: json(obj({ ok: { type: 'boolean' }, status: { type: 'integer' }, models: { type: 'array', items: str() } }, ['ok', 'status', 'models'])), ...errors(400, 404, 502) },
     }),
   },
