@@ -504,7 +504,8 @@ const paths = {
       requestBody: body(obj({
         path: str({ minLength: 1, maxLength: 200, description: '[a-z0-9-]+(/[a-z0-9-]+)*, not under github, discord, xero, hubspot, notion or slack' }),
         method: { enum: ['POST', 'PUT', 'PATCH'] }, sessionId: str({ description: 'default: the owner\'s orchestrator' }),
-        promptTemplate: str({ minLength: 1, maxLength: 8192, description: 'at most 8 KB (8,192 bytes); {{payload.a.b}}, {{payload}} and {{query.x}} are filled in' }),
+        promptTemplate: str({ minLength: 1, maxLength: 8192, description: 'at most 8 KB (8,192 bytes); {{payload.a.b}}, {{payload}} and {{query.x}} are filled in ({{query.x}} only with signQuery)' }),
+        signQuery: { type: 'boolean', description: 'default false. true: deliveries sign the request target too (sha256=<hex HMAC-SHA256(secret, "/webhooks/<path>?<query>" + "\\n" + body)>), which a template needs to read {{query.*}}' },
       }, ['path', 'promptTemplate'])),
       responses: { 201: json(obj({ trigger: ref('WebhookTrigger'), secret: str() }, ['trigger', 'secret']), 'Created'), ...errors(400, 404, 409, 503) },
     }),
@@ -517,8 +518,8 @@ const paths = {
   '/webhooks/{path}': {
     parameters: [{ name: 'path', in: 'path', required: true, schema: str(), description: 'a trigger\'s path (may contain /)' }],
     ...Object.fromEntries(['post', 'put', 'patch'].map((m) => [m, publicOp({
-      tags: ['webhooks'], summary: 'A delivery to a user webhook trigger (X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, body)>, or X-Hub-Signature-256)',
-      description: 'Idempotent by X-Webhook-Id, X-GitHub-Delivery, or the body\'s SHA-256.',
+      tags: ['webhooks'], summary: 'A delivery to a user webhook trigger (X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, body)>, or X-Hub-Signature-256; with signQuery the HMAC is over the request target, a newline, then the body)',
+      description: 'Once per delivery: a delivery whose body (SHA-256) or whose X-Webhook-Id / X-GitHub-Delivery was seen before for the trigger is a duplicate. With signQuery, the signed target is the path and query exactly as sent (`/webhooks/<path>?<query>`, percent-encoded); query values fill {{query.*}} only then.',
       requestBody: body({}, false),
       responses: {
         202: json(obj({ received: { const: true }, promptId: { type: ['string', 'null'] } }, ['received']), 'Accepted: a prompt was queued'),
@@ -859,7 +860,7 @@ const doc = {
         models: { type: 'array', items: obj({ id: str(), name: str(), contextWindow: { type: 'integer' }, maxOutputTokens: { type: 'integer' } }, ['id']) },
         setBy: { type: ['string', 'null'] }, createdAt: time, updatedAt: time,
       }, ['id', 'providerId', 'displayName', 'baseUrl', 'hasKey', 'models', 'createdAt', 'updatedAt']),
-      WebhookTrigger: obj({ id: str(), path: str(), url: str(), method: str(), sessionId: { type: ['string', 'null'] }, promptTemplate: str(), createdAt: time }, ['id', 'path', 'url', 'method', 'promptTemplate', 'createdAt']),
+      WebhookTrigger: obj({ id: str(), path: str(), url: str(), method: str(), sessionId: { type: ['string', 'null'] }, promptTemplate: str(), signQuery: { type: 'boolean' }, createdAt: time }, ['id', 'path', 'url', 'method', 'promptTemplate', 'signQuery', 'createdAt']),
       User: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] } }, ['id', 'email', 'name', 'role']),
       AdminUser: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] }, createdAt: time }, ['id', 'email', 'name', 'role', 'createdAt']),
       Session: obj({
