@@ -23,3 +23,8 @@ CREATE TABLE webhook_verification_pending (
 -- One an admin was shown is kept as confirmed (the admin pasted it into Notion, which accepts
 -- only its own); DELETE /api/admin/webhooks/notion/verification-token forgets it when in doubt.
 DELETE FROM webhook_secrets WHERE provider = 'notion' AND shown_at IS NULL;
+
+-- User webhook triggers (item 6): the body's HMAC does not cover the query, so `{{query.*}}` is
+-- filled only for a trigger whose signature covers the request target too (`signQuery`).
+-- Triggers from before it have 0: their query placeholders render empty.
+ALTER TABLE webhook_triggers ADD COLUMN sign_query INTEGER NOT NULL DEFAULT 0;

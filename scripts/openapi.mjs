@@ -426,9 +426,9 @@ const paths = {
   '/api/admin/custom-providers/{providerId}': {
     parameters: [pathParam('providerId', 'lowercase letters, digits and hyphens, 1-50; not anthropic, openai, google or parallel')],
     put: admin({
-      tags: ['providers'], summary: 'Create or update a provider. `apiKey` absent keeps the stored key; null or "" removes it',
+      tags: ['providers'], summary: 'Create or update a provider. `apiKey` absent keeps the stored key while the base URL keeps its origin (scheme, host, port; another origin drops it); null or "" removes it',
       requestBody: body(obj({
-        displayName: str({ minLength: 1, maxLength: 100 }), baseUrl: str({ format: 'uri', description: 'absolute http(s) URL' }),
+        displayName: str({ minLength: 1, maxLength: 100 }), baseUrl: str({ format: 'uri', description: 'absolute http(s) URL; loopback, private, link-local and unique-local hosts only with ALLOW_PRIVATE_PROVIDER_URLS=true' }),
         models: { type: 'array', minItems: 1, items: obj({ id: str({ minLength: 1 }), name: str(), contextWindow: { type: 'integer', minimum: 1 }, maxOutputTokens: { type: 'integer', minimum: 1 } }, ['id']) },
         apiKey: { type: ['string', 'null'] },
       }, ['displayName', 'baseUrl', 'models'])),
@@ -439,7 +439,7 @@ const paths = {
   '/api/admin/custom-providers/{providerId}/test': {
     parameters: [pathParam('providerId', 'Provider id')],
     post: admin({
-      tags: ['providers'], summary: 'Call GET {baseUrl}/models with the stored key (5 s timeout); a refusal is `ok: false` with its status',
+      tags: ['providers'], summary: 'Call GET {baseUrl}/models with the stored key (5 s timeout); a refusal is `ok: false` with its status; a private base URL without ALLOW_PRIVATE_PROVIDER_URLS is not called (400)',
       responses: { 200: json(obj({ ok: { type: 'boolean' }, status: { type: 'integer' }, models: { type: 'array', items: str() } }, ['ok', 'status', 'models'])), ...errors(400, 404, 502) },
     }),
   },
@@ -520,7 +520,8 @@ const paths = {
       requestBody: body(obj({
         path: str({ minLength: 1, maxLength: 200, description: '[a-z0-9-]+(/[a-z0-9-]+)*, not under github, discord, xero, hubspot, notion or slack' }),
         method: { enum: ['POST', 'PUT', 'PATCH'] }, sessionId: str({ description: 'default: the owner\'s orchestrator' }),
-        promptTemplate: str({ minLength: 1, maxLength: 8192, description: 'at most 8 KB (8,192 bytes); {{payload.a.b}}, {{payload}} and {{query.x}} are filled in' }),
+        promptTemplate: str({ minLength: 1, maxLength: 8192, description: 'at most 8 KB (8,192 bytes); {{payload.a.b}}, {{payload}} and {{query.x}} are filled in ({{query.x}} only with signQuery)' }),
+        signQuery: { type: 'boolean', description: 'default false. true: deliveries sign the request target too (sha256=<hex HMAC-SHA256(secret, "/webhooks/<path>?<query>" + "\\n" + body)>), which a template needs to read {{query.*}}' },
       }, ['path', 'promptTemplate'])),
       responses: { 201: json(obj({ trigger: ref('WebhookTrigger'), secret: str() }, ['trigger', 'secret']), 'Created'), ...errors(400, 404, 409, 503) },
     }),
@@ -533,8 +534,8 @@ const paths = {
   '/webhooks/{path}': {
     parameters: [{ name: 'path', in: 'path', required: true, schema: str(), description: 'a trigger\'s path (may contain /)' }],
     ...Object.fromEntries(['post', 'put', 'patch'].map((m) => [m, publicOp({
-      tags: ['webhooks'], summary: 'A delivery to a user webhook trigger (X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, body)>, or X-Hub-Signature-256)',
-      description: 'Idempotent by X-Webhook-Id, X-GitHub-Delivery, or the body\'s SHA-256.',
+      tags: ['webhooks'], summary: 'A delivery to a user webhook trigger (X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, body)>, or X-Hub-Signature-256; with signQuery the HMAC is over the request target, a newline, then the body)',
+      description: 'Once per delivery: a delivery whose body (SHA-256) or whose X-Webhook-Id / X-GitHub-Delivery was seen before for the trigger is a duplicate. With signQuery, the signed target is the path and query exactly as sent (`/webhooks/<path>?<query>`, percent-encoded); query values fill {{query.*}} only then.',
       requestBody: body({}, false),
       responses: {
         202: json(obj({ received: { const: true }, promptId: { type: ['string', 'null'] } }, ['received']), 'Accepted: a prompt was queued'),
@@ -875,7 +876,7 @@ const doc = {
         models: { type: 'array', items: obj({ id: str(), name: str(), contextWindow: { type: 'integer' }, maxOutputTokens: { type: 'integer' } }, ['id']) },
         setBy: { type: ['string', 'null'] }, createdAt: time, updatedAt: time,
       }, ['id', 'providerId', 'displayName', 'baseUrl', 'hasKey', 'models', 'createdAt', 'updatedAt']),
-      WebhookTrigger: obj({ id: str(), path: str(), url: str(), method: str(), sessionId: { type: ['string', 'null'] }, promptTemplate: str(), createdAt: time }, ['id', 'path', 'url', 'method', 'promptTemplate', 'createdAt']),
+      WebhookTrigger: obj({ id: str(), path: str(), url: str(), method: str(), sessionId: { type: ['string', 'null'] }, promptTemplate: str(), signQuery: { type: 'boolean' }, createdAt: time }, ['id', 'path', 'url', 'method', 'promptTemplate', 'signQuery', 'createdAt']),
       User: obj({ id: str(), email: str({ format: 'email' }), name: { type: ['string', 'null'] }, role: { enum: ['member', 'admin'] } }, ['id', 'email', 'name', 'role']),
       AuditEntry: obj({
         id: str(), createdAt: time, userId: str(),

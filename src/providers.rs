@@ -1,7 +1,9 @@
 //! Custom OpenAI-compatible LLM providers (admin; the README's "API" table):
 //! the original's validation messages and reserved ids, a base URL that really is an absolute
-//! http(s) URL, validated models, and an API key sealed by the credential module (bound to the
-//! provider id) that an update without `apiKey` keeps, `null`/`""` removes, and no answer shows.
+//! http(s) URL and not a loopback or private host (unless `ALLOW_PRIVATE_PROVIDER_URLS`),
+//! validated models, and an API key sealed by the credential module (bound to the provider id)
+//! that an update without `apiKey` keeps while the base URL's origin stays, `null`/`""` removes,
+//! and no answer shows.
 
 use crate::db::Query as _;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use worker::Method;
 
+use crate::config::var;
 use crate::crypto::{Aad, Legacy};
 use crate::http::error::FieldError;
 use crate::http::{ApiError, ApiResult, Ctx, Reply};
@@ -70,6 +73,59 @@ fn provider_id(ctx: &Ctx) -> ApiResult<String> {
 fn http_url(s: &str) -> bool {
     crate::http::parse_url(s)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+}
+
+/// Whether a base URL's host is this machine or a private network: loopback, private,
+/// link-local and unique-local addresses (IPv4-mapped ones too), `localhost` and `*.localhost`.
+/// The key would be sent there by `test`, and the Worker would probe the network for whoever
+/// stored it. (A public name that resolves to such an address is not caught: Workers has no DNS
+/// lookup to ask.)
+fn private_host(base_url: &str) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use url::Host;
+    fn v4(ip: Ipv4Addr) -> bool {
+        let [a, b, ..] = ip.octets();
+        // 0/8 ("this host") reaches loopback on most systems.
+        matches!(a, 0 | 10 | 127)
+            || (a == 172 && (16..=31).contains(&b))
+            || (a, b) == (192, 168)
+            || (a, b) == (169, 254)
+    }
+    fn v6(ip: Ipv6Addr) -> bool {
+        let first = ip.segments()[0];
+        // ::1, ::, ::ffff:a.b.c.d and ::a.b.c.d carry an IPv4 address (or none) in their last 32 bits.
+        ip.to_ipv4().is_some_and(v4) || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+    }
+    match crate::http::parse_url(base_url).ok().as_ref().and_then(url::Url::host) {
+        Some(Host::Ipv4(ip)) => v4(ip),
+        Some(Host::Ipv6(ip)) => v6(ip),
+        Some(Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => true,
+    }
+}
+
+/// Refuses a private base URL unless `ALLOW_PRIVATE_PROVIDER_URLS=true` (local development).
+fn allowed_host(ctx: &Ctx, base_url: &str) -> ApiResult<()> {
+    let allowed =
+        || var(&ctx.env, "ALLOW_PRIVATE_PROVIDER_URLS").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if private_host(base_url) && !allowed() {
+        return Err(invalid(
+            "baseUrl",
+            "Base URL must not be a loopback, private or link-local address (ALLOW_PRIVATE_PROVIDER_URLS=true allows them for local development)",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether two base URLs have the same origin (scheme, host and port, default ports included).
+fn same_origin(a: &str, b: &str) -> bool {
+    match (crate::http::parse_url(a), crate::http::parse_url(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
 }
 
 fn positive_int(v: &Value) -> bool {
@@ -152,6 +208,8 @@ pub async fn upsert(ctx: &Ctx) -> ApiResult<Reply> {
     if base.len() > 2000 || !http_url(&base) {
         return Err(invalid("baseUrl", "Base URL must be an absolute http(s) URL"));
     }
+    allowed_host(ctx, &base)?;
+    let base = base.trim_end_matches('/');
     let models = parse_models(body.get("models"))?;
     // `apiKey`: absent keeps the stored key, null or "" removes it, a string replaces it.
     let key_change: Option<Option<String>> = match body.get("apiKey") {
@@ -165,24 +223,32 @@ pub async fn upsert(ctx: &Ctx) -> ApiResult<Reply> {
         Some(Some(k)) => Some(crate::config::keyring(&ctx.env)?.seal_str(&Aad { purpose: PURPOSE, owner: &id }, k)),
         _ => None,
     };
+    // The stored key was given for the stored base URL's origin: it stays only while the origin
+    // does (and the row is still the one read here), unless apiKey comes with the new one.
+    let stored_base = load(ctx, &id).await?.map(|r| r.base_url);
+    let keep_key = stored_base.as_deref().is_some_and(|b| same_origin(b, base));
     let now = iso(ctx.now);
     let row: Option<Row> = crate::q!(
         &ctx.db()?,
         "INSERT INTO custom_providers (id, provider_id, display_name, base_url, encrypted_key, models, set_by, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
          ON CONFLICT(provider_id) DO UPDATE SET display_name = excluded.display_name, base_url = excluded.base_url,
-           encrypted_key = CASE WHEN ?9 THEN excluded.encrypted_key ELSE custom_providers.encrypted_key END,
+           encrypted_key = CASE WHEN ?9 THEN excluded.encrypted_key
+                                WHEN ?10 AND custom_providers.base_url = ?11 THEN custom_providers.encrypted_key
+                                ELSE NULL END,
            models = excluded.models, set_by = excluded.set_by, updated_at = excluded.updated_at
          RETURNING *",
         &uuid::Uuid::new_v4().to_string(),
         &id,
         &display,
-        &base.trim_end_matches('/'),
+        &base,
         &sealed,
         &Value::Array(models).to_string(),
         &caller.id,
         &now,
-        &key_change.is_some()
+        &key_change.is_some(),
+        &keep_key,
+        &stored_base
     )?
     .one()
     .await?;
@@ -206,6 +272,8 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn test(ctx: &Ctx) -> ApiResult<Reply> {
     let id = provider_id(ctx)?;
     let row = load(ctx, &id).await?.ok_or_else(|| ApiError::not_found(format!("Custom provider '{id}' not found")))?;
+    // One stored while private hosts were allowed is not called once they are not.
+    allowed_host(ctx, &row.base_url)?;
     let mut call = Call::new(Method::Get, format!("{}/models", row.base_url))
         .header("Accept", "application/json")
         .timeout(TEST_TIMEOUT);
@@ -244,6 +312,61 @@ mod tests {
         assert_eq!(msg(json!([{ "id": "a", "contextWindow": 0 }])), "contextWindow must be a positive integer");
         assert_eq!(msg(json!([{ "id": "a", "maxOutputTokens": 1.5 }])), "maxOutputTokens must be a positive integer");
         assert!(parse_models(None).is_err());
+    }
+
+    #[test]
+    fn private_hosts() {
+        for private in [
+            "http://127.0.0.1:8080/v1",
+            "http://127.255.0.9",
+            "http://0.0.0.0",
+            "http://2130706433/v1",
+            "http://0x7f.1",
+            "http://10.1.2.3",
+            "http://172.16.0.1",
+            "http://172.31.255.254",
+            "http://192.168.0.1",
+            "http://169.254.169.254/latest",
+            "http://[::1]:8080",
+            "http://[::]",
+            "http://[::ffff:10.0.0.1]",
+            "http://[::ffff:7f00:1]",
+            "http://[fc00::1]",
+            "http://[fdff:ffff::1]",
+            "http://[fe80::1]",
+            "http://[febf::1]",
+            "http://localhost:11434",
+            "http://LocalHost./v1",
+            "http://ollama.localhost",
+        ] {
+            assert!(private_host(private), "{private}");
+        }
+        for public in [
+            "https://llm.example.com/v1",
+            "http://172.15.0.1",
+            "http://172.32.0.1",
+            "http://192.169.0.1",
+            "http://169.253.0.1",
+            "http://11.0.0.1",
+            "http://[2001:db8::1]",
+            "http://[fec0::1]",
+            "http://[::ffff:8.8.8.8]",
+            "https://localhost.example.com",
+            "https://notlocalhost",
+        ] {
+            assert!(!private_host(public), "{public}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        assert!(same_origin("https://llm.example.com/v1", "https://LLM.example.com:443/v2"));
+        assert!(same_origin("http://127.0.0.1:8080", "http://127.0.0.1:8080/other"));
+        assert!(!same_origin("https://llm.example.com", "http://llm.example.com"));
+        assert!(!same_origin("https://llm.example.com", "https://llm.example.com:8443"));
+        assert!(!same_origin("https://llm.example.com", "https://evil.example.com"));
+        assert!(!same_origin("http://127.0.0.1:8080", "http://localhost:8080"));
+        assert!(!same_origin("not a url", "not a url"));
     }
 
     #[test]

@@ -106,6 +106,13 @@ pub fn sha256_hex_signature_valid(secret: &str, raw_body: &[u8], header: &str) -
     hmac_ok(secret, &[raw_body], &tag)
 }
 
+/// A user trigger with `signQuery`: "sha256=" + hex(HMAC-SHA256(secret, target + "\n" +
+/// raw_body)), `target` being the request's path and query as sent (`/webhooks/<path>?<query>`).
+pub fn target_signature_valid(secret: &str, target: &str, raw_body: &[u8], header: &str) -> bool {
+    let Some(tag) = header.trim().strip_prefix("sha256=").and_then(unhex) else { return false };
+    hmac_ok(secret, &[target.as_bytes(), b"\n", raw_body], &tag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +278,21 @@ mod tests {
         // Empty body and empty secret still work when signed so.
         let sig = format!("sha256={}", hex(&mac("", "")));
         assert!(sha256_hex_signature_valid("", b"", &sig));
+    }
+
+    #[test]
+    fn target_and_body() {
+        // printf '/webhooks/deploy?env=prod\n{"sha":"abc"}' | openssl dgst -sha256 -hmac 'trigger-secret'
+        let expected = "sha256=69fd6f7e00b5c68d2a3d6204484df773640d0488e230a99ecfb139f3940ab345";
+        let body = br#"{"sha":"abc"}"#;
+        assert!(target_signature_valid("trigger-secret", "/webhooks/deploy?env=prod", body, expected));
+        assert!(!target_signature_valid("trigger-secret", "/webhooks/deploy?env=test", body, expected));
+        assert!(!target_signature_valid("trigger-secret", "/webhooks/deploy?env=prod", b"{}", expected));
+        // The body alone is not what is signed, nor the target and body run together.
+        let body_only = format!("sha256={}", hex(&mac("trigger-secret", "{\"sha\":\"abc\"}")));
+        assert!(!target_signature_valid("trigger-secret", "/webhooks/deploy?env=prod", body, &body_only));
+        let no_newline =
+            format!("sha256={}", hex(&mac("trigger-secret", "/webhooks/deploy?env=prod{\"sha\":\"abc\"}")));
+        assert!(!target_signature_valid("trigger-secret", "/webhooks/deploy?env=prod", body, &no_newline));
     }
 }

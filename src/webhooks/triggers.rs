@@ -1,7 +1,9 @@
 //! User webhook triggers (the original's catch-all `/webhooks/*`, made safe): a user registers
 //! a path and a prompt template; a delivery to `/webhooks/<path>` signed with the trigger's
 //! secret (shown once, stored sealed) becomes a prompt to the trigger's session or the owner's
-//! orchestrator, exactly once per delivery id.
+//! orchestrator, exactly once per delivery: a body seen before, or a delivery id seen before, is
+//! a duplicate. The signature covers the body, and with `signQuery` the request target before
+//! it, which is what lets a template read `{{query.*}}`.
 
 use crate::db::Query as _;
 use serde::Deserialize;
@@ -31,13 +33,16 @@ struct Row {
     prompt_template: String,
     secret_sealed: String,
     created_at: String,
+    /// 1: the signature covers the request target (and `{{query.*}}` may be filled).
+    sign_query: i64,
 }
 
 impl Row {
     fn view(&self, origin: &str) -> Value {
         json!({
             "id": self.id, "path": self.path, "url": format!("{origin}/webhooks/{}", self.path), "method": self.method,
-            "sessionId": self.session_id, "promptTemplate": self.prompt_template, "createdAt": normalize(&self.created_at),
+            "sessionId": self.session_id, "promptTemplate": self.prompt_template, "signQuery": self.sign_query == 1,
+            "createdAt": normalize(&self.created_at),
         })
     }
 }
@@ -126,6 +131,19 @@ fn fill<'a>(name: &str, payload: &'a Value, query: &'a [(String, String)]) -> Fi
     }
 }
 
+/// Whether a template reads the query (`{{query.x}}`).
+fn reads_query(template: &str) -> bool {
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else { return false };
+        if rest[start + 2..start + end].trim().starts_with("query.") {
+            return true;
+        }
+        rest = &rest[start + end + 2..];
+    }
+    false
+}
+
 /// Fills `{{payload.a.b}}`, `{{payload}}` and `{{query.x}}` (a missing value becomes empty) into
 /// at most `max_chars` characters.
 pub fn render(
@@ -154,7 +172,7 @@ pub fn render(
     String::from_utf8(out.buf).map_err(|_| TooLong)
 }
 
-/// `POST /api/webhook-triggers` `{path, method?, sessionId?, promptTemplate}` → 201 `{trigger, secret}`.
+/// `POST /api/webhook-triggers` `{path, method?, sessionId?, promptTemplate, signQuery?}` → 201 `{trigger, secret}`.
 pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let caller = ctx.caller()?;
     let mut input = Input::parse(&ctx.raw_body())?;
@@ -170,6 +188,11 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     if template.len() > MAX_TEMPLATE_BYTES {
         input.error("promptTemplate", format!("At most {MAX_TEMPLATE_BYTES} bytes"));
     }
+    let sign_query = input.opt_bool("signQuery").unwrap_or(false);
+    // An unsigned query is anyone's to change on a captured delivery.
+    if reads_query(&template) && !sign_query {
+        input.error("promptTemplate", "{{query.*}} needs signQuery: true (the signature must cover the query)");
+    }
     input.finish()?;
     let db = ctx.db()?;
     if let Some(s) = &session_id {
@@ -184,8 +207,8 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let now = iso(ctx.now);
     let row: Option<Row> = crate::q!(
         &db,
-        "INSERT INTO webhook_triggers (id, user_id, path, method, session_id, prompt_template, secret_sealed, created_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE (SELECT COUNT(*) FROM webhook_triggers WHERE user_id = ?2) < ?9
+        "INSERT INTO webhook_triggers (id, user_id, path, method, session_id, prompt_template, secret_sealed, created_at, sign_query)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10 WHERE (SELECT COUNT(*) FROM webhook_triggers WHERE user_id = ?2) < ?9
          ON CONFLICT(path) DO NOTHING RETURNING *",
         &id,
         &caller.id,
@@ -195,7 +218,8 @@ pub async fn create(ctx: &Ctx) -> ApiResult<Reply> {
         &template,
         &sealed,
         &now,
-        &MAX_PER_USER
+        &MAX_PER_USER,
+        &i64::from(sign_query)
     )?
     .one()
     .await?;
@@ -256,17 +280,26 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
         .map(|(s, _)| s)
         .map_err(|_| ApiError::internal("a trigger secret could not be decrypted"))?;
     let signature = ctx.header("X-Webhook-Signature").or_else(|| ctx.header("X-Hub-Signature-256")).unwrap_or_default();
-    if !super::signatures::sha256_hex_signature_valid(&secret, &ctx.raw_body(), signature.trim()) {
+    let valid = if row.sign_query == 1 {
+        super::signatures::target_signature_valid(&secret, ctx.path_and_query(), &ctx.raw_body(), &signature)
+    } else {
+        super::signatures::sha256_hex_signature_valid(&secret, &ctx.raw_body(), &signature)
+    };
+    if !valid {
         return Err(ApiError::new(401, "INVALID_SIGNATURE", "Invalid signature"));
     }
-    let delivery = ctx
+    // The body is the delivery (its HMAC is what was signed); an id header, which nothing
+    // signs, can only add a key: a replay under a new id is still the same body.
+    let body_hash = sha256_hex(&ctx.raw_body());
+    let delivery_id = ctx
         .header("X-Webhook-Id")
         .or_else(|| ctx.header("X-GitHub-Delivery"))
-        .filter(|d| !d.is_empty() && d.len() <= 200)
-        .unwrap_or_else(|| sha256_hex(&ctx.raw_body()));
+        .filter(|d| !d.is_empty() && d.len() <= 200);
     let payload: Value = serde_json::from_slice(&ctx.raw_body()).unwrap_or(Value::Null);
+    // The query only when it was signed; a trigger made before signQuery renders it empty.
+    let query = if row.sign_query == 1 { ctx.query.pairs() } else { &[] };
     // Before the delivery is recorded: a refused one may be sent again once the trigger is fixed.
-    let content = render(&row.prompt_template, &payload, ctx.query.pairs(), MAX_CONTENT_CHARS).map_err(|_| {
+    let content = render(&row.prompt_template, &payload, query, MAX_CONTENT_CHARS).map_err(|_| {
         ApiError::new(
             413,
             "PAYLOAD_TOO_LARGE",
@@ -279,16 +312,8 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
     }
     // Recorded first, forgotten if the prompt cannot be delivered (so a retry can succeed).
     let provider = format!("trigger:{}", row.id);
-    let r = crate::q!(
-        &db,
-        "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at) VALUES (?1, ?2, 'trigger', ?3) ON CONFLICT DO NOTHING",
-        &provider,
-        &delivery,
-        &iso(ctx.now)
-    )?
-    .exec()
-    .await?;
-    if r.changes() == 0 {
+    let now = iso(ctx.now);
+    if !record_delivery(&db, &provider, &body_hash, delivery_id.as_deref(), &now).await? {
         return Reply::ok(&json!({ "received": true, "duplicate": true }));
     }
     let req = PromptRequest {
@@ -297,7 +322,7 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
         channel_id: Some(format!("webhook:{}", row.id)),
         author_id: Some(row.user_id.clone()),
         author_name: Some(format!("webhook {}", row.path)),
-        idempotency_key: Some(format!("webhook:{}:{delivery}", row.id)),
+        idempotency_key: Some(format!("webhook:{}:{body_hash}", row.id)),
         ..Default::default()
     };
     let routed = async {
@@ -324,15 +349,41 @@ pub async fn deliver(ctx: &Ctx) -> ApiResult<Reply> {
         Err(e) => {
             crate::q!(
                 &db,
-                "DELETE FROM webhook_deliveries WHERE provider = ?1 AND delivery_id = ?2",
+                "DELETE FROM webhook_deliveries WHERE provider = ?1 AND delivery_id IN (?2, ?3)",
                 &provider,
-                &delivery
+                &body_hash,
+                &delivery_id
             )?
             .exec()
             .await?;
             Err(e)
         }
     }
+}
+
+/// Records a delivery under its body hash and, when it has one, its id, in one statement: both
+/// or neither, and neither when either was seen before. Answers whether it is new.
+async fn record_delivery(
+    db: &worker::d1::D1Database,
+    provider: &str,
+    body_hash: &str,
+    delivery_id: Option<&str>,
+    now: &str,
+) -> ApiResult<bool> {
+    let r = crate::q!(
+        db,
+        "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at)
+         SELECT ?1, k, 'trigger', ?4 FROM (SELECT ?2 AS k UNION ALL SELECT ?3 WHERE ?3 IS NOT NULL)
+          WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries WHERE provider = ?1 AND delivery_id IN (?2, ?3))
+         ON CONFLICT DO NOTHING",
+        &provider,
+        &body_hash,
+        &delivery_id,
+        &now
+    )?
+    .exec()
+    .await?;
+    Ok(r.changes() > 0)
 }
 
 #[cfg(test)]
@@ -358,6 +409,14 @@ mod tests {
         assert_eq!(r("{{unknown}}x{{"), "x{{");
         assert_eq!(render("{{payload}}", &json!("s"), &q, 10), Ok("\"s\"".to_string()));
         assert_eq!(render("{{payload}}", &Value::Null, &q, 10), Ok("null".to_string()));
+    }
+
+    #[test]
+    fn query_placeholders() {
+        assert!(reads_query("Deploy to {{query.env}}"));
+        assert!(reads_query("{{payload}} {{ query.x }}"));
+        assert!(!reads_query("{{payload.query.env}} query.env {{payload}}"));
+        assert!(!reads_query("{{ query.env"));
     }
 
     #[test]

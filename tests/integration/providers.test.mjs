@@ -1,6 +1,8 @@
 // Custom LLM providers (admin): the original's validation messages and reserved ids, URL and
 // model checks, the key sealed and kept across updates that do not resend it (bug 43), removed
-// by null or "", never shown; the test action against a local /models endpoint and its timeout.
+// by null or "", never shown, dropped when the base URL moves to another origin; loopback and
+// private hosts refused unless ALLOW_PRIVATE_PROVIDER_URLS; the test action against a local
+// /models endpoint and its timeout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startService, knownSecrets } from '../lib/harness.mjs';
@@ -13,7 +15,8 @@ test('custom LLM providers', async (t) => {
   llm.on('GET', '/v1/models', (req) => (req.headers.authorization === `Bearer ${KEY}`
     ? { json: { object: 'list', data: [{ id: 'llama-3-70b', object: 'model' }, { id: 'mixtral', object: 'model' }] } }
     : { status: 401, json: { error: { message: 'Incorrect API key provided' } } }));
-  const svc = await startService(t);
+  // The fake provider listens on 127.0.0.1: allowed here as in local development.
+  const svc = await startService(t, { vars: { ALLOW_PRIVATE_PROVIDER_URLS: 'true' } });
   const admin = await svc.createUser({ email: 'admin@example.com', admin: true });
   const member = await svc.createUser({ email: 'member@example.com' });
   const api = (method, path, body, user = admin) => svc.request(method, path, { token: user.token, body });
@@ -87,6 +90,60 @@ test('custom LLM providers', async (t) => {
     assert.deepEqual((await api('DELETE', '/api/admin/custom-providers/gone')).body, { ok: true });
     assert.equal((await api('DELETE', '/api/admin/custom-providers/gone')).status, 404);
     assert.equal((await api('DELETE', '/api/admin/custom-providers/my-llm', undefined, member)).status, 403);
+  });
+
+  await t.test('a base URL moved to another origin drops the stored key unless apiKey comes with it', async () => {
+    // Another local server: another origin (its port). An admin who points the provider there
+    // without the key must not receive the key another admin stored for the original host.
+    const evil = await startFake(t, 'evil');
+    const seen = [];
+    evil.on('GET', '/v1/models', (req) => { seen.push(req.headers.authorization ?? null); return { json: { data: [] } }; });
+    await api('PUT', '/api/admin/custom-providers/moving', { ...valid, apiKey: KEY });
+    const samePlace = await api('PUT', '/api/admin/custom-providers/moving', { ...valid, baseUrl: `${llm.url}/v2/` });
+    assert.deepEqual([samePlace.body.provider.baseUrl, samePlace.body.provider.hasKey], [`${llm.url}/v2`, true], 'same origin, another path: kept');
+    const moved = await api('PUT', '/api/admin/custom-providers/moving', { ...valid, baseUrl: `${evil.url}/v1` });
+    assert.equal(moved.status, 200, JSON.stringify(moved.body));
+    assert.equal(moved.body.provider.hasKey, false);
+    assert.deepEqual((await api('POST', '/api/admin/custom-providers/moving/test')).body, { ok: true, status: 200, models: [] });
+    assert.deepEqual(seen, [null], 'the new host got no key');
+    // Scheme and host are part of the origin too (localhost is 127.0.0.1's other name).
+    await api('PUT', '/api/admin/custom-providers/moving', { ...valid, apiKey: KEY });
+    const host = await api('PUT', '/api/admin/custom-providers/moving', { ...valid, baseUrl: valid.baseUrl.replace('127.0.0.1', 'localhost') });
+    assert.equal(host.body.provider.hasKey, false);
+    // With apiKey in the same request the new origin gets the key it was given.
+    const NEW_KEY = 'sk-for-the-new-host-0123456789';
+    knownSecrets.add(NEW_KEY);
+    const both = await api('PUT', '/api/admin/custom-providers/moving', { ...valid, baseUrl: `${evil.url}/v1`, apiKey: NEW_KEY });
+    assert.equal(both.body.provider.hasKey, true);
+    await api('POST', '/api/admin/custom-providers/moving/test');
+    assert.deepEqual(seen, [null, `Bearer ${NEW_KEY}`]);
+    assert.deepEqual((await api('DELETE', '/api/admin/custom-providers/moving')).body, { ok: true });
+  });
+
+  await t.test('without ALLOW_PRIVATE_PROVIDER_URLS, loopback, private, link-local and unique-local hosts are refused', async () => {
+    await svc.reconfigure({ ALLOW_PRIVATE_PROVIDER_URLS: undefined });
+    const refused = [
+      valid.baseUrl, 'http://127.1.2.3/v1', 'http://localhost:11434/v1', 'http://LOCALHOST./v1', 'http://ollama.localhost/v1',
+      'http://10.0.0.5/v1', 'http://172.16.0.1', 'http://172.31.255.255', 'http://192.168.1.10/v1', 'http://169.254.169.254/latest',
+      'http://[::1]:8080', 'http://[fd12:3456::1]/v1', 'http://[fc00::1]', 'http://[fe80::1]/v1', 'http://[::ffff:127.0.0.1]/v1',
+      'http://0.0.0.0:8080', 'http://2130706433/v1', 'http://0x7f.0.0.1/',
+    ];
+    for (const baseUrl of refused) {
+      const r = await api('PUT', '/api/admin/custom-providers/private', { ...valid, baseUrl });
+      assert.deepEqual([r.status, r.body.code, r.body.details?.[0]?.field], [400, 'VALIDATION_ERROR', 'baseUrl'], baseUrl);
+    }
+    // Public hosts, neighbours of the private ranges included, are fine.
+    for (const baseUrl of ['https://llm.example.com/v1', 'http://172.32.0.1', 'http://11.0.0.1', 'http://192.169.0.1', 'http://[2001:db8::1]/v1', 'https://localhost.example.com']) {
+      const r = await api('PUT', '/api/admin/custom-providers/public', { ...valid, baseUrl });
+      assert.equal(r.status, 200, `${baseUrl}: ${JSON.stringify(r.body)}`);
+    }
+    // A provider stored while private hosts were allowed is not called (its key stays home).
+    const before = llm.requests.length;
+    const stored = await api('POST', '/api/admin/custom-providers/my-llm/test');
+    assert.deepEqual([stored.status, stored.body.code, stored.body.details?.[0]?.field], [400, 'VALIDATION_ERROR', 'baseUrl']);
+    assert.equal(llm.requests.length, before);
+    await svc.reconfigure({ ALLOW_PRIVATE_PROVIDER_URLS: 'true' });
+    assert.equal((await api('POST', '/api/admin/custom-providers/my-llm/test')).status, 200);
   });
 
   await t.test('no secret in any response or log line', () => {

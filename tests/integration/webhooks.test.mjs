@@ -196,7 +196,7 @@ test('third-party webhooks and user triggers', async (t) => {
       assert.equal(r.body.details[0].field, field);
     }
     assert.equal((await create({ path: 'ok', promptTemplate: 't', sessionId: session.id }, bob)).status, 404, 'another user\'s session');
-    const made = await create({ path: 'deploys/prod', sessionId: session.id, promptTemplate: 'Deploy of {{payload.repo}} at {{payload.sha}} ({{query.env}})' });
+    const made = await create({ path: 'deploys/prod', sessionId: session.id, promptTemplate: 'Deploy of {{payload.repo}} at {{payload.sha}}' });
     assert.equal(made.status, 201, JSON.stringify(made.body));
     const { trigger, secret } = made.body;
     svc.shownOnce(secret);
@@ -218,11 +218,12 @@ test('third-party webhooks and user triggers', async (t) => {
     const repeat = await deliver(raw, { 'x-webhook-signature': sig(raw), 'x-webhook-id': 'd-1' });
     assert.deepEqual([repeat.status, repeat.body], [200, { received: true, duplicate: true }]);
     // Without a delivery id the body's hash identifies it; GitHub's header is honoured too.
-    assert.equal((await deliver(raw, { 'x-hub-signature-256': sig(raw) })).status, 202);
-    assert.equal((await deliver(raw, { 'x-hub-signature-256': sig(raw) })).status, 200);
+    const other = JSON.stringify({ repo: 'alice/app', sha: 'def456' });
+    assert.equal((await deliver(other, { 'x-hub-signature-256': sig(other) })).status, 202);
+    assert.equal((await deliver(other, { 'x-hub-signature-256': sig(other) })).status, 200);
     const queue = (await svc.request('GET', `/api/sessions/${session.id}/queue`, { token: alice.token })).body.prompts;
     assert.equal(queue.length, 2);
-    assert.equal(queue[0].content, 'Deploy of alice/app at abc123 (prod)');
+    assert.equal(queue[0].content, 'Deploy of alice/app at abc123');
     assert.deepEqual([queue[0].channelType, queue[0].channelId], ['api', `webhook:${trigger.id}`]);
     assert.equal((await svc.request('PUT', '/webhooks/deploys/prod', { raw, headers: { 'x-webhook-signature': sig(raw) } })).status, 405);
     assert.equal((await svc.request('POST', '/webhooks/nothing-here', { raw, headers: { 'x-webhook-signature': sig(raw) } })).status, 404);
@@ -270,6 +271,61 @@ test('third-party webhooks and user triggers', async (t) => {
     const huge = await deliver('expands-wide', wide.body.secret, JSON.stringify({ text: 'b'.repeat(1_000_000) }), 'huge');
     assert.deepEqual([huge.status, huge.body.code], [413, 'PAYLOAD_TOO_LARGE']);
     assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
+  });
+
+  await t.test('trigger deliveries: a replay under a new id is a duplicate; query values come only from a signed query', async () => {
+    const create = (body) => svc.request('POST', '/api/webhook-triggers', { token: alice.token, body });
+    const hmac = (secret, text) => `sha256=${createHmac('sha256', secret).update(text).digest('hex')}`;
+    const send = (target, body, signature, id) => svc.request('POST', target, {
+      raw: body, headers: { 'content-type': 'application/json', 'x-webhook-signature': signature, ...(id ? { 'x-webhook-id': id } : {}) },
+    });
+    const orchestrator = (await svc.request('POST', '/api/me/orchestrator', { token: alice.token })).body.session;
+    const content = async (promptId) => (await svc.request('GET', `/api/sessions/${orchestrator.id}/queue?limit=100`, { token: alice.token }))
+      .body.prompts.find((p) => p.id === promptId)?.content;
+
+    // The body's HMAC does not cover X-Webhook-Id: a captured delivery replayed under a new id (or
+    // none) is the same delivery; a seen id with another body is a duplicate as well.
+    const plain = await create({ path: 'replays', promptTemplate: 'Build {{payload.n}}' });
+    assert.equal(plain.status, 201, JSON.stringify(plain.body));
+    svc.shownOnce(plain.body.secret);
+    const one = JSON.stringify({ n: 1 });
+    assert.equal((await send('/webhooks/replays', one, hmac(plain.body.secret, one), 'a-1')).status, 202);
+    for (const id of ['a-2', undefined]) {
+      const replay = await send('/webhooks/replays', one, hmac(plain.body.secret, one), id);
+      assert.deepEqual([replay.status, replay.body], [200, { received: true, duplicate: true }], `replayed as ${id}`);
+    }
+    const two = JSON.stringify({ n: 2 });
+    assert.deepEqual((await send('/webhooks/replays', two, hmac(plain.body.secret, two), 'a-1')).body, { received: true, duplicate: true });
+    assert.equal((await send('/webhooks/replays', two, hmac(plain.body.secret, two), 'a-3')).status, 202, 'a refused duplicate recorded nothing');
+    assert.equal(plain.body.trigger.signQuery, false);
+
+    // {{query.*}} needs signQuery: the signature then covers the request target, a newline, the body.
+    const unsigned = await create({ path: 'query-unsigned', promptTemplate: 'Deploy to {{ query.env }}' });
+    assert.deepEqual([unsigned.status, unsigned.body.code, unsigned.body.details?.[0]?.field], [400, 'VALIDATION_ERROR', 'promptTemplate']);
+    assert.equal((await create({ path: 'query-bad', signQuery: 'yes', promptTemplate: 'x' })).body.details?.[0]?.field, 'signQuery');
+    const signed = await create({ path: 'query-signed', signQuery: true, promptTemplate: 'Deploy {{payload.sha}} to {{query.env}}' });
+    assert.equal(signed.status, 201, JSON.stringify(signed.body));
+    assert.equal(signed.body.trigger.signQuery, true);
+    svc.shownOnce(signed.body.secret);
+    const listed = (await svc.request('GET', '/api/webhook-triggers', { token: alice.token })).body.triggers;
+    assert.deepEqual(listed.filter((x) => x.path.startsWith('query-') || x.path === 'replays').map((x) => [x.path, x.signQuery]).sort(), [['query-signed', true], ['replays', false]]);
+    const body = JSON.stringify({ sha: 'abc' });
+    const target = '/webhooks/query-signed?env=prod';
+    const bodyOnly = await send(target, body, hmac(signed.body.secret, body));
+    assert.deepEqual([bodyOnly.status, bodyOnly.body.code], [401, 'INVALID_SIGNATURE'], 'the body alone is not what is signed');
+    const swapped = await send('/webhooks/query-signed?env=evil', body, hmac(signed.body.secret, `${target}\n${body}`));
+    assert.equal(swapped.status, 401, 'a query changed after signing');
+    const ok = await send(target, body, hmac(signed.body.secret, `${target}\n${body}`), 'q-1');
+    assert.equal(ok.status, 202, JSON.stringify(ok.body));
+    assert.equal(await content(ok.body.promptId), 'Deploy abc to prod');
+
+    // A trigger stored before signQuery existed, with a query placeholder: it renders empty.
+    const db = await svc.db();
+    await db.prepare("UPDATE webhook_triggers SET prompt_template = 'Build {{payload.n}} for {{query.env}}' WHERE path = 'replays'").run();
+    const three = JSON.stringify({ n: 3 });
+    const legacy = await send('/webhooks/replays?env=evil', three, hmac(plain.body.secret, three));
+    assert.equal(legacy.status, 202, JSON.stringify(legacy.body));
+    assert.equal(await content(legacy.body.promptId), 'Build 3 for ');
   });
 
   await t.test('no secret in any response or log line', () => {
