@@ -280,6 +280,51 @@ test('Gmail integration', async (t) => {
     assert.equal((await entity(integ.id, 'messages', gone.id)).deleted, true, 'the full pass swept what is gone');
   });
 
+  await t.test('filters.labels and filters.after: only those messages (and threads) are synced, in full and incrementally; bad filters are 400', async () => {
+    const dave = await svc.createUser({ email: 'dave@example.com' });
+    const DAVE = 'dave.mail@gmail.test';
+    const at = (d) => ({ raw: rawMessage({ to: DAVE, subject: `On ${d}`, date: new Date(d) }), internalDate: Date.parse(d) });
+    const old = await mail.addMessage(DAVE, { ...at('2025-12-01T10:00:00Z'), labelIds: ['INBOX', 'STARRED'] });
+    const recent = await mail.addMessage(DAVE, { ...at('2026-02-01T10:00:00Z'), labelIds: ['INBOX', 'STARRED'] });
+    const plain = await mail.addMessage(DAVE, { ...at('2026-02-02T10:00:00Z'), labelIds: ['INBOX'] });
+    const { callback } = await oauth(dave, DAVE);
+    const id = (await api('POST', '/api/integrations/gmail/oauth/callback', callback, dave)).body.integration.id;
+    const patch = (filters) => api('PATCH', `/api/integrations/${id}`, { config: { syncFrequency: 'manual', filters } }, dave);
+    for (const [filters, field] of [[{ repositories: ['a/b'] }, 'repositories'], [{ labels: 'STARRED' }, 'labels'], [{ after: 'yesterday' }, 'after'], [{ after: '2026-02-30' }, 'after']]) {
+      const r = await patch(filters);
+      assert.deepEqual([r.status, r.body.code, r.body.details[0].field], [400, 'VALIDATION_ERROR', `config.filters.${field}`], JSON.stringify(filters));
+    }
+    assert.equal((await patch({ labels: ['STARRED'], after: '2026-01-01' })).status, 200);
+    const before = gmailRequests().length;
+    const r = await api('POST', `/api/integrations/${id}/sync`, { fullSync: true }, dave);
+    let done;
+    for (let i = 0; i < 400 && !['completed', 'failed'].includes(done?.status); i++) {
+      done = (await api('GET', `/api/integrations/${id}/sync/${r.body.syncId}`, undefined, dave)).body;
+      if (!['completed', 'failed'].includes(done.status)) await sleep(50);
+    }
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    const list = outer(gmailRequests().slice(before)).find((q) => q.path === '/gmail/v1/users/me/messages');
+    assert.deepEqual([list.query.getAll('labelIds'), list.query.get('q')], [['STARRED'], 'after:2026/01/01']);
+    const threads = outer(gmailRequests().slice(before)).find((q) => q.path === '/gmail/v1/users/me/threads');
+    assert.deepEqual([threads.query.getAll('labelIds'), threads.query.get('q')], [['STARRED'], 'after:2026/01/01']);
+    const live = async () => {
+      const rows = (await (await svc.integrationData(id))('entities', { entity: 'messages', after: '', includeDeleted: false, limit: 100 })).body.rows;
+      return rows.map((x) => x.external_id).sort();
+    };
+    assert.deepEqual(await live(), [recent.id]);
+    // Incremental: a message that loses the label leaves, a new starred one comes, an old one starred stays out.
+    mail.relabel(DAVE, recent.id, { remove: ['STARRED'] });
+    mail.relabel(DAVE, plain.id, { add: ['STARRED'] });
+    mail.relabel(DAVE, old.id, { add: ['IMPORTANT'] });
+    const inc = await api('POST', `/api/integrations/${id}/sync`, {}, dave);
+    for (let i = 0, s; i < 400 && !['completed', 'failed'].includes(s?.status); i++) {
+      s = (await api('GET', `/api/integrations/${id}/sync/${inc.body.syncId}`, undefined, dave)).body;
+      if (['completed', 'failed'].includes(s.status)) assert.equal(s.status, 'completed', JSON.stringify(s));
+      else await sleep(50);
+    }
+    assert.deepEqual(await live(), [plain.id]);
+  });
+
   const act = (name, params, user = alice, id = integ.id) => api('POST', `/api/integrations/${id}/actions/${name}`, params, user);
 
   await t.test('actions are listed with their JSON Schemas', async () => {

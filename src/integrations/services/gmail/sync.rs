@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{api, batch, full_message, message_path, query, BATCH_MAX, HISTORY_MAX, LIST_MAX, MESSAGE_PAGE};
+use super::{
+    after_date, api, batch, full_message, message_path, query, str_list, BATCH_MAX, HISTORY_MAX, LIST_MAX, MESSAGE_PAGE,
+};
 use crate::integrations::service::{Conn, Item, Page, PageRequest, ServiceError};
 use crate::integrations::services::google::mime::{self};
 use crate::integrations::services::google::{Charsets, Part};
@@ -83,6 +85,41 @@ pub(super) fn bump(hid: &mut Option<String>, seen: &Value) {
 // Sync
 // ---------------------------------------------------------------------------------------------
 
+/// The integration's message filters (`filters.labels`, `filters.after`).
+#[derive(Default)]
+pub(super) struct Filters {
+    labels: Vec<String>,
+    /// (`YYYY/MM/DD`, its midnight UTC in ms).
+    after: Option<(String, crate::time::Millis)>,
+}
+
+impl Filters {
+    pub(super) fn of(req: &PageRequest<'_>) -> Self {
+        Filters {
+            labels: req.filter("labels").map(str_list).unwrap_or_default(),
+            after: req.filter("after").and_then(Value::as_str).and_then(after_date),
+        }
+    }
+
+    /// The listing's query parameters: `labelIds` (all of them must be on a message) and `q`.
+    pub(super) fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q: Vec<(&'static str, String)> = self.labels.iter().map(|l| ("labelIds", l.clone())).collect();
+        if let Some((day, _)) = &self.after {
+            q.push(("q", format!("after:{day}")));
+        }
+        q
+    }
+
+    /// Whether a message read in an incremental pass is in the filtered mailbox.
+    pub(super) fn keep(&self, m: &Value) -> bool {
+        let labels = str_list(&m["labelIds"]);
+        let date =
+            m["internalDate"].as_str().and_then(|d| d.parse::<i64>().ok()).or_else(|| m["internalDate"].as_i64());
+        self.labels.iter().all(|l| labels.contains(l))
+            && self.after.as_ref().is_none_or(|(_, ms)| date.is_none_or(|d| d >= *ms))
+    }
+}
+
 /// Where a messages pass stands between pages.
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
 pub(super) struct Cursor {
@@ -105,6 +142,7 @@ pub(super) struct Cursor {
 pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
     let mut cur: Cursor = req.cursor.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
     let budget = req.max_requests.max(1);
+    let filters = Filters::of(req);
     let mut used = 0;
     let mut items = Vec::new();
     if cur.pending.is_empty() && !cur.listed {
@@ -113,6 +151,7 @@ pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result
         match req.since {
             None => {
                 let mut q = vec![("maxResults", MESSAGE_PAGE.to_string())];
+                q.extend(filters.query());
                 q.extend(token);
                 let v = api(c).get(&format!("/users/me/messages?{}", query(&q))).await?;
                 cur.pending = v["messages"]
@@ -168,7 +207,12 @@ pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result
                 Ok(m) => {
                     fetched_any = true;
                     bump(&mut cur.hid, &m["historyId"]);
-                    items.push(message_entity(message_view(&m)));
+                    // A change took it out of the filtered mailbox (a label removed): it goes.
+                    if filters.keep(&m) {
+                        items.push(message_entity(message_view(&m)));
+                    } else {
+                        items.push(Item::gone(id));
+                    }
                 }
                 // Gone between the listing and the read.
                 Err(ServiceError::NotFound(_)) => {
@@ -229,6 +273,9 @@ pub(super) fn history_changes(v: &Value) -> (Vec<String>, Vec<String>) {
 /// A full listing (threads, drafts): one request per page.
 pub(super) async fn listing(c: &Conn<'_>, req: &PageRequest<'_>, kind: &str) -> Result<Page, ServiceError> {
     let mut q = vec![("maxResults", LIST_MAX.to_string())];
+    if kind == "threads" {
+        q.extend(Filters::of(req).query());
+    }
     if let Some(t) = req.cursor.and_then(|v| v["pageToken"].as_str()) {
         q.push(("pageToken", t.to_string()));
     }
