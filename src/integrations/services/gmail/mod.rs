@@ -991,16 +991,66 @@ mod tests {
     }
 
     #[test]
+    fn threads_keep_their_subject_participants_and_last_date() {
+        let msg = |id: &str, from: &str, to: &str, subject: &str, ms: i64| {
+            json!({
+                "id": id, "threadId": "t1", "internalDate": ms.to_string(), "snippet": "s", "labelIds": ["INBOX"],
+                "payload": { "mimeType": "text/plain", "headers": headers(&[("Subject", subject), ("From", from), ("To", to), ("Cc", "Bob <BOB@x.com>")]) },
+            })
+        };
+        let fake = Fake::new(move |_, path, _| match path.split('?').next().unwrap() {
+            "/gmail/v1/users/me/threads" if path.contains("pageToken=n") => {
+                (200, json!({ "threads": [{ "id": "t2", "snippet": "b", "historyId": "3" }] }))
+            }
+            "/gmail/v1/users/me/threads" => (
+                200,
+                json!({ "threads": [{ "id": "t1", "snippet": "It&#39;s done", "historyId": "9" }], "nextPageToken": "n" }),
+            ),
+            "/gmail/v1/users/me/threads/t1" => (
+                200,
+                json!({ "id": "t1", "snippet": "It&#39;s done", "historyId": "9", "messages": [
+                    msg("m1", "\"Doe, Jane\" <jane@x.com>", "me@x.com", "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=", 1_700_000_000_000),
+                    msg("m2", "Me <ME@x.com>", "jane@x.com", "Re: Grüße", 1_700_000_600_000),
+                ] }),
+            ),
+            "/gmail/v1/users/me/threads/t2" => (404, json!({ "error": { "code": 404, "message": "Not Found" } })),
+            _ => (404, json!({})),
+        });
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| {
+            let page = |cursor: Option<&Value>, since: Option<&str>| {
+                let req = PageRequest { entity: "threads", parent: "", cursor, since, max_requests: 5, filters: None };
+                run(GmailService.sync_page(c, &req)).unwrap()
+            };
+            let t = page(None, None);
+            assert_eq!(
+                t.items[0].data,
+                json!({
+                    "id": "t1", "subject": "Grüße", "from": "Doe, Jane <jane@x.com>, Me <ME@x.com>",
+                    "participants": ["Doe, Jane <jane@x.com>", "me@x.com", "Bob <BOB@x.com>"],
+                    "date": "2023-11-14T22:23:20.000Z", "messageCount": 2, "snippet": "It's done", "historyId": "9",
+                })
+            );
+            assert_eq!(t.items[0].modified_at, "", "no modification time: a full pass sweeps");
+            let t2 = page(t.next.as_ref(), None);
+            assert!(t2.items.is_empty() && t2.next.is_none(), "t2 vanished after the listing");
+            assert!(t.checkpoint.is_none() && t2.checkpoint.is_none(), "every run is a full, sweeping pass");
+        });
+        let batches = fake
+            .paths()
+            .iter()
+            .filter(|p| p.starts_with("BATCH GET /gmail/v1/users/me/threads/"))
+            .cloned()
+            .collect::<Vec<_>>();
+        assert_eq!(batches.len(), 2, "t1, then t2: {batches:?}");
+        assert!(batches[0].contains("format=metadata&metadataHeaders=Subject&metadataHeaders=From"), "{batches:?}");
+    }
+
+    #[test]
     fn an_empty_mailbox_takes_its_checkpoint_from_the_profile_and_listings_page() {
         let fake = Fake::new(|_, path, _| match path.split('?').next().unwrap() {
             "/gmail/v1/users/me/messages" => (200, json!({ "resultSizeEstimate": 0 })),
             "/gmail/v1/users/me/profile" => (200, json!({ "emailAddress": "me@x.com", "historyId": "77" })),
-            "/gmail/v1/users/me/threads" if path.contains("pageToken=n") => {
-                (200, json!({ "threads": [{ "id": "t2", "snippet": "b", "historyId": "3" }] }))
-            }
-            "/gmail/v1/users/me/threads" => {
-                (200, json!({ "threads": [{ "id": "t1", "snippet": "a", "historyId": "2" }], "nextPageToken": "n" }))
-            }
             "/gmail/v1/users/me/drafts" => {
                 (200, json!({ "drafts": [{ "id": "d1", "message": { "id": "m9", "threadId": "t9" } }] }))
             }
@@ -1019,16 +1069,11 @@ mod tests {
             let m = page("messages", None);
             assert!(m.items.is_empty() && m.next.is_none());
             assert_eq!(m.checkpoint.as_deref(), Some("77"));
-            let t = page("threads", None);
-            assert_eq!(t.items[0].data, json!({ "id": "t1", "snippet": "a", "historyId": "2" }));
-            assert_eq!(t.items[0].modified_at, "", "no modification time: every run is a full, sweeping pass");
-            let t2 = page("threads", t.next.as_ref());
-            assert_eq!((t2.items[0].external_id.as_str(), t2.next.is_none()), ("t2", true));
             let d = page("drafts", None);
             assert_eq!(d.items[0].data, json!({ "id": "d1", "messageId": "m9", "threadId": "t9" }));
             let l = page("labels", None);
             assert_eq!(l.items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), ["INBOX", "Label_1"]);
-            assert!(l.checkpoint.is_none() && t.checkpoint.is_none());
+            assert!(l.checkpoint.is_none() && d.checkpoint.is_none());
         });
         assert!(fake.paths()[2].contains("maxResults=500"), "{:?}", fake.paths());
     }
