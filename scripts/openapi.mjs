@@ -921,7 +921,19 @@ const doc = {
         id: str(), userId: str(), botUsername: str(), botInfo: str({ description: 'JSON of getMe' }),
         webhookActive: { type: 'boolean' }, paired: { type: 'boolean', description: 'the bot answers only its paired owner' }, createdAt: time, updatedAt: time,
       }, ['id', 'userId', 'botUsername', 'botInfo', 'webhookActive', 'paired', 'createdAt', 'updatedAt']),
-      IntegrationConfig: obj({ syncFrequency: { enum: ['realtime', 'hourly', 'daily', 'manual'] }, entities: { type: 'array', items: str() }, filters: { type: 'object' } }),
+      IntegrationConfig: obj({
+        syncFrequency: { enum: ['realtime', 'hourly', 'daily', 'manual'] }, entities: { type: 'array', items: str() },
+        filters: {
+          type: 'object', additionalProperties: false,
+          description: 'What a sync takes, per service (a filter of another service, or of the wrong shape, is 400 `VALIDATION_ERROR` on `config.filters.<name>`); a run keeps the filters it started with',
+          properties: {
+            repositories: { type: 'array', minItems: 1, maxItems: 100, items: str({ pattern: '^[^/]+/[^/]+$' }), description: 'GitHub: only these repositories (owner/name) are synced' },
+            labels: { type: 'array', minItems: 1, maxItems: 20, items: str({ minLength: 1, maxLength: 225 }), description: 'Gmail: only messages (and threads) carrying every one of these label ids' },
+            after: str({ pattern: '^\\d{4}[-/]\\d{2}[-/]\\d{2}$', description: 'Gmail: only messages after this date (YYYY-MM-DD or YYYY/MM/DD; Gmail\'s after:)' }),
+            calendars: { type: 'array', minItems: 1, maxItems: 50, items: str({ minLength: 1, maxLength: 255 }), description: 'Google Calendar: the events of these calendars, instead of the selected ones' },
+          },
+        },
+      }),
       Integration: { type: 'object', properties: {
         id: str(), service: str(), status: { enum: ['pending', 'active', 'error', 'disconnected'] }, scope: { enum: ['user', 'org'] },
         config: ref('IntegrationConfig'), errorMessage: { type: ['string', 'null'] }, lastSyncedAt: { type: ['string', 'null'] },

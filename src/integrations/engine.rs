@@ -44,6 +44,28 @@ pub struct RunState {
     pub entities: Vec<String>,
     pub index: usize,
     pub position: Option<Position>,
+    /// The integration's `config.filters` when the run was created: every slice of the run
+    /// applies the same ones, whatever a later update says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Value>,
+}
+
+/// The parent keys a filter lists (its [`Parent::filter`] entry), when it is set.
+fn listed_parents(parent: Option<Parent>, filters: Option<&Value>) -> Option<Vec<String>> {
+    let list = filters?.get(parent?.filter?)?.as_array()?;
+    Some(list.iter().filter_map(Value::as_str).map(str::to_string).collect())
+}
+
+/// Keeps the parents `listed` names (and their checkpoints), compared without case (GitHub's
+/// `owner/name`, calendar ids).
+fn keep_parents(pos: &mut Position, listed: &[String]) {
+    let since = std::mem::take(&mut pos.since);
+    for (i, p) in std::mem::take(&mut pos.parents).into_iter().enumerate() {
+        if listed.iter().any(|l| l.eq_ignore_ascii_case(&p)) {
+            pos.since.push(since.get(i).cloned().flatten());
+            pos.parents.push(p);
+        }
+    }
 }
 
 /// A run as a slice finds it.
@@ -250,7 +272,17 @@ async fn slice<St: SyncStore, So: Source>(
     while run.state.index < run.state.entities.len() {
         let entity = run.state.entities[run.state.index].clone();
         if run.state.position.is_none() {
-            let pos = store.start_entity(&run.integration_id, &entity, source.parent(&entity), run.full).await?;
+            let parent = source.parent(&entity);
+            // A filter that lists the parents replaces the service's own rule (`only_if`).
+            let listed = listed_parents(parent, run.state.filters.as_ref());
+            let spec = match (parent, &listed) {
+                (Some(p), Some(_)) => Some(Parent { only_if: None, ..p }),
+                _ => parent,
+            };
+            let mut pos = store.start_entity(&run.integration_id, &entity, spec, run.full).await?;
+            if let Some(listed) = &listed {
+                keep_parents(&mut pos, listed);
+            }
             run.state.position = Some(pos);
         }
         let left = limits.budget.saturating_sub(spent(source));
@@ -281,6 +313,7 @@ async fn slice<St: SyncStore, So: Source>(
             cursor: pos.cursor.as_ref(),
             since: since.as_deref(),
             max_requests: left - store.commit_calls() - RESERVE,
+            filters: run.state.filters.as_ref(),
         };
         let page = source.page(&req).await;
         run.requests += i64::from(source.requests() - before);
@@ -469,6 +502,8 @@ mod tests {
         /// The epoch of the last claim, and the newest epoch a commit was accepted with.
         epoch: Cell<i64>,
         accepted_epoch: Cell<i64>,
+        /// The parent spec of the last entity started.
+        started_with: RefCell<Option<Parent>>,
     }
 
     impl MemStore {
@@ -482,6 +517,7 @@ mod tests {
                     entities: entities.iter().map(|e| e.to_string()).collect(),
                     index: 0,
                     position: None,
+                    filters: None,
                 },
                 records: 0,
                 requests: 0,
@@ -542,6 +578,7 @@ mod tests {
             full: bool,
         ) -> Result<Position, StoreError> {
             self.calls.set(self.calls.get() + 1);
+            *self.started_with.borrow_mut() = parent;
             let parents: Vec<String> = match parent {
                 None => vec![String::new()],
                 Some(p) => self
@@ -682,7 +719,12 @@ mod tests {
 
     impl Source for FakeSource {
         fn parent(&self, entity: &str) -> Option<Parent> {
-            (entity == "issues").then_some(Parent { entity: "repositories", key: "$.name", only_if: None })
+            (entity == "issues").then_some(Parent {
+                entity: "repositories",
+                key: "$.name",
+                only_if: Some("$.walked"),
+                filter: Some("repositories"),
+            })
         }
         async fn open(&mut self) -> Result<(), ServiceError> {
             self.requests.set(self.requests.get() + 1);
@@ -772,6 +814,36 @@ mod tests {
         // One checkpoint per repository (per parent), at its newest item.
         assert_eq!(store.checkpoints.borrow().len(), 3 + 1);
         assert_eq!(store.checkpoints.borrow()[&("issues".into(), "o/r1".into())], "2026-01-01T00:00:25Z");
+    }
+
+    #[test]
+    fn a_filter_listing_parents_walks_only_those_and_a_full_run_sweeps_the_others() {
+        install(FakeSource::new(3, 5, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        assert_eq!(store.live("issues"), 15);
+        assert_eq!(store.started_with.borrow().unwrap().only_if, Some("$.walked"), "no filter: the service's rule");
+        // The filters are the run's own (kept in its state); parent keys compare without case.
+        *store.finished.borrow_mut() = None;
+        store.run.borrow_mut().as_mut().unwrap().state = RunState {
+            entities: vec!["issues".into()],
+            filters: Some(serde_json::json!({ "repositories": ["O/R1"] })),
+            ..RunState::default()
+        };
+        let (end, _) = drive(&store, 100);
+        assert_eq!(end, Slice::Done(Ending::Completed));
+        assert_eq!(store.started_with.borrow().unwrap().only_if, None, "the list replaces the service's rule");
+        let live: Vec<String> = store
+            .entities
+            .borrow()
+            .iter()
+            .filter(|((e, _), r)| e == "issues" && !r.deleted)
+            .map(|((_, id), _)| id.clone())
+            .collect();
+        assert_eq!(live, ["o/r1#1", "o/r1#2", "o/r1#3", "o/r1#4", "o/r1#5"]);
+        let state: RunState =
+            serde_json::from_str(&serde_json::to_string(&store.run.borrow().as_ref().unwrap().state).unwrap()).unwrap();
+        assert_eq!(state.filters, Some(serde_json::json!({ "repositories": ["O/R1"] })), "kept across slices");
     }
 
     #[test]

@@ -25,6 +25,30 @@ mod tests {
     use serde_json::Value;
 
     #[test]
+    fn each_service_checks_its_own_filters() {
+        let check = |service: &str, name: &str, v: Value| -> Option<Result<(), String>> {
+            find(service).unwrap().filters().iter().find(|f| f.name == name).map(|f| (f.check)(&v))
+        };
+        use serde_json::json;
+        assert_eq!(check("github", "repositories", json!(["octo/app", "Octo/lib.js"])), Some(Ok(())));
+        assert!(check("github", "repositories", json!(["no-slash"])).unwrap().is_err());
+        assert!(check("github", "repositories", json!("octo/app")).unwrap().is_err());
+        assert!(check("github", "repositories", json!([])).unwrap().is_err());
+        assert!(check("github", "labels", json!(["INBOX"])).is_none(), "another service's filter");
+        assert_eq!(check("gmail", "labels", json!(["INBOX", "Label_3"])), Some(Ok(())));
+        assert_eq!(check("gmail", "after", json!("2026-01-31")), Some(Ok(())));
+        assert_eq!(check("gmail", "after", json!("2026/01/31")), Some(Ok(())));
+        for bad in [json!("2026-02-30"), json!("yesterday"), json!("2026-1-5"), json!(20260101)] {
+            assert!(check("gmail", "after", bad.clone()).unwrap().is_err(), "{bad}");
+        }
+        assert_eq!(
+            check("google_calendar", "calendars", json!(["primary", "team@group.calendar.google.com"])),
+            Some(Ok(()))
+        );
+        assert!(check("google_calendar", "calendars", json!([""])).unwrap().is_err());
+    }
+
+    #[test]
     fn a_consent_without_a_scope_misses_it_for_the_actions_that_need_it() {
         let gmail = find("gmail").unwrap();
         let auth = |s: &str| format!("https://www.googleapis.com/auth/{s}");

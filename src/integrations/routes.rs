@@ -133,7 +133,44 @@ fn parse_config(input: &mut Input, service: Option<&dyn Service>, required: bool
             return None;
         }
     }
-    Some(ConfigInput { frequency, entities, filters: cfg.get("filters").cloned().filter(Value::is_object) })
+    let filters = match cfg.get("filters") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(given)) => {
+            let problems = service.map(|s| filter_problems(s, given)).unwrap_or_default();
+            if !problems.is_empty() {
+                for (field, message) in problems {
+                    input.error(&field, message);
+                }
+                return None;
+            }
+            Some(Value::Object(given.clone()))
+        }
+        Some(_) => {
+            input.error("config.filters", "Expected an object");
+            return None;
+        }
+    };
+    Some(ConfigInput { frequency, entities, filters })
+}
+
+/// What is wrong with `config.filters` for `service`: `(field, message)` per entry it does not
+/// honour (another service's, or none at all) or whose value has the wrong shape.
+fn filter_problems(service: &dyn Service, given: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    let known = service.filters();
+    given
+        .iter()
+        .filter_map(|(name, value)| {
+            let field = format!("config.filters.{name}");
+            match known.iter().find(|f| f.name == name) {
+                None if known.is_empty() => Some((field, format!("{} takes no filters", service.name()))),
+                None => {
+                    let names: Vec<&str> = known.iter().map(|f| f.name).collect();
+                    Some((field, format!("Not a filter of {}; expected one of: {}", service.name(), names.join(", "))))
+                }
+                Some(f) => (f.check)(value).err().map(|m| (field, m)),
+            }
+        })
+        .collect()
 }
 
 fn config_json(c: &ConfigInput) -> Value {

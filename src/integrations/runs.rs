@@ -60,17 +60,20 @@ fn lease_ms(env: &Env) -> Millis {
         .map_or(engine::DEFAULT_LEASE_MS, |s| s * 1000)
 }
 
-/// Creates a run; `None` when one is already unfinished (the partial unique index decides).
+/// Creates a run of `row` with its configured filters; `None` when one is already unfinished
+/// (the partial unique index decides).
 pub async fn create(
     env: &Env,
     db: &D1Database,
-    integration_id: &str,
+    row: &IntegrationRow,
     entities: Vec<String>,
     full: bool,
     now: Millis,
 ) -> ApiResult<Option<String>> {
     let id = uuid::Uuid::new_v4().to_string();
-    let state = engine::RunState { entities, index: 0, position: None };
+    let integration_id = &row.id;
+    let filters = row.config().get("filters").filter(|f| f.as_object().is_some_and(|o| !o.is_empty())).cloned();
+    let state = engine::RunState { entities, index: 0, position: None, filters };
     // A refused budget is said on the run too, where its owner looks.
     let notes = budget_problem(crate::config::var(env, "SYNC_REQUEST_BUDGET").as_deref())
         .err()
@@ -101,7 +104,7 @@ pub async fn start(
     now: Millis,
 ) -> ApiResult<String> {
     let db = env.d1("DB")?;
-    let Some(id) = create(env, &db, &row.id, entities, full, now).await? else {
+    let Some(id) = create(env, &db, row, entities, full, now).await? else {
         return Err(ApiError::conflict("SYNC_IN_PROGRESS", "A sync of this integration is already running"));
     };
     // If this send is lost, the sweep enqueues the run a minute later.
@@ -220,7 +223,7 @@ pub async fn sweep(env: &Env) -> ApiResult<()> {
             continue;
         };
         let Ok(plan) = d.row.plan() else { continue };
-        if let Some(id) = create(env, &db, &d.row.id, plan, full, now).await? {
+        if let Some(id) = create(env, &db, &d.row, plan, full, now).await? {
             jobs.push(Job::Sync { run: id, chain: 0 });
         }
     }

@@ -100,6 +100,44 @@ pub struct PageRequest<'a> {
     pub since: Option<&'a str>,
     /// Upstream requests this page may make (the invocation's subrequest budget).
     pub max_requests: u32,
+    /// The integration's `config.filters` when the run started (checked by [`Filter`]s).
+    pub filters: Option<&'a Value>,
+}
+
+impl PageRequest<'_> {
+    /// One filter's value, if it is set.
+    pub fn filter(&self, name: &str) -> Option<&Value> {
+        self.filters.and_then(|f| f.get(name)).filter(|v| !v.is_null())
+    }
+}
+
+/// A `config.filters` entry a service honours, and the check of its value (the message says
+/// what is wrong).
+pub struct Filter {
+    pub name: &'static str,
+    pub check: fn(&Value) -> Result<(), String>,
+}
+
+/// A filter's value as a list of strings: `min..=max` items, each `1..=max_len` characters
+/// and accepted by `valid`.
+pub fn string_list(
+    v: &Value,
+    max: usize,
+    max_len: usize,
+    valid: fn(&str) -> bool,
+    what: &str,
+) -> Result<Vec<String>, String> {
+    let list = v.as_array().ok_or_else(|| format!("Expected an array of {what}"))?;
+    if list.is_empty() || list.len() > max {
+        return Err(format!("Expected 1 to {max} {what}"));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, x)| match x.as_str() {
+            Some(s) if !s.is_empty() && s.len() <= max_len && valid(s) => Ok(s.to_string()),
+            _ => Err(format!("Item {i} is not one of the {what}")),
+        })
+        .collect()
 }
 
 /// The answer to one page request.
@@ -121,6 +159,8 @@ pub struct Parent {
     pub key: &'static str,
     /// JSON path that must be true for a parent to be walked (e.g. a calendar's `$.selected`).
     pub only_if: Option<&'static str>,
+    /// The `config.filters` entry that, when set, lists the parent keys to walk instead.
+    pub filter: Option<&'static str>,
 }
 
 /// Failures of a service call, by what the caller should do about them.
@@ -265,6 +305,10 @@ pub trait Service: Sync {
         None
     }
     fn actions(&self) -> &'static [Action];
+    /// The `config.filters` entries it honours (any other is refused at create and update).
+    fn filters(&self) -> &'static [Filter] {
+        &[]
+    }
     /// The OAuth scopes `action` needs (checked against the granted ones before it runs).
     fn required_scopes(&self, _action: &str) -> Scopes {
         &[]
@@ -332,6 +376,10 @@ pub trait ServiceImpl: Sync {
         None
     }
     fn actions(&self) -> &'static [Action];
+    /// The `config.filters` entries it honours (see [`Service::filters`]).
+    fn filters(&self) -> &'static [Filter] {
+        &[]
+    }
     /// The OAuth scopes `action` needs (see [`Service::required_scopes`]).
     fn required_scopes(&self, _action: &str) -> Scopes {
         &[]
@@ -378,6 +426,9 @@ impl<T: ServiceImpl> Service for T {
     }
     fn actions(&self) -> &'static [Action] {
         ServiceImpl::actions(self)
+    }
+    fn filters(&self) -> &'static [Filter] {
+        ServiceImpl::filters(self)
     }
     fn required_scopes(&self, action: &str) -> Scopes {
         ServiceImpl::required_scopes(self, action)

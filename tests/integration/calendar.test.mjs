@@ -208,6 +208,27 @@ test('Google Calendar: connect, sync, actions', async (t) => {
     assert.ok(calendarRequests().slice(after).filter((r) => r.path.endsWith('/events')).every((r) => r.query.get('syncToken')));
   });
 
+  await t.test('filters.calendars: only the calendars it lists are walked, selected or not; another service\'s filter is refused', async () => {
+    for (const filters of [{ repositories: ['a/b'] }, { calendars: 'primary' }, { calendars: [] }, { calendars: [''] }]) {
+      const r = await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'manual', filters } });
+      assert.deepEqual([r.status, r.body.code], [400, 'VALIDATION_ERROR'], JSON.stringify(filters));
+      assert.equal(r.body.details[0].field, `config.filters.${Object.keys(filters)[0]}`);
+    }
+    const set = await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'manual', filters: { calendars: [HOLIDAYS] } } });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.deepEqual(set.body.integration.config.filters, { calendars: [HOLIDAYS] });
+    const before = calendarRequests().length;
+    const done = await sync(integ.id, { fullSync: true });
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    const lists = calendarRequests().slice(before).filter((r) => r.path.endsWith('/events'));
+    assert.deepEqual(lists.map((r) => decodeURIComponent(r.path.split('/')[4])), [HOLIDAYS], 'the unselected calendar it names, and only it');
+    assert.equal(await count(integ.id, 'events', '&includeDeleted=false'), 3, 'the other calendars\' events are no longer synced');
+    // Without the filter, the selected calendars again.
+    assert.equal((await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'manual' } })).status, 200);
+    assert.equal((await sync(integ.id, { fullSync: true })).status, 'completed');
+    assert.equal(await count(integ.id, 'events', '&includeDeleted=false'), 265);
+  });
+
   await t.test('list_calendars, list_events, get_event', async () => {
     const cals = await ok('list_calendars', {});
     assert.deepEqual(cals.calendars.map((c) => [c.id, c.primary, c.selected]), [[ALICE, true, true], [TEAM, false, true], [HOLIDAYS, false, false]]);

@@ -221,15 +221,27 @@ test('Gmail integration', async (t) => {
     assert.equal(done.progress, want.messages + want.threads + want.drafts + want.labels);
     const seen = gmailRequests().slice(before);
     const batches = outer(seen).filter((r) => r.path === '/batch/gmail/v1');
-    assert.equal(batches.length, Math.ceil(want.messages / 50), 'one batch per 50 messages');
+    assert.equal(batches.length, Math.ceil(want.messages / 50) + Math.ceil(want.threads / 50), 'one batch per 50 messages, and per 50 threads (their headers)');
     assert.ok(g.batchSizes.slice(sizesBefore).every((n) => n <= 50), `batches of at most 50 parts: ${g.batchSizes.slice(sizesBefore)}`);
     assert.equal(outer(seen).filter((r) => /\/messages\/[^/]+$/.test(r.path)).length, 0, 'no message read one by one');
-    assert.equal(seen.filter((r) => r.batched).length, want.messages);
+    assert.equal(seen.filter((r) => r.batched && r.path.includes('/messages/')).length, want.messages);
+    assert.equal(seen.filter((r) => r.batched && r.path.includes('/threads/')).length, want.threads);
     const m = await entity(integ.id, 'messages', latin1.id);
     assert.deepEqual(Object.keys(m).filter((k) => k !== 'deleted').sort(), MESSAGE_KEYS);
     assert.deepEqual([m.subject, m.body.trim(), m.from, m.to, m.date], ['Café', 'Café crème brûlée', 'René <rene@example.fr>', [ME], '2026-02-01T00:00:00.000Z']);
     const jane = await entity(integ.id, 'messages', seeded[0].id);
     assert.deepEqual([jane.from, jane.unread, jane.starred, jane.messageId], ['Doe, Jane <jane@example.com>', true, false, seeded[0].messageId]);
+    // A thread keeps its subject, who wrote and who was on it, and its last date: searchable.
+    const thread = await entity(integ.id, 'threads', seeded[3].threadId);
+    assert.deepEqual(
+      [thread.subject, thread.from, thread.participants, thread.date, thread.messageCount],
+      ['Report 2', 'Doe, Jane <jane@example.com>, Sender 3 <s3@example.com>', ['Doe, Jane <jane@example.com>', ME, 'Sender 3 <s3@example.com>'], new Date(seeded[3].internalDate).toISOString(), 2],
+    );
+    const found = await api('GET', `/api/integrations/${integ.id}/search?${new URLSearchParams({ q: 'Report 2', type: 'threads' })}`);
+    assert.equal(found.status, 200, JSON.stringify(found.body));
+    assert.deepEqual(found.body.results.map((r) => [r.externalId, r.title])[0], [seeded[3].threadId, 'Report 2']);
+    const bySender = await api('GET', `/api/integrations/${integ.id}/search?${new URLSearchParams({ q: 's3@example.com', type: 'threads' })}`);
+    assert.ok(bySender.body.results.some((r) => r.externalId === seeded[3].threadId), JSON.stringify(bySender.body));
     assert.deepEqual((await entity(integ.id, 'drafts', 'r-draft-1')), { id: 'r-draft-1', messageId: box.drafts.get('r-draft-1'), threadId: box.messages.get(box.drafts.get('r-draft-1')).threadId, deleted: false });
     assert.equal((await entity(integ.id, 'labels', workLabel)).name, 'Work');
     const checkpoint = await checkpointOf(integ.id);
@@ -253,8 +265,9 @@ test('Gmail integration', async (t) => {
     assert.equal(history.length, 1);
     assert.equal(Number(history[0].query.get('startHistoryId')), fresh.historyId - 4);
     assert.ok(!seen.some((r) => r.path === '/gmail/v1/users/me/messages'), 'no full listing');
-    assert.deepEqual(seen.filter((r) => r.batched).map((r) => r.path.split('/').pop()).sort(), [starred.id, binned.id, fresh.id].sort());
-    assert.ok(outer(seen).length <= 5, `few requests: ${outer(seen).map((r) => r.path)}`);
+    assert.deepEqual(seen.filter((r) => r.batched && r.path.includes('/messages/')).map((r) => r.path.split('/').pop()).sort(), [starred.id, binned.id, fresh.id].sort());
+    // Threads (a full, sweeping pass each run): one listing, their headers 50 per batch.
+    assert.ok(outer(seen).length <= 5 + Math.ceil(expected().threads / 50), `few requests: ${outer(seen).map((r) => r.path)}`);
     assert.equal(await count(integ.id, 'messages', '&includeDeleted=false'), expected().messages);
     assert.equal((await entity(integ.id, 'messages', starred.id)).starred, true);
     assert.equal((await entity(integ.id, 'messages', starred.id)).unread, false);
@@ -278,6 +291,51 @@ test('Gmail integration', async (t) => {
     assert.ok(seen.some((r) => r.path === '/gmail/v1/users/me/messages'), 'listed in full');
     assert.equal(await count(integ.id, 'messages', '&includeDeleted=false'), expected().messages);
     assert.equal((await entity(integ.id, 'messages', gone.id)).deleted, true, 'the full pass swept what is gone');
+  });
+
+  await t.test('filters.labels and filters.after: only those messages (and threads) are synced, in full and incrementally; bad filters are 400', async () => {
+    const dave = await svc.createUser({ email: 'dave@example.com' });
+    const DAVE = 'dave.mail@gmail.test';
+    const at = (d) => ({ raw: rawMessage({ to: DAVE, subject: `On ${d}`, date: new Date(d) }), internalDate: Date.parse(d) });
+    const old = await mail.addMessage(DAVE, { ...at('2025-12-01T10:00:00Z'), labelIds: ['INBOX', 'STARRED'] });
+    const recent = await mail.addMessage(DAVE, { ...at('2026-02-01T10:00:00Z'), labelIds: ['INBOX', 'STARRED'] });
+    const plain = await mail.addMessage(DAVE, { ...at('2026-02-02T10:00:00Z'), labelIds: ['INBOX'] });
+    const { callback } = await oauth(dave, DAVE);
+    const id = (await api('POST', '/api/integrations/gmail/oauth/callback', callback, dave)).body.integration.id;
+    const patch = (filters) => api('PATCH', `/api/integrations/${id}`, { config: { syncFrequency: 'manual', filters } }, dave);
+    for (const [filters, field] of [[{ repositories: ['a/b'] }, 'repositories'], [{ labels: 'STARRED' }, 'labels'], [{ after: 'yesterday' }, 'after'], [{ after: '2026-02-30' }, 'after']]) {
+      const r = await patch(filters);
+      assert.deepEqual([r.status, r.body.code, r.body.details[0].field], [400, 'VALIDATION_ERROR', `config.filters.${field}`], JSON.stringify(filters));
+    }
+    assert.equal((await patch({ labels: ['STARRED'], after: '2026-01-01' })).status, 200);
+    const before = gmailRequests().length;
+    const r = await api('POST', `/api/integrations/${id}/sync`, { fullSync: true }, dave);
+    let done;
+    for (let i = 0; i < 400 && !['completed', 'failed'].includes(done?.status); i++) {
+      done = (await api('GET', `/api/integrations/${id}/sync/${r.body.syncId}`, undefined, dave)).body;
+      if (!['completed', 'failed'].includes(done.status)) await sleep(50);
+    }
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    const list = outer(gmailRequests().slice(before)).find((q) => q.path === '/gmail/v1/users/me/messages');
+    assert.deepEqual([list.query.getAll('labelIds'), list.query.get('q')], [['STARRED'], 'after:2026/01/01']);
+    const threads = outer(gmailRequests().slice(before)).find((q) => q.path === '/gmail/v1/users/me/threads');
+    assert.deepEqual([threads.query.getAll('labelIds'), threads.query.get('q')], [['STARRED'], 'after:2026/01/01']);
+    const live = async () => {
+      const rows = (await (await svc.integrationData(id))('entities', { entity: 'messages', after: '', includeDeleted: false, limit: 100 })).body.rows;
+      return rows.map((x) => x.external_id).sort();
+    };
+    assert.deepEqual(await live(), [recent.id]);
+    // Incremental: a message that loses the label leaves, a new starred one comes, an old one starred stays out.
+    mail.relabel(DAVE, recent.id, { remove: ['STARRED'] });
+    mail.relabel(DAVE, plain.id, { add: ['STARRED'] });
+    mail.relabel(DAVE, old.id, { add: ['IMPORTANT'] });
+    const inc = await api('POST', `/api/integrations/${id}/sync`, {}, dave);
+    for (let i = 0, s; i < 400 && !['completed', 'failed'].includes(s?.status); i++) {
+      s = (await api('GET', `/api/integrations/${id}/sync/${inc.body.syncId}`, undefined, dave)).body;
+      if (['completed', 'failed'].includes(s.status)) assert.equal(s.status, 'completed', JSON.stringify(s));
+      else await sleep(50);
+    }
+    assert.deepEqual(await live(), [plain.id]);
   });
 
   const act = (name, params, user = alice, id = integ.id) => api('POST', `/api/integrations/${id}/actions/${name}`, params, user);
@@ -325,7 +383,8 @@ test('Gmail integration', async (t) => {
     const label = await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'labels', externalId: workLabel });
     assert.equal(label.body.entity.name, 'Work');
     const th = await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'threads', externalId: seeded[3].threadId });
-    assert.deepEqual(Object.keys(th.body.entity).sort(), ['historyId', 'id', 'snippet']);
+    assert.deepEqual(Object.keys(th.body.entity).sort(), ['date', 'from', 'historyId', 'id', 'messageCount', 'participants', 'snippet', 'subject']);
+    assert.deepEqual([th.body.entity.subject, th.body.entity.messageCount], ['Report 2', 2]);
     assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'drafts', externalId: 'r-draft-1' })).body.entity.messageId, box.drafts.get('r-draft-1'));
     assert.equal((await api('POST', `/api/integrations/${integ.id}/fetch`, { entityType: 'messages', externalId: 'nope' })).status, 404);
   });

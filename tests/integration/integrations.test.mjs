@@ -277,6 +277,40 @@ test('integration framework and GitHub sync', async (t) => {
     assert.equal((await api('POST', `/api/integrations/${integ.id}/push`, { entityType: 'wiki', data: { repository: 'a/b' } })).status, 400);
   });
 
+  await t.test('filters.repositories: only the repositories it lists are synced; unknown or misshapen filters are 400', async () => {
+    for (const filters of [{ labels: ['INBOX'] }, { repositories: 'alice/app' }, { repositories: ['no-slash'] }, { repositories: [] }]) {
+      const field = `config.filters.${Object.keys(filters)[0]}`;
+      const created = await api('POST', '/api/integrations', { service: 'github', credentials: { access_token: TOKEN }, config: { filters } }, bob);
+      assert.deepEqual([created.status, created.body.code, created.body.details?.[0]?.field], [400, 'VALIDATION_ERROR', field], JSON.stringify(created.body));
+      const patched = await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'manual', filters } });
+      assert.deepEqual([patched.status, patched.body.details?.[0]?.field], [400, field]);
+    }
+    assert.equal((await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'manual', filters: [] } })).body.details[0].field, 'config.filters');
+    const set = await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'manual', filters: { repositories: ['ALICE/lib.js'] } } });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    const before = gh.fake.requests.length;
+    const full = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true });
+    assert.equal((await waitSync(integ.id, full.body.syncId)).status, 'completed');
+    const seen = gh.fake.requests.slice(before).map((r) => r.path);
+    assert.ok(!seen.includes('/api/user/repos'), 'the listed repository is read, not every one listed');
+    assert.ok(seen.includes('/api/repos/ALICE/lib.js'));
+    assert.ok(!seen.some((p) => p.startsWith('/api/repos/alice/app')), `never alice/app: ${seen}`);
+    const repos = (await api('GET', `/api/integrations/${integ.id}/entities/repositories?includeDeleted=false`)).body.entities;
+    assert.deepEqual(repos.map((r) => r.full_name), ['alice/lib.js']);
+    const issues = await count(integ.id, 'issues', '&includeDeleted=false');
+    assert.equal(issues, gh.issues.get('alice/lib.js').filter((i) => !i.pull_request).length);
+    // Incremental runs walk only the listed repository too.
+    const mark = gh.fake.requests.length;
+    const inc = await api('POST', `/api/integrations/${integ.id}/sync`, {});
+    assert.equal((await waitSync(integ.id, inc.body.syncId)).status, 'completed');
+    assert.ok(!gh.fake.requests.slice(mark).some((r) => r.path.startsWith('/api/repos/alice/app')));
+    // Without the filter, everything again.
+    assert.equal((await api('PATCH', `/api/integrations/${integ.id}`, { config: { syncFrequency: 'manual' } })).status, 200);
+    const again = await api('POST', `/api/integrations/${integ.id}/sync`, { fullSync: true });
+    assert.equal((await waitSync(integ.id, again.body.syncId)).status, 'completed');
+    assert.equal(await count(integ.id, 'repositories', '&includeDeleted=false'), 3);
+  });
+
   await t.test('patch: reactivation re-tests the connection; scope is admin-only; org members read', async () => {
     let db = await svc.db();
     await db.prepare("UPDATE integrations SET status = 'error', error_message = 'x' WHERE id = ?").bind(integ.id).run();

@@ -148,6 +148,11 @@ export function addGmail(g) {
         case 'in': return v === 'anywhere' || m.labelIds.includes({ drafts: 'DRAFT' }[v] ?? v.toUpperCase());
         case 'label': return m.labelIds.some((l) => l.toLowerCase() === v || box.labels.get(l)?.name.toLowerCase() === v);
         case 'has': return v === 'attachment' ? m.attachments.size > 0 : false;
+        // after:/before: take YYYY/MM/DD (midnight UTC here) or epoch seconds.
+        case 'after': case 'before': {
+          const at = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(`${v.replace(/\//g, '-')}T00:00:00Z`);
+          return k.toLowerCase() === 'after' ? m.internalDate >= at : m.internalDate < at;
+        }
         default: return has(m.subjectText ??= decodeSubject(m)) || has(m.snippet) || has(header(m, 'From'));
       }
     });

@@ -15,7 +15,8 @@ use serde_json::{json, Map, Value};
 use worker::Method;
 
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, Scopes, ServiceError, ServiceImpl,
+    string_list, Action, Conn, Credentials, Filter, Item, OAuth, Outcome, Page, PageRequest, Parent, Scopes,
+    ServiceError, ServiceImpl,
 };
 use crate::integrations::services::google::Api;
 use crate::time::{iso, parse_iso, Millis};
@@ -65,6 +66,13 @@ const FREE_BUSY: &[&str] = &[
     calendar_scope!(".readonly"),
     calendar_scope!(""),
 ];
+
+/// `filters.calendars`: the calendar ids whose events are synced (instead of the selected ones).
+static FILTERS: [Filter; 1] = [Filter { name: "calendars", check: check_calendars }];
+
+fn check_calendars(v: &Value) -> Result<(), String> {
+    string_list(v, 50, 255, |_| true, "calendar ids").map(|_| ())
+}
 
 /// The scopes a Calendar action needs.
 fn required_scopes(action: &str) -> Scopes {
@@ -360,11 +368,20 @@ impl ServiceImpl for CalendarService {
     }
 
     fn parent(&self, entity: &str) -> Option<Parent> {
-        (entity == "events").then_some(Parent { entity: "calendars", key: "$.id", only_if: Some("$.selected") })
+        (entity == "events").then_some(Parent {
+            entity: "calendars",
+            key: "$.id",
+            only_if: Some("$.selected"),
+            filter: Some("calendars"),
+        })
     }
 
     fn actions(&self) -> &'static [Action] {
         &ACTIONS
+    }
+
+    fn filters(&self) -> &'static [Filter] {
+        &FILTERS
     }
 
     fn required_scopes(&self, action: &str) -> Scopes {
@@ -513,7 +530,14 @@ mod tests {
         let since = since.map(str::to_string);
         run(fake, |c| {
             Box::pin(async move {
-                let req = PageRequest { entity, parent, cursor: None, since: since.as_deref(), max_requests: 10 };
+                let req = PageRequest {
+                    entity,
+                    parent,
+                    cursor: None,
+                    since: since.as_deref(),
+                    max_requests: 10,
+                    filters: None,
+                };
                 sync_page(c, &req).await
             })
         })

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::config::base_url;
 use crate::github::client::{GhError, GitHub};
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Parent, Revocation, ServiceError, ServiceImpl,
+    string_list, Action, Conn, Credentials, Filter, Item, OAuth, Outcome, Page, PageRequest, Parent, Revocation,
+    ServiceError, ServiceImpl,
 };
 use crate::outbound::segment;
 use crate::outbound::Upstream;
@@ -75,6 +76,14 @@ static ACTIONS: [Action; 5] = [
         write: true,
     },
 ];
+
+/// `filters.repositories`: an allow-list of `owner/name`; other repositories are not synced.
+static FILTERS: [Filter; 1] = [Filter { name: "repositories", check: check_repositories }];
+
+fn check_repositories(v: &Value) -> Result<(), String> {
+    let valid = |r: &str| crate::github::repo::RepoRef::parse_full_name(r).is_some();
+    string_list(v, 100, 200, valid, "repositories (owner/name)").map(|_| ())
+}
 
 static OAUTH: OAuth = OAuth {
     display: "GitHub",
@@ -177,11 +186,20 @@ impl ServiceImpl for GitHubService {
     }
 
     fn parent(&self, entity: &str) -> Option<Parent> {
-        (entity != "repositories").then_some(Parent { entity: "repositories", key: "$.full_name", only_if: None })
+        (entity != "repositories").then_some(Parent {
+            entity: "repositories",
+            key: "$.full_name",
+            only_if: None,
+            filter: Some("repositories"),
+        })
     }
 
     fn actions(&self) -> &'static [Action] {
         &ACTIONS
+    }
+
+    fn filters(&self) -> &'static [Filter] {
+        &FILTERS
     }
 
     fn oauth(&self) -> Option<&'static OAuth> {
@@ -458,6 +476,7 @@ mod tests {
             cursor: None,
             since: Some("2026-01-02T00:00:00Z"),
             max_requests: 10,
+            filters: None,
         };
         let page = futures::executor::block_on(GitHubService.sync_page(&c, &req)).unwrap();
         assert_eq!(page.items.len(), 1);

@@ -69,11 +69,37 @@ pub(super) fn newer_than(items: &mut Vec<Item>, since: Option<&str>) -> bool {
     items.len() < before
 }
 
+/// Repositories an allow-list names (`filters.repositories`), read one by one (a listing of
+/// every repository the account sees would cost a request per hundred of them); one GitHub no
+/// longer shows (404) is left out, so a full pass marks it deleted.
+async fn listed_repositories(c: &Conn<'_>, req: &PageRequest<'_>, listed: &[Value]) -> Result<Page, ServiceError> {
+    let gh = client(c);
+    let mut at = req.cursor.and_then(|v| v["index"].as_u64()).unwrap_or(0) as usize;
+    let mut items = Vec::new();
+    let mut used = 0;
+    while at < listed.len() && used < req.max_requests.clamp(1, 20) {
+        used += 1;
+        let name = listed[at].as_str().unwrap_or("");
+        match gh.get(&repo_path(name)).await {
+            Ok(r) => items.push(repo_item(&r.json::<Value>().ok_or_else(|| unreadable("repository"))?)),
+            Err(ServiceError::NotFound(_)) => {}
+            Err(e) if items.is_empty() => return Err(e),
+            // Keep what was read; the next page starts with this one again.
+            Err(_) => break,
+        }
+        at += 1;
+    }
+    Ok(Page { items, next: (at < listed.len()).then(|| json!({ "index": at })), checkpoint: None })
+}
+
 pub(super) async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
     let gh = client(c);
     let page = req.cursor.and_then(|v| v["page"].as_u64()).unwrap_or(1);
     let next = |more: bool| more.then(|| json!({ "page": page + 1 }));
     if req.entity == "repositories" {
+        if let Some(listed) = req.filter("repositories").and_then(Value::as_array) {
+            return listed_repositories(c, req, listed).await;
+        }
         let r = gh
             .get(&format!("/user/repos?per_page={PER_PAGE}&page={page}&sort=updated&direction=desc&type=all"))
             .await?;

@@ -9,7 +9,7 @@ use super::compose::{
     thread_headers, Content,
 };
 use super::drafts::{create_draft, current, label_ids, list_drafts, relabel, update_draft};
-use super::sync::{label_item, message_entity, message_view, thread_item, thread_summary};
+use super::sync::{label_item, message_entity, message_view, thread_item, thread_view};
 use super::{api, batch, full_message, message_path, profile_address, query, str_list, unreadable, with_profile};
 use crate::integrations::service::{Conn, Item, Outcome, ServiceError};
 use crate::integrations::services::google::mime::{self};
@@ -93,7 +93,7 @@ pub(super) async fn act(c: &Conn<'_>, action: &str, p: &Value) -> Result<Outcome
             let t = api(c).get(&format!("/users/me/threads/{}?format=full", segment(id))).await?;
             let views: Vec<Value> = t["messages"].as_array().into_iter().flatten().map(message_view).collect();
             let mut out = Outcome::of(json!({ "id": t["id"], "messages": views }))
-                .storing("threads", thread_item(&thread_summary(&t)));
+                .storing("threads", thread_item(thread_view(&t)));
             for v in views {
                 out = out.storing("messages", message_entity(v));
             }

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 
 use crate::config::base_url;
 use crate::integrations::service::{
-    Action, Conn, Credentials, Item, OAuth, Outcome, Page, PageRequest, Scopes, ServiceError, ServiceImpl,
+    string_list, Action, Conn, Credentials, Filter, Item, OAuth, Outcome, Page, PageRequest, Scopes, ServiceError,
+    ServiceImpl,
 };
 use crate::integrations::services::google::{Api, Part};
 use crate::outbound::segment;
@@ -38,6 +39,33 @@ const MESSAGE_PAGE: u32 = 100;
 const LIST_MAX: u32 = 500;
 /// History records per page of an incremental run.
 const HISTORY_MAX: u32 = 500;
+
+/// `filters.labels`: only messages (and threads) carrying every one of these label ids (Gmail's
+/// `labelIds`); `filters.after`: only those after a date (Gmail's `after:YYYY/MM/DD`).
+static FILTERS: [Filter; 2] =
+    [Filter { name: "labels", check: check_labels }, Filter { name: "after", check: check_after }];
+
+fn check_labels(v: &Value) -> Result<(), String> {
+    string_list(v, 20, 225, |_| true, "label ids").map(|_| ())
+}
+
+fn check_after(v: &Value) -> Result<(), String> {
+    v.as_str().and_then(after_date).map(|_| ()).ok_or_else(|| "Expected a date: YYYY-MM-DD or YYYY/MM/DD".to_string())
+}
+
+/// A filter date (`YYYY-MM-DD` or `YYYY/MM/DD`): (`YYYY/MM/DD` as Gmail's query wants it, its
+/// midnight UTC in milliseconds).
+pub(super) fn after_date(s: &str) -> Option<(String, crate::time::Millis)> {
+    let parts: Vec<&str> = s.trim().split(['-', '/']).collect();
+    let [y, m, d] = parts.as_slice() else { return None };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let iso = format!("{y}-{m}-{d}T00:00:00.000Z");
+    let ms = crate::time::parse_iso(&iso)?;
+    // A day the calendar does not have (02-30) does not come back the same.
+    (crate::time::iso(ms) == iso).then(|| (format!("{y}/{m}/{d}"), ms))
+}
 
 /// A Gmail scope's URL.
 macro_rules! gmail_scope {
@@ -444,6 +472,10 @@ impl ServiceImpl for GmailService {
         required_scopes(action)
     }
 
+    fn filters(&self) -> &'static [Filter] {
+        &FILTERS
+    }
+
     fn oauth(&self) -> Option<&'static OAuth> {
         Some(&OAUTH)
     }
@@ -747,21 +779,41 @@ mod tests {
         });
         let tokens = Counted::default();
         with_conn(&fake, &tokens, |c| {
-            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 10 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: None,
+                since: None,
+                max_requests: 10,
+                filters: None,
+            };
             let page = run(GmailService.sync_page(c, &req)).unwrap();
             assert_eq!(page.items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
             assert_eq!(page.checkpoint.as_deref(), Some("120"));
             assert_eq!(fake.subrequests.get(), 2, "a list and one batch");
             let next = page.next.unwrap();
             // A page allowed one request only lists; the next one reads what was listed.
-            let req = PageRequest { entity: "messages", parent: "", cursor: Some(&next), since: None, max_requests: 1 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: Some(&next),
+                since: None,
+                max_requests: 1,
+                filters: None,
+            };
             let page = run(GmailService.sync_page(c, &req)).unwrap();
             assert!(page.items.is_empty());
             let pending = page.next.unwrap();
             assert_eq!(pending["pending"], json!(["m3"]));
             assert_eq!(page.checkpoint.as_deref(), Some("120"), "carried in the cursor");
-            let req =
-                PageRequest { entity: "messages", parent: "", cursor: Some(&pending), since: None, max_requests: 1 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: Some(&pending),
+                since: None,
+                max_requests: 1,
+                filters: None,
+            };
             let page = run(GmailService.sync_page(c, &req)).unwrap();
             assert_eq!(page.items.len(), 1);
             assert!(page.next.is_none());
@@ -785,12 +837,26 @@ mod tests {
         });
         let tokens = Counted::default();
         with_conn(&fake, &tokens, |c| {
-            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 5 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: None,
+                since: None,
+                max_requests: 5,
+                filters: None,
+            };
             let page = run(GmailService.sync_page(c, &req)).unwrap();
             assert_eq!(page.items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
             let next = page.next.expect("b is still to read");
             assert_eq!(next["pending"], json!(["b"]));
-            let req = PageRequest { entity: "messages", parent: "", cursor: Some(&next), since: None, max_requests: 5 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: Some(&next),
+                since: None,
+                max_requests: 5,
+                filters: None,
+            };
             assert!(matches!(run(GmailService.sync_page(c, &req)), Err(ServiceError::RateLimited(_))));
         });
     }
@@ -822,12 +888,26 @@ mod tests {
             assert_eq!(timeout_of("GET /gmail/v1/users/me/messages"), Duration::from_secs(10), "a plain read");
             assert_eq!(timeout_of("POST /batch/gmail/v1"), Duration::from_secs(30), "a batch is bulk work");
             // A full sync page lists 100 and reads them 50 at a time.
-            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 10 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: None,
+                since: None,
+                max_requests: 10,
+                filters: None,
+            };
             let page = run(GmailService.sync_page(c, &req)).unwrap();
             assert_eq!((page.items.len(), page.next.is_none()), (100, true));
             assert_eq!(*fake.batch_sizes.borrow(), [50, 50, 50, 50]);
             // With room for one batch only, the rest waits for the next page.
-            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: None, max_requests: 2 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: None,
+                since: None,
+                max_requests: 2,
+                filters: None,
+            };
             let page = run(GmailService.sync_page(c, &req)).unwrap();
             assert_eq!(page.items.len(), 50);
             assert_eq!(page.next.unwrap()["pending"].as_array().unwrap().len(), 50);
@@ -871,8 +951,14 @@ mod tests {
         });
         let tokens = Counted::default();
         with_conn(&fake, &tokens, |c| {
-            let req =
-                PageRequest { entity: "messages", parent: "", cursor: None, since: Some("500"), max_requests: 10 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: None,
+                since: Some("500"),
+                max_requests: 10,
+                filters: None,
+            };
             let page = run(GmailService.sync_page(c, &req)).unwrap();
             let mut live: Vec<&str> =
                 page.items.iter().filter(|i| !i.deleted).map(|i| i.external_id.as_str()).collect();
@@ -883,7 +969,14 @@ mod tests {
             assert_eq!(gone, ["binned", "brief", "old2", "vanished"]);
             assert_eq!(page.checkpoint.as_deref(), Some("510"));
             assert!(page.next.is_none());
-            let req = PageRequest { entity: "messages", parent: "", cursor: None, since: Some("5"), max_requests: 10 };
+            let req = PageRequest {
+                entity: "messages",
+                parent: "",
+                cursor: None,
+                since: Some("5"),
+                max_requests: 10,
+                filters: None,
+            };
             let expired = run(GmailService.sync_page(c, &req));
             assert_eq!(
                 expired.unwrap_err(),
@@ -898,16 +991,66 @@ mod tests {
     }
 
     #[test]
+    fn threads_keep_their_subject_participants_and_last_date() {
+        let msg = |id: &str, from: &str, to: &str, subject: &str, ms: i64| {
+            json!({
+                "id": id, "threadId": "t1", "internalDate": ms.to_string(), "snippet": "s", "labelIds": ["INBOX"],
+                "payload": { "mimeType": "text/plain", "headers": headers(&[("Subject", subject), ("From", from), ("To", to), ("Cc", "Bob <BOB@x.com>")]) },
+            })
+        };
+        let fake = Fake::new(move |_, path, _| match path.split('?').next().unwrap() {
+            "/gmail/v1/users/me/threads" if path.contains("pageToken=n") => {
+                (200, json!({ "threads": [{ "id": "t2", "snippet": "b", "historyId": "3" }] }))
+            }
+            "/gmail/v1/users/me/threads" => (
+                200,
+                json!({ "threads": [{ "id": "t1", "snippet": "It&#39;s done", "historyId": "9" }], "nextPageToken": "n" }),
+            ),
+            "/gmail/v1/users/me/threads/t1" => (
+                200,
+                json!({ "id": "t1", "snippet": "It&#39;s done", "historyId": "9", "messages": [
+                    msg("m1", "\"Doe, Jane\" <jane@x.com>", "me@x.com", "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=", 1_700_000_000_000),
+                    msg("m2", "Me <ME@x.com>", "jane@x.com", "Re: Grüße", 1_700_000_600_000),
+                ] }),
+            ),
+            "/gmail/v1/users/me/threads/t2" => (404, json!({ "error": { "code": 404, "message": "Not Found" } })),
+            _ => (404, json!({})),
+        });
+        let tokens = Counted::default();
+        with_conn(&fake, &tokens, |c| {
+            let page = |cursor: Option<&Value>, since: Option<&str>| {
+                let req = PageRequest { entity: "threads", parent: "", cursor, since, max_requests: 5, filters: None };
+                run(GmailService.sync_page(c, &req)).unwrap()
+            };
+            let t = page(None, None);
+            assert_eq!(
+                t.items[0].data,
+                json!({
+                    "id": "t1", "subject": "Grüße", "from": "Doe, Jane <jane@x.com>, Me <ME@x.com>",
+                    "participants": ["Doe, Jane <jane@x.com>", "me@x.com", "Bob <BOB@x.com>"],
+                    "date": "2023-11-14T22:23:20.000Z", "messageCount": 2, "snippet": "It's done", "historyId": "9",
+                })
+            );
+            assert_eq!(t.items[0].modified_at, "", "no modification time: a full pass sweeps");
+            let t2 = page(t.next.as_ref(), None);
+            assert!(t2.items.is_empty() && t2.next.is_none(), "t2 vanished after the listing");
+            assert!(t.checkpoint.is_none() && t2.checkpoint.is_none(), "every run is a full, sweeping pass");
+        });
+        let batches = fake
+            .paths()
+            .iter()
+            .filter(|p| p.starts_with("BATCH GET /gmail/v1/users/me/threads/"))
+            .cloned()
+            .collect::<Vec<_>>();
+        assert_eq!(batches.len(), 2, "t1, then t2: {batches:?}");
+        assert!(batches[0].contains("format=metadata&metadataHeaders=Subject&metadataHeaders=From"), "{batches:?}");
+    }
+
+    #[test]
     fn an_empty_mailbox_takes_its_checkpoint_from_the_profile_and_listings_page() {
         let fake = Fake::new(|_, path, _| match path.split('?').next().unwrap() {
             "/gmail/v1/users/me/messages" => (200, json!({ "resultSizeEstimate": 0 })),
             "/gmail/v1/users/me/profile" => (200, json!({ "emailAddress": "me@x.com", "historyId": "77" })),
-            "/gmail/v1/users/me/threads" if path.contains("pageToken=n") => {
-                (200, json!({ "threads": [{ "id": "t2", "snippet": "b", "historyId": "3" }] }))
-            }
-            "/gmail/v1/users/me/threads" => {
-                (200, json!({ "threads": [{ "id": "t1", "snippet": "a", "historyId": "2" }], "nextPageToken": "n" }))
-            }
             "/gmail/v1/users/me/drafts" => {
                 (200, json!({ "drafts": [{ "id": "d1", "message": { "id": "m9", "threadId": "t9" } }] }))
             }
@@ -920,22 +1063,17 @@ mod tests {
         let tokens = Counted::default();
         with_conn(&fake, &tokens, |c| {
             let page = |entity: &'static str, cursor: Option<&Value>| {
-                let req = PageRequest { entity, parent: "", cursor, since: None, max_requests: 5 };
+                let req = PageRequest { entity, parent: "", cursor, since: None, max_requests: 5, filters: None };
                 run(GmailService.sync_page(c, &req)).unwrap()
             };
             let m = page("messages", None);
             assert!(m.items.is_empty() && m.next.is_none());
             assert_eq!(m.checkpoint.as_deref(), Some("77"));
-            let t = page("threads", None);
-            assert_eq!(t.items[0].data, json!({ "id": "t1", "snippet": "a", "historyId": "2" }));
-            assert_eq!(t.items[0].modified_at, "", "no modification time: every run is a full, sweeping pass");
-            let t2 = page("threads", t.next.as_ref());
-            assert_eq!((t2.items[0].external_id.as_str(), t2.next.is_none()), ("t2", true));
             let d = page("drafts", None);
             assert_eq!(d.items[0].data, json!({ "id": "d1", "messageId": "m9", "threadId": "t9" }));
             let l = page("labels", None);
             assert_eq!(l.items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), ["INBOX", "Label_1"]);
-            assert!(l.checkpoint.is_none() && t.checkpoint.is_none());
+            assert!(l.checkpoint.is_none() && d.checkpoint.is_none());
         });
         assert!(fake.paths()[2].contains("maxResults=500"), "{:?}", fake.paths());
     }

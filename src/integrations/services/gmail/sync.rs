@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{api, batch, full_message, message_path, query, BATCH_MAX, HISTORY_MAX, LIST_MAX, MESSAGE_PAGE};
+use super::{
+    after_date, api, batch, full_message, message_path, query, str_list, BATCH_MAX, HISTORY_MAX, LIST_MAX, MESSAGE_PAGE,
+};
 use crate::integrations::service::{Conn, Item, Page, PageRequest, ServiceError};
 use crate::integrations::services::google::mime::{self};
 use crate::integrations::services::google::{Charsets, Part};
@@ -46,12 +48,47 @@ pub(super) fn message_entity(view: Value) -> Item {
     }
 }
 
-pub(super) fn thread_item(t: &Value) -> Item {
-    Item::new(
-        t["id"].as_str().unwrap_or(""),
-        "",
-        json!({ "id": t["id"], "snippet": t["snippet"].as_str().unwrap_or(""), "historyId": t["historyId"] }),
-    )
+/// A thread as stored: its subject (the first message's), who wrote in it (`from`, as the
+/// search index reads it) and everyone on it (`participants`), its last message's date, its
+/// size, snippet and `historyId`. No modification time: a full pass sweeps what is gone.
+pub(super) fn thread_item(view: Value) -> Item {
+    Item::new(view["id"].as_str().unwrap_or("").to_string(), "", view)
+}
+
+/// Adds an address entry unless its address is already in `list`.
+fn add_once(list: &mut Vec<String>, entry: &str) {
+    let key = |e: &str| super::compose::addr_of(e).unwrap_or_else(|| e.to_ascii_lowercase());
+    if !entry.is_empty() && !list.iter().any(|e| key(e) == key(entry)) {
+        list.push(entry.to_string());
+    }
+}
+
+/// The stored view of a `threads.get` answer (`format=metadata` with its headers, or `full`).
+pub(super) fn thread_view(t: &Value) -> Value {
+    let views: Vec<Value> = t["messages"].as_array().into_iter().flatten().map(message_view).collect();
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let subject = views.iter().map(|v| text(v, "subject")).find(|s| !s.is_empty()).unwrap_or_default();
+    // Each person once (by address, as first written), senders in the order they wrote.
+    let (mut senders, mut people) = (Vec::new(), Vec::new());
+    for v in &views {
+        // The view's `from` is already rendered (a display name may hold a comma): one entry.
+        let from = v["from"].as_str().unwrap_or("").trim();
+        add_once(&mut senders, from);
+        add_once(&mut people, from);
+        for to in str_list(&v["to"]).iter().chain(str_list(&v["cc"]).iter()) {
+            add_once(&mut people, to);
+        }
+    }
+    let last = views.last();
+    let snippet = match t["snippet"].as_str() {
+        Some(s) if !s.is_empty() => mime::read::snippet_text(s),
+        _ => last.map(|v| text(v, "snippet")).unwrap_or_default(),
+    };
+    json!({
+        "id": t["id"], "subject": subject, "from": senders.join(", "), "participants": people,
+        "date": last.map(|v| text(v, "date")).unwrap_or_default(), "messageCount": views.len(),
+        "snippet": snippet, "historyId": t["historyId"],
+    })
 }
 
 pub(super) fn draft_item(d: &Value) -> Item {
@@ -83,6 +120,41 @@ pub(super) fn bump(hid: &mut Option<String>, seen: &Value) {
 // Sync
 // ---------------------------------------------------------------------------------------------
 
+/// The integration's message filters (`filters.labels`, `filters.after`).
+#[derive(Default)]
+pub(super) struct Filters {
+    labels: Vec<String>,
+    /// (`YYYY/MM/DD`, its midnight UTC in ms).
+    after: Option<(String, crate::time::Millis)>,
+}
+
+impl Filters {
+    pub(super) fn of(req: &PageRequest<'_>) -> Self {
+        Filters {
+            labels: req.filter("labels").map(str_list).unwrap_or_default(),
+            after: req.filter("after").and_then(Value::as_str).and_then(after_date),
+        }
+    }
+
+    /// The listing's query parameters: `labelIds` (all of them must be on a message) and `q`.
+    pub(super) fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q: Vec<(&'static str, String)> = self.labels.iter().map(|l| ("labelIds", l.clone())).collect();
+        if let Some((day, _)) = &self.after {
+            q.push(("q", format!("after:{day}")));
+        }
+        q
+    }
+
+    /// Whether a message read in an incremental pass is in the filtered mailbox.
+    pub(super) fn keep(&self, m: &Value) -> bool {
+        let labels = str_list(&m["labelIds"]);
+        let date =
+            m["internalDate"].as_str().and_then(|d| d.parse::<i64>().ok()).or_else(|| m["internalDate"].as_i64());
+        self.labels.iter().all(|l| labels.contains(l))
+            && self.after.as_ref().is_none_or(|(_, ms)| date.is_none_or(|d| d >= *ms))
+    }
+}
+
 /// Where a messages pass stands between pages.
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
 pub(super) struct Cursor {
@@ -105,6 +177,7 @@ pub(super) struct Cursor {
 pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
     let mut cur: Cursor = req.cursor.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
     let budget = req.max_requests.max(1);
+    let filters = Filters::of(req);
     let mut used = 0;
     let mut items = Vec::new();
     if cur.pending.is_empty() && !cur.listed {
@@ -113,6 +186,7 @@ pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result
         match req.since {
             None => {
                 let mut q = vec![("maxResults", MESSAGE_PAGE.to_string())];
+                q.extend(filters.query());
                 q.extend(token);
                 let v = api(c).get(&format!("/users/me/messages?{}", query(&q))).await?;
                 cur.pending = v["messages"]
@@ -168,7 +242,12 @@ pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result
                 Ok(m) => {
                     fetched_any = true;
                     bump(&mut cur.hid, &m["historyId"]);
-                    items.push(message_entity(message_view(&m)));
+                    // A change took it out of the filtered mailbox (a label removed): it goes.
+                    if filters.keep(&m) {
+                        items.push(message_entity(message_view(&m)));
+                    } else {
+                        items.push(Item::gone(id));
+                    }
                 }
                 // Gone between the listing and the read.
                 Err(ServiceError::NotFound(_)) => {
@@ -226,17 +305,87 @@ pub(super) fn history_changes(v: &Value) -> (Vec<String>, Vec<String>) {
     (changed, gone)
 }
 
-/// A full listing (threads, drafts): one request per page.
-pub(super) async fn listing(c: &Conn<'_>, req: &PageRequest<'_>, kind: &str) -> Result<Page, ServiceError> {
+/// A full listing of drafts: one request per page.
+pub(super) async fn drafts_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
     let mut q = vec![("maxResults", LIST_MAX.to_string())];
     if let Some(t) = req.cursor.and_then(|v| v["pageToken"].as_str()) {
         q.push(("pageToken", t.to_string()));
     }
-    let v = api(c).get(&format!("/users/me/{kind}?{}", query(&q))).await?;
-    let list = v[kind].as_array().map(Vec::as_slice).unwrap_or_default();
-    let items = list.iter().map(if kind == "threads" { thread_item } else { draft_item }).collect();
+    let v = api(c).get(&format!("/users/me/drafts?{}", query(&q))).await?;
+    let items = v["drafts"].as_array().into_iter().flatten().map(draft_item).collect();
     let next = v["nextPageToken"].as_str().map(|t| json!({ "pageToken": t }));
     Ok(Page { items, next, checkpoint: None })
+}
+
+/// `threads.get` with the headers a thread's view needs (no bodies).
+pub(super) fn thread_metadata(id: &str) -> String {
+    let headers: String =
+        ["Subject", "From", "To", "Cc", "Date"].iter().map(|h| format!("&metadataHeaders={h}")).collect();
+    format!("/users/me/threads/{}?format=metadata{headers}", segment(id))
+}
+
+/// One page of threads: a listing page (`threads.list` has ids, snippets and history ids
+/// only), then the threads' headers in batches of `BATCH_MAX`. Every run is a full pass that
+/// sweeps what is gone (a thread leaves no trace in the history Gmail keeps for messages).
+pub(super) async fn threads_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
+    let mut cur: Cursor = req.cursor.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    let budget = req.max_requests.max(1);
+    let mut used = 0;
+    let mut items = Vec::new();
+    if cur.pending.is_empty() && !cur.listed {
+        used += 1;
+        let mut q = vec![("maxResults", LIST_MAX.to_string())];
+        q.extend(Filters::of(req).query());
+        q.extend(cur.page.clone().map(|t| ("pageToken", t)));
+        let v = api(c).get(&format!("/users/me/threads?{}", query(&q))).await?;
+        let listed = v["threads"].as_array().into_iter().flatten().filter_map(|t| t["id"].as_str());
+        cur.pending.extend(listed.map(str::to_string));
+        cur.page = v["nextPageToken"].as_str().map(str::to_string);
+        cur.listed = cur.page.is_none();
+    }
+    let mut read_any = false;
+    while !cur.pending.is_empty() && used < budget {
+        used += 1;
+        let ids: Vec<String> = cur.pending.drain(..cur.pending.len().min(BATCH_MAX)).collect();
+        let parts: Vec<Part> = ids
+            .iter()
+            .map(|id| Part { method: "GET", path: format!("{}{}", super::V1, thread_metadata(id)), body: None })
+            .collect();
+        let answers = match batch(c, &parts).await {
+            Ok(a) => a,
+            Err(e) if !read_any => return Err(e),
+            Err(_) => {
+                cur.pending.splice(0..0, ids);
+                break;
+            }
+        };
+        let (mut retry, mut failure) = (Vec::new(), None);
+        for (id, answer) in ids.into_iter().zip(answers) {
+            match answer {
+                Ok(t) => {
+                    read_any = true;
+                    items.push(thread_item(thread_view(&t)));
+                }
+                // Gone since the listing: a full pass sweeps it.
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) if e.transient() || matches!(e, ServiceError::RateLimited(_) | ServiceError::Auth(_)) => {
+                    failure.get_or_insert(e);
+                    retry.push(id);
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(e) = failure {
+            if !read_any {
+                return Err(e);
+            }
+            retry.append(&mut cur.pending);
+            cur.pending = retry;
+            break;
+        }
+    }
+    let done = cur.listed && cur.pending.is_empty();
+    Ok(Page { items, next: if done { None } else { serde_json::to_value(&cur).ok() }, checkpoint: None })
 }
 
 pub(super) async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Page, ServiceError> {
@@ -247,7 +396,8 @@ pub(super) async fn sync_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<Pag
             Ok(Page { items, next: None, checkpoint: None })
         }
         "messages" => messages_page(c, req).await,
-        "threads" | "drafts" => listing(c, req, req.entity).await,
+        "threads" => threads_page(c, req).await,
+        "drafts" => drafts_page(c, req).await,
         other => Err(ServiceError::Invalid(format!("unsupported entity type {other}"))),
     }
 }
@@ -260,8 +410,8 @@ pub(super) async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'sta
             Ok(("messages", message_item(message_view(&m))))
         }
         "threads" => {
-            let t = api.get(&format!("/users/me/threads/{}?format=minimal", segment(id))).await?;
-            Ok(("threads", thread_item(&thread_summary(&t))))
+            let t = api.get(&thread_metadata(id)).await?;
+            Ok(("threads", thread_item(thread_view(&t))))
         }
         "drafts" => {
             let d = api.get(&format!("/users/me/drafts/{}?format=minimal", segment(id))).await?;
@@ -273,14 +423,6 @@ pub(super) async fn fetch(c: &Conn<'_>, entity: &str, id: &str) -> Result<(&'sta
         }
         _ => Err(ServiceError::Invalid(format!("fetch is not supported for {entity}"))),
     }
-}
-
-/// A thread read with `threads.get` as `threads.list` shows it (its snippet is the last
-/// message's).
-pub(super) fn thread_summary(t: &Value) -> Value {
-    let last = t["messages"].as_array().and_then(|m| m.last());
-    let snippet = t["snippet"].as_str().or_else(|| last.and_then(|m| m["snippet"].as_str())).unwrap_or("");
-    json!({ "id": t["id"], "snippet": snippet, "historyId": t["historyId"] })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -170,6 +170,13 @@ pub(super) fn entity(s: &str) -> Option<(char, usize)> {
     Some((c, semi + 1))
 }
 
+/// A Gmail snippet as text (Gmail escapes HTML in it: `&#39;`, `&amp;`).
+pub fn snippet_text(s: &str) -> String {
+    let mut out = String::new();
+    push_text(&mut out, s);
+    out.trim().to_string()
+}
+
 /// Appends HTML text: source whitespace collapsed to single spaces, entities decoded.
 pub(super) fn push_text(out: &mut String, seg: &str) {
     let mut rest = seg;
