@@ -378,8 +378,10 @@ fn header_block(reply: &Reply, request_id: &str, cors_origin: Option<&str>) -> w
     for (name, value) in &reply.headers {
         add(name, value)?;
     }
-    if matches!(reply.body, ReplyBody::Json(_)) {
-        add("Content-Type", "application/json; charset=utf-8")?;
+    match reply.body {
+        ReplyBody::Json(_) => add("Content-Type", "application/json; charset=utf-8")?,
+        ReplyBody::Html(_) => add("Content-Type", "text/html; charset=utf-8")?,
+        ReplyBody::Empty => {}
     }
     Ok(block)
 }
@@ -387,7 +389,7 @@ fn header_block(reply: &Reply, request_id: &str, cors_origin: Option<&str>) -> w
 fn respond(reply: Reply, request_id: &str, cors_origin: Option<&str>) -> worker::Result<web_sys::Response> {
     let headers = header_block(&reply, request_id, cors_origin)?;
     let body = match reply.body {
-        ReplyBody::Json(text) => Some(text),
+        ReplyBody::Json(text) | ReplyBody::Html(text) => Some(text),
         ReplyBody::Empty => None,
     };
     Ok(SECURITY_BLOCK.with(|base| respond_js(reply.status, body, base, &headers))?)

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use worker::d1::D1Database;
 
 use crate::crypto::{random_token, sha256_hex};
-use crate::http::{ApiError, ApiResult, Caller, Role};
+use crate::http::{ApiError, ApiResult, Caller, OAuthGrant, Role};
 use crate::time::{iso, parse_stored, Millis};
 
 /// API tokens start with this, so they are recognisable in configs and secret scanners.
@@ -54,6 +54,53 @@ struct AuthRow {
     kind: String,
     token_id: String,
     last_used_at: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+impl AuthRow {
+    fn caller(self) -> Caller {
+        let (table, oauth) = match self.kind.as_str() {
+            "api" => ("api_tokens", None),
+            "oauth" => (
+                "mcp_tokens",
+                Some(OAuthGrant { client_id: self.client_id.unwrap_or_default(), scope: self.scope.unwrap_or_default() }),
+            ),
+            _ => ("auth_sessions", None),
+        };
+        Caller {
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            role: Role::parse(&self.role),
+            token_table: table,
+            token_id: self.token_id,
+            last_used_at: self.last_used_at,
+            oauth,
+        }
+    }
+}
+
+/// `caller_sql!()` for `/mcp`, which also takes the OAuth access tokens issued for its audience
+/// (`?3`): those tokens are accepted nowhere else.
+const MCP_CALLER_SQL: &str = "SELECT u.id, u.email, u.name, u.role, t.kind, t.token_id, t.last_used_at, t.client_id, t.scope FROM (
+   SELECT 'api' AS kind, id AS token_id, user_id, last_used_at, NULL AS client_id, NULL AS scope FROM api_tokens
+    WHERE token_hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR julianday(expires_at) > julianday(?2))
+   UNION ALL
+   SELECT 'session', id, user_id, last_used_at, NULL, NULL FROM auth_sessions
+    WHERE token_hash = ?1 AND julianday(expires_at) > julianday(?2)
+   UNION ALL
+   SELECT 'oauth', id, user_id, last_used_at, client_id, scope FROM mcp_tokens
+    WHERE token_hash = ?1 AND kind = 'access' AND revoked_at IS NULL AND expires_at > ?2 AND audience = ?3
+ ) t JOIN users u ON u.id = t.user_id LIMIT 1";
+
+/// Authenticates a caller of `/mcp` (`audience`: the MCP resource's URL).
+pub async fn authenticate_mcp(db: &D1Database, token: &str, now: Millis, audience: &str) -> ApiResult<Caller> {
+    let row: Option<AuthRow> =
+        crate::q!(db, MCP_CALLER_SQL, &sha256_hex(token.as_bytes()), &iso(now), &audience)?.one().await?;
+    Ok(row.ok_or_else(ApiError::unauthorized)?.caller())
 }
 
 /// The caller of the token whose hash is `?1`, at `?2` (ISO): one row or none. The token is
@@ -102,16 +149,7 @@ pub async fn authenticate_with(
         }
     };
     let row = row.ok_or_else(ApiError::unauthorized)?;
-    let caller = Caller {
-        id: row.id,
-        email: row.email,
-        name: row.name,
-        role: Role::parse(&row.role),
-        token_table: if row.kind == "api" { "api_tokens" } else { "auth_sessions" },
-        token_id: row.token_id,
-        last_used_at: row.last_used_at,
-    };
-    Ok((caller, prefetched))
+    Ok((row.caller(), prefetched))
 }
 
 /// Records that the caller's token was used (run after the response via `wait_until`).

@@ -47,6 +47,23 @@ pub struct Caller {
     pub token_table: &'static str,
     pub token_id: String,
     pub last_used_at: Option<String>,
+    /// Set when the token is an OAuth access token of an MCP client (accepted by `/mcp` only).
+    pub oauth: Option<OAuthGrant>,
+}
+
+/// What an OAuth access token grants: its client and scopes (`mcp:read`, `mcp:write`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthGrant {
+    pub client_id: String,
+    pub scope: String,
+}
+
+impl Caller {
+    /// Whether the caller may run write actions: API tokens and sign-in sessions may, an OAuth
+    /// token only with `mcp:write`.
+    pub fn may_write(&self) -> bool {
+        self.oauth.as_ref().is_none_or(|g| g.scope.split(' ').any(|s| s == "mcp:write"))
+    }
 }
 
 /// Everything a handler gets: the parsed request and the caller.

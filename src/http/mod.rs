@@ -10,7 +10,7 @@ pub mod upstream;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use ctx::{Caller, Ctx, Role};
+pub use ctx::{Caller, Ctx, OAuthGrant, Role};
 pub use error::{ApiError, ApiResult};
 
 /// What a handler answers; `app.rs` turns it into a `worker::Response`.
@@ -22,6 +22,8 @@ pub struct Reply {
 
 pub enum ReplyBody {
     Json(String),
+    /// A server-rendered page (the OAuth consent page): `text/html`.
+    Html(String),
     Empty,
 }
 
@@ -38,6 +40,23 @@ impl Reply {
     /// a `String` is moved, not copied.
     pub fn raw_json(text: impl Into<String>) -> Reply {
         Reply { status: 200, body: ReplyBody::Json(text.into()), headers: Vec::new() }
+    }
+
+    /// A server-rendered page. Pages are never framed (`frame-ancestors 'none'`) and load
+    /// nothing: their only style is inline.
+    pub fn html(status: u16, page: String) -> Reply {
+        Reply {
+            status,
+            body: ReplyBody::Html(page),
+            headers: vec![
+                ("X-Frame-Options", "DENY".to_string()),
+                (
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+                        .to_string(),
+                ),
+            ],
+        }
     }
 
     /// A 302 to `location` (OAuth flows).
