@@ -113,6 +113,15 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::MyAudit => Box::pin(integrations::audit::mine(ctx)),
         Route::AdminAudit => Box::pin(integrations::audit::all(ctx)),
         Route::Mcp => Box::pin(mcp::handle(ctx)),
+        Route::OAuthProtectedResource => Box::pin(mcp::oauth::protected_resource(ctx)),
+        Route::OAuthAuthorizationServer => Box::pin(mcp::oauth::authorization_server(ctx)),
+        Route::OAuthRegister => Box::pin(mcp::oauth::register(ctx)),
+        Route::OAuthAuthorize => Box::pin(mcp::oauth::authorize(ctx)),
+        Route::OAuthDecide => Box::pin(mcp::oauth::decide(ctx)),
+        Route::OAuthToken => Box::pin(mcp::oauth::token(ctx)),
+        Route::OAuthRevoke => Box::pin(mcp::oauth::revoke(ctx)),
+        Route::ListMcpClients => Box::pin(mcp::oauth::list_clients(ctx)),
+        Route::RevokeMcpClient => Box::pin(mcp::oauth::revoke_client(ctx)),
         Route::AdminListProviders => Box::pin(providers::list(ctx)),
         Route::AdminPutProvider => Box::pin(providers::upsert(ctx)),
         Route::AdminDeleteProvider => Box::pin(providers::delete(ctx)),
@@ -223,9 +232,17 @@ async fn run(
     let mut caller = None;
     let mut prefetched = None;
     if def.access != Access::Public {
-        // RFC 9110 §11.6.1: a 401 names the scheme (MCP clients look for it).
-        let challenge = |e: ApiError| e.with_header("WWW-Authenticate", "Bearer");
+        // RFC 9110 §11.6.1: a 401 names the scheme; `/mcp`'s also points to its resource
+        // metadata (RFC 9728 §5.1), where MCP clients find how to get a token.
+        let public = config::var(&env, "PUBLIC_URL").unwrap_or_else(|| url.origin.to_string());
+        let public = public.trim_end_matches('/');
         let header = headers.get("Authorization")?;
+        let given = header.is_some();
+        let challenge = |e: ApiError| {
+            let value =
+                if def.route == Route::Mcp { mcp::oauth::challenge(public, given) } else { "Bearer".to_string() };
+            e.with_header("WWW-Authenticate", value)
+        };
         let token = auth::bearer_token(header.as_deref()).ok_or_else(|| challenge(ApiError::unauthorized()))?;
         // Failed bearer authentications are limited per client IP; an IP over the limit is
         // refused here for a while, before it costs a D1 query.
@@ -234,7 +251,13 @@ async fn run(
             return Err(limits::too_many(Limit::AuthFailures));
         }
         let db = env.d1("DB")?;
-        let who = match auth::authenticate_with(&db, token, now, prefetch_sql(def.route)).await {
+        let found = if def.route == Route::Mcp {
+            // OAuth access tokens issued for this resource count here, and nowhere else.
+            auth::authenticate_mcp(&db, token, now, &format!("{public}/mcp")).await.map(|c| (c, None))
+        } else {
+            auth::authenticate_with(&db, token, now, prefetch_sql(def.route)).await
+        };
+        let who = match found {
             Ok((who, first)) => {
                 prefetched = first;
                 who

@@ -66,7 +66,10 @@ impl AuthRow {
             "api" => ("api_tokens", None),
             "oauth" => (
                 "mcp_tokens",
-                Some(OAuthGrant { client_id: self.client_id.unwrap_or_default(), scope: self.scope.unwrap_or_default() }),
+                Some(OAuthGrant {
+                    client_id: self.client_id.unwrap_or_default(),
+                    scope: self.scope.unwrap_or_default(),
+                }),
             ),
             _ => ("auth_sessions", None),
         };
@@ -85,7 +88,8 @@ impl AuthRow {
 
 /// `caller_sql!()` for `/mcp`, which also takes the OAuth access tokens issued for its audience
 /// (`?3`): those tokens are accepted nowhere else.
-const MCP_CALLER_SQL: &str = "SELECT u.id, u.email, u.name, u.role, t.kind, t.token_id, t.last_used_at, t.client_id, t.scope FROM (
+const MCP_CALLER_SQL: &str =
+    "SELECT u.id, u.email, u.name, u.role, t.kind, t.token_id, t.last_used_at, t.client_id, t.scope FROM (
    SELECT 'api' AS kind, id AS token_id, user_id, last_used_at, NULL AS client_id, NULL AS scope FROM api_tokens
     WHERE token_hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR julianday(expires_at) > julianday(?2))
    UNION ALL

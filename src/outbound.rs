@@ -294,6 +294,38 @@ pub fn segment(s: &str) -> String {
     utf8_percent_encode(s, KEEP).to_string()
 }
 
+/// Whether a base URL's host is this machine or a private network: loopback, private,
+/// link-local and unique-local addresses (IPv4-mapped ones too), `localhost` and `*.localhost`.
+/// The key would be sent there by `test`, and the Worker would probe the network for whoever
+/// stored it. (A public name that resolves to such an address is not caught: Workers has no DNS
+/// lookup to ask.)
+pub fn private_host(base_url: &str) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use url::Host;
+    fn v4(ip: Ipv4Addr) -> bool {
+        let [a, b, ..] = ip.octets();
+        // 0/8 ("this host") reaches loopback on most systems.
+        matches!(a, 0 | 10 | 127)
+            || (a == 172 && (16..=31).contains(&b))
+            || (a, b) == (192, 168)
+            || (a, b) == (169, 254)
+    }
+    fn v6(ip: Ipv6Addr) -> bool {
+        let first = ip.segments()[0];
+        // ::1, ::, ::ffff:a.b.c.d and ::a.b.c.d carry an IPv4 address (or none) in their last 32 bits.
+        ip.to_ipv4().is_some_and(v4) || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+    }
+    match crate::http::parse_url(base_url).ok().as_ref().and_then(url::Url::host) {
+        Some(Host::Ipv4(ip)) => v4(ip),
+        Some(Host::Ipv6(ip)) => v6(ip),
+        Some(Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{redact, segment};

@@ -75,43 +75,11 @@ fn http_url(s: &str) -> bool {
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
-/// Whether a base URL's host is this machine or a private network: loopback, private,
-/// link-local and unique-local addresses (IPv4-mapped ones too), `localhost` and `*.localhost`.
-/// The key would be sent there by `test`, and the Worker would probe the network for whoever
-/// stored it. (A public name that resolves to such an address is not caught: Workers has no DNS
-/// lookup to ask.)
-fn private_host(base_url: &str) -> bool {
-    use std::net::{Ipv4Addr, Ipv6Addr};
-    use url::Host;
-    fn v4(ip: Ipv4Addr) -> bool {
-        let [a, b, ..] = ip.octets();
-        // 0/8 ("this host") reaches loopback on most systems.
-        matches!(a, 0 | 10 | 127)
-            || (a == 172 && (16..=31).contains(&b))
-            || (a, b) == (192, 168)
-            || (a, b) == (169, 254)
-    }
-    fn v6(ip: Ipv6Addr) -> bool {
-        let first = ip.segments()[0];
-        // ::1, ::, ::ffff:a.b.c.d and ::a.b.c.d carry an IPv4 address (or none) in their last 32 bits.
-        ip.to_ipv4().is_some_and(v4) || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
-    }
-    match crate::http::parse_url(base_url).ok().as_ref().and_then(url::Url::host) {
-        Some(Host::Ipv4(ip)) => v4(ip),
-        Some(Host::Ipv6(ip)) => v6(ip),
-        Some(Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
-        }
-        None => true,
-    }
-}
-
 /// Refuses a private base URL unless `ALLOW_PRIVATE_PROVIDER_URLS=true` (local development).
 fn allowed_host(ctx: &Ctx, base_url: &str) -> ApiResult<()> {
     let allowed =
         || var(&ctx.env, "ALLOW_PRIVATE_PROVIDER_URLS").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if private_host(base_url) && !allowed() {
+    if crate::outbound::private_host(base_url) && !allowed() {
         return Err(invalid(
             "baseUrl",
             "Base URL must not be a loopback, private or link-local address (ALLOW_PRIVATE_PROVIDER_URLS=true allows them for local development)",
@@ -316,6 +284,7 @@ mod tests {
 
     #[test]
     fn private_hosts() {
+        use crate::outbound::private_host;
         for private in [
             "http://127.0.0.1:8080/v1",
             "http://127.255.0.9",

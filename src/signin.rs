@@ -20,6 +20,11 @@ use crate::outbound::Net;
 use crate::time::{iso, normalize, Millis};
 
 const STATE_TTL_MS: Millis = 10 * 60 * 1000;
+/// Where a sign-in started by the MCP authorization page returns to.
+const AUTHORIZE_PREFIX: &str = "/oauth/authorize?";
+/// The cookie of a browser signed in for the MCP authorization page only (path `/oauth`).
+pub const BROWSER_COOKIE: &str = "mcp_signin";
+pub const BROWSER_TTL_MS: Millis = 15 * 60 * 1000;
 const CODE_TTL_MS: Millis = 60 * 1000;
 pub const SESSION_TTL_MS: Millis = 7 * 24 * 3600 * 1000;
 
@@ -119,7 +124,18 @@ fn provider(ctx: &Ctx) -> ApiResult<Provider> {
 /// `GET /auth/{github,google}?invite_code=` → 302 to the provider's consent page.
 pub async fn start(ctx: &Ctx) -> ApiResult<Reply> {
     let p = provider(ctx)?;
-    frontend_or_503(ctx)?;
+    // `return_to`: the MCP authorization page that sent the browser here (and nothing else:
+    // never an open redirect). That round trip ends on this service, not on the frontend.
+    let return_to = match ctx.query.get("return_to") {
+        None => None,
+        Some(r) if r.starts_with(AUTHORIZE_PREFIX) && r.len() <= 4096 => Some(r),
+        Some(_) => {
+            return Err(ApiError::invalid_field("return_to", "Only the MCP authorization page can be returned to"))
+        }
+    };
+    if return_to.is_none() {
+        frontend_or_503(ctx)?;
+    }
     if !limits::allow(&ctx.env, Limit::SignIn, &client_ip(ctx)).await {
         return Err(limits::too_many(Limit::SignIn));
     }
@@ -144,7 +160,7 @@ pub async fn start(ctx: &Ctx) -> ApiResult<Reply> {
         &format!("login:{}", p.name()),
         &sha256_hex(nonce.as_bytes()),
         &redirect_uri,
-        &json!({ "invite": invite }).to_string(),
+        &json!({ "invite": invite, "returnTo": return_to }).to_string(),
         &iso(ctx.now + STATE_TTL_MS),
         &iso(ctx.now)
     )?
@@ -154,6 +170,47 @@ pub async fn start(ctx: &Ctx) -> ApiResult<Reply> {
         "Set-Cookie",
         format!("{}={nonce}; Path=/auth/{}; HttpOnly; Secure; SameSite=Lax; Max-Age=600", p.cookie(), p.name()),
     ))
+}
+
+/// Back to the authorization page the sign-in started from (on this service's own origin).
+fn back_to_authorize(ctx: &Ctx, p: Provider, back: &str, extra: &str) -> Reply {
+    Reply::redirect(&format!("{}{back}{extra}", ctx.public_origin())).with_header("Set-Cookie", clear_cookie(p))
+}
+
+/// A browser sign-in for the MCP authorization page: a random token (stored hashed), 15 minutes.
+async fn browser_session(ctx: &Ctx, user_id: &str) -> ApiResult<String> {
+    let token = random_token::<32>();
+    crate::q!(
+        &ctx.db()?,
+        "INSERT INTO mcp_browser_sessions (token_hash, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+        &sha256_hex(token.as_bytes()),
+        &user_id,
+        &iso(ctx.now + BROWSER_TTL_MS),
+        &iso(ctx.now)
+    )?
+    .exec()
+    .await?;
+    Ok(token)
+}
+
+/// The user a browser is signed in as for the MCP authorization page, with the hash of its
+/// sign-in (what the consent form's CSRF token is bound to).
+pub async fn browser_user(ctx: &Ctx) -> ApiResult<Option<(String, String)>> {
+    let Some(token) = cookie(ctx, BROWSER_COOKIE) else { return Ok(None) };
+    let hash = sha256_hex(token.as_bytes());
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    let row: Option<Row> = crate::q!(
+        &ctx.db()?,
+        "SELECT user_id FROM mcp_browser_sessions WHERE token_hash = ?1 AND expires_at > ?2",
+        &hash,
+        &iso(ctx.now)
+    )?
+    .one()
+    .await?;
+    Ok(row.map(|r| (r.user_id, hash)))
 }
 
 fn cookie(ctx: &Ctx, name: &str) -> Option<String> {
@@ -175,7 +232,6 @@ struct StateRow {
 /// the fragment on success, `/login?error=<code>` on failure.
 pub async fn callback(ctx: &Ctx) -> ApiResult<Reply> {
     let p = provider(ctx)?;
-    frontend_or_503(ctx)?;
     if let Some(err) = ctx.query.get("error") {
         return fail(ctx, p, if err == "access_denied" { "access_denied" } else { "oauth_error" });
     }
@@ -201,8 +257,26 @@ pub async fn callback(ctx: &Ctx) -> ApiResult<Reply> {
     if !nonce_ok {
         return fail(ctx, p, "invalid_state");
     }
-    let invite = serde_json::from_str::<Value>(&row.data).ok().and_then(|d| d["invite"].as_str().map(str::to_string));
-    match complete(ctx, p, code, state, &row.redirect_uri, invite.as_deref()).await {
+    let data = serde_json::from_str::<Value>(&row.data).unwrap_or(Value::Null);
+    let invite = data["invite"].as_str();
+    let user_id = match complete(ctx, p, code, state, &row.redirect_uri, invite).await {
+        Ok(user_id) => user_id,
+        Err(code) => match data["returnTo"].as_str() {
+            Some(back) => return Ok(back_to_authorize(ctx, p, back, &format!("&signin_error={code}"))),
+            None => return fail(ctx, p, code),
+        },
+    };
+    if let Some(back) = data["returnTo"].as_str() {
+        let token = browser_session(ctx, &user_id).await?;
+        return Ok(back_to_authorize(ctx, p, back, "").with_header(
+            "Set-Cookie",
+            format!(
+                "{BROWSER_COOKIE}={token}; Path=/oauth; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
+                BROWSER_TTL_MS / 1000
+            ),
+        ));
+    }
+    match one_time_code(ctx, p, &user_id).await {
         Ok(one_time) => {
             let front = frontend_or_503(ctx)?;
             Ok(Reply::redirect(&format!("{front}/auth/callback#code={one_time}&provider={}", p.name()))
@@ -276,6 +350,7 @@ async fn complete(
     redirect_uri: &str,
     invite: Option<&str>,
 ) -> Result<String, &'static str> {
+    // Answers the user's id once they are admitted and the provider's token is stored.
     let key = var(&ctx.env, "ENCRYPTION_KEY").ok_or("oauth_error")?;
     let verifier = oauth::pkce_verifier(&key, state);
     let grant = oauth::exchange(&Net, p.spec(), &ctx.env, code, redirect_uri, &verifier, ctx.now / 1000)
@@ -291,6 +366,12 @@ async fn complete(
         config::log_error(&format!("{} sign-in: token storage failed: {}", p.name(), e.message));
         "oauth_error"
     })?;
+    Ok(user_id)
+}
+
+/// The one-time code the frontend exchanges for a session (`POST /auth/exchange`).
+async fn one_time_code(ctx: &Ctx, p: Provider, user_id: &str) -> Result<String, &'static str> {
+    let db = ctx.db().map_err(|_| "oauth_error")?;
     let one_time = random_token::<32>();
     crate::q!(
         &db,

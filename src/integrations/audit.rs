@@ -29,6 +29,9 @@ impl Via {
 
 /// The caller as the trail names it: the kind of credential and its id (never the secret).
 pub fn caller_of(caller: &Caller) -> (&'static str, &str) {
+    if let Some(grant) = &caller.oauth {
+        return ("oauth_client", &grant.client_id);
+    }
     match caller.token_table {
         "auth_sessions" => ("session", &caller.token_id),
         _ => ("api_token", &caller.token_id),

@@ -8,6 +8,7 @@
 //! - `rpc`: JSON-RPC messages, version negotiation, method dispatch (no runtime).
 //! - `tools`: the tool list and names.
 
+pub mod oauth;
 pub mod rpc;
 pub mod tools;
 
@@ -46,9 +47,15 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         .filter(|n| (1..=1000).contains(n))
         .unwrap_or(DEFAULT_PAGE);
     let backend = Live { ctx, caller, rows: OnceCell::new() };
-    let header = ctx.header("MCP-Protocol-Version");
+    let (version, method, name) =
+        (ctx.header("MCP-Protocol-Version"), ctx.header("Mcp-Method"), ctx.header("Mcp-Name"));
+    let transport = rpc::Transport {
+        version: version.as_deref().map(str::trim),
+        method: method.as_deref().map(str::trim),
+        name: name.as_deref(),
+    };
     let body = ctx.take_body();
-    match rpc::handle(&backend, &body, header.as_deref().map(str::trim), page).await {
+    match rpc::handle_request(&backend, &body, &transport, page).await {
         rpc::Answer::Accepted => Ok(Reply::empty(202)),
         rpc::Answer::Json(status, body) => Reply::json(status, &body),
     }
@@ -128,6 +135,10 @@ impl Live<'_> {
 impl rpc::Backend for Live<'_> {
     fn tools(&self, inactive: bool) -> LocalBoxFuture<'_, Result<Vec<Tool>, ApiError>> {
         Box::pin(async move { Ok(tools::build(self.rows().await?, &self.caller.id, inactive)) })
+    }
+
+    fn may_write(&self) -> bool {
+        self.caller.may_write()
     }
 
     fn call<'a>(&'a self, tool: &'a Tool, args: &'a Value) -> LocalBoxFuture<'a, Result<Value, ApiError>> {

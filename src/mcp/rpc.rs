@@ -12,7 +12,17 @@ use crate::http::ApiError;
 use crate::integrations::schema;
 
 /// Protocol versions spoken, newest first (`initialize` answers the client's own when listed).
-pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// Revisions of the stateless era (2026-07-28 on): no `initialize`; the version, client info
+/// and capabilities travel in every request's `_meta`, mirrored by `MCP-Protocol-Version`,
+/// `Mcp-Method` and `Mcp-Name` headers; `server/discover` says what the server speaks.
+pub const MODERN_VERSIONS: [&str; 1] = ["2026-07-28"];
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// 2026-07-28: the request's headers and body disagree.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28: the requested revision is not spoken here (`data.supported` lists ours).
+pub const UNSUPPORTED_VERSION: i64 = -32022;
 pub const LATEST_VERSION: &str = SUPPORTED_VERSIONS[0];
 /// Versions whose JSON-RPC layer still has batches (2025-06-18 removed them).
 const BATCH_VERSIONS: [&str; 2] = ["2025-03-26", "2024-11-05"];
@@ -29,6 +39,18 @@ pub trait Backend {
     fn tools(&self, inactive: bool) -> LocalBoxFuture<'_, Result<Vec<Tool>, ApiError>>;
     /// Runs a tool whose arguments passed its schema.
     fn call<'a>(&'a self, tool: &'a Tool, args: &'a Value) -> LocalBoxFuture<'a, Result<Value, ApiError>>;
+    /// Whether the caller may run tools that change things (an OAuth token needs `mcp:write`).
+    fn may_write(&self) -> bool {
+        true
+    }
+}
+
+/// What the transport's headers say about a POST (2026-07-28 mirrors the body in them).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Transport<'a> {
+    pub version: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub name: Option<&'a str>,
 }
 
 /// What the HTTP transport answers.
@@ -117,6 +139,25 @@ fn classify(v: &Value) -> Result<Message, Value> {
 /// Handles one POST body. `header` is the `MCP-Protocol-Version` header, if sent; `page` the
 /// number of tools per `tools/list` page.
 pub async fn handle(b: &dyn Backend, body: &[u8], header: Option<&str>, page: usize) -> Answer {
+    handle_request(b, body, &Transport { version: header, ..Transport::default() }, page).await
+}
+
+/// The envelope's protocol version of a single request or notification, if it has one.
+fn envelope_version(v: &Value) -> Option<&str> {
+    v.get("params")?.get("_meta")?.get(META_VERSION)?.as_str()
+}
+
+/// Handles one POST body with all the transport's headers: a 2026-07-28 request (by its
+/// header or its envelope) goes to [`modern`], everything else to the negotiated versions.
+pub async fn handle_request(b: &dyn Backend, body: &[u8], t: &Transport<'_>, page: usize) -> Answer {
+    let header = t.version;
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let envelope = parsed.as_ref().and_then(envelope_version);
+    if header.is_some_and(|v| MODERN_VERSIONS.contains(&v)) || envelope.is_some() {
+        if let Some(v) = parsed {
+            return modern(b, v, t, page).await;
+        }
+    }
     if let Some(v) = header {
         if !SUPPORTED_VERSIONS.contains(&v) {
             let message = format!(
@@ -211,13 +252,16 @@ fn initialize(params: &Map<String, Value>) -> Result<Value, RpcError> {
     Ok(json!({
         "protocolVersion": negotiate(requested),
         "capabilities": { "tools": { "listChanged": false } },
-        "serverInfo": { "name": "integrations-service", "title": "Integrations", "version": env!("CARGO_PKG_VERSION") },
-        "instructions": "Each tool is an action of one of your connected integrations (GitHub, Gmail, Google Calendar), \
-            named <service>_<action>; integrations_list shows the integrations and their tools, entities_search \
-            searches the data they synced. The server is stateless: no session id is issued, and the tool list \
-            is read afresh on every tools/list.",
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
     }))
 }
+
+const INSTRUCTIONS: &str =
+    "Each tool is an action of one of your connected integrations (GitHub, Gmail, Google Calendar), \
+    named <service>_<action>; integrations_list shows the integrations and their tools, entities_search \
+    searches the data they synced. The server is stateless: no session id is issued, and the tool list \
+    is read afresh on every tools/list.";
 
 fn encode_cursor(offset: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("t{offset}"))
@@ -239,7 +283,11 @@ async fn list(b: &dyn Backend, params: &Map<String, Value>, page: usize) -> Resu
         Some(Value::String(c)) => decode_cursor(c).ok_or_else(|| RpcError::params("Invalid params: unknown cursor"))?,
         Some(_) => return Err(RpcError::params("Invalid params: \"cursor\" must be a string")),
     };
-    let tools = b.tools(false).await.map_err(|e| internal(&e))?;
+    let mut tools = b.tools(false).await.map_err(|e| internal(&e))?;
+    // A read-only grant (`mcp:read`) sees only the tools that read.
+    if !b.may_write() {
+        tools.retain(|t| t.read_only);
+    }
     let page = page.max(1);
     let shown: Vec<Value> = tools.iter().skip(offset).take(page).map(Tool::to_json).collect();
     let mut result = json!({ "tools": shown });
@@ -265,6 +313,17 @@ async fn call(b: &dyn Backend, params: &Map<String, Value>) -> Result<Value, Rpc
         tool = b.tools(true).await.map_err(|e| internal(&e))?.into_iter().find(|t| t.name == name);
     }
     let tool = tool.ok_or_else(|| RpcError::params(format!("Unknown tool: {name}")))?;
+    if !tool.read_only && !b.may_write() {
+        let e = ApiError::new(
+            403,
+            "INSUFFICIENT_SCOPE",
+            format!(
+                "The tool {name} changes data and needs the mcp:write scope; this client was granted mcp:read only"
+            ),
+        )
+        .with_details(json!([{ "field": "scope", "message": "mcp:write is missing" }]));
+        return Ok(tool_error(&e));
+    }
     // Arguments that do not fit the tool's schema are a protocol error (2025-06-18, "Error
     // Handling": invalid arguments); nothing runs.
     let schema: Value =
@@ -289,6 +348,118 @@ async fn call(b: &dyn Backend, params: &Map<String, Value>) -> Result<Value, Rpc
         // provider's refusals, rate limits, reconnection needed, …) is the tool's result.
         Err(e) if e.status >= 500 && e.code == "INTERNAL_ERROR" => Err(internal(&e)),
         Err(e) => Ok(tool_error(&e)),
+    }
+}
+
+fn mismatch(id: Value, detail: String) -> Answer {
+    let e = RpcError {
+        code: HEADER_MISMATCH,
+        message: format!("Bad Request: the request headers and body disagree: {detail}"),
+        data: Some(json!({ "mismatch": { "body": detail } })),
+    };
+    Answer::Json(400, error_response(id, e))
+}
+
+fn server_info() -> Value {
+    json!({ "name": "integrations-service", "title": "Integrations", "version": env!("CARGO_PKG_VERSION") })
+}
+
+/// A 2026-07-28 result: complete (no input required), with the server's identity; lists may
+/// be cached by the client for `ttlMs` (0: they follow the user's integrations).
+fn complete(mut result: Value, cacheable: bool) -> Value {
+    result["resultType"] = json!("complete");
+    if cacheable {
+        result["ttlMs"] = json!(0);
+        result["cacheScope"] = json!("private");
+    }
+    result["_meta"] = json!({ META_SERVER_INFO: server_info() });
+    result
+}
+
+/// The 2026-07-28 revision: one message per POST, each request carrying its envelope, the
+/// headers agreeing with the body, no `initialize` or `ping`.
+async fn modern(b: &dyn Backend, parsed: Value, t: &Transport<'_>, page: usize) -> Answer {
+    if parsed.is_array() {
+        return Answer::Json(400, invalid(Value::Null, "batches are not part of protocol version 2026-07-28"));
+    }
+    let (id, method, params) = match classify(&parsed) {
+        Err(e) => return Answer::Json(400, e),
+        Ok(Message::Acknowledged) => return Answer::Accepted,
+        Ok(Message::Request { id, method, params }) => (id, method, params),
+    };
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => return Answer::Json(400, error_response(id, e)),
+    };
+    let Some(meta) = params.get("_meta").and_then(Value::as_object) else {
+        let e = RpcError {
+            code: INVALID_PARAMS,
+            message: "Invalid params: protocol revision 2026-07-28 requires the per-request envelope (_meta)".into(),
+            data: Some(json!({ "envelope": { "missing": ["_meta"] } })),
+        };
+        return Answer::Json(400, error_response(id, e));
+    };
+    let Some(version) = meta.get(META_VERSION).and_then(Value::as_str) else {
+        let e = RpcError {
+            code: INVALID_PARAMS,
+            message: format!("Invalid params: the envelope lacks {META_VERSION}"),
+            data: Some(json!({ "envelope": { "missing": [META_VERSION] } })),
+        };
+        return Answer::Json(400, error_response(id, e));
+    };
+    match t.version {
+        None => {
+            return mismatch(id, format!("the body envelope names protocol version {version} but the required MCP-Protocol-Version header is absent"))
+        }
+        Some(h) if h != version => {
+            return mismatch(id, format!("the body envelope names protocol version {version} but the MCP-Protocol-Version header names {h}"))
+        }
+        Some(_) => {}
+    }
+    if !MODERN_VERSIONS.contains(&version) {
+        let e = RpcError {
+            code: UNSUPPORTED_VERSION,
+            message: format!("Unsupported protocol version: {version}"),
+            data: Some(json!({ "supported": MODERN_VERSIONS, "requested": version })),
+        };
+        return Answer::Json(400, error_response(id, e));
+    }
+    match t.method {
+        Some(m) if m == method => {}
+        Some(m) => return mismatch(id, format!("the body names method {method} but the Mcp-Method header names {m}")),
+        None => {
+            return mismatch(id, format!("the body names method {method} but the required Mcp-Method header is absent"))
+        }
+    }
+    if method == "tools/call" {
+        if let Some(name) = params.get("name").and_then(Value::as_str) {
+            if t.name != Some(name) {
+                return mismatch(
+                    id,
+                    format!("the body carries params.name={name:?} but the Mcp-Name header does not match"),
+                );
+            }
+        }
+    }
+    let outcome = match method.as_str() {
+        "server/discover" => Ok(complete(
+            json!({
+                "supportedVersions": MODERN_VERSIONS,
+                "capabilities": { "tools": { "listChanged": false } },
+                "instructions": INSTRUCTIONS,
+            }),
+            true,
+        )),
+        "tools/list" => list(b, &params, page).await.map(|r| complete(r, true)),
+        "tools/call" => call(b, &params).await.map(|r| complete(r, false)),
+        _ => {
+            let e = RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {method}"));
+            return Answer::Json(404, error_response(id, e));
+        }
+    };
+    match outcome {
+        Ok(result) => Answer::Json(200, json!({ "jsonrpc": "2.0", "id": id, "result": result })),
+        Err(e) => Answer::Json(200, error_response(id, e)),
     }
 }
 

@@ -1,5 +1,4 @@
--- MCP for remote clients (issue 27): the OAuth 2.1 authorization server of `/mcp`, and the
--- audit trail of every action run.
+-- MCP for remote clients (issue 27): the OAuth 2.1 authorization server of `/mcp`.
 
 -- Clients: registered dynamically (RFC 7591), or identified by a client ID metadata document
 -- (an https URL, fetched and cached here).
@@ -22,6 +21,8 @@ CREATE TABLE mcp_codes (
   code_challenge TEXT NOT NULL,
   scope TEXT NOT NULL,
   resource TEXT NOT NULL,
+  family_id TEXT NOT NULL,              -- the tokens this code is exchanged for (revoked if reused)
+  used_at TEXT,
   expires_at TEXT NOT NULL
 );
 
@@ -47,20 +48,11 @@ CREATE INDEX idx_mcp_tokens_family ON mcp_tokens(family_id);
 CREATE INDEX idx_mcp_tokens_user_client ON mcp_tokens(user_id, client_id);
 CREATE INDEX idx_mcp_tokens_expires ON mcp_tokens(expires_at);
 
--- Every action run (the REST actions API and MCP tools/call): who, through which token or
--- client, which integration and action, the outcome and its duration; never argument values.
-CREATE TABLE action_audit (
-  id TEXT PRIMARY KEY,
-  created_at TEXT NOT NULL,
-  user_id TEXT NOT NULL,
-  caller_type TEXT NOT NULL,            -- api_token | session | oauth_client
-  caller_id TEXT NOT NULL,              -- the token's id, or the OAuth client's id
-  via TEXT NOT NULL,                    -- rest | mcp
-  integration_id TEXT,
-  service TEXT,
-  action TEXT NOT NULL,
-  outcome TEXT NOT NULL,                -- ok, or the error code
-  duration_ms INTEGER NOT NULL
+-- A browser signed in for the authorization page only (cookie `mcp_signin`, path /oauth,
+-- 15 minutes): created by the sign-in round trip that /oauth/authorize starts.
+CREATE TABLE mcp_browser_sessions (
+  token_hash TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  expires_at TEXT NOT NULL,
+  created_at TEXT NOT NULL
 );
-CREATE INDEX idx_action_audit_user ON action_audit(user_id, created_at DESC, id DESC);
-CREATE INDEX idx_action_audit_at ON action_audit(created_at DESC, id DESC);
