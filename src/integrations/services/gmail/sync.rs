@@ -57,7 +57,11 @@ pub(super) fn thread_item(view: Value) -> Item {
 
 /// Adds an address entry unless its address is already in `list`.
 fn add_once(list: &mut Vec<String>, entry: &str) {
-    let key = |e: &str| super::compose::addr_of(e).unwrap_or_else(|| e.to_ascii_lowercase());
+    // The address part decides (compose reads addresses the same way; sync must not import it).
+    let key = |e: &str| {
+        crate::integrations::services::google::mime::headers::parse_address(e)
+            .map_or_else(|_| e.to_ascii_lowercase(), |(_, a)| a.to_ascii_lowercase())
+    };
     if !entry.is_empty() && !list.iter().any(|e| key(e) == key(entry)) {
         list.push(entry.to_string());
     }
