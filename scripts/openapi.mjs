@@ -58,9 +58,10 @@ const attachmentIn = {
   description: 'image/* or audio/* only; at most 8 per prompt, 12,000,000 characters each, 25,000,000 in total',
 };
 
-const redirectOnly = (summary, description, parameters = []) => publicOp({
+const redirectOnly = (summary, description, parameters = [], more = {}) => publicOp({
   tags: ['auth'], summary, description, parameters,
   responses: {
+    ...more,
     302: { description: 'Redirect', headers: { Location: { schema: str() } } },
     429: err('Too many sign-in starts from this address (`RATE_LIMITED`, `Retry-After`)'),
     503: err('Sign-in is not configured (`OAUTH_NOT_CONFIGURED`, `FRONTEND_NOT_CONFIGURED`) or no usable ENCRYPTION_KEY'),
@@ -100,13 +101,95 @@ const rpcSuccess = obj({ jsonrpc: { const: '2.0' }, id: rpcId, result: { type: '
 const rpcFailure = obj({ jsonrpc: { const: '2.0' }, id: { type: ['string', 'number', 'null'] }, error: rpcError }, ['jsonrpc', 'id', 'error']);
 const rpcResponse = { oneOf: [rpcSuccess, rpcFailure] };
 
+// The OAuth 2.1 authorization server of /mcp (its errors are RFC 6749 §5.2 JSON, not the envelope).
+const oauthError = obj({ error: str(), error_description: str() }, ['error']);
+const oauthJson = (schema, description) => ({ description, content: { 'application/json': { schema } } });
+const html = (description) => ({ description, content: { 'text/html': { schema: str() } } });
+const form = (properties, required) => ({ required: true, content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties, required } } } });
+const scopes = { type: 'array', items: { enum: ['mcp:read', 'mcp:write'] } };
+const authorizeParams = ['response_type', 'client_id', 'redirect_uri', 'code_challenge', 'code_challenge_method', 'state', 'scope', 'resource']
+  .map((name) => ({ name, in: 'query', schema: str() }));
+const resourceMetadata = {
+  get: publicOp({
+    tags: ['mcp'], summary: 'OAuth protected resource metadata of /mcp (RFC 9728)',
+    responses: { 200: oauthJson(obj({ resource: str(), authorization_servers: { type: 'array', items: str() }, bearer_methods_supported: { type: 'array', items: str() }, scopes_supported: scopes, resource_name: str() }, ['resource', 'authorization_servers', 'bearer_methods_supported', 'scopes_supported']), 'The metadata') },
+  }),
+};
+const oauthPaths = {
+  '/.well-known/oauth-protected-resource': resourceMetadata,
+  '/.well-known/oauth-protected-resource/mcp': resourceMetadata,
+  '/.well-known/oauth-authorization-server': {
+    get: publicOp({
+      tags: ['mcp'], summary: 'OAuth authorization server metadata (RFC 8414)',
+      responses: { 200: oauthJson({ type: 'object', required: ['issuer', 'authorization_endpoint', 'token_endpoint', 'registration_endpoint', 'revocation_endpoint', 'response_types_supported', 'grant_types_supported', 'code_challenge_methods_supported', 'token_endpoint_auth_methods_supported', 'scopes_supported', 'client_id_metadata_document_supported'] }, 'The metadata') },
+    }),
+  },
+  '/oauth/register': {
+    post: publicOp({
+      tags: ['mcp'], summary: 'Dynamic client registration (RFC 7591): public clients (PKCE, no secret)',
+      description: 'Redirect URIs must be https, or http on a loopback host (any port is then accepted at authorization). `token_endpoint_auth_method`, when given, must be `none`.',
+      requestBody: body({ type: 'object', properties: { redirect_uris: { type: 'array', items: str() }, client_name: str(), grant_types: { type: 'array', items: str() }, response_types: { type: 'array', items: str() }, token_endpoint_auth_method: str(), scope: str() }, required: ['redirect_uris'] }),
+      responses: {
+        201: oauthJson(obj({ client_id: str(), client_id_issued_at: { type: 'integer' }, client_name: str(), redirect_uris: { type: 'array', items: str() }, grant_types: { type: 'array', items: str() }, response_types: { type: 'array', items: str() }, token_endpoint_auth_method: { const: 'none' }, scope: str() }, ['client_id', 'redirect_uris']), 'Registered'),
+        400: oauthJson(oauthError, '`invalid_redirect_uri` or `invalid_client_metadata`'),
+        413: E[413], 429: err('Too many registrations from this address (`RATE_LIMITED`)'), 500: E[500],
+      },
+    }),
+  },
+  '/oauth/authorize': {
+    get: publicOp({
+      tags: ['mcp'], summary: 'Authorization endpoint: the sign-in page, then the consent page (HTML, no JavaScript)',
+      description: 'PKCE S256 is required. An unknown client or an unregistered redirect URI is shown as an error page (400), never redirected to; other errors go back to the redirect URI with `error`, `state` and `iss`. ' +
+        'A browser that is not signed in gets a page of sign-in links that come back here. `client_id` may be an https URL (a client ID metadata document: https only, public hosts, at most 5 KB, 5-second timeout, cached a day).',
+      parameters: authorizeParams,
+      responses: { 200: html('The sign-in or consent page'), 302: { description: 'Back to the client with an error', headers: { Location: { schema: str() } } }, 400: html('An unknown client or redirect URI'), 500: E[500], 503: err('No usable ENCRYPTION_KEY') },
+    }),
+    post: publicOp({
+      tags: ['mcp'], summary: 'The consent form: approve (a single-use, 60-second code) or deny (`access_denied`)',
+      requestBody: form({ decision: { enum: ['approve', 'deny'] }, csrf: str(), write: str(), client_id: str(), redirect_uri: str(), response_type: str(), code_challenge: str(), code_challenge_method: str(), state: str(), scope: str(), resource: str() }, ['decision', 'csrf', 'client_id', 'redirect_uri']),
+      responses: { 302: { description: 'Back to the client with `code` (or `error`), `state` and `iss`', headers: { Location: { schema: str() } } }, 400: html('An unknown client or redirect URI'), 403: html('An expired form, a form from another site or another browser'), 413: E[413], 500: E[500], 503: err('No usable ENCRYPTION_KEY') },
+    }),
+  },
+  '/oauth/token': {
+    post: publicOp({
+      tags: ['mcp'], summary: 'Token endpoint: authorization_code (PKCE verified) and refresh_token (rotated; a reused one revokes its grant)',
+      requestBody: form({ grant_type: { enum: ['authorization_code', 'refresh_token'] }, client_id: str(), code: str(), code_verifier: str(), redirect_uri: str(), refresh_token: str(), scope: str() }, ['grant_type', 'client_id']),
+      responses: {
+        200: oauthJson(obj({ access_token: str(), token_type: { const: 'Bearer' }, expires_in: { type: 'integer' }, refresh_token: str(), scope: str() }, ['access_token', 'token_type', 'expires_in', 'refresh_token', 'scope']), 'Tokens (access: 1 hour, /mcp only; refresh: 30 days, single use)'),
+        400: oauthJson(oauthError, '`invalid_request`, `invalid_grant`, `unsupported_grant_type` or `invalid_scope`'),
+        401: oauthJson(oauthError, '`invalid_client`'),
+        413: E[413], 500: E[500],
+      },
+    }),
+  },
+  '/oauth/revoke': {
+    post: publicOp({
+      tags: ['mcp'], summary: 'Token revocation (RFC 7009): a refresh token revokes its whole grant; unknown tokens are answered 200 too',
+      requestBody: form({ token: str(), token_type_hint: str(), client_id: str() }, ['token', 'client_id']),
+      responses: { 200: oauthJson({ type: 'object' }, 'Revoked (or unknown)'), 400: oauthJson(oauthError, '`invalid_request`'), 413: E[413], 500: E[500] },
+    }),
+  },
+  '/api/me/mcp-clients': {
+    get: user({
+      tags: ['mcp'], summary: 'The MCP clients holding a live OAuth grant of the caller\'s',
+      responses: { 200: json(obj({ clients: { type: 'array', items: obj({ clientId: str(), clientName: str(), scopes, createdAt: time, lastUsedAt: { type: ['string', 'null'] } }, ['clientId', 'clientName', 'scopes', 'createdAt', 'lastUsedAt']) } }, ['clients'])) },
+    }),
+  },
+  '/api/me/mcp-clients/{clientId}': {
+    parameters: [pathParam('clientId', 'The client\'s id (a registration id or a metadata document URL)')],
+    delete: user({ tags: ['mcp'], summary: 'Revoke every grant of the caller\'s to this client', responses: { 200: json(ref('Success')), ...errors(404) } }),
+  },
+};
+
 const paths = {
   ...Object.fromEntries(['github', 'google'].flatMap((p) => {
     const name = p === 'github' ? 'GitHub' : 'Google';
     return [
       [`/auth/${p}`, { get: redirectOnly(`Start signing in with ${name}`,
         `Sets an HttpOnly nonce cookie and redirects to ${name}'s consent page with a single-use, 10-minute state and PKCE (S256). \`invite_code\` carries an invite through the flow.`,
-        [{ name: 'invite_code', in: 'query', schema: str() }]) }],
+        [{ name: 'invite_code', in: 'query', schema: str() },
+          { name: 'return_to', in: 'query', schema: str(), description: 'Only `/oauth/authorize?…`: the MCP authorization page that started the sign-in; the browser comes back there signed in (cookie `mcp_signin`, path /oauth, 15 minutes) instead of going to the frontend' }],
+        { 400: err('A `return_to` that is not the MCP authorization page (`VALIDATION_ERROR`)') }) }],
       [`/auth/${p}/callback`, { get: redirectOnly(`${name} sign-in callback`,
         `Redirects to \`FRONTEND_URL/auth/callback#code=<one-time code>&provider=${p}\` (exchange the code with POST /auth/exchange within 60 seconds), or to \`FRONTEND_URL/login?error=<code>\` with code one of ` +
         `missing_params, invalid_state, access_denied, token_exchange_failed, ${p}_profile_failed, no_email, not_allowed, oauth_error.`,
@@ -116,7 +199,10 @@ const paths = {
   '/mcp': {
     post: user({
       tags: ['mcp'], summary: 'Model Context Protocol server (Streamable HTTP, JSON answers, stateless)',
-      description: 'One JSON-RPC message per POST: `initialize` (protocol versions 2025-06-18, 2025-03-26, 2024-11-05; an unknown one is answered with 2025-06-18), ' +
+      description: 'One JSON-RPC message per POST: `initialize` (protocol versions 2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05; an unknown one is answered with 2025-11-25), ' +
+        'or, in protocol revision 2026-07-28 (stateless), any request with its `_meta` envelope (`io.modelcontextprotocol/protocolVersion`, `clientInfo`, `clientCapabilities`) mirrored by the `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers: `server/discover`, `tools/list`, `tools/call` ' +
+        '(-32020 when headers and body disagree, -32022 with `data.supported` for an unknown revision, HTTP 400; -32601 with HTTP 404 for other methods). ' +
+        'Bearer API tokens, sign-in session tokens, and OAuth access tokens issued by this service\'s authorization server for this resource (`/.well-known/oauth-protected-resource/mcp`); a token with only `mcp:read` lists and runs only read-only tools (a write tool answers `isError` naming the missing scope). ' +
         '`notifications/initialized` and other notifications (202), `ping`, `tools/list` (paginated with `cursor`/`nextCursor`) and `tools/call`. ' +
         'Tools are the actions of the caller\'s active integrations, named `<service>_<action>` (with a short integration id appended when two integrations of one service are visible; ' +
         'another user\'s org-scope integration offers its read actions only), with the action\'s JSON Schema as `inputSchema`, plus `integrations_list` and `entities_search`. ' +
@@ -124,7 +210,11 @@ const paths = {
         '-32601 method not found, -32602 invalid params (an unknown tool, or arguments that do not fit its schema), -32603 internal error (HTTP 200). ' +
         'An action\'s failure (the provider\'s refusal, a rate limit, a needed reconnection) is a tool result with `isError: true`. ' +
         'No session id is issued; `GET /mcp` answers 405 (no server-sent stream). A browser `Origin` must be `FRONTEND_URL` (or its preview subdomains, or a local frontend while developing) or `PUBLIC_URL`.',
-      parameters: [{ name: 'MCP-Protocol-Version', in: 'header', schema: { enum: ['2025-06-18', '2025-03-26', '2024-11-05'] }, description: 'The negotiated version (sent after initialize); any other value answers 400' }],
+      parameters: [
+        { name: 'MCP-Protocol-Version', in: 'header', schema: { enum: ['2026-07-28', '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] }, description: 'The negotiated version (sent after initialize), or 2026-07-28 on every request of that revision; any other value answers 400' },
+        { name: 'Mcp-Method', in: 'header', schema: str(), description: '2026-07-28: the request\'s method' },
+        { name: 'Mcp-Name', in: 'header', schema: str(), description: '2026-07-28: the tool of a tools/call' },
+      ],
       requestBody: {
         required: true,
         content: { 'application/json': {
@@ -135,12 +225,14 @@ const paths = {
       responses: {
         200: json({ oneOf: [rpcResponse, { type: 'array', items: rpcResponse }] }, 'The JSON-RPC response (an array of them for a batch)'),
         202: { description: 'Accepted: the body held only notifications or responses' },
-        400: json(rpcFailure, 'Parse error (-32700), invalid request (-32600), an unsupported MCP-Protocol-Version or a batch under 2025-06-18'),
+        400: json(rpcFailure, 'Parse error (-32700), invalid request (-32600), an unsupported MCP-Protocol-Version or a batch under 2025-06-18; 2026-07-28: a missing envelope (-32602), headers disagreeing with the body (-32020), an unknown revision (-32022)'),
+        404: json(rpcFailure, '2026-07-28: a method this server does not have (-32601)'),
         403: err('A browser Origin this service does not trust (`ORIGIN_NOT_ALLOWED`)'),
         413: E[413],
       },
     }),
   },
+  ...oauthPaths,
   '/auth/exchange': {
     post: publicOp({
       tags: ['auth'], summary: 'Exchange a sign-in\'s one-time code (single use, 60 seconds) for a session token',

@@ -62,6 +62,18 @@ async fn purge(env: &Env) -> worker::Result<()> {
         // by each integration's object, on its own alarm).
         crate::q!(&db, "DELETE FROM sync_logs WHERE completed_at IS NOT NULL AND completed_at <= ?1", &horizon)?,
         crate::q!(&db, "DELETE FROM action_audit WHERE created_at <= ?1", &iso(now_ms() - AUDIT_RETENTION_MS))?,
+        // MCP OAuth: codes and browser sign-ins once expired; tokens a month after they ended
+        // (a used refresh token is kept that long so that its reuse is still recognised); a
+        // registered client nobody authorized within a month.
+        crate::q!(&db, "DELETE FROM mcp_codes WHERE expires_at <= ?1", &now)?,
+        crate::q!(&db, "DELETE FROM mcp_browser_sessions WHERE expires_at <= ?1", &now)?,
+        crate::q!(&db, "DELETE FROM mcp_tokens WHERE COALESCE(revoked_at, expires_at) <= ?1", &horizon)?,
+        crate::q!(
+            &db,
+            "DELETE FROM mcp_clients WHERE kind = 'registered' AND created_at <= ?1
+               AND NOT EXISTS (SELECT 1 FROM mcp_tokens t WHERE t.client_id = mcp_clients.client_id)",
+            &horizon
+        )?,
     ])
     .await?;
     Ok(())

@@ -554,6 +554,11 @@ async fn grant(ctx: &Ctx) -> ApiResult<Result<Value, OAuthError>> {
     };
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
     let Some(client_id) = get("client_id") else { return Ok(Err(OAuthError::request("client_id is required"))) };
+    let known: Option<Value> =
+        crate::q!(&ctx.db()?, "SELECT 1 AS known FROM mcp_clients WHERE client_id = ?1", &client_id)?.one().await?;
+    if known.is_none() {
+        return Ok(Err(OAuthError::client(format!("Unknown client {client_id:?}"))));
+    }
     match get("grant_type") {
         None => Ok(Err(OAuthError::request("grant_type is required"))),
         Some("authorization_code") => {
@@ -785,5 +790,5 @@ pub async fn revoke_client(ctx: &Ctx) -> ApiResult<Reply> {
     if revoked == 0 {
         return Err(ApiError::not_found(format!("No authorized MCP client '{client_id}'")));
     }
-    Ok(Reply::no_content())
+    Reply::ok(&crate::http::success())
 }
