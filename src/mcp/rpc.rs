@@ -498,6 +498,7 @@ mod tests {
         rows: Vec<crate::integrations::store::IntegrationRow>,
         calls: RefCell<Vec<(String, Value)>>,
         answer: RefCell<Option<Result<Value, ApiError>>>,
+        read_only: bool,
     }
 
     impl Fake {
@@ -509,6 +510,7 @@ mod tests {
                 ],
                 calls: RefCell::new(Vec::new()),
                 answer: RefCell::new(None),
+                read_only: false,
             }
         }
     }
@@ -521,6 +523,9 @@ mod tests {
             self.calls.borrow_mut().push((tool.name.clone(), args.clone()));
             let answer = self.answer.borrow_mut().take().unwrap_or_else(|| Ok(json!({ "ok": true })));
             Box::pin(async move { answer })
+        }
+        fn may_write(&self) -> bool {
+            !self.read_only
         }
     }
 
@@ -545,8 +550,9 @@ mod tests {
         for (asked, answered) in [
             ("2025-06-18", "2025-06-18"),
             ("2025-03-26", "2025-03-26"),
-            ("2025-11-25", "2025-06-18"),
-            ("1999-01-01", "2025-06-18"),
+            ("2025-11-25", "2025-11-25"),
+            ("2026-07-28", "2025-11-25"),
+            ("1999-01-01", "2025-11-25"),
         ] {
             let r = match post(
                 &b,
@@ -738,5 +744,71 @@ mod tests {
             (Some(INTERNAL_ERROR), Some("Internal error"))
         );
         assert!(!r.to_string().contains("D1"));
+    }
+
+    fn modern(b: &Fake, method: &str, params: Value, headers: (Option<&str>, Option<&str>, Option<&str>)) -> Answer {
+        let mut p = params;
+        p["_meta"] = json!({ META_VERSION: "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} });
+        let body = json!({ "jsonrpc": "2.0", "id": 9, "method": method, "params": p }).to_string();
+        let t = Transport { version: headers.0, method: headers.1, name: headers.2 };
+        block_on(handle_request(b, body.as_bytes(), &t, 5))
+    }
+
+    #[test]
+    fn revision_2026_07_28_is_stateless_and_checks_its_headers() {
+        let b = Fake::new();
+        let v = Some("2026-07-28");
+        match modern(&b, "server/discover", json!({}), (v, Some("server/discover"), None)) {
+            Answer::Json(200, r) => {
+                assert_eq!(r["result"]["supportedVersions"], json!(["2026-07-28"]));
+                assert_eq!(r["result"]["resultType"], "complete");
+                assert_eq!(r["result"]["_meta"][META_SERVER_INFO]["name"], "integrations-service");
+            }
+            other => panic!("{other:?}"),
+        }
+        match modern(&b, "tools/list", json!({}), (v, Some("tools/list"), None)) {
+            Answer::Json(200, r) => assert!(r["result"]["tools"].as_array().is_some_and(|t| !t.is_empty())),
+            other => panic!("{other:?}"),
+        }
+        let code = |a: Answer| match a {
+            Answer::Json(status, r) => (status, r["error"]["code"].as_i64()),
+            Answer::Accepted => (202, None),
+        };
+        assert_eq!(
+            code(modern(&b, "tools/list", json!({}), (v, Some("tools/call"), None))),
+            (400, Some(HEADER_MISMATCH))
+        );
+        assert_eq!(
+            code(modern(&b, "tools/list", json!({}), (None, Some("tools/list"), None))),
+            (400, Some(HEADER_MISMATCH))
+        );
+        assert_eq!(
+            code(modern(&b, "tools/call", json!({ "name": "integrations_list" }), (v, Some("tools/call"), Some("x")))),
+            (400, Some(HEADER_MISMATCH))
+        );
+        assert_eq!(
+            code(modern(&b, "initialize", json!({}), (v, Some("initialize"), None))),
+            (404, Some(METHOD_NOT_FOUND))
+        );
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2027-01-01"}}}"#;
+        let t = Transport { version: Some("2027-01-01"), method: Some("tools/list"), name: None };
+        assert_eq!(code(block_on(handle_request(&b, body, &t, 5))), (400, Some(UNSUPPORTED_VERSION)));
+        let bare = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let t = Transport { version: v, method: Some("tools/list"), name: None };
+        assert_eq!(code(block_on(handle_request(&b, bare, &t, 5))), (400, Some(INVALID_PARAMS)));
+    }
+
+    #[test]
+    fn a_read_only_grant_lists_and_runs_only_tools_that_read() {
+        let mut b = Fake::new();
+        b.read_only = true;
+        let r = ok(&b, &req("tools/list", json!({})));
+        let tools = r["result"]["tools"].as_array().unwrap();
+        assert!(!tools.is_empty() && tools.iter().all(|t| t["annotations"]["readOnlyHint"] == true));
+        let write = build(&b.rows, "me", false).into_iter().find(|t| !t.read_only).expect("a write tool");
+        let r = ok(&b, &req("tools/call", json!({ "name": write.name, "arguments": {} })));
+        assert_eq!(r["result"]["isError"], true);
+        assert_eq!(r["result"]["structuredContent"]["code"], "INSUFFICIENT_SCOPE");
+        assert!(b.calls.borrow().is_empty(), "nothing ran");
     }
 }

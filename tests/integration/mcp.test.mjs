@@ -106,12 +106,12 @@ test('MCP server over Streamable HTTP', async (t) => {
     assert.equal(client.getServerVersion().name, 'integrations-service');
     assert.ok(client.getServerCapabilities().tools, 'tools capability');
     assert.equal(client.getServerCapabilities().resources, undefined);
-    // This SDK asks for a newer revision first; the server answers the newest it speaks.
-    assert.equal(transport.protocolVersion, '2025-06-18');
+    // This SDK (v1) asks for its newest revision, 2025-11-25, which the server speaks.
+    assert.equal(transport.protocolVersion, '2025-11-25');
     assert.equal(transport.sessionId, undefined, 'stateless: no Mcp-Session-Id');
     assert.match(client.getInstructions(), /stateless/);
     assert.deepEqual(await client.ping(), {});
-    for (const [asked, answered] of [['2025-03-26', '2025-03-26'], ['2025-06-18', '2025-06-18'], ['2031-01-01', '2025-06-18']]) {
+    for (const [asked, answered] of [['2025-03-26', '2025-03-26'], ['2025-06-18', '2025-06-18'], ['2025-11-25', '2025-11-25'], ['2031-01-01', '2025-11-25']]) {
       const r = await post({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: asked, capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
       assert.equal(r.status, 200);
       assert.match(r.headers.get('content-type'), /^application\/json/);
