@@ -27,6 +27,7 @@ import { startFakeGoogle } from '../tests/lib/fake-google.mjs';
 import { addGmail } from '../tests/lib/fake-gmail.mjs';
 import { benchSync } from './sync.mjs';
 import { benchSearch, benchMcp } from './search.mjs';
+import { benchOAuth } from './oauth.mjs';
 import { benchScale, benchCapacity } from './scale.mjs';
 
 const WRANGLER = join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
@@ -430,6 +431,8 @@ async function main() {
   results.syncPaid = syncPaid;
   results.search = after.search;
   results.mcp = after.mcp;
+  log('MCP OAuth: register → consent → approve → token, and tools/call with an OAuth vs an API token');
+  results.oauth = await benchOAuth({});
 
   log('data plane: 20 integrations of 20 users × 5,000 issues syncing at once, an idle one read meanwhile; bytes per stored entity');
   results.scale = await benchScale({});
@@ -509,6 +512,10 @@ export function printTable(results) {
     ...['selective', 'prefix', 'broad'].map((k) => [`search over 10,000 issues: ${k} query p50/p99`, `${results.search[k].p50Ms} / ${results.search[k].p99Ms} ms`, '']),
     ...(results.scale ? scaleRows(results) : []),
     ['MCP tools/list + one tools/call p50/p99 (sequential)', `${results.mcp.roundTrip.p50Ms} / ${results.mcp.roundTrip.p99Ms} ms (list ${results.mcp.toolsList.p50Ms} / ${results.mcp.toolsList.p99Ms}, call ${results.mcp.toolsCall.p50Ms} / ${results.mcp.toolsCall.p99Ms}; ${results.mcp.tools} tools)`, ''],
+    ...(results.oauth ? [
+      ['MCP OAuth round trip (register, consent page, approve, token) p50/p99', `${results.oauth.roundTrip.p50Ms} / ${results.oauth.roundTrip.p99Ms} ms`, ''],
+      ['MCP tools/call: OAuth token vs API token p50/p99', `${results.oauth.toolsCallOAuth.p50Ms} / ${results.oauth.toolsCallOAuth.p99Ms} ms vs ${results.oauth.toolsCallApiToken.p50Ms} / ${results.oauth.toolsCallApiToken.p99Ms} ms`, ''],
+    ] : []),
   ];
   const w1 = Math.max(...rows.map((r) => r[0].length));
   const w2 = Math.max(...rows.map((r) => r[1].length));

@@ -304,11 +304,12 @@ test('MCP server over Streamable HTTP', async (t) => {
     assert.ok((await listAll(client)).tools.some((x) => x.name === 'github_get_issue'), 'back to plain names');
   });
 
-  await t.test('401 without a valid token (WWW-Authenticate: Bearer); an untrusted Origin is refused', async () => {
-    for (const token of [null, 'itk_not_a_real_token_000000000000000000']) {
+  await t.test('401 without a valid token (WWW-Authenticate: Bearer with the resource metadata); an untrusted Origin is refused', async () => {
+    const metadata = `resource_metadata="${PUBLIC_URL}/.well-known/oauth-protected-resource/mcp"`;
+    for (const [token, challenge] of [[null, `Bearer ${metadata}`], ['itk_not_a_real_token_000000000000000000', `Bearer ${metadata}, error="invalid_token"`]]) {
       const r = await post({ jsonrpc: '2.0', id: 1, method: 'ping' }, { token });
       assert.deepEqual([r.status, r.body.code], [401, 'UNAUTHORIZED']);
-      assert.equal(r.headers.get('www-authenticate'), 'Bearer');
+      assert.equal(r.headers.get('www-authenticate'), challenge);
     }
     await assert.rejects(mcp(undefined), (e) => e.code === 401 && /UNAUTHORIZED/.test(e.message), 'the SDK client is refused');
     const evil = await post({ jsonrpc: '2.0', id: 1, method: 'ping' }, { headers: { origin: 'https://evil.example' } });
