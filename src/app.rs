@@ -303,6 +303,12 @@ async fn run(
     dispatch(def.route, &ctx).await
 }
 
+/// Paths answered to any origin (see `handle`).
+fn open_cors(href: &str) -> bool {
+    let path = h::RequestUrl::split(href).path;
+    path.starts_with("/.well-known/oauth-") || matches!(path, "/oauth/token" | "/oauth/register" | "/oauth/revoke")
+}
+
 fn preflight(req: &web_sys::Request, headers: &web_sys::Headers) -> bool {
     req.method() == "OPTIONS"
         && headers.has("Origin").unwrap_or(false)
@@ -315,13 +321,21 @@ pub async fn handle(req: web_sys::Request, env: Env, wctx: Context) -> worker::R
     let request_id = h::request_id(headers.get("X-Request-Id").ok().flatten().as_deref());
     // FRONTEND_URL is read only when there is an Origin to check (most API calls have none).
     let origin = headers.get("Origin").ok().flatten();
-    let cors_origin = origin.filter(|o| h::cors_allows(o, config::var(&env, "FRONTEND_URL").as_deref()));
+    // The OAuth server's metadata, registration, token and revocation endpoints take no cookie
+    // and answer any origin (browser-based MCP clients call them cross-origin): `*`.
+    let open = open_cors(&req.url());
+    let cors_origin = origin.filter(|o| !open && h::cors_allows(o, config::var(&env, "FRONTEND_URL").as_deref()));
 
     let reply = if preflight(&req, &headers) {
-        Reply::no_content()
+        let reply = Reply::no_content()
             .with_header("Access-Control-Allow-Methods", h::CORS_METHODS)
             .with_header("Access-Control-Allow-Headers", h::CORS_HEADERS)
-            .with_header("Access-Control-Max-Age", "86400")
+            .with_header("Access-Control-Max-Age", "86400");
+        if open {
+            reply.with_header("Access-Control-Allow-Origin", "*")
+        } else {
+            reply
+        }
     } else {
         match run(req, worker::Headers(headers), env, Rc::new(wctx), &request_id).await {
             Ok(reply) => reply,

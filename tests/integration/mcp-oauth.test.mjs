@@ -153,6 +153,10 @@ test('MCP for remote clients: OAuth 2.1, protocol 2026-07-28, tool policy, audit
     assert.equal(as.revocation_endpoint, `${svc.url}/oauth/revoke`);
     assert.deepEqual([as.response_types_supported, as.grant_types_supported, as.code_challenge_methods_supported, as.token_endpoint_auth_methods_supported, as.scopes_supported, as.client_id_metadata_document_supported],
       [['code'], ['authorization_code', 'refresh_token'], ['S256'], ['none'], ['mcp:read', 'mcp:write'], true]);
+    // Browser-based clients call these cross-origin: any origin, no cookie.
+    const preflight = await svc.request('OPTIONS', '/oauth/token', { headers: { origin: 'https://client.example', 'access-control-request-method': 'POST' } });
+    assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
+    assert.equal((await svc.request('GET', '/.well-known/oauth-authorization-server', { headers: { origin: 'https://client.example' } })).headers.get('access-control-allow-origin'), '*');
     const anon = await svc.request('POST', '/mcp', { body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } });
     assert.equal(anon.status, 401);
     assert.equal(anon.headers.get('www-authenticate'), `Bearer resource_metadata="${svc.url}/.well-known/oauth-protected-resource/mcp"`);
@@ -368,6 +372,16 @@ test('MCP for remote clients: OAuth 2.1, protocol 2026-07-28, tool policy, audit
     assert.equal(await mcpStatus(grant.access_token), 200, 'another client cannot revoke it');
     assert.equal((await revoke(grant.access_token)).status, 200);
     assert.equal(await mcpStatus(grant.access_token), 401);
+    // An expired access token: 401 with the challenge that sends the client to refresh.
+    const later = (await exchange(await codeFor())).body;
+    knownSecrets.add(later.access_token);
+    svc.shownOnce(later.access_token);
+    assert.equal(await mcpStatus(later.access_token), 200);
+    const db = await svc.db();
+    await db.prepare("UPDATE mcp_tokens SET expires_at = '2001-01-01T00:00:00.000Z' WHERE kind = 'access' AND client_id = ?1").bind(rawId).run();
+    const expired = await svc.request('POST', '/mcp', { token: later.access_token, body: { jsonrpc: '2.0', id: 1, method: 'tools/list' }, headers: { 'mcp-protocol-version': '2025-06-18' } });
+    assert.equal(expired.status, 401);
+    assert.match(expired.headers.get('www-authenticate'), /^Bearer resource_metadata=".*\/\.well-known\/oauth-protected-resource\/mcp", error="invalid_token"$/);
     const refreshed = await tokenCall({ grant_type: 'refresh_token', refresh_token: grant.refresh_token, client_id: rawId });
     assert.equal(refreshed.status, 200, 'revoking an access token leaves the grant');
     assert.equal((await revoke(refreshed.body.refresh_token)).status, 200);
