@@ -23,7 +23,7 @@ export async function benchOAuth({ rounds = 40, calls = 200, buildDir = 'build' 
   gh.addUser(GH, { id: 7, login: 'bench', name: 'Bench', email: null, emails: [{ email: 'bench.oauth@example.com', primary: true, verified: true }] });
   gh.addRepo('bench/app');
   gh.addIssues('bench/app', 50);
-  const svc = new Service({ upstreams: { github: gh.api, githubWeb: gh.web }, vars: { GITHUB_CLIENT_ID: 'gh-client-id', GITHUB_CLIENT_SECRET: 'gh-client-secret' }, buildDir });
+  const svc = new Service({ upstreams: { github: gh.api, githubWeb: gh.web }, vars: { GITHUB_CLIENT_ID: 'gh-client-id', GITHUB_CLIENT_SECRET: 'gh-client-secret', TEST_LIMIT_SIGNIN_LIMITER: '10000' }, buildDir });
   try {
     await svc.start();
     const user = await svc.createUser({ email: 'bench.oauth@example.com' });
@@ -47,7 +47,9 @@ export async function benchOAuth({ rounds = 40, calls = 200, buildDir = 'build' 
     if (!jar.has('mcp_signin')) throw new Error('browser sign-in failed');
 
     const roundTrip = async () => {
-      const reg = await (await fetch(`${svc.url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'Bench', redirect_uris: [REDIRECT] }) })).json();
+      const registered = await fetch(`${svc.url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'Bench', redirect_uris: [REDIRECT] }) });
+      if (registered.status !== 201) throw new Error(`registration: ${registered.status} ${await registered.text()}`);
+      const reg = await registered.json();
       const verifier = b64url(randomBytes(32));
       const challenge = b64url(createHash('sha256').update(verifier).digest());
       const q = new URLSearchParams({ response_type: 'code', client_id: reg.client_id, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: `${svc.url}/mcp` });
