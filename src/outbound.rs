@@ -152,6 +152,7 @@ pub struct Call {
     pub body: Option<Vec<u8>>,
     timeout: Duration,
     max_bytes: Option<u64>,
+    follow_redirects: bool,
 }
 
 impl Call {
@@ -163,6 +164,7 @@ impl Call {
             body: None,
             timeout: DEFAULT_TIMEOUT,
             max_bytes: None,
+            follow_redirects: true,
         }
     }
 
@@ -190,6 +192,13 @@ impl Call {
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// A 3xx is answered as it is, not followed: for URLs a user chose (a provider's base URL,
+    /// a client's metadata document), whose host was checked but whose redirect would not be.
+    pub fn no_redirects(mut self) -> Self {
+        self.follow_redirects = false;
         self
     }
 
@@ -225,6 +234,9 @@ impl Call {
         }
         let mut init = RequestInit::new();
         init.with_method(self.method).with_headers(headers);
+        if !self.follow_redirects {
+            init.with_redirect(worker::RequestRedirect::Manual);
+        }
         if let Some(body) = self.body {
             init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
         }

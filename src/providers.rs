@@ -244,7 +244,8 @@ pub async fn test(ctx: &Ctx) -> ApiResult<Reply> {
     allowed_host(ctx, &row.base_url)?;
     let mut call = Call::new(Method::Get, format!("{}/models", row.base_url))
         .header("Accept", "application/json")
-        .timeout(TEST_TIMEOUT);
+        .timeout(TEST_TIMEOUT)
+        .no_redirects();
     if let Some(sealed) = &row.encrypted_key {
         let (key, _) = crate::config::keyring(&ctx.env)?
             .open_str(&Aad { purpose: PURPOSE, owner: &id }, sealed, Legacy::D1Column)

@@ -404,6 +404,7 @@ test('MCP for remote clients: OAuth 2.1, protocol 2026-07-28, tool policy, audit
     const host = createServer((req, res) => {
       const d = docs.get(req.url);
       if (!d) { res.writeHead(404); res.end(); return; }
+      if (d.redirect) { res.writeHead(302, { location: d.redirect }); res.end(); return; }
       setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(d.body); }, d.delay ?? 0);
     });
     await new Promise((r) => host.listen(0, '127.0.0.1', r));
@@ -423,6 +424,10 @@ test('MCP for remote clients: OAuth 2.1, protocol 2026-07-28, tool policy, audit
     assert.equal((await chrome.consentPage(at(good))).res.status, 200, 'cached for a day');
     const liar = doc('/liar.json', { client_id: `${base}/someone-else.json`, redirect_uris: ['http://127.0.0.1/cb'] });
     assert.match(await (await chrome.go(at(liar))).text(), /names another client_id/);
+    docs.set('/moved.json', { redirect: good });
+    const moved = await chrome.go(at(`${base}/moved.json`));
+    assert.equal(moved.status, 400, 'a redirect is not followed');
+    assert.match(await moved.text(), /HTTP 302/);
     const big = doc('/big.json', { client_id: `${base}/big.json`, redirect_uris: ['http://127.0.0.1/cb'], pad: 'x'.repeat(6000) });
     assert.equal((await chrome.go(at(big))).status, 400);
     const slow = doc('/slow.json', { client_id: `${base}/slow.json`, redirect_uris: ['http://127.0.0.1/cb'] }, 6500);

@@ -117,6 +117,11 @@ test('custom LLM providers', async (t) => {
     assert.equal(both.body.provider.hasKey, true);
     await api('POST', '/api/admin/custom-providers/moving/test');
     assert.deepEqual(seen, [null, `Bearer ${NEW_KEY}`]);
+    // A redirect is reported, not followed: the key would travel to a host nobody checked.
+    llm.on('GET', '/v3/models', () => ({ status: 302, headers: { location: `${evil.url}/v1/models` } }));
+    await api('PUT', '/api/admin/custom-providers/moving', { ...valid, baseUrl: `${llm.url}/v3`, apiKey: KEY });
+    assert.deepEqual((await api('POST', '/api/admin/custom-providers/moving/test')).body, { ok: false, status: 302, models: [] });
+    assert.deepEqual(seen, [null, `Bearer ${NEW_KEY}`], 'the redirect target saw nothing');
     assert.deepEqual((await api('DELETE', '/api/admin/custom-providers/moving')).body, { ok: true });
   });
 

@@ -171,7 +171,8 @@ async fn find_client(ctx: &Ctx, client_id: &str) -> ApiResult<Result<Client, Str
     let call = Call::new(Method::Get, client_id)
         .header("Accept", "application/json")
         .timeout(std::time::Duration::from_secs(5))
-        .max_bytes(policy::METADATA_MAX_BYTES);
+        .max_bytes(policy::METADATA_MAX_BYTES)
+        .no_redirects();
     let doc = match Net.send(call).await {
         Ok(up) if up.status == 200 => policy::parse_metadata_document(client_id, &up.body),
         Ok(up) => Err(format!("its metadata document answered HTTP {}", up.status)),
