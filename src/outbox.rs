@@ -21,6 +21,19 @@ pub const SESSION_GIT: &str = "session-git";
 pub const ENTITY_UPSERT: &str = "entity-upsert";
 /// A deleted integration's data, to drop from its object (`target` = the integration id).
 pub const DROP_DATA: &str = "drop-data";
+/// A deleted integration's OAuth grant, to revoke at the provider (`target` = the integration
+/// id, payload = [`RevokeGrant`]: the service and its credentials, sealed).
+pub const REVOKE_GRANT: &str = "revoke-grant";
+/// The sealing purpose of a [`REVOKE_GRANT`] row's credentials (owner: the integration id).
+pub const REVOKE_GRANT_PURPOSE: &str = "outbox:revoke-grant";
+
+/// The payload of a [`REVOKE_GRANT`] row.
+#[derive(serde::Serialize, Deserialize)]
+pub struct RevokeGrant {
+    pub service: String,
+    pub sealed: String,
+}
+
 /// Rows older than this without a delivery have lost their message.
 const ORPHANED_AFTER_MS: i64 = 2 * 60 * 1000;
 /// Deliveries of one row before it is dropped.

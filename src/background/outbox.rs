@@ -12,7 +12,7 @@ use crate::config::log_error;
 use crate::http::ApiResult;
 use crate::integrations::data::{DataPlane, UpsertGroup, UpsertRequest};
 use crate::jobs::{self, Job};
-use crate::outbox::{DROP_DATA, ENTITY_UPSERT, SESSION_GIT};
+use crate::outbox::{RevokeGrant, DROP_DATA, ENTITY_UPSERT, REVOKE_GRANT, REVOKE_GRANT_PURPOSE, SESSION_GIT};
 use crate::sessions::agent::{GitUpdate, SessionAgent};
 use crate::time::{iso, now_ms};
 
@@ -52,11 +52,30 @@ async fn deliver_one(env: &Env, row: &Row) -> Result<(), String> {
             DataPlane::new(env, &row.target).upsert(&req).await.map(|_| ()).map_err(|e| e.message.clone())
         }
         DROP_DATA => DataPlane::new(env, &row.target).drop_all().await.map_err(|e| e.message.clone()),
+        REVOKE_GRANT => revoke_grant(env, row).await,
         other => {
             log_error(&format!("outbox: unknown kind {other}; dropped"));
             Ok(())
         }
     }
+}
+
+/// Revokes a deleted integration's grant at its provider. Already revoked counts as done; a
+/// provider that is down is an error (the row is retried with backoff, then given up).
+async fn revoke_grant(env: &Env, row: &Row) -> Result<(), String> {
+    let p: RevokeGrant = serde_json::from_str(&row.payload).map_err(|e| e.to_string())?;
+    let Some(spec) = crate::integrations::registry::find(&p.service).and_then(|s| s.oauth()) else {
+        return Ok(());
+    };
+    let keys = crate::config::keyring(env).map_err(|_| "ENCRYPTION_KEY is not usable".to_string())?;
+    let aad = crate::crypto::Aad { purpose: REVOKE_GRANT_PURPOSE, owner: &row.target };
+    let (plain, _) = keys
+        .open_str(&aad, &p.sealed, crate::crypto::Legacy::D1Column)
+        .map_err(|_| "credentials unreadable".to_string())?;
+    let creds: crate::integrations::service::Credentials = serde_json::from_str(&plain).map_err(|e| e.to_string())?;
+    crate::integrations::oauth::revoke(&crate::outbound::Net, spec, env, &creds)
+        .await
+        .map_err(|e| format!("integration {}: its {} grant was not revoked ({e}); retried", row.target, spec.display))
 }
 
 /// Delivers a batch within `budget` subrequests; answers how many it used.

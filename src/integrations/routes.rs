@@ -17,7 +17,7 @@ use super::tokens::Stored;
 use super::{oauth, runs, schema};
 use crate::config::var;
 use crate::credentials::ApiKeys;
-use crate::crypto::{random_token, sha256_hex};
+use crate::crypto::{random_token, sha256_hex, Aad};
 use crate::http::error::FieldError;
 use crate::http::input::Input;
 use crate::http::upstream::UpstreamError;
@@ -340,8 +340,9 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `DELETE /api/integrations/:id` → `{success: true}`: its own credentials revoked (a user's
 /// credential of the same service name is left alone), its runs and entities removed, and a
-/// grant obtained through OAuth revoked at the provider after the answer (best effort: a
-/// provider that is down is logged, never in the way of the deletion).
+/// grant obtained through OAuth revoked at the provider. The data drop and the revocation are
+/// outbox rows written with the deletion: delivered through the queue and retried while the
+/// provider is down (never in the way of the deletion itself).
 pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let row = find(ctx, true).await?;
@@ -357,38 +358,37 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
             None
         }
     };
+    let revoke = match (grant, row.service().ok().and_then(|s| s.oauth())) {
+        (Some(creds), Some(spec)) => revocation(ctx, &db, &row, spec, &creds).await,
+        _ => None,
+    };
     ApiKeys::for_user(&ctx.env, &row.user_id).revoke(&credentials_key(&row.id)).await?;
-    // The row goes with an outbox row that drops its object's data (retried through the queue
-    // until done; a lost message is sent again by the cron).
-    let batch = store::delete_with_data(&db, &row.id, ctx.now).await?;
+    let batch = store::delete_with_data(&db, &row.id, revoke, ctx.now).await?;
     if let Err(e) = crate::jobs::send(&ctx.env, &crate::jobs::Job::Outbox { batch }, 0).await {
         crate::config::log_error(&format!(
             "integration {}: data drop not enqueued ({}); the cron will",
             row.id, e.message
         ));
     }
-    if let (Some(creds), Some(spec)) = (grant, row.service().ok().and_then(|s| s.oauth())) {
-        revoke_later(ctx, &db, &row, spec, creds).await;
-    }
     Reply::ok(&success())
 }
 
-/// Revokes a deleted integration's grant at the provider after the answer, unless another of
-/// the user's integrations was connected through the same OAuth client (Gmail and Calendar
-/// share Google's): revoking would disconnect it too.
-async fn revoke_later(
+/// The outbox payload that revokes a deleted integration's grant (its credentials sealed to
+/// that row), unless another of the user's integrations was connected through the same OAuth
+/// client (Gmail and Calendar share Google's): revoking would disconnect it too.
+async fn revocation(
     ctx: &Ctx,
     db: &worker::D1Database,
     row: &IntegrationRow,
     spec: &'static service::OAuth,
-    creds: Credentials,
-) {
+    creds: &Credentials,
+) -> Option<String> {
     let listed = store::list(db, &row.user_id).await;
     let others = match listed.and_then(|r| -> ApiResult<Vec<IntegrationRow>> { Ok(r.results()?) }) {
         Ok(rows) => rows,
         Err(e) => {
             crate::config::log_error(&format!("integration {}: grant not revoked ({})", row.id, e.code));
-            return;
+            return None;
         }
     };
     let sharing = others.iter().filter(|o| o.user_id == row.user_id && o.id != row.id).find(|o| {
@@ -399,33 +399,24 @@ async fn revoke_later(
             "integration {}: its {} grant is kept (integration {} uses the same OAuth client)",
             row.id, spec.display, other.id
         ));
-        return;
+        return None;
     }
+    let keys = crate::config::keyring(&ctx.env).ok()?;
     // GitHub deletes every token of the app's authorization: the user's sign-in token (same
     // OAuth app) would go with it, and their repositories routes with it.
     if matches!(spec.revoke, Some(service::Revocation::GitHubGrant { .. })) {
-        let keys = crate::config::keyring(&ctx.env);
-        let signed_in = match keys {
-            Ok(keys) => crate::github::token::load_with(db, &keys, &row.user_id).await.ok().flatten(),
-            Err(_) => None,
-        };
+        let signed_in = crate::github::token::load_with(db, &keys, &row.user_id).await.ok().flatten();
         if signed_in.is_some_and(|t| !oauth::personal_token(&t)) {
             crate::config::log_error(&format!(
                 "integration {}: its GitHub grant is kept (the user's sign-in token belongs to it)",
                 row.id
             ));
-            return;
+            return None;
         }
     }
-    let (env, id) = (ctx.env.clone(), row.id.clone());
-    ctx.wctx.wait_until(async move {
-        if let Err(e) = oauth::revoke(&Net, spec, &env, &creds).await {
-            crate::config::log_error(&format!(
-                "integration {id}: its {} grant was not revoked ({e}); the user can remove the app's access in their account",
-                spec.display
-            ));
-        }
-    });
+    let plain = serde_json::to_string(creds).ok()?;
+    let sealed = keys.seal_str(&Aad { purpose: crate::outbox::REVOKE_GRANT_PURPOSE, owner: &row.id }, &plain);
+    serde_json::to_string(&crate::outbox::RevokeGrant { service: row.service.clone(), sealed }).ok()
 }
 
 /// `POST /api/integrations/:id/sync` `{entities?, fullSync?}` → 202 `{syncId, status: "started"}`:

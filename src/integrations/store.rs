@@ -224,23 +224,29 @@ pub async fn delete(db: &D1Database, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Removes the integration row and, in the same batch, records the drop of its object's data
-/// in the outbox; answers the outbox batch to deliver.
-pub async fn delete_with_data(db: &D1Database, id: &str, now: Millis) -> ApiResult<String> {
+/// Removes the integration row and, in the same batch, records in the outbox the drop of its
+/// object's data and (`revoke`: a `RevokeGrant` payload) the revocation of its grant at the
+/// provider; answers the outbox batch to deliver.
+pub async fn delete_with_data(db: &D1Database, id: &str, revoke: Option<String>, now: Millis) -> ApiResult<String> {
     let batch = uuid::Uuid::new_v4().to_string();
-    db.batch_rows(vec![
-        crate::q!(db, "DELETE FROM integrations WHERE id = ?1", &id)?,
+    let outbox = |kind: &str, payload: &str| {
         crate::q!(
             db,
-            "INSERT INTO outbox (id, batch, kind, target, payload, created_at) VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
+            "INSERT INTO outbox (id, batch, kind, target, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             &uuid::Uuid::new_v4().to_string(),
             &batch,
-            &crate::outbox::DROP_DATA,
+            &kind,
             &id,
+            &payload,
             &iso(now)
-        )?,
-    ])
-    .await?;
+        )
+    };
+    let mut statements =
+        vec![crate::q!(db, "DELETE FROM integrations WHERE id = ?1", &id)?, outbox(crate::outbox::DROP_DATA, "{}")?];
+    if let Some(payload) = revoke {
+        statements.push(outbox(crate::outbox::REVOKE_GRANT, &payload)?);
+    }
+    db.batch_rows(statements).await?;
     Ok(batch)
 }
 
