@@ -62,11 +62,19 @@ async fn purge(env: &Env) -> worker::Result<()> {
         // by each integration's object, on its own alarm).
         crate::q!(&db, "DELETE FROM sync_logs WHERE completed_at IS NOT NULL AND completed_at <= ?1", &horizon)?,
         crate::q!(&db, "DELETE FROM action_audit WHERE created_at <= ?1", &iso(now_ms() - AUDIT_RETENTION_MS))?,
-        // MCP OAuth: codes and browser sign-ins once expired; tokens a month after they ended
-        // (a used refresh token is kept that long so that its reuse is still recognised); a
-        // registered client nobody authorized within a month.
+        // MCP OAuth: codes and browser sign-ins once expired; access tokens once expired; a
+        // rotated refresh token a day after its use (its reuse revokes the family within that
+        // day: the window that bounds the table at ~26 rows per hourly-refreshing client);
+        // revoked and expired grants a month after they ended; a registered client nobody
+        // authorized within a month.
         crate::q!(&db, "DELETE FROM mcp_codes WHERE expires_at <= ?1", &now)?,
         crate::q!(&db, "DELETE FROM mcp_browser_sessions WHERE expires_at <= ?1", &now)?,
+        crate::q!(&db, "DELETE FROM mcp_tokens WHERE kind = 'access' AND expires_at <= ?1", &now)?,
+        crate::q!(
+            &db,
+            "DELETE FROM mcp_tokens WHERE kind = 'refresh' AND revoked_at IS NULL AND used_at <= ?1",
+            &iso(now_ms() - 24 * 3600 * 1000)
+        )?,
         crate::q!(&db, "DELETE FROM mcp_tokens WHERE COALESCE(revoked_at, expires_at) <= ?1", &horizon)?,
         crate::q!(
             &db,
