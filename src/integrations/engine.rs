@@ -44,6 +44,9 @@ pub struct RunState {
     pub entities: Vec<String>,
     pub index: usize,
     pub position: Option<Position>,
+    /// Walk only this parent (a push notification about one calendar); `None`: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_parent: Option<String>,
 }
 
 /// A run as a slice finds it.
@@ -250,7 +253,19 @@ async fn slice<St: SyncStore, So: Source>(
     while run.state.index < run.state.entities.len() {
         let entity = run.state.entities[run.state.index].clone();
         if run.state.position.is_none() {
-            let pos = store.start_entity(&run.integration_id, &entity, source.parent(&entity), run.full).await?;
+            let mut pos = store.start_entity(&run.integration_id, &entity, source.parent(&entity), run.full).await?;
+            if let (Some(only), Some(_)) = (&run.state.only_parent, source.parent(&entity)) {
+                let keep: Vec<bool> = pos.parents.iter().map(|p| p == only).collect();
+                let mut k = keep.iter();
+                pos.parents.retain(|_| *k.next().unwrap_or(&false));
+                let mut k = keep.iter();
+                pos.since.retain(|_| *k.next().unwrap_or(&false));
+                if pos.parents.is_empty() {
+                    // The parent is no longer walked (e.g. a calendar left the sync): nothing to do.
+                    run.state.index += 1;
+                    continue;
+                }
+            }
             run.state.position = Some(pos);
         }
         let left = limits.budget.saturating_sub(spent(source));
@@ -482,6 +497,7 @@ mod tests {
                     entities: entities.iter().map(|e| e.to_string()).collect(),
                     index: 0,
                     position: None,
+                    only_parent: None,
                 },
                 records: 0,
                 requests: 0,

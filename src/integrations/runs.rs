@@ -69,8 +69,21 @@ pub async fn create(
     full: bool,
     now: Millis,
 ) -> ApiResult<Option<String>> {
+    create_scoped(env, db, integration_id, entities, None, full, now).await
+}
+
+/// Creates a run walking only the parent `only_parent` (when given) of its entity types.
+pub async fn create_scoped(
+    env: &Env,
+    db: &D1Database,
+    integration_id: &str,
+    entities: Vec<String>,
+    only_parent: Option<String>,
+    full: bool,
+    now: Millis,
+) -> ApiResult<Option<String>> {
     let id = uuid::Uuid::new_v4().to_string();
-    let state = engine::RunState { entities, index: 0, position: None };
+    let state = engine::RunState { entities, index: 0, position: None, only_parent };
     // A refused budget is said on the run too, where its owner looks.
     let notes = budget_problem(crate::config::var(env, "SYNC_REQUEST_BUDGET").as_deref())
         .err()
