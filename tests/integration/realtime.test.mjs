@@ -337,8 +337,12 @@ test('Realtime: GitHub repository webhooks where the token administers', async (
   const created = await h.api('POST', '/api/integrations', { service: 'github', credentials: { access_token: token }, config: { syncFrequency: 'realtime', entities: ['repositories'] } });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const id = created.body.integration.id;
-  await h.sync(id);
-  await until('a hook on the administered repository', () => hooks.created.length === 1);
+  const first = await h.sync(id);
+  assert.equal(first.status, 'completed', JSON.stringify(first));
+  await until('a hook on the administered repository', () => hooks.created.length === 1).catch(async (e) => {
+    console.log('# realtime:', JSON.stringify(await h.realtime(id)), svc.logs.filter((l) => /realtime|github/i.test(l)).slice(-10).join('\n'));
+    throw e;
+  });
   assert.equal(hooks.created[0].repo, 'rt-octo/admin-repo');
   assert.equal(hooks.created[0].secret, secret);
   assert.equal(hooks.created[0].url, `${svc.url}/webhooks/github`);

@@ -166,12 +166,12 @@ async fn gmail(env: &Env, c: &Conn<'_>, row: &IntegrationRow, state: &State, now
     Ok(())
 }
 
-/// The keys of stored entities of `entity` whose data passes `keep` (first 500).
+/// What `pick` finds in each stored entity of `entity` (first 500): e.g. a selected calendar's id.
 async fn stored_keys(
     env: &Env,
     integration: &str,
     entity: &str,
-    keep: impl Fn(&Value) -> bool,
+    pick: impl Fn(&Value, &str) -> Option<String>,
 ) -> ApiResult<Vec<String>> {
     let mut out = Vec::new();
     let mut after = String::new();
@@ -187,9 +187,7 @@ async fn stored_keys(
         let n = page.rows.len();
         for r in &page.rows {
             let data: Value = serde_json::from_str(&r.data).unwrap_or(Value::Null);
-            if keep(&data) {
-                out.push(r.external_id.clone());
-            }
+            out.extend(pick(&data, &r.external_id));
         }
         match page.rows.last() {
             Some(last) if n == 100 => after.clone_from(&last.external_id),
@@ -203,7 +201,9 @@ async fn stored_keys(
 async fn calendar(env: &Env, c: &Conn<'_>, row: &IntegrationRow, state: &State, now: Millis) -> Result<(), Why> {
     let origin = origin(env, state).ok_or_else(|| Why::Config("PUBLIC_URL is not set: polled hourly".into()))?;
     let db = env.d1("DB")?;
-    let wanted = stored_keys(env, &row.id, "calendars", |d| d["selected"].as_bool() == Some(true)).await?;
+    let wanted =
+        stored_keys(env, &row.id, "calendars", |d, id| (d["selected"].as_bool() == Some(true)).then(|| id.to_string()))
+            .await?;
     let existing = store::watches(&db, &row.id, CALENDAR).await?;
     let p = plan(&wanted, &existing.iter().map(WatchRow::planned).collect::<Vec<_>>(), now, CHANNEL_RENEW_BEFORE_MS);
     let api = calendar_api(c);
@@ -302,7 +302,7 @@ async fn github(env: &Env, c: &Conn<'_>, row: &IntegrationRow, state: &State, no
     let origin =
         origin(env, state).ok_or_else(|| Why::Config("PUBLIC_URL is not set: polled every 15 minutes".into()))?;
     let db = env.d1("DB")?;
-    let synced = stored_keys(env, &row.id, "repositories", |_| true).await?;
+    let synced = stored_keys(env, &row.id, "repositories", |d, _| d["full_name"].as_str().map(str::to_string)).await?;
     let gh = github_client(c).await?;
     // Which repositories the token administers (GitHub's `permissions.admin`).
     let mut admin = Vec::new();
