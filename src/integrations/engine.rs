@@ -791,6 +791,43 @@ mod tests {
     }
 
     #[test]
+    fn a_run_scoped_to_one_parent_walks_only_that_parent() {
+        install(FakeSource::new(3, 5, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        let before = store.checkpoints.borrow().len();
+        // A push about one repository: an incremental run of its issues only.
+        install(FakeSource::new(3, 7, 10));
+        let scoped = MemStore::default();
+        *scoped.entities.borrow_mut() = store.entities.borrow().clone();
+        *scoped.checkpoints.borrow_mut() = store.checkpoints.borrow().clone();
+        let mut run = store.run.borrow().clone().unwrap();
+        run.full = false;
+        run.state =
+            RunState { entities: vec!["issues".into()], only_parent: Some("o/r1".into()), ..RunState::default() };
+        run.records = 0;
+        *scoped.run.borrow_mut() = Some(run);
+        assert_eq!(drive(&scoped, 100).0, Slice::Done(Ending::Completed));
+        assert_eq!(scoped.run.borrow().as_ref().unwrap().records, 2, "only o/r1's two new issues");
+        assert_eq!(scoped.live("issues"), 15 + 2);
+        assert_eq!(scoped.checkpoints.borrow().len(), before);
+        // A parent no longer walked: nothing to do.
+        install(FakeSource::new(3, 7, 10));
+        let gone = MemStore::default();
+        *gone.entities.borrow_mut() = store.entities.borrow().clone();
+        let mut run = store.run.borrow().clone().unwrap();
+        run.state = RunState {
+            entities: vec!["issues".into()],
+            only_parent: Some("o/elsewhere".into()),
+            ..RunState::default()
+        };
+        run.records = 0;
+        *gone.run.borrow_mut() = Some(run);
+        assert_eq!(drive(&gone, 100).0, Slice::Done(Ending::Completed));
+        assert_eq!(gone.run.borrow().as_ref().unwrap().records, 0);
+    }
+
+    #[test]
     fn the_budget_counts_store_calls_and_requests() {
         install(FakeSource::new(1, 100, 10));
         let store = MemStore::with_run(&["repositories", "issues"], true);
