@@ -35,6 +35,9 @@ pub struct Event {
     pub created_at: String,
     pub notified_at: Option<String>,
     pub notify_result: Option<String>,
+    /// Its integration's service (only where a query joins it).
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 impl Keyed for Event {
@@ -103,13 +106,7 @@ pub async fn untold(env: &Env) -> ApiResult<bool> {
 /// more remain.
 pub async fn tell(env: &Env) -> ApiResult<bool> {
     let db = env.d1("DB")?;
-    #[derive(Deserialize)]
-    struct Row {
-        #[serde(flatten)]
-        event: Event,
-        service: Option<String>,
-    }
-    let rows: Vec<Row> = crate::q!(
+    let rows: Vec<Event> = crate::q!(
         &db,
         "SELECT e.*, i.service FROM integration_events e LEFT JOIN integrations i ON i.id = e.integration_id
           WHERE e.notified_at IS NULL ORDER BY e.created_at LIMIT ?1",
@@ -118,9 +115,8 @@ pub async fn tell(env: &Env) -> ApiResult<bool> {
     .rows()
     .await?
     .results()?;
-    for r in &rows {
-        let e = &r.event;
-        let service = r.service.as_deref().unwrap_or("integration");
+    for e in &rows {
+        let service = e.service.as_deref().unwrap_or("integration");
         let req = PromptRequest {
             content: message(service, e),
             channel_type: Some("api".into()),
@@ -168,6 +164,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             notified_at: None,
             notify_result: None,
+            service: None,
         }
     }
 

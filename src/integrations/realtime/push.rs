@@ -118,21 +118,21 @@ pub async fn calendar(ctx: &Ctx) -> ApiResult<Reply> {
     let db = ctx.db()?;
     let Some(ch) = store::channel(&db, &id).await? else { return Err(unknown()) };
     let token = ctx.header("X-Goog-Channel-Token").unwrap_or_default();
-    let expected = ch.watch.token_hash.as_deref().unwrap_or("");
+    let expected = ch.token_hash.as_deref().unwrap_or("");
     if expected.is_empty() || !constant_time_eq(sha256_hex(token.as_bytes()).as_bytes(), expected.as_bytes()) {
         return Err(ApiError::new(401, "UNAUTHORIZED", "Invalid channel token"));
     }
-    if ch.watch.expires_at.as_deref().and_then(parse_stored).is_some_and(|e| e <= ctx.now) {
+    if ch.expires_at.as_deref().and_then(parse_stored).is_some_and(|e| e <= ctx.now) {
         return Err(unknown());
     }
     let state = ctx.header("X-Goog-Resource-State").unwrap_or_default();
-    if state == "sync" || ch.status != "active" {
+    if state == "sync" || ch.status.as_deref() != Some("active") {
         return Reply::ok(&json!({ "received": true }));
     }
-    let Some(row) = store::integration(&db, &ch.watch.integration_id).await? else { return Err(unknown()) };
+    let Some(row) = store::integration(&db, &ch.integration_id).await? else { return Err(unknown()) };
     let plan = row.plan().unwrap_or_default();
     if plan.iter().any(|e| e == "events") {
-        request_sync(&ctx.env, &row, vec!["events".into()], Some(ch.watch.resource.clone()), ctx.now).await?;
+        request_sync(&ctx.env, &row, vec!["events".into()], Some(ch.resource.clone()), ctx.now).await?;
     }
     Reply::ok(&json!({ "received": true }))
 }

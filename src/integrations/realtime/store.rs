@@ -35,6 +35,9 @@ pub struct WatchRow {
     pub token_hash: Option<String>,
     pub expires_at: Option<String>,
     pub created_at: String,
+    /// Its integration's status (only where a query joins it).
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 impl WatchRow {
@@ -160,14 +163,7 @@ pub async fn remove_watch(db: &D1Database, id: &str) -> ApiResult<()> {
 }
 
 /// A Calendar channel by its id, with its integration's status.
-#[derive(Deserialize)]
-pub struct ChannelRow {
-    #[serde(flatten)]
-    pub watch: WatchRow,
-    pub status: String,
-}
-
-pub async fn channel(db: &D1Database, id: &str) -> ApiResult<Option<ChannelRow>> {
+pub async fn channel(db: &D1Database, id: &str) -> ApiResult<Option<WatchRow>> {
     Ok(crate::q!(
         db,
         "SELECT w.*, i.status FROM realtime_watches w JOIN integrations i ON i.id = w.integration_id
