@@ -126,7 +126,7 @@ test('Realtime: Gmail push through Pub/Sub', async (t) => {
     assert.ok(ps.certsFetches <= 2, `certs fetched ${ps.certsFetches} times`);
   });
 
-  await t.test('a flood of pushes enqueues one run', async () => {
+  await t.test('a flood of pushes enqueues one run (and at most one owed follow-up)', async () => {
     await h.idle(id);
     const n = await h.runs(id);
     // The run's pages are slow, so the whole flood arrives while it waits or runs.
@@ -237,7 +237,9 @@ test('Realtime: Calendar channels', async (t) => {
     knownSecrets.add(c.token);
   }
   assert.notEqual(channels[0].token, channels[1].token);
-  await until('sync messages acknowledged', () => ch.deliveries.filter((d) => d.state === 'sync' && d.status === 200).length === 2);
+  // Google's first message on each channel (sent as the channel is created) is acknowledged.
+  await until('sync messages', () => ch.deliveries.filter((d) => d.state === 'sync').length >= 2);
+  assert.ok(ch.deliveries.filter((d) => d.state === 'sync').every((d) => d.status === 200), JSON.stringify(ch.deliveries));
   await h.idle(id);
 
   await t.test('an event change is visible through the API after its notification', async () => {
@@ -270,7 +272,7 @@ test('Realtime: Calendar channels', async (t) => {
     assert.equal(await h.runs(id), n);
   });
 
-  await t.test('a flood of notifications enqueues one run', async () => {
+  await t.test('a flood of notifications enqueues one run (and at most one owed follow-up)', async () => {
     await h.idle(id);
     const n = await h.runs(id);
     const c = ch.live(TEAM)[0];

@@ -42,11 +42,18 @@ pub struct WatchRow {
 
 impl WatchRow {
     pub fn planned(&self) -> super::Watch {
+        // A channel recorded before Google's answer that never got one (the job died between
+        // the two) counts as expired: it is replaced.
+        let unconfirmed = self.kind == super::watch::CALENDAR && self.resource_id.is_none();
         super::Watch {
             id: self.id.clone(),
             resource: self.resource.clone(),
             resource_id: self.resource_id.clone(),
-            expires_at: self.expires_at.as_deref().and_then(crate::time::parse_stored),
+            expires_at: if unconfirmed {
+                crate::time::parse_stored(&self.created_at)
+            } else {
+                self.expires_at.as_deref().and_then(crate::time::parse_stored)
+            },
         }
     }
 }

@@ -215,20 +215,29 @@ async fn calendar(env: &Env, c: &Conn<'_>, row: &IntegrationRow, state: &State, 
             "id": id, "type": "web_hook", "address": format!("{origin}/webhooks/google/calendar"), "token": token,
             "params": { "ttl": CHANNEL_TTL_SECS.to_string() },
         });
+        // Recorded before it exists at Google: its first message (`sync`) may arrive before
+        // the answer does.
+        let hash = sha256_hex(token.as_bytes());
+        let mut w = NewWatch {
+            id: &id,
+            integration: &row.id,
+            kind: CALENDAR,
+            resource: cal,
+            resource_id: None,
+            token_hash: Some(&hash),
+            expires_at: Some(now + CHANNEL_TTL_SECS * 1000),
+        };
+        store::add_watch(&db, &w, now).await?;
         match api.send(Method::Post, &format!("/calendars/{}/events/watch", segment(cal)), Some(&body)).await {
             Ok(answer) => {
-                let w = NewWatch {
-                    id: &id,
-                    integration: &row.id,
-                    kind: CALENDAR,
-                    resource: cal,
-                    resource_id: answer["resourceId"].as_str(),
-                    token_hash: Some(&sha256_hex(token.as_bytes())),
-                    expires_at: Some(expiration(&answer).unwrap_or(now + CHANNEL_TTL_SECS * 1000)),
-                };
+                w.resource_id = answer["resourceId"].as_str();
+                w.expires_at = Some(expiration(&answer).unwrap_or(now + CHANNEL_TTL_SECS * 1000));
                 store::add_watch(&db, &w, now).await?;
             }
-            Err(e) => failed = Some(e),
+            Err(e) => {
+                store::remove_watch(&db, &id).await?;
+                failed = Some(e);
+            }
         }
     }
     // Expiring channels go only once their calendar has a fresh one (or left the sync).
