@@ -356,4 +356,14 @@ test('Realtime: GitHub repository webhooks where the token administers', async (
   const del = await h.api('DELETE', `/api/integrations/${id}`);
   assert.equal(del.status, 200);
   assert.deepEqual(hooks.deleted, [{ repo: 'rt-octo/admin-repo', id: hooks.created[0].id }]);
+  // A hook to this deployment that already exists (its record lost) is adopted, not duplicated.
+  const manual = hooks.add('rt-octo/admin-repo', `${svc.url}/webhooks/github`);
+  const again = await h.api('POST', '/api/integrations', { service: 'github', credentials: { access_token: token }, config: { syncFrequency: 'realtime', entities: ['repositories'] } });
+  assert.equal(again.status, 201, JSON.stringify(again.body));
+  await h.sync(again.body.integration.id);
+  await until('the hook adopted', async () => (await (await svc.db()).prepare("SELECT COUNT(*) AS n FROM realtime_watches WHERE integration_id = ?1 AND kind = 'github' AND resource_id = ?2").bind(again.body.integration.id, String(manual.id)).first()).n === 1);
+  assert.equal(hooks.created.length, 1, 'no second hook');
+  await h.idle(again.body.integration.id);
+  assert.equal((await h.api('DELETE', `/api/integrations/${again.body.integration.id}`)).status, 200);
+  assert.deepEqual(hooks.deleted.at(-1), { repo: 'rt-octo/admin-repo', id: manual.id });
 });

@@ -193,6 +193,9 @@ export function addGithubHooks(gh) {
     if (!admin(req, repo)) return { status: 404, json: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest/repos/webhooks#create-a-repository-webhook' } };
     const { name, config, events = ['push'], active = true } = req.json ?? {};
     if (name !== 'web' || !config?.url) return { status: 422, json: { message: 'Validation Failed', errors: [{ resource: 'Hook', code: 'custom', message: 'Config must have a url' }] } };
+    if ((hooks.byRepo.get(repo.full_name) ?? []).some((h) => h.config.url === config.url)) {
+      return { status: 422, json: { message: 'Validation Failed', errors: [{ resource: 'Hook', code: 'custom', message: 'Hook already exists on this repository' }] } };
+    }
     const hook = { type: 'Repository', id: ++hooks.seq, name, active, events, config: { content_type: config.content_type ?? 'form', insecure_ssl: config.insecure_ssl ?? '0', url: config.url, ...(config.secret ? { secret: '********' } : {}) }, created_at: new Date().toISOString() };
     const list = hooks.byRepo.get(repo.full_name) ?? [];
     list.push({ ...hook, _secret: config.secret });
@@ -215,6 +218,12 @@ export function addGithubHooks(gh) {
     hooks.deleted.push({ repo: repo.full_name, id: Number(m[3]) });
     return { status: 204 };
   });
+  /** A hook made by hand (or by an earlier deployment) on `fullName`. */
+  hooks.add = (fullName, url) => {
+    const hook = { type: 'Repository', id: ++hooks.seq, name: 'web', active: true, events: ['push'], config: { content_type: 'json', insecure_ssl: '0', url } };
+    hooks.byRepo.set(fullName, [...(hooks.byRepo.get(fullName) ?? []), hook]);
+    return hook;
+  };
   return hooks;
 }
 

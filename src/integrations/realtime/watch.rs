@@ -63,7 +63,6 @@ pub async fn reconcile(env: &Env, integration: &str) -> ApiResult<()> {
     };
     let creds = match load_credentials(env, &row).await {
         Ok(c) => c,
-        Err(e) if e.status == 404 => return store::forget(&db, &row.id).await,
         Err(e) => return poll(format!("credentials unavailable ({})", e.code), now + RECHECK_MS).await,
     };
     let service = row.service()?;
@@ -335,13 +334,23 @@ async fn github(env: &Env, c: &Conn<'_>, row: &IntegrationRow, state: &State, no
     let mut failed = None;
     for repo in p.create.iter().take(MAX_CHANGES) {
         let Some(path) = repo_path(repo) else { continue };
+        let url = format!("{origin}/webhooks/github");
         let body = json!({
             "name": "web", "active": true, "events": ["issues", "pull_request", "push"],
-            "config": { "url": format!("{origin}/webhooks/github"), "content_type": "json", "secret": secret, "insecure_ssl": "0" },
+            "config": { "url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0" },
         });
-        match gh.post(&format!("{path}/hooks"), &body).await {
-            Ok(r) => {
-                let hook = r.json::<Value>().and_then(|v| v["id"].as_i64()).map(|i| i.to_string());
+        let created = match gh.post(&format!("{path}/hooks"), &body).await {
+            Ok(r) => Ok(r.json::<Value>().and_then(|v| v["id"].as_i64())),
+            // "Hook already exists on this repository": ours, from before (its record was lost).
+            Err(GhError::Status(422, m)) => match existing_hook(&gh, &path, &url).await {
+                Some(id) => Ok(Some(id)),
+                None => Err(GhError::Status(422, m)),
+            },
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok(hook) => {
+                let hook = hook.map(|i| i.to_string());
                 let id = uuid::Uuid::new_v4().to_string();
                 let w = NewWatch {
                     id: &id,
@@ -378,6 +387,12 @@ async fn github(env: &Env, c: &Conn<'_>, row: &IntegrationRow, state: &State, no
     };
     store::save(&db, &row.id, &o, now).await?;
     Ok(())
+}
+
+/// The id of the repository's hook delivering to `url`, if there is one.
+async fn existing_hook(gh: &GitHub<'_>, path: &str, url: &str) -> Option<i64> {
+    let hooks: Vec<Value> = gh.get(&format!("{path}/hooks?per_page=100")).await.ok()?.json()?;
+    hooks.iter().find(|h| h["config"]["url"] == url).and_then(|h| h["id"].as_i64())
 }
 
 async fn delete_hook(gh: &GitHub<'_>, repo: &str, hook: Option<&str>) {
