@@ -44,7 +44,7 @@ impl WatchRow {
     pub fn planned(&self) -> super::Watch {
         // A channel recorded before Google's answer that never got one (the job died between
         // the two) counts as expired: it is replaced.
-        let unconfirmed = self.kind == super::watch::CALENDAR && self.resource_id.is_none();
+        let unconfirmed = self.kind == "calendar" && self.resource_id.is_none();
         super::Watch {
             id: self.id.clone(),
             resource: self.resource.clone(),
