@@ -29,6 +29,7 @@ import { benchSync } from './sync.mjs';
 import { benchSearch, benchMcp } from './search.mjs';
 import { benchOAuth } from './oauth.mjs';
 import { benchScale, benchCapacity } from './scale.mjs';
+import { benchRealtime } from './realtime.mjs';
 
 const WRANGLER = join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
 const HOOK_SECRET = 'bench-webhook-secret';
@@ -448,9 +449,33 @@ async function main() {
     results.baseline.capacity = await benchCapacity({ buildDir: '.bench-baseline-build', ...old, legacy: !hasDataPlane(copy) });
   }
 
+  log('realtime: a change at the fake Google → the entity visible through the API (push on)');
+  results.realtime = await benchRealtime({});
+
   writeFileSync(join(root, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
   printTable(results);
   cleanup();
+}
+
+/** `npm run bench -- --realtime`: only the realtime figures (merged into results.json). */
+async function realtimeOnly() {
+  setup();
+  build({ ifNeeded: true });
+  const file = join(root, 'bench', 'results.json');
+  const results = JSON.parse(readFileSync(file, 'utf8'));
+  results.realtime = await benchRealtime({});
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+  for (const [a, b] of realtimeRows(results)) console.log(`${a}: ${b}`);
+}
+
+function realtimeRows(results) {
+  const r = results.realtime;
+  if (!r) return [];
+  const cell = (x) => `p50 ${x.p50Ms} ms, p99 ${x.p99Ms} ms (n ${x.n}, max ${x.maxMs} ms)`;
+  return [
+    ['realtime: Gmail change → message visible through the API', cell(r.gmail)],
+    ['realtime: Calendar change → event visible through the API', cell(r.calendar)],
+  ];
 }
 
 /** `value` against `limit` (≤): the target column's verdict. */
@@ -511,6 +536,7 @@ export function printTable(results) {
     ['sync 10,000 issues, budget 1000', syncCell(results.syncPaid), `≥ 10,000 entities/s: ${results.syncPaid.entitiesPerSecond >= 10000 ? 'met' : 'MISSED'}`],
     ...['selective', 'prefix', 'broad'].map((k) => [`search over 10,000 issues: ${k} query p50/p99`, `${results.search[k].p50Ms} / ${results.search[k].p99Ms} ms`, '']),
     ...(results.scale ? scaleRows(results) : []),
+    ...realtimeRows(results).map(([a, b]) => [a, b, 'reported (Google\'s own delay not included)']),
     ['MCP tools/list + one tools/call p50/p99 (sequential)', `${results.mcp.roundTrip.p50Ms} / ${results.mcp.roundTrip.p99Ms} ms (list ${results.mcp.toolsList.p50Ms} / ${results.mcp.toolsList.p99Ms}, call ${results.mcp.toolsCall.p50Ms} / ${results.mcp.toolsCall.p99Ms}; ${results.mcp.tools} tools)`, ''],
     ...(results.oauth ? [
       ['MCP OAuth round trip (register, consent page, approve, token) p50/p99', `${results.oauth.roundTrip.p50Ms} / ${results.oauth.roundTrip.p99Ms} ms`, ''],
@@ -547,5 +573,6 @@ const syncCell = (s) => `${s.wallSeconds} s, ${s.entitiesPerSecond} entities/s, 
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   if (process.argv.includes('--print')) printTable(JSON.parse(readFileSync(join(root, 'bench', 'results.json'), 'utf8')));
+  else if (process.argv.includes('--realtime')) realtimeOnly().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
   else main().then(() => process.exit(0), (e) => { console.error(e); cleanup(); process.exit(1); });
 }

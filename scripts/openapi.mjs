@@ -395,6 +395,15 @@ const paths = {
     }),
     delete: user({ tags: ['integrations'], summary: 'Disconnect: credentials revoked, the integration\'s stored data dropped (through the queue, retried until done)', description: 'A grant obtained through the OAuth round trip is also revoked at the provider (Google\'s revocation endpoint, GitHub\'s DELETE /applications/{client_id}/grant) after the answer, best effort: a provider that is down does not stop the deletion. Tokens given directly are left valid, and so is a grant another of the user\'s integrations (or their GitHub sign-in) still uses.', responses: { 200: json(ref('Success')), ...errors(404) } }),
   },
+  '/api/integrations/{id}/events': {
+    parameters: [pathParam('id', 'Integration id')],
+    get: user({
+      tags: ['integrations'], summary: 'Connection health of the caller\'s own integration, newest first: each change of its status to `error` (`RECONNECT_REQUIRED`) or from `error` back to `active`',
+      description: 'Each event is also told to the owner\'s orchestrator session as a message (within a minute; `notifiedAt`).',
+      parameters: listParams,
+      responses: { 200: json(obj({ events: { type: 'array', items: ref('IntegrationEvent') }, cursor: str(), hasMore: { type: 'boolean' } }, ['events', 'hasMore'])), ...errors(400, 404) },
+    }),
+  },
   '/api/integrations/{id}/sync': {
     parameters: [pathParam('id', 'Integration id')],
     post: user({
@@ -533,6 +542,24 @@ const paths = {
     post: admin({
       tags: ['providers'], summary: 'Call GET {baseUrl}/models with the stored key (5 s timeout); a refusal is `ok: false` with its status; a private base URL without ALLOW_PRIVATE_PROVIDER_URLS is not called (400)',
       responses: { 200: json(obj({ ok: { type: 'boolean' }, status: { type: 'integer' }, models: { type: 'array', items: str() } }, ['ok', 'status', 'models'])), ...errors(400, 404, 502) },
+    }),
+  },
+  '/webhooks/google/pubsub': {
+    post: publicOp({
+      tags: ['webhooks'], summary: 'Gmail push through a Pub/Sub push subscription: `Authorization: Bearer` Google OIDC token (RS256 over GOOGLE_CERTS_URL\'s keys; aud GOOGLE_PUBSUB_AUDIENCE, email GOOGLE_PUBSUB_SERVICE_ACCOUNT verified, iss accounts.google.com, not expired)',
+      description: 'The message\'s data (base64 JSON `{emailAddress, historyId}`) enqueues one incremental sync of each active realtime Gmail integration watching that mailbox; a sync already waiting absorbs it (a flood enqueues one). A repeated `messageId` is acknowledged once.',
+      parameters: [{ name: 'Authorization', in: 'header', required: true, schema: str() }],
+      requestBody: body(obj({ message: obj({ data: str(), messageId: str(), message_id: str(), publishTime: str(), publish_time: str(), attributes: { type: 'object' } }, ['data', 'messageId']), subscription: str(), deliveryAttempt: { type: 'integer' } }, ['message'])),
+      responses: { 200: json(obj({ received: { const: true }, integrations: { type: 'integer' }, duplicate: { type: 'boolean' } }, ['received'])), 400: E[400], 401: err('No, invalid, expired or foreign token (`UNAUTHORIZED`)'), 413: E[413], 502: err('Google\'s keys could not be fetched (`UPSTREAM_ERROR`)'), 503: err('No GOOGLE_PUBSUB_AUDIENCE or GOOGLE_PUBSUB_SERVICE_ACCOUNT (`WEBHOOK_NOT_CONFIGURED`)'), 500: E[500] },
+    }),
+  },
+  '/webhooks/google/calendar': {
+    post: publicOp({
+      tags: ['webhooks'], summary: 'Google Calendar channel notifications: X-Goog-Channel-ID must name a live channel (404), X-Goog-Channel-Token its secret (401, constant time)',
+      description: '`X-Goog-Resource-State: sync` is acknowledged; `exists` enqueues an incremental sync of that channel\'s calendar (coalesced: one waiting run absorbs the rest).',
+      parameters: ['X-Goog-Channel-ID', 'X-Goog-Channel-Token', 'X-Goog-Resource-State'].map((name) => ({ name, in: 'header', required: true, schema: str() }))
+        .concat(['X-Goog-Resource-ID', 'X-Goog-Message-Number', 'X-Goog-Channel-Expiration', 'X-Goog-Resource-URI'].map((name) => ({ name, in: 'header', required: false, schema: str() }))),
+      responses: { 200: json(obj({ received: { const: true } }, ['received'])), 400: E[400], 401: err('Wrong channel token (`UNAUTHORIZED`)'), 404: err('Unknown or expired channel (`NOT_FOUND`)'), 413: E[413], 500: E[500] },
     }),
   },
   '/webhooks/discord': {
@@ -1031,11 +1058,22 @@ const doc = {
         config: ref('IntegrationConfig'), errorMessage: { type: ['string', 'null'] }, lastSyncedAt: { type: ['string', 'null'] },
         createdAt: time, updatedAt: time, owned: { type: 'boolean' },
         grantedScopes: { type: ['array', 'null'], items: str(), description: 'the scopes the provider granted when it was connected (its token answer\'s `scope`); null when the credentials were given without one (actions are then not checked against scopes)' },
+        realtime: { ...obj({
+          mode: { enum: ['push', 'poll'], description: 'push: provider notifications arrive (the hourly poll stays as the safety net); poll: only polling' },
+          expiresAt: { ...time, description: 'when the earliest push subscription expires (renewed before)' },
+          lastNotificationAt: { ...time, description: 'the last push notification received' },
+          note: str({ description: 'why it polls, when it does (e.g. GMAIL_PUBSUB_TOPIC not set, calendars not yet synced)' }),
+        }, ['mode']), description: 'how the integration learns of changes (contract §16)' },
         storage: { ...obj({
           bytes: { type: 'integer', description: 'the size of the integration\'s own database (its Durable Object)' },
           entities: { type: 'integer', description: 'live (not deleted) entities it holds' },
         }, ['bytes', 'entities']), description: 'only on GET /api/integrations/{id}' },
       }, required: ['id', 'service', 'status', 'scope', 'config', 'createdAt'] },
+      IntegrationEvent: obj({
+        id: str(), integrationId: str(), kind: { enum: ['connection_lost', 'connection_restored'] }, status: { enum: ['error', 'active'] },
+        previousStatus: str(), code: { const: 'RECONNECT_REQUIRED' }, message: str(), createdAt: time,
+        notifiedAt: { type: ['string', 'null'], description: 'when the owner\'s orchestrator was told (or found absent)' },
+      }, ['id', 'integrationId', 'kind', 'status', 'previousStatus', 'createdAt', 'notifiedAt']),
       SyncRun: { type: 'object', properties: {
         id: str(), integrationId: str(), status: { enum: ['pending', 'running', 'completed', 'failed'] }, fullSync: { type: 'boolean' },
         progress: { type: 'integer' }, currentEntity: { type: ['string', 'null'] }, requestsMade: { type: 'integer' }, invocations: { type: 'integer' },

@@ -40,6 +40,10 @@ pub enum Job {
     MoveData { integration: String },
     /// A run of the holders' re-check (enqueued by the cron every minute).
     RecheckHolders,
+    /// A look at a realtime integration's push subscriptions (create, renew, stop).
+    Realtime { integration: String },
+    /// Tell owners' orchestrators of connection-health events.
+    Health,
 }
 
 /// The base delay of a retried job (`JOB_RETRY_BASE_SECONDS`, 10 s by default).

@@ -32,6 +32,9 @@ pub async fn run(cron: &str, env: &Env) {
     if let Err(e) = sweep_reseal(env).await {
         log_error(&format!("re-seal sweep failed: {}", e.message));
     }
+    if let Err(e) = crate::integrations::realtime::sweep(env).await {
+        log_error(&format!("realtime sweep failed: {}", e.message));
+    }
     if let Err(e) = crate::integrations::moving::sweep(env).await {
         log_error(&format!("data move sweep failed: {}", e.message));
     }

@@ -31,6 +31,11 @@ const MOVE_SUBREQUESTS: u32 = 5;
 const RECHECK_SUBREQUESTS: u32 = 30;
 /// Subrequests of one re-seal batch (at most about a dozen).
 const RESEAL_SUBREQUESTS: u32 = 14;
+/// Subrequests of a look at an integration's subscriptions: D1 reads and writes, its object,
+/// its credentials and one provider call per subscription created or stopped (10 at most each).
+const REALTIME_SUBREQUESTS: u32 = 40;
+/// Subrequests of telling health events: per event its session and the D1 writes (10 events).
+const HEALTH_SUBREQUESTS: u32 = 40;
 
 /// One invocation's subrequest budget, shared by the messages of its batch in order. Each
 /// message's share keeps one subrequest back for every message after it, so a message left
@@ -104,6 +109,24 @@ pub async fn consume(batch: MessageBatch<String>, env: Env) -> worker::Result<()
                 MOVE_SUBREQUESTS
             }
             Job::RecheckHolders => work_recheck(&env, msg).await,
+            Job::Realtime { integration } => {
+                let done = crate::integrations::realtime::watch::reconcile(&env, integration).await;
+                finish(&env, msg, done, "realtime subscriptions");
+                REALTIME_SUBREQUESTS
+            }
+            Job::Health => {
+                match crate::integrations::realtime::health::tell(&env).await {
+                    Ok(more) => {
+                        if more {
+                            pass_on(&env, &Job::Health, msg).await;
+                        } else {
+                            msg.ack();
+                        }
+                    }
+                    Err(e) => finish(&env, msg, Err(e), "health events"),
+                }
+                HEALTH_SUBREQUESTS
+            }
         };
         budget.spend(used);
     }
@@ -157,6 +180,12 @@ async fn work_sync<M: MessageExt>(env: &Env, run: &str, chain: i64, owner: &str,
             log_error(&format!("sync {run}: slice failed ({error}); retrying"));
             let delay = backoff_secs(retry_base(env), failures);
             msg.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
+        }
+        Slice::Done(crate::integrations::engine::Ending::Completed) => {
+            if let Err(e) = crate::integrations::realtime::after_run(env, run).await {
+                log_error(&format!("sync {run}: realtime follow-up failed ({}); the cron will", e.message));
+            }
+            msg.ack();
         }
         Slice::NotClaimed | Slice::LeaseLost | Slice::Done(_) => msg.ack(),
     }
@@ -235,7 +264,11 @@ async fn dead_letter(env: &Env, job: &Job) {
             log_error(&format!("slack uninstall of {team} given up after retries"));
             Ok(())
         }
-        Job::RecheckHolders => Ok(()),
+        Job::RecheckHolders | Job::Health => Ok(()),
+        Job::Realtime { integration } => {
+            log_error(&format!("realtime {integration}: a look was given up after retries; the cron looks again"));
+            Ok(())
+        }
         // The cron restarts a move whose messages stopped.
         Job::MoveData { integration } => {
             log_error(&format!("data move of {integration}: a step was given up after retries; the cron resumes it"));

@@ -140,6 +140,10 @@ impl<'a> GitHub<'a> {
     pub async fn patch(&self, path: &str, body: &Value) -> Result<Upstream, GhError> {
         self.call(Method::Patch, path, Some(body)).await
     }
+
+    pub async fn delete(&self, path: &str) -> Result<Upstream, GhError> {
+        self.call(Method::Delete, path, None).await
+    }
 }
 
 #[cfg(test)]

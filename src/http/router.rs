@@ -135,6 +135,9 @@ pub enum Route {
     MyAudit,
     AdminAudit,
     Mcp,
+    GooglePubsubWebhook,
+    GoogleCalendarWebhook,
+    IntegrationEvents,
 }
 
 pub const KIB: usize = 1024;
@@ -264,6 +267,11 @@ pub static ROUTES: &[RouteDef] = &[
     def("PUT", "/api/admin/custom-providers/:providerId", Route::AdminPutProvider, Access::Admin),
     def("DELETE", "/api/admin/custom-providers/:providerId", Route::AdminDeleteProvider, Access::Admin),
     def("POST", "/api/admin/custom-providers/:providerId/test", Route::AdminTestProvider, Access::Admin),
+    // Realtime push (contract §16): Pub/Sub push bodies are small (a base64 JSON of two fields);
+    // Calendar notifications have no body.
+    webhook("/webhooks/google/pubsub", Route::GooglePubsubWebhook, 64 * KIB),
+    webhook("/webhooks/google/calendar", Route::GoogleCalendarWebhook, 64 * KIB),
+    def("GET", "/api/integrations/:id/events", Route::IntegrationEvents, Access::User),
     webhook("/webhooks/discord", Route::DiscordWebhook, MIB),
     webhook("/webhooks/xero", Route::XeroWebhook, MIB),
     webhook("/webhooks/hubspot", Route::HubspotWebhook, MIB),

@@ -48,6 +48,9 @@ pub struct RunState {
     /// applies the same ones, whatever a later update says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<Value>,
+    /// Walk only this parent (a push notification about one calendar); `None`: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_parent: Option<String>,
 }
 
 /// The parent keys a filter lists (its [`Parent::filter`] entry), when it is set.
@@ -282,6 +285,18 @@ async fn slice<St: SyncStore, So: Source>(
             let mut pos = store.start_entity(&run.integration_id, &entity, spec, run.full).await?;
             if let Some(listed) = &listed {
                 keep_parents(&mut pos, listed);
+            }
+            if let (Some(only), Some(_)) = (&run.state.only_parent, parent) {
+                let keep: Vec<bool> = pos.parents.iter().map(|p| p == only).collect();
+                let mut k = keep.iter();
+                pos.parents.retain(|_| *k.next().unwrap_or(&false));
+                let mut k = keep.iter();
+                pos.since.retain(|_| *k.next().unwrap_or(&false));
+                if pos.parents.is_empty() {
+                    // The parent is no longer walked (e.g. a calendar left the sync): nothing to do.
+                    run.state.index += 1;
+                    continue;
+                }
             }
             run.state.position = Some(pos);
         }
@@ -518,6 +533,7 @@ mod tests {
                     index: 0,
                     position: None,
                     filters: None,
+                    only_parent: None,
                 },
                 records: 0,
                 requests: 0,
@@ -844,6 +860,43 @@ mod tests {
         let state: RunState =
             serde_json::from_str(&serde_json::to_string(&store.run.borrow().as_ref().unwrap().state).unwrap()).unwrap();
         assert_eq!(state.filters, Some(serde_json::json!({ "repositories": ["O/R1"] })), "kept across slices");
+    }
+
+    #[test]
+    fn a_run_scoped_to_one_parent_walks_only_that_parent() {
+        install(FakeSource::new(3, 5, 10));
+        let store = MemStore::with_run(&["repositories", "issues"], true);
+        assert_eq!(drive(&store, 100).0, Slice::Done(Ending::Completed));
+        let before = store.checkpoints.borrow().len();
+        // A push about one repository: an incremental run of its issues only.
+        install(FakeSource::new(3, 7, 10));
+        let scoped = MemStore::default();
+        *scoped.entities.borrow_mut() = store.entities.borrow().clone();
+        *scoped.checkpoints.borrow_mut() = store.checkpoints.borrow().clone();
+        let mut run = store.run.borrow().clone().unwrap();
+        run.full = false;
+        run.state =
+            RunState { entities: vec!["issues".into()], only_parent: Some("o/r1".into()), ..RunState::default() };
+        run.records = 0;
+        *scoped.run.borrow_mut() = Some(run);
+        assert_eq!(drive(&scoped, 100).0, Slice::Done(Ending::Completed));
+        assert_eq!(scoped.run.borrow().as_ref().unwrap().records, 2, "only o/r1's two new issues");
+        assert_eq!(scoped.live("issues"), 15 + 2);
+        assert_eq!(scoped.checkpoints.borrow().len(), before);
+        // A parent no longer walked: nothing to do.
+        install(FakeSource::new(3, 7, 10));
+        let gone = MemStore::default();
+        *gone.entities.borrow_mut() = store.entities.borrow().clone();
+        let mut run = store.run.borrow().clone().unwrap();
+        run.state = RunState {
+            entities: vec!["issues".into()],
+            only_parent: Some("o/elsewhere".into()),
+            ..RunState::default()
+        };
+        run.records = 0;
+        *gone.run.borrow_mut() = Some(run);
+        assert_eq!(drive(&gone, 100).0, Slice::Done(Ending::Completed));
+        assert_eq!(gone.run.borrow().as_ref().unwrap().records, 0);
     }
 
     #[test]

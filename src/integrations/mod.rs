@@ -19,6 +19,7 @@ pub mod engine;
 pub mod holders;
 pub mod moving;
 pub mod oauth;
+pub mod realtime;
 pub mod registry;
 pub mod routes;
 pub mod runs;

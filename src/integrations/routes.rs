@@ -14,7 +14,7 @@ use super::service::{self, Conn, Credentials, Fixed, Service, ServiceError, OBTA
 use super::store::{self, credentials_key, load_credentials, IntegrationRow, MAX_INTEGRATIONS};
 use super::sync_store::store_items;
 use super::tokens::Stored;
-use super::{oauth, runs, schema};
+use super::{oauth, realtime, runs, schema};
 use crate::config::var;
 use crate::credentials::ApiKeys;
 use crate::crypto::{random_token, sha256_hex, Aad};
@@ -69,6 +69,14 @@ async fn settle<T>(ctx: &Ctx, row: &IntegrationRow, service: &dyn Service, r: Re
         }
         Err(e) => Err(service_error(e, service.name())),
     }
+}
+
+/// One integration as the API shows it, with its `realtime` status.
+async fn view(db: &worker::D1Database, row: &IntegrationRow, caller: &str) -> ApiResult<Value> {
+    let state = realtime::store::state(db, &row.id).await?;
+    let mut v = row.view(caller);
+    v["realtime"] = realtime::view(state.as_ref());
+    Ok(v)
 }
 
 /// `GET /api/integrations` → own integrations, then org-scope ones of others.
@@ -285,7 +293,8 @@ pub async fn configure(ctx: &Ctx) -> ApiResult<Reply> {
         .ok_or_else(|| ApiError::new(400, "UNSUPPORTED_INTEGRATION", format!("Unsupported integration: {name}")))?;
     let config = config.map(|c| config_json(&c)).unwrap_or(json!({}));
     let row = connect(ctx, service, creds, config, false).await?;
-    Reply::json(201, &json!({ "integration": row.view(&caller.id) }))
+    realtime::configured(&ctx.env, &row.id, &row.config(), Some(&ctx.public_origin()), ctx.now).await?;
+    Reply::json(201, &json!({ "integration": view(&ctx.db()?, &row, &caller.id).await? }))
 }
 
 /// `GET /api/integrations/:id` (own, or org-scope).
@@ -297,7 +306,7 @@ pub async fn get(ctx: &Ctx) -> ApiResult<Reply> {
         "object" => DataPlane::new(&ctx.env, &row.id).stats().await?,
         _ => super::moving::legacy_stats(&ctx.db()?, &row.id).await?,
     };
-    let mut view = row.view(&caller.id);
+    let mut view = view(&ctx.db()?, &row, &caller.id).await?;
     view["storage"] = json!({ "bytes": stats.bytes, "entities": stats.entities });
     Reply::ok(&json!({ "integration": view }))
 }
@@ -335,7 +344,8 @@ pub async fn patch(ctx: &Ctx) -> ApiResult<Reply> {
     };
     let updated = store::update(&db, &row.id, &change, ctx.now).await?;
     let updated = updated.ok_or_else(|| ApiError::not_found("Integration not found"))?;
-    Reply::ok(&json!({ "integration": updated.view(&caller.id) }))
+    realtime::configured(&ctx.env, &updated.id, &updated.config(), Some(&ctx.public_origin()), ctx.now).await?;
+    Reply::ok(&json!({ "integration": view(&db, &updated, &caller.id).await? }))
 }
 
 /// `DELETE /api/integrations/:id` → `{success: true}`: its own credentials revoked (a user's
@@ -362,6 +372,8 @@ pub async fn delete(ctx: &Ctx) -> ApiResult<Reply> {
         (Some(creds), Some(spec)) => revocation(ctx, &db, &row, spec, &creds).await,
         _ => None,
     };
+    // Push subscriptions are stopped while the credentials still exist.
+    realtime::watch::stop_before_delete(&ctx.env, &row, ctx.now).await;
     ApiKeys::for_user(&ctx.env, &row.user_id).revoke(&credentials_key(&row.id)).await?;
     let batch = store::delete_with_data(&db, &row.id, revoke, ctx.now).await?;
     if let Err(e) = crate::jobs::send(&ctx.env, &crate::jobs::Job::Outbox { batch }, 0).await {
@@ -774,7 +786,8 @@ pub async fn oauth_callback(ctx: &Ctx) -> ApiResult<Reply> {
         },
     )?;
     let row = connect(ctx, service, creds, json!({ "syncFrequency": "hourly", "entities": [] }), true).await?;
-    Reply::ok(&json!({ "integration": row.view(&caller.id) }))
+    realtime::configured(&ctx.env, &row.id, &row.config(), Some(&ctx.public_origin()), ctx.now).await?;
+    Reply::ok(&json!({ "integration": view(&ctx.db()?, &row, &caller.id).await? }))
 }
 
 /// `GET /api/search?q&type&limit&cursor` → `{results: [{integrationId, type, externalId, title,

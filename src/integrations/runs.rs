@@ -70,10 +70,23 @@ pub async fn create(
     full: bool,
     now: Millis,
 ) -> ApiResult<Option<String>> {
+    create_scoped(env, db, row, entities, None, full, now).await
+}
+
+/// Creates a run walking only the parent `only_parent` (when given) of its entity types.
+pub async fn create_scoped(
+    env: &Env,
+    db: &D1Database,
+    row: &IntegrationRow,
+    entities: Vec<String>,
+    only_parent: Option<String>,
+    full: bool,
+    now: Millis,
+) -> ApiResult<Option<String>> {
     let id = uuid::Uuid::new_v4().to_string();
     let integration_id = &row.id;
     let filters = row.config().get("filters").filter(|f| f.as_object().is_some_and(|o| !o.is_empty())).cloned();
-    let state = engine::RunState { entities, index: 0, position: None, filters };
+    let state = engine::RunState { entities, index: 0, position: None, filters, only_parent };
     // A refused budget is said on the run too, where its owner looks.
     let notes = budget_problem(crate::config::var(env, "SYNC_REQUEST_BUDGET").as_deref())
         .err()

@@ -19,7 +19,7 @@ use crate::http::{ApiError, ApiResult, Ctx, Reply};
 use crate::time::{iso, normalize};
 
 /// First path segments the webhook endpoints own (user triggers may not start with them).
-pub const PROVIDERS: [&str; 6] = ["github", "discord", "xero", "hubspot", "notion", "slack"];
+pub const PROVIDERS: [&str; 7] = ["github", "discord", "xero", "hubspot", "notion", "slack", "google"];
 
 fn not_configured(what: &str) -> ApiError {
     ApiError::new(503, "WEBHOOK_NOT_CONFIGURED", format!("{what} webhooks are not configured"))

@@ -32,6 +32,7 @@ test('schemathesis fuzzes every documented operation without a server error', { 
       GITHUB_CLIENT_ID: 'gh-client-id', GITHUB_CLIENT_SECRET: 'gh-client-secret', GITHUB_WEBHOOK_SECRET: 'st-secret',
       DISCORD_PUBLIC_KEY: '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c', XERO_WEBHOOK_KEY: 'st-xero-key', HUBSPOT_CLIENT_SECRET: 'st-hubspot-secret',
       GOOGLE_CLIENT_ID: 'st-google-client', GOOGLE_CLIENT_SECRET: 'st-google-secret',
+      GOOGLE_PUBSUB_AUDIENCE: 'https://st.example.com/webhooks/google/pubsub', GOOGLE_PUBSUB_SERVICE_ACCOUNT: 'st-push@st.iam.gserviceaccount.com',
       SLACK_CLIENT_ID: 'st.slack', SLACK_CLIENT_SECRET: 'st-slack-secret', SLACK_SIGNING_SECRET: 'st-slack-signing-secret',
       // The fuzzer sends many requests with broken credentials from one address: the limits
       // would turn most operations into 429s and leave their logic untested.

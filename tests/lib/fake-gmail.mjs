@@ -110,6 +110,8 @@ export function addGmail(g) {
     m.historyId = box.historyId;
     const entry = { message: { id: m.id, threadId: m.threadId, labelIds: [...m.labelIds] }, ...(labelIds ? { labelIds } : {}) };
     box.history.push({ id: String(box.historyId), messages: [{ id: m.id, threadId: m.threadId }], [type]: [entry] });
+    // A watched mailbox publishes its change (fake-push.mjs).
+    mail.onChange?.(box);
   };
   const relabel = (box, m, add, remove) => {
     const added = add.filter((l) => !m.labelIds.includes(l));

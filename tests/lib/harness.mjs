@@ -48,6 +48,8 @@ export class Service {
       GOOGLE_CALENDAR_API_URL: up.calendar ?? 'http://127.0.0.1:9/calendar',
       SLACK_API_URL: up.slack ?? 'http://127.0.0.1:9/slack',
       SLACK_OAUTH_URL: up.slackOauth ?? 'http://127.0.0.1:9/slack-oauth',
+      // Google's OIDC keys for Pub/Sub push: never the real ones in tests.
+      GOOGLE_CERTS_URL: up.googleCerts ?? 'http://127.0.0.1:9/certs',
       // Queue retries back off from 1 s in tests (10 s in production).
       JOB_RETRY_BASE_SECONDS: '1',
       ...this.vars,
