@@ -315,6 +315,14 @@ const paths = {
     parameters: [pathParam('id', 'Integration id'), pathParam('syncId', 'Sync id')],
     get: user({ tags: ['integrations'], summary: 'A sync run and its progress', responses: { 200: json(ref('SyncRun')), ...errors(404) } }),
   },
+  '/api/integrations/{id}/syncs': {
+    parameters: [pathParam('id', 'Integration id')],
+    get: user({
+      tags: ['integrations'], summary: 'The integration\'s sync runs, newest first (the run log; each run as its status route shows it)',
+      parameters: listParams,
+      responses: { 200: json(obj({ syncs: { type: 'array', items: ref('SyncRun') }, cursor: str(), hasMore: { type: 'boolean' } }, ['syncs', 'hasMore'])), ...errors(400, 404) },
+    }),
+  },
   '/api/integrations/{id}/entities/{type}': {
     parameters: [pathParam('id', 'Integration id'), pathParam('type', 'Entity type')],
     get: user({
@@ -784,6 +792,12 @@ const paths = {
         200: json(obj({ users: { type: 'array', items: ref('AdminUser') }, cursor: str(), hasMore: { type: 'boolean' } }, ['users', 'hasMore'])),
         ...errors(400),
       },
+    }),
+  },
+  '/auth/providers': {
+    get: publicOp({
+      tags: ['auth'], summary: 'The sign-in providers this deployment is configured for (the console offers only these)',
+      responses: { 200: json(obj({ providers: { type: 'array', items: { enum: ['github', 'google'] } } }, ['providers'])) },
     }),
   },
   '/health': {

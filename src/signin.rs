@@ -87,16 +87,6 @@ impl Provider {
     }
 }
 
-fn frontend_or_503(ctx: &Ctx) -> ApiResult<String> {
-    ctx.frontend().ok_or_else(|| {
-        ApiError::new(
-            503,
-            "FRONTEND_NOT_CONFIGURED",
-            "Sign-in needs FRONTEND_URL (where to send the browser afterwards)",
-        )
-    })
-}
-
 fn client_ip(ctx: &Ctx) -> String {
     ctx.header("CF-Connecting-IP").unwrap_or_else(|| "unknown".into())
 }
@@ -106,7 +96,7 @@ fn clear_cookie(p: Provider) -> String {
 }
 
 fn fail(ctx: &Ctx, p: Provider, code: &str) -> ApiResult<Reply> {
-    let front = frontend_or_503(ctx)?;
+    let front = ctx.frontend();
     Ok(Reply::redirect(&format!("{front}/login?error={code}")).with_header("Set-Cookie", clear_cookie(p)))
 }
 
@@ -116,10 +106,20 @@ fn provider(ctx: &Ctx) -> ApiResult<Provider> {
     Provider::parse(name).ok_or_else(ApiError::route_not_found)
 }
 
+/// `GET /auth/providers` → `{providers: ["github", "google"]}`: the sign-in providers this
+/// deployment has credentials for (the console offers only those).
+pub fn providers(ctx: &Ctx) -> ApiResult<Reply> {
+    let configured = [("github", &GITHUB), ("google", &GOOGLE)]
+        .into_iter()
+        .filter(|(_, o)| var(&ctx.env, o.client_id_var).is_some() && var(&ctx.env, o.client_secret_var).is_some())
+        .map(|(name, _)| name)
+        .collect::<Vec<_>>();
+    Reply::ok(&json!({ "providers": configured }))
+}
+
 /// `GET /auth/{github,google}?invite_code=` → 302 to the provider's consent page.
 pub async fn start(ctx: &Ctx) -> ApiResult<Reply> {
     let p = provider(ctx)?;
-    frontend_or_503(ctx)?;
     if !limits::allow(&ctx.env, Limit::SignIn, &client_ip(ctx)).await {
         return Err(limits::too_many(Limit::SignIn));
     }
@@ -175,7 +175,6 @@ struct StateRow {
 /// the fragment on success, `/login?error=<code>` on failure.
 pub async fn callback(ctx: &Ctx) -> ApiResult<Reply> {
     let p = provider(ctx)?;
-    frontend_or_503(ctx)?;
     if let Some(err) = ctx.query.get("error") {
         return fail(ctx, p, if err == "access_denied" { "access_denied" } else { "oauth_error" });
     }
@@ -204,7 +203,7 @@ pub async fn callback(ctx: &Ctx) -> ApiResult<Reply> {
     let invite = serde_json::from_str::<Value>(&row.data).ok().and_then(|d| d["invite"].as_str().map(str::to_string));
     match complete(ctx, p, code, state, &row.redirect_uri, invite.as_deref()).await {
         Ok(one_time) => {
-            let front = frontend_or_503(ctx)?;
+            let front = ctx.frontend();
             Ok(Reply::redirect(&format!("{front}/auth/callback#code={one_time}&provider={}", p.name()))
                 .with_header("Set-Cookie", clear_cookie(p)))
         }

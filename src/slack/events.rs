@@ -374,8 +374,10 @@ pub fn link_text(frontend: &str, code: &str) -> String {
 /// An unlinked sender gets one reply with a one-time link code; while that code is valid
 /// (15 minutes), their further messages get none.
 async fn offer_link(env: &Env, db: &D1Database, slack: &Slack, m: &SlackMessage) -> ApiResult<()> {
-    let Some(frontend) = var(env, "FRONTEND_URL").map(|f| f.trim_end_matches('/').to_string()) else {
-        log_error("slack: an unlinked user wrote, but FRONTEND_URL (where people link accounts) is not set");
+    // Where people link accounts: FRONTEND_URL, else the console at PUBLIC_URL (a queue job
+    // has no request origin to fall back on).
+    let Some(frontend) = var(env, "FRONTEND_URL").or_else(|| var(env, "PUBLIC_URL")).map(|f| f.trim_end_matches('/').to_string()) else {
+        log_error("slack: an unlinked user wrote, but neither FRONTEND_URL nor PUBLIC_URL (where people link accounts) is set");
         return Ok(());
     };
     let now = now_ms();
