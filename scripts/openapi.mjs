@@ -63,7 +63,7 @@ const redirectOnly = (summary, description, parameters = []) => publicOp({
   responses: {
     302: { description: 'Redirect', headers: { Location: { schema: str() } } },
     429: err('Too many sign-in starts from this address (`RATE_LIMITED`, `Retry-After`)'),
-    503: err('Sign-in is not configured (`OAUTH_NOT_CONFIGURED`, `FRONTEND_NOT_CONFIGURED`) or no usable ENCRYPTION_KEY'),
+    503: err('Sign-in is not configured (`OAUTH_NOT_CONFIGURED`) or no usable ENCRYPTION_KEY'),
   },
 });
 const pageQuery = [
@@ -598,9 +598,8 @@ const paths = {
       description: 'Redirects to `FRONTEND_URL/settings/slack?installed=<teamId>`, or to `FRONTEND_URL/settings/slack?error=<code>` with code one of missing_params, invalid_state, access_denied, token_exchange_failed, oauth_error. The state is single use.',
       parameters: ['code', 'state', 'error'].map((name) => ({ name, in: 'query', schema: str() })),
       responses: {
-        302: { description: 'Redirect to the frontend', headers: { Location: { schema: str() } } },
+        302: { description: 'Redirect to the frontend (FRONTEND_URL, else the console)', headers: { Location: { schema: str() } } },
         500: E[500],
-        503: err('FRONTEND_URL is not set (`FRONTEND_NOT_CONFIGURED`)'),
       },
     }),
   },

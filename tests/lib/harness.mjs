@@ -68,6 +68,8 @@ export class Service {
       scriptPath: resolve(root, this.buildDir, 'index.js'),
       modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
       compatibilityDate: COMPATIBILITY_DATE,
+      // The console's static assets, as wrangler.toml's [assets] (with their `_headers`).
+      assets: { directory: join(root, 'console', 'dist'), binding: 'ASSETS', routerConfig: { has_user_worker: true } },
       d1Databases: { DB: DATABASE_ID },
       d1Persist: join(this.dir, 'v3', 'd1'),
       durableObjects: {
@@ -104,7 +106,8 @@ export class Service {
       }
       const config = readFileSync(join(root, 'wrangler.toml'), 'utf8')
         .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(dir)}`)
-        .replace(/^main = .*$/m, `main = ${JSON.stringify(join(root, 'build', 'index.js'))}`);
+        .replace(/^main = .*$/m, `main = ${JSON.stringify(join(root, 'build', 'index.js'))}`)
+        .replace(/^directory = .*$/m, `directory = ${JSON.stringify(join(root, 'console', 'dist'))}`);
       const path = join(this.dir, 'wrangler.old.toml');
       writeFileSync(path, config);
       args.push('-c', path);
