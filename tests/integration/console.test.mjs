@@ -218,7 +218,7 @@ test('the console in a browser', async (t) => {
     svc.shownOnce(new URL(link).hash.slice(6));
     await page.goto(link);
     await heading('Link your Slack account').waitFor();
-    assert.equal(new URL(page.url()).hash, '', 'the code leaves the address bar');
+    await page.waitForFunction(() => location.hash === ''); // the code leaves the address bar
     await page.getByRole('button', { name: 'Link my Slack account' }).click();
     await page.getByText(/^Linked\. Messages from/).waitFor();
     const links = await svc.request('GET', '/api/me/slack', { token: sessionToken });
@@ -239,6 +239,31 @@ test('the console in a browser', async (t) => {
     await page.getByText(/No actions yet|Authorized clients/).first().waitFor();
     await page.locator('text=/Not available on this deployment|No MCP client|Revoke/').first().waitFor();
     await noRawJson();
+  });
+
+  await step('every page opens with its heading, and no error, blank or raw envelope', async () => {
+    const pages = [
+      ['Channels', 'Channel bindings'], ['Slack', 'Slack'], ['Integrations', 'Integrations'], ['Invites', 'Invites'],
+      ['Organization', 'Organization'], ['Model providers', 'Model providers'], ['Repositories', 'Repositories'],
+      ['Webhook inbox', 'Webhook inbox'], ['Slack workspaces', 'Slack workspaces'], ['MCP', 'MCP'],
+    ];
+    for (const [link, title] of pages) {
+      await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: link, exact: true }).click();
+      await heading(title).waitFor();
+      await page.waitForFunction(() => !document.querySelector('p.loading'));
+      const errors = await page.locator('.error').allInnerTexts();
+      assert.deepEqual(errors, [], `${title} shows an error`);
+      await noRawJson();
+      await page.screenshot({ path: join(SHOTS, `tour-${title.replace(/\W+/g, '-').toLowerCase()}.png`), fullPage: true });
+    }
+    // An invite: created, its link shown once, listed.
+    await page.getByRole('link', { name: 'Invites', exact: true }).click();
+    await page.getByLabel('Email (optional)').fill('grace@example.com');
+    await page.getByRole('button', { name: 'Create invite' }).click();
+    const inviteLink = await page.locator('.secret code').first().innerText();
+    assert.match(inviteLink, new RegExp(`^${svc.url}/login\\?invite=inv_`));
+    svc.shownOnce(new URL(inviteLink).searchParams.get('invite'), 0);
+    await page.getByRole('cell', { name: 'grace@example.com' }).waitFor();
   });
 
   await step('on a phone: the navigation folds behind a menu button', async () => {

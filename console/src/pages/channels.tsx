@@ -30,7 +30,7 @@ export function Telegram() {
           <>
             {config && (
               <div class="card">
-                <div class="row">
+                <div class="title-row">
                   <h2>@{config.botUsername}</h2>
                   {config.paired ? <Badge tone="ok">paired</Badge> : <Badge tone="warn">not paired yet</Badge>}
                   {config.webhookActive ? <Badge tone="ok">receiving messages</Badge> : <Badge tone="bad">webhook inactive</Badge>}

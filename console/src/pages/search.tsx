@@ -59,7 +59,7 @@ export function Search() {
             <ol class="results">
               {results.map((r) => (
                 <li key={`${r.integrationId}:${r.type}:${r.externalId}`} class="card">
-                  <h3 class="result-title">{r.title || r.externalId}</h3>
+                  <h3 class="result-title">{r.title || `Untitled ${r.type.replace(/s$/, '')}`}</h3>
                   <p class="snippet"><Snippet text={r.snippet} /></p>
                   <p class="muted small">
                     <a href={`/console/integrations/${enc(r.integrationId)}`}>{names.get(r.integrationId) ?? 'Integration'}</a> · {r.type} · <Time iso={r.modifiedAt} />
