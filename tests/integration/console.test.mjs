@@ -161,7 +161,7 @@ test('the console in a browser', async (t) => {
   await step('create an API token (shown once), then revoke it', async () => {
     await page.getByRole('link', { name: 'API tokens' }).click();
     await heading('API tokens').waitFor();
-    await page.getByLabel('Name').fill('laptop agent');
+    await page.getByLabel('Name (what will use it)').fill('laptop agent');
     await page.getByRole('button', { name: 'Create token' }).click();
     const token = await page.getByTestId('new-token').innerText();
     svc.shownOnce(token);

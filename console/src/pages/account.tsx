@@ -31,8 +31,8 @@ export function Tokens() {
       <form class="card" onSubmit={submit}>
         <h2>Create a token</h2>
         <div class="row wrap align-end">
-          <Field label="Name" name="name" error={create.error} hint="What will use it, e.g. “laptop agent”.">
-            {(p) => <input {...p} required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} />}
+          <Field label="Name (what will use it)" name="name" error={create.error}>
+            {(p) => <input {...p} required maxLength={100} value={name} placeholder="e.g. laptop agent" onInput={(e) => setName(e.currentTarget.value)} />}
           </Field>
           <Field label="Expires" name="expiresAt" error={create.error}>
             {(p) => (
