@@ -8,7 +8,8 @@
 use worker::{Env, Headers, Response};
 
 /// Everything the console loads comes from this origin; nothing inline, nothing framed.
-pub const CSP: &str = "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'self'";
+pub const CSP: &str =
+    "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// Whether `path` is one of the console's pages.
 pub fn is_page(path: &str) -> bool {

@@ -383,7 +383,9 @@ async fn offer_link(env: &Env, db: &D1Database, slack: &Slack, m: &SlackMessage)
     // (a message queued by an older release carries none: PUBLIC_URL's console then).
     let configured = var(env, "FRONTEND_URL").or_else(|| m.frontend.clone()).or_else(|| var(env, "PUBLIC_URL"));
     let Some(frontend) = configured.map(|f| f.trim_end_matches('/').to_string()) else {
-        log_error("slack: an unlinked user wrote, but there is no frontend to link accounts on (FRONTEND_URL, PUBLIC_URL)");
+        log_error(
+            "slack: an unlinked user wrote, but there is no frontend to link accounts on (FRONTEND_URL, PUBLIC_URL)",
+        );
         return Ok(());
     };
     let now = now_ms();
