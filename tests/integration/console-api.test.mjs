@@ -11,7 +11,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test('the console over HTTP, and the sync run history', async (t) => {
   const gh = await startFakeGitHub(t);
-  const svc = await startService(t, { upstreams: { github: gh.api, githubWeb: gh.web }, vars: { FRONTEND_URL: undefined } });
+  const svc = await startService(t, { console: true, upstreams: { github: gh.api, githubWeb: gh.web }, vars: { FRONTEND_URL: undefined } });
   const alice = await svc.createUser({ email: 'alice@example.com' });
   const bob = await svc.createUser({ email: 'bob@example.com' });
   const TOKEN = 'gho_console_history_token_0123456789';

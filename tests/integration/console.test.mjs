@@ -39,6 +39,7 @@ test('the console in a browser', async (t) => {
   slack.addUser('UADA', { displayName: 'ada', realName: 'Ada L.' });
   knownSecrets.add(SLACK_BOT);
   const svc = await startService(t, {
+    console: true,
     upstreams: { github: gh.api, githubWeb: gh.web, telegram: tg.url, slack: slack.url, slackOauth: `${slack.url}/oauth/v2/authorize` },
     vars: {
       FRONTEND_URL: undefined, GITHUB_CLIENT_ID: 'gh-client-id', GITHUB_CLIENT_SECRET: 'gh-client-secret', ...g.vars(),
