@@ -129,10 +129,15 @@ test('the console in a browser', async (t) => {
 
   let integrationId;
   await step('connect Gmail through Google\'s OAuth and watch the first sync finish', async () => {
+    // Gmail answers the first list of messages slowly, so the run is seen while it works.
+    g.fake.fault(/\/gmail\/v1\/users\/me\/messages$/, { delayMs: 1500 }, 1);
     await page.getByRole('button', { name: 'Connect Gmail' }).click();
     await heading('Gmail').waitFor();
     integrationId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
-    // Live progress, then the result and the run in the history.
+    // Live progress while it runs, then the result and the run in the history.
+    await page.getByRole('status').filter({ hasText: /Syncing|Waiting for the sync|Starting the sync/ }).waitFor();
+    assert.equal(await page.getByRole('progressbar', { name: 'Sync progress' }).count(), 1);
+    await screenshot('gmail-syncing');
     await page.getByText(/Sync finished: \d+ records/).waitFor({ timeout: 30_000 });
     await page.getByRole('cell', { name: 'completed' }).waitFor();
     const items = await page.locator('dl.facts dt:has-text("Items stored") + dd').innerText();
