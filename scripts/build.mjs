@@ -1,9 +1,11 @@
-// Builds the worker: `worker-build --release` → build/index.js + build/index_bg.wasm.
+// Builds the worker: `worker-build --release` → build/index.js + build/index_bg.wasm, and the
+// console's static assets (scripts/console.mjs → console/dist).
 // With --if-needed (used by wrangler's [build] hook) it skips when the build is newer than
 // every source file, so `wrangler dev`/`deploy` after `npm start`/`npm test` cost nothing.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, cargoBin, bin, run, log, exists, toolEnv } from './lib.mjs';
+import { buildConsole } from './console.mjs';
 
 /** `build/` is what deploys; `build-test/` carries the test-only fault switches (the
  * `fault-injection` feature) that the integration tests use. */
@@ -31,6 +33,8 @@ export function upToDate(test = false) {
 }
 
 export function build({ ifNeeded = false, test = false } = {}) {
+  // The console's static assets (esbuild, under a second): always rebuilt.
+  buildConsole();
   if (ifNeeded && upToDate(test)) {
     log(`worker build${test ? ' (test)' : ''} is up to date`);
     return;

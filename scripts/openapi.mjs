@@ -64,7 +64,7 @@ const redirectOnly = (summary, description, parameters = [], more = {}) => publi
     ...more,
     302: { description: 'Redirect', headers: { Location: { schema: str() } } },
     429: err('Too many sign-in starts from this address (`RATE_LIMITED`, `Retry-After`)'),
-    503: err('Sign-in is not configured (`OAUTH_NOT_CONFIGURED`, `FRONTEND_NOT_CONFIGURED`) or no usable ENCRYPTION_KEY'),
+    503: err('Sign-in is not configured (`OAUTH_NOT_CONFIGURED`) or no usable ENCRYPTION_KEY'),
   },
 });
 const pageQuery = [
@@ -416,6 +416,14 @@ const paths = {
     parameters: [pathParam('id', 'Integration id'), pathParam('syncId', 'Sync id')],
     get: user({ tags: ['integrations'], summary: 'A sync run and its progress', responses: { 200: json(ref('SyncRun')), ...errors(404) } }),
   },
+  '/api/integrations/{id}/syncs': {
+    parameters: [pathParam('id', 'Integration id')],
+    get: user({
+      tags: ['integrations'], summary: 'The integration\'s sync runs, newest first (the run log; each run as its status route shows it)',
+      parameters: listParams,
+      responses: { 200: json(obj({ syncs: { type: 'array', items: ref('SyncRun') }, cursor: str(), hasMore: { type: 'boolean' } }, ['syncs', 'hasMore'])), ...errors(400, 404) },
+    }),
+  },
   '/api/integrations/{id}/entities/{type}': {
     parameters: [pathParam('id', 'Integration id'), pathParam('type', 'Entity type')],
     get: user({
@@ -709,9 +717,8 @@ const paths = {
       description: 'Redirects to `FRONTEND_URL/settings/slack?installed=<teamId>`, or to `FRONTEND_URL/settings/slack?error=<code>` with code one of missing_params, invalid_state, access_denied, token_exchange_failed, oauth_error. The state is single use.',
       parameters: ['code', 'state', 'error'].map((name) => ({ name, in: 'query', schema: str() })),
       responses: {
-        302: { description: 'Redirect to the frontend', headers: { Location: { schema: str() } } },
+        302: { description: 'Redirect to the frontend (FRONTEND_URL, else the console)', headers: { Location: { schema: str() } } },
         500: E[500],
-        503: err('FRONTEND_URL is not set (`FRONTEND_NOT_CONFIGURED`)'),
       },
     }),
   },
@@ -903,6 +910,12 @@ const paths = {
         200: json(obj({ users: { type: 'array', items: ref('AdminUser') }, cursor: str(), hasMore: { type: 'boolean' } }, ['users', 'hasMore'])),
         ...errors(400),
       },
+    }),
+  },
+  '/auth/providers': {
+    get: publicOp({
+      tags: ['auth'], summary: 'The sign-in providers this deployment is configured for (the console offers only these)',
+      responses: { 200: json(obj({ providers: { type: 'array', items: { enum: ['github', 'google'] } } }, ['providers'])) },
     }),
   },
   '/health': {

@@ -76,6 +76,19 @@ function testTools() {
   run(join(venv, 'bin', 'pip'), ['install', '-q', '--disable-pip-version-check', `schemathesis==${SCHEMATHESIS_VERSION}`]);
 }
 
+/** The browser the console's tests drive (playwright-core; its own browser download cannot
+ * work here): Debian's `chromium`, installed with apt when missing. */
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+export function chromium() {
+  if (exists(CHROMIUM)) return;
+  log(`installing Debian's chromium for the console's browser tests (apt-get; ${CHROMIUM} is missing)`);
+  const sudo = process.getuid && process.getuid() === 0 ? [] : ['sudo'];
+  const apt = (args) => run(sudo.length ? 'sudo' : 'apt-get', sudo.length ? ['apt-get', ...args] : args, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  apt(['update']);
+  apt(['install', '-y', '--no-install-recommends', 'chromium']);
+}
+
 /** `forTests`: also what only the test suite needs (`npm test`, not `npm start`). */
 export function setup({ forTests = false } = {}) {
   npmPackages();
@@ -83,7 +96,10 @@ export function setup({ forTests = false } = {}) {
   cargoInstall('worker-build', WORKER_BUILD_VERSION, 'worker-build', new RegExp(`^(worker-build )?${WORKER_BUILD_VERSION.replaceAll('.', '\\.')}$`));
   const wb = lockedVersion('wasm-bindgen');
   cargoInstall('wasm-bindgen-cli', wb, 'wasm-bindgen', new RegExp(`^wasm-bindgen ${wb.replaceAll('.', '\\.')}$`));
-  if (forTests) testTools();
+  if (forTests) {
+    testTools();
+    chromium();
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -100,6 +100,8 @@ fn dispatch<'a>(route: Route, ctx: &'a Ctx) -> LocalBoxFuture<'a, ApiResult<Repl
         Route::DeleteIntegration => Box::pin(integrations::routes::delete(ctx)),
         Route::SyncIntegration => Box::pin(integrations::routes::sync(ctx)),
         Route::SyncStatus => Box::pin(integrations::routes::sync_status(ctx)),
+        Route::SignInProviders => Box::pin(async { crate::signin::providers(ctx) }),
+        Route::SyncHistory => Box::pin(integrations::routes::sync_history(ctx)),
         Route::IntegrationEntities => Box::pin(integrations::routes::entities(ctx)),
         Route::IntegrationFetch => Box::pin(integrations::routes::fetch(ctx)),
         Route::IntegrationPush => Box::pin(integrations::routes::push(ctx)),
@@ -329,6 +331,14 @@ pub async fn handle(req: web_sys::Request, env: Env, wctx: Context) -> worker::R
     let open = open_cors(&req.url());
     let cors_origin = origin.filter(|o| !open && h::cors_allows(o, config::var(&env, "FRONTEND_URL").as_deref()));
 
+    // The console's pages (its other files are static assets, answered before the worker).
+    let method = req.method();
+    if matches!(method.as_str(), "GET" | "HEAD") && crate::console::is_page(h::RequestUrl::split(&req.url()).path) {
+        match crate::console::page(&env, method == "HEAD").await {
+            Ok(page) => return Ok(page),
+            Err(e) => config::log_error(&format!("request {request_id}: the console page failed: {e}")),
+        }
+    }
     let reply = if preflight(&req, &headers) {
         let reply = Reply::no_content()
             .with_header("Access-Control-Allow-Methods", h::CORS_METHODS)

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod background;
 pub mod channels;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod crypto;
 pub mod db;

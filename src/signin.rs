@@ -92,16 +92,6 @@ impl Provider {
     }
 }
 
-fn frontend_or_503(ctx: &Ctx) -> ApiResult<String> {
-    ctx.frontend().ok_or_else(|| {
-        ApiError::new(
-            503,
-            "FRONTEND_NOT_CONFIGURED",
-            "Sign-in needs FRONTEND_URL (where to send the browser afterwards)",
-        )
-    })
-}
-
 fn client_ip(ctx: &Ctx) -> String {
     ctx.header("CF-Connecting-IP").unwrap_or_else(|| "unknown".into())
 }
@@ -111,7 +101,7 @@ fn clear_cookie(p: Provider) -> String {
 }
 
 fn fail(ctx: &Ctx, p: Provider, code: &str) -> ApiResult<Reply> {
-    let front = frontend_or_503(ctx)?;
+    let front = ctx.frontend();
     Ok(Reply::redirect(&format!("{front}/login?error={code}")).with_header("Set-Cookie", clear_cookie(p)))
 }
 
@@ -119,6 +109,17 @@ fn provider(ctx: &Ctx) -> ApiResult<Provider> {
     // Routes are `/auth/github…` and `/auth/google…`.
     let name = ctx.path_and_query().trim_start_matches("/auth/").split(['/', '?']).next().unwrap_or("");
     Provider::parse(name).ok_or_else(ApiError::route_not_found)
+}
+
+/// `GET /auth/providers` → `{providers: ["github", "google"]}`: the sign-in providers this
+/// deployment has credentials for (the console offers only those).
+pub fn providers(ctx: &Ctx) -> ApiResult<Reply> {
+    let configured = [("github", &GITHUB), ("google", &GOOGLE)]
+        .into_iter()
+        .filter(|(_, o)| var(&ctx.env, o.client_id_var).is_some() && var(&ctx.env, o.client_secret_var).is_some())
+        .map(|(name, _)| name)
+        .collect::<Vec<_>>();
+    Reply::ok(&json!({ "providers": configured }))
 }
 
 /// `GET /auth/{github,google}?invite_code=` → 302 to the provider's consent page.
@@ -133,9 +134,6 @@ pub async fn start(ctx: &Ctx) -> ApiResult<Reply> {
             return Err(ApiError::invalid_field("return_to", "Only the MCP authorization page can be returned to"))
         }
     };
-    if return_to.is_none() {
-        frontend_or_503(ctx)?;
-    }
     if !limits::allow(&ctx.env, Limit::SignIn, &client_ip(ctx)).await {
         return Err(limits::too_many(Limit::SignIn));
     }
@@ -278,7 +276,7 @@ pub async fn callback(ctx: &Ctx) -> ApiResult<Reply> {
     }
     match one_time_code(ctx, p, &user_id).await {
         Ok(one_time) => {
-            let front = frontend_or_503(ctx)?;
+            let front = ctx.frontend();
             Ok(Reply::redirect(&format!("{front}/auth/callback#code={one_time}&provider={}", p.name()))
                 .with_header("Set-Cookie", clear_cookie(p)))
         }

@@ -124,17 +124,11 @@ impl Ctx {
             .to_string()
     }
 
-    /// Where the browser goes after a sign-in or an OAuth round trip: `FRONTEND_URL`, or — only
-    /// for a request that came to a local development server — the local frontend.
-    pub fn frontend(&self) -> Option<String> {
-        if let Some(f) = crate::config::var(&self.env, "FRONTEND_URL") {
-            return Some(f.trim_end_matches('/').to_string());
-        }
-        let host = crate::http::parse_url(&self.public_origin())
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
-        matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]").then(|| "http://localhost:5173".to_string())
+    /// Where the browser goes after a sign-in or an OAuth round trip: `FRONTEND_URL`, or else
+    /// the console this worker serves itself (contract §15), at its public origin.
+    pub fn frontend(&self) -> String {
+        crate::config::var(&self.env, "FRONTEND_URL")
+            .map_or_else(|| self.public_origin(), |f| f.trim_end_matches('/').to_string())
     }
 
     /// The result of the route's first query when the pipeline ran it with authentication

@@ -464,6 +464,20 @@ pub async fn sync_status(ctx: &Ctx) -> ApiResult<Reply> {
     let log = runs::find_log(&db, &row.id, sync_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Sync with id '{sync_id}' not found")))?;
+    Reply::ok(&run_view(&log))
+}
+
+/// `GET /api/integrations/:id/syncs?limit&cursor` → the integration's run log, newest first
+/// (each run as its status route shows it).
+pub async fn sync_history(ctx: &Ctx) -> ApiResult<Reply> {
+    let page = crate::http::page::PageQuery::parse(&ctx.query, 20)?;
+    let row = find(ctx, false).await?;
+    let logs = runs::list_logs(&ctx.db()?, &row.id, &page).await?;
+    Reply::ok(&crate::http::page::page_body("syncs", &logs, page.limit, run_view))
+}
+
+/// A run as the status and history routes show it.
+fn run_view(log: &runs::LogView) -> Value {
     let parse =
         |t: &Option<String>| t.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()).unwrap_or(json!([]));
     let errors = parse(&log.errors);
@@ -476,7 +490,7 @@ pub async fn sync_status(ctx: &Ctx) -> ApiResult<Reply> {
     if let Some(done) = &log.completed_at {
         body["result"] = json!({ "success": log.status == "completed", "recordsSynced": log.records_synced, "errors": errors, "completedAt": normalize(done) });
     }
-    Reply::ok(&body)
+    body
 }
 
 /// `GET /api/integrations/:id/entities/:type?limit&cursor&modifiedAfter&includeDeleted`.

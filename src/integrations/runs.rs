@@ -262,6 +262,37 @@ pub struct LogView {
     pub completed_at: Option<String>,
 }
 
+impl crate::http::page::Keyed for LogView {
+    fn created_at(&self) -> &str {
+        &self.started_at
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// One page of the integration's runs, newest first (keyset on `started_at, id`; served by
+/// `idx_sync_logs_integration`).
+pub async fn list_logs(
+    db: &worker::d1::D1Database,
+    integration: &str,
+    page: &crate::http::page::PageQuery,
+) -> ApiResult<Vec<LogView>> {
+    Ok(crate::q!(
+        db,
+        "SELECT * FROM sync_logs WHERE integration_id = ?1
+           AND (started_at < ?2 OR (started_at = ?2 AND ?3 <> '' AND id < ?3))
+         ORDER BY started_at DESC, id DESC LIMIT ?4",
+        &integration,
+        &page.after_created,
+        &page.after_id,
+        &page.fetch()
+    )?
+    .rows()
+    .await?
+    .results()?)
+}
+
 /// The run `id` of the integration, if it exists.
 pub async fn find_log(db: &worker::d1::D1Database, integration: &str, id: &str) -> ApiResult<Option<LogView>> {
     Ok(crate::q!(db, "SELECT * FROM sync_logs WHERE id = ?1 AND integration_id = ?2", &id, &integration)?.one().await?)

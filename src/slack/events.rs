@@ -46,6 +46,9 @@ pub struct SlackMessage {
     pub thread_ts: String,
     /// A direct message (else a mention in a channel, answered only to its sender).
     pub direct: bool,
+    /// Where the sender links their account: the frontend as the delivery's request saw it
+    /// (`FRONTEND_URL`, else the console at this worker's origin); set when it is queued.
+    pub frontend: Option<String>,
 }
 
 impl SlackMessage {
@@ -67,6 +70,7 @@ impl SlackMessage {
             ts: s("ts")?,
             thread_ts: s("thread_ts")?,
             direct: v["direct"].as_bool()?,
+            frontend: s("frontend"),
         })
     }
 }
@@ -142,7 +146,7 @@ pub fn classify(v: &Value) -> Incoming {
     if body.len() < e["text"].as_str().unwrap_or("").len() {
         body.push('…');
     }
-    Incoming::Message(SlackMessage { event_id, team, channel, user, text: body, ts, thread_ts, direct })
+    Incoming::Message(SlackMessage { event_id, team, channel, user, text: body, ts, thread_ts, direct, frontend: None })
 }
 
 /// Slack's message text as the Markdown a session reads: the bot's own mention removed,
@@ -211,7 +215,8 @@ pub async fn handle(ctx: &Ctx) -> ApiResult<Reply> {
         Incoming::UrlVerification(challenge) => return Reply::ok(&json!({ "challenge": challenge })),
         Incoming::Ignore(_) => return Reply::ok(&json!({ "ok": true })),
         Incoming::Uninstalled { event_id, team } => (event_id, "app_uninstalled", Job::SlackUninstalled { team }),
-        Incoming::Message(m) => {
+        Incoming::Message(mut m) => {
+            m.frontend = Some(ctx.frontend());
             let kind = if m.direct { "message.im" } else { "app_mention" };
             (m.event_id.clone(), kind, Job::SlackMessage { message: serde_json::to_string(&m)? })
         }
@@ -374,8 +379,13 @@ pub fn link_text(frontend: &str, code: &str) -> String {
 /// An unlinked sender gets one reply with a one-time link code; while that code is valid
 /// (15 minutes), their further messages get none.
 async fn offer_link(env: &Env, db: &D1Database, slack: &Slack, m: &SlackMessage) -> ApiResult<()> {
-    let Some(frontend) = var(env, "FRONTEND_URL").map(|f| f.trim_end_matches('/').to_string()) else {
-        log_error("slack: an unlinked user wrote, but FRONTEND_URL (where people link accounts) is not set");
+    // Where people link accounts: FRONTEND_URL, else the console where the delivery came in
+    // (a message queued by an older release carries none: PUBLIC_URL's console then).
+    let configured = var(env, "FRONTEND_URL").or_else(|| m.frontend.clone()).or_else(|| var(env, "PUBLIC_URL"));
+    let Some(frontend) = configured.map(|f| f.trim_end_matches('/').to_string()) else {
+        log_error(
+            "slack: an unlinked user wrote, but there is no frontend to link accounts on (FRONTEND_URL, PUBLIC_URL)",
+        );
         return Ok(());
     };
     let now = now_ms();

@@ -2,7 +2,8 @@
 // by code / by email / expired / reused / email-bound, org domain gating and allow-list, the
 // environment's allow-lists, verified emails only), Google sign-in, the one-time code handoff,
 // sessions out (list, revoke, logout), API token default expiry, rate limits, key strength, the
-// re-seal job over legacy ciphertexts, and CORS with and without FRONTEND_URL.
+// re-seal job over legacy ciphertexts, CORS with and without FRONTEND_URL, and the console as the
+// frontend when FRONTEND_URL is unset.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -217,13 +218,16 @@ test('accounts and access', async (t) => {
     assert.equal((await preflight('http://localhost:5173')).headers.get('access-control-allow-origin'), null);
     await svc.reconfigure({ FRONTEND_URL: undefined });
     assert.equal((await preflight('http://localhost:5173')).headers.get('access-control-allow-origin'), 'http://localhost:5173');
-    // Local development: sign-in sends the browser to the local frontend.
+    // Without FRONTEND_URL the console this worker serves is the frontend (contract §15): at
+    // the request's origin locally, at PUBLIC_URL when it is set.
     const local = await svc.request('GET', '/auth/github');
     assert.equal(local.status, 302);
-    // A public deployment without FRONTEND_URL refuses to start a sign-in.
+    const back = await svc.request('GET', '/auth/github/callback?error=access_denied');
+    assert.equal(back.headers.get('location'), `${svc.url}/login?error=access_denied`);
     await svc.reconfigure({ FRONTEND_URL: undefined, PUBLIC_URL: 'https://svc.example.com' });
-    const r = await svc.request('GET', '/auth/github');
-    assert.deepEqual([r.status, r.body.code], [503, 'FRONTEND_NOT_CONFIGURED']);
+    assert.equal((await svc.request('GET', '/auth/github')).status, 302);
+    const r = await svc.request('GET', '/auth/github/callback?error=access_denied');
+    assert.equal(r.headers.get('location'), 'https://svc.example.com/login?error=access_denied');
     await svc.reconfigure({ FRONTEND_URL: FRONTEND, PUBLIC_URL: undefined });
   });
 

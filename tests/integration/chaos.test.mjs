@@ -60,7 +60,8 @@ test('a service killed with SIGKILL mid-sync recovers with one chain and every e
   const config = join(dir, 'wrangler.toml');
   writeFileSync(config, readFileSync(join(root, 'wrangler.toml'), 'utf8')
     .replace(/^main = .*$/m, `main = ${JSON.stringify(join(root, 'build-test', 'index.js'))}`)
-    .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(join(root, 'migrations'))}`));
+    .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(join(root, 'migrations'))}`)
+    .replace(/^directory = .*$/m, `directory = ${JSON.stringify(join(root, 'console', 'dist'))}`));
   const created = spawnSync('node', [join(root, 'scripts', 'user-create.mjs'), '--email', 'chaos@example.com', '--persist-to', dir], { encoding: 'utf8', env: toolEnv({ CI: '1' }) });
   assert.equal(created.status, 0, created.stderr);
   const { token } = JSON.parse(created.stdout);

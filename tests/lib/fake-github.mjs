@@ -128,6 +128,20 @@ export function startFakeGitHubOn(fake) {
     return { json: slice, headers: links.length ? { link: links.join(', ') } : {} };
   };
 
+  // The consent page a browser is sent to: GitHub asks the signed-in person, who agrees; the
+  // fake answers for `gh.consentToken`'s user (set by the test) and sends the browser back to
+  // `redirect_uri` with a code (bound to the PKCE challenge) and the state.
+  fake.on('GET', '/web/login/oauth/authorize', (req) => {
+    const back = new URL(req.query.get('redirect_uri'));
+    if (!gh.consentToken) back.searchParams.set('error', 'access_denied');
+    else {
+      const code = `code-${randomBytes(8).toString('hex')}`;
+      gh.codes.set(code, { token: gh.consentToken, challenge: req.query.get('code_challenge') ?? undefined });
+      back.searchParams.set('code', code);
+    }
+    back.searchParams.set('state', req.query.get('state') ?? '');
+    return { status: 302, headers: { location: back.toString() } };
+  });
   // GitHub takes JSON or a form; a code issued with a PKCE challenge needs its verifier.
   fake.on('POST', '/web/login/oauth/access_token', async (req) => {
     const p = req.json ?? req.form ?? {};

@@ -79,6 +79,21 @@ export async function startFakeGoogle(t) {
   const idToken = (claims) => [{ alg: 'RS256', typ: 'JWT' }, claims, 'signature'].map((p, i) => (i < 2 ? Buffer.from(JSON.stringify(p)).toString('base64url') : 'c2ln')).join('.');
   const oauthError = (error, description, status = 400) => ({ status, json: { error, error_description: description } });
 
+  // The consent page a browser is sent to: the fake consents as `g.consentEmail` (set by the
+  // test) to every scope asked for, and sends the browser back with a code and the state.
+  fake.on('GET', '/accounts/o/oauth2/v2/auth', (req) => {
+    const back = new URL(req.query.get('redirect_uri'));
+    if (!g.consentEmail) back.searchParams.set('error', 'access_denied');
+    else {
+      back.searchParams.set('code', g.issueCode({
+        email: g.consentEmail, name: g.consentName, challenge: req.query.get('code_challenge') ?? undefined,
+        redirectUri: req.query.get('redirect_uri'), scope: req.query.get('scope') ?? '',
+      }));
+    }
+    back.searchParams.set('state', req.query.get('state') ?? '');
+    return { status: 302, headers: { location: back.toString() } };
+  });
+
   fake.on('POST', '/token', async (req) => {
     const p = req.form ?? {};
     if (p.client_id !== GOOGLE_CLIENT_ID || p.client_secret !== GOOGLE_CLIENT_SECRET) return oauthError('invalid_client', 'The OAuth client was not found.', 401);

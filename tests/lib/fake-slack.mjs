@@ -59,6 +59,21 @@ export async function startFakeSlack(t) {
   const params = (req) => req.json ?? req.form ?? Object.fromEntries(req.query);
   const bearer = (req) => /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
 
+  // The install consent page a browser is sent to (SLACK_OAUTH_URL = `${url}/oauth/v2/authorize`):
+  // the fake approves `slack.consentInstall` ({token, team, teamName}, set by the test) and sends
+  // the browser back to `redirect_uri` with a code for it and the state.
+  fake.on('GET', '/oauth/v2/authorize', (req) => {
+    const back = new URL(req.query.get('redirect_uri'));
+    if (!slack.consentInstall) back.searchParams.set('error', 'access_denied');
+    else {
+      const code = `slack-code-${slack.codes.size + 1}-${Date.now()}`;
+      slack.addInstall(code, slack.consentInstall);
+      back.searchParams.set('code', code);
+    }
+    back.searchParams.set('state', req.query.get('state') ?? '');
+    return { status: 302, headers: { location: back.toString() } };
+  });
+
   fake.on('POST', '/oauth.v2.access', (req) => {
     const p = params(req);
     slack.exchanges.push(p);

@@ -23,8 +23,10 @@ export class Service {
    * default; benchmarks run the deployable `build`. */
   /** `migrateUpTo`: apply only the migrations up to that file name (a database of an older
    * release); `upgrade()` then applies the rest, as the next deploy would. */
-  constructor({ vars = {}, upstreams = {}, buildDir = 'build-test', migrateUpTo, dataPlane = true } = {}) {
+  constructor({ vars = {}, upstreams = {}, buildDir = 'build-test', migrateUpTo, dataPlane = true, console = false } = {}) {
     this.vars = vars;
+    // Serve the console's static assets (as wrangler.toml's [assets]).
+    this.console = console;
     this.migrateUpTo = migrateUpTo;
     // A build from before the data plane has no IntegrationData class (bench baselines).
     this.dataPlane = dataPlane;
@@ -70,6 +72,11 @@ export class Service {
       scriptPath: resolve(root, this.buildDir, 'index.js'),
       modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
       compatibilityDate: COMPATIBILITY_DATE,
+      // The console's static assets, as wrangler.toml's [assets] (with their `_headers`), for the
+      // suites that ask for them: Miniflare's asset router in front of the worker resets a
+      // kept-alive connection after an answer that left the request body unread (a 401 to a
+      // POST), which would fail the next request of a suite on that connection.
+      ...(this.console ? { assets: { directory: join(root, 'console', 'dist'), binding: 'ASSETS', routerConfig: { has_user_worker: true } } } : {}),
       d1Databases: { DB: DATABASE_ID },
       d1Persist: join(this.dir, 'v3', 'd1'),
       durableObjects: {
@@ -106,7 +113,8 @@ export class Service {
       }
       const config = readFileSync(join(root, 'wrangler.toml'), 'utf8')
         .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(dir)}`)
-        .replace(/^main = .*$/m, `main = ${JSON.stringify(join(root, 'build', 'index.js'))}`);
+        .replace(/^main = .*$/m, `main = ${JSON.stringify(join(root, 'build', 'index.js'))}`)
+        .replace(/^directory = .*$/m, `directory = ${JSON.stringify(join(root, 'console', 'dist'))}`);
       const path = join(this.dir, 'wrangler.old.toml');
       writeFileSync(path, config);
       args.push('-c', path);
