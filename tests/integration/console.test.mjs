@@ -153,14 +153,19 @@ test('the console in a browser', async (t) => {
     await heading('Search').waitFor();
     await page.getByRole('searchbox', { name: 'Search for' }).fill('quarterly invoice');
     await page.getByRole('button', { name: 'Search', exact: true }).click();
-    await page.getByRole('heading', { name: 'Quarterly invoice from Vendor' }).waitFor();
+    // The message and its thread (threads keep their subject, so both are found).
+    const hits = page.getByRole('heading', { name: 'Quarterly invoice from Vendor' });
+    await hits.first().waitFor();
+    assert.equal(await hits.count(), 2);
+    await page.getByText(/· messages ·/).first().waitFor();
+    await page.getByText(/· threads ·/).first().waitFor();
     assert.ok(await page.locator('.snippet mark').count() > 0, 'matches are marked');
     await page.getByRole('searchbox', { name: 'Search for' }).fill('zebra-nothing-matches');
     await page.getByRole('button', { name: 'Search', exact: true }).click();
     await page.getByText('Nothing matches “zebra-nothing-matches”').waitFor();
     await page.getByRole('searchbox', { name: 'Search for' }).fill('quarterly invoice');
     await page.getByRole('button', { name: 'Search', exact: true }).click();
-    await page.getByRole('heading', { name: 'Quarterly invoice from Vendor' }).waitFor();
+    await page.getByRole('heading', { name: 'Quarterly invoice from Vendor' }).first().waitFor();
     await screenshot('search');
   });
 
