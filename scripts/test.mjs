@@ -17,6 +17,7 @@ const step = (name, fn) => {
 
 step('setup', () => setup({ forTests: true }));
 step('openapi.json up to date', () => run('node', ['scripts/openapi.mjs', '--check']));
+step('console type-check (tsc --noEmit)', () => run('node', [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'console')]));
 step('cargo fmt --check', () => run('cargo', ['fmt', '--check']));
 step('cargo clippy', () => run('cargo', ['clippy', '--all-targets', '--quiet', '--', '-D', 'warnings']));
 step('native unit tests (cargo test)', () => run('cargo', ['test', '--lib', '--quiet']));

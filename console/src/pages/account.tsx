@@ -185,7 +185,7 @@ export function Mcp() {
             <Empty><p>No MCP client has been authorized through OAuth.</p></Empty>
           ) : (
             <ul class="plain">
-              {d.clients.map((c) => (
+              {d.clients.map((c: McpClient) => (
                 <li key={c.clientId} class="row">
                   <span>{c.clientName} <span class="muted small">{c.scopes.includes('mcp:write') ? 'read and write' : 'read only'} · {c.lastUsedAt ? <>last used <Time iso={c.lastUsedAt} /></> : <>authorized <Time iso={c.createdAt} /></>}</span></span>
                   <ConfirmButton label="Revoke" confirm="Revoke this client?" busy={revoke.busy} onConfirm={async () => {
