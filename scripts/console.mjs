@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { buildSync } from 'esbuild';
+import { createRequire } from 'node:module';
 import { root, log } from './lib.mjs';
 
 export const consoleDir = join(root, 'console');
@@ -15,6 +15,9 @@ export const consoleDist = join(consoleDir, 'dist');
 const CSP = "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'self'";
 
 export function buildConsole() {
+  // Loaded here, not at the top: `npm test` imports this file before its set-up has installed
+  // the npm packages on a clean machine.
+  const { buildSync } = createRequire(import.meta.url)('esbuild');
   const t0 = Date.now();
   rmSync(consoleDist, { recursive: true, force: true });
   mkdirSync(join(consoleDist, 'assets'), { recursive: true });
