@@ -6,12 +6,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Service, knownSecrets } from '../tests/lib/harness.mjs';
 import { FakeUpstream } from '../tests/lib/fake-upstream.mjs';
+import { cookieJar, unescapeHtml } from '../tests/lib/cookie-jar.mjs';
 
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 const ms = (x) => Number(x.toFixed(2));
 const summary = (lat) => ({ n: lat.length, p50Ms: ms(pct(lat, 50)), p99Ms: ms(pct(lat, 99)) });
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
-const unescape = (s) => s.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+const unescape = unescapeHtml;
 const REDIRECT = 'http://127.0.0.1:7777/callback';
 
 export async function benchOAuth({ rounds = 40, calls = 200, buildDir = 'build' } = {}) {
@@ -29,16 +30,7 @@ export async function benchOAuth({ rounds = 40, calls = 200, buildDir = 'build' 
     const user = await svc.createUser({ email: 'bench.oauth@example.com' });
     const created = await svc.request('POST', '/api/integrations', { token: user.token, body: { service: 'github', credentials: { access_token: GH }, config: { syncFrequency: 'manual' } } });
     if (created.status !== 201) throw new Error(`configure failed: ${created.text}`);
-    const jar = new Map();
-    const go = async (url, init = {}) => {
-      const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-      const res = await fetch(url, { redirect: 'manual', ...init, headers: { ...(init.headers ?? {}), ...(cookie ? { cookie } : {}) } });
-      for (const c of res.headers.getSetCookie()) {
-        const [k, v] = c.split(';')[0].split('=');
-        if (/Max-Age=0/i.test(c)) jar.delete(k); else jar.set(k, v);
-      }
-      return res;
-    };
+    const { jar, go } = cookieJar();
     // One sign-in for the browser (its cookie lasts 15 minutes): the rounds measure the OAuth legs.
     const start = await go(`${svc.url}/auth/github?${new URLSearchParams({ return_to: '/oauth/authorize?bench=1' })}`);
     const atGitHub = new URL(start.headers.get('location'));

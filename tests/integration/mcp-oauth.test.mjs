@@ -13,10 +13,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Client, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client';
 import { startService, knownSecrets } from '../lib/harness.mjs';
 import { startFakeGitHub } from '../lib/fake-github.mjs';
+import { cookieJar, unescapeHtml } from '../lib/cookie-jar.mjs';
 
 const REDIRECT = 'http://127.0.0.1:7777/callback';
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
-const unescape = (s) => s.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+const unescape = unescapeHtml;
 
 /** An OAuthClientProvider as an MCP client application implements it (tokens kept in memory). */
 class Provider {
@@ -61,16 +62,7 @@ test('MCP for remote clients: OAuth 2.1, protocol 2026-07-28, tool policy, audit
 
   /** A browser: its cookies, and the whole round trip from the authorization URL to the redirect back. */
   const browser = () => {
-    const jar = new Map();
-    const go = async (url, init = {}) => {
-      const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-      const res = await fetch(url, { redirect: 'manual', ...init, headers: { ...(init.headers ?? {}), ...(cookie ? { cookie } : {}) } });
-      for (const c of res.headers.getSetCookie()) {
-        const [k, v] = c.split(';')[0].split('=');
-        if (/Max-Age=0/i.test(c)) jar.delete(k); else jar.set(k, v);
-      }
-      return res;
-    };
+    const { jar, go } = cookieJar();
     /** Signs in through GitHub when asked; answers the consent page's response. */
     const consentPage = async (authUrl) => {
       let res = await go(authUrl);
