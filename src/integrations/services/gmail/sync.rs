@@ -55,6 +55,12 @@ pub(super) fn thread_item(view: Value) -> Item {
     Item::new(view["id"].as_str().unwrap_or("").to_string(), "", view)
 }
 
+/// A batch part that failed in a way worth trying again on the next page (the rest of the batch
+/// is kept): the provider was busy, limited us, or the token needs a refresh.
+fn retry_later(e: &ServiceError) -> bool {
+    e.transient() || matches!(e, ServiceError::RateLimited(_) | ServiceError::Auth(_))
+}
+
 /// Adds an address entry unless its address is already in `list`.
 fn add_once(list: &mut Vec<String>, entry: &str) {
     // The address part decides (compose reads addresses the same way; sync must not import it).
@@ -259,7 +265,7 @@ pub(super) async fn messages_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result
                         items.push(Item::gone(id));
                     }
                 }
-                Err(e) if e.transient() || matches!(e, ServiceError::RateLimited(_) | ServiceError::Auth(_)) => {
+                Err(e) if retry_later(&e) => {
                     failure.get_or_insert(e);
                     retry.push(id);
                 }
@@ -372,7 +378,7 @@ pub(super) async fn threads_page(c: &Conn<'_>, req: &PageRequest<'_>) -> Result<
                 }
                 // Gone since the listing: a full pass sweeps it.
                 Err(ServiceError::NotFound(_)) => {}
-                Err(e) if e.transient() || matches!(e, ServiceError::RateLimited(_) | ServiceError::Auth(_)) => {
+                Err(e) if retry_later(&e) => {
                     failure.get_or_insert(e);
                     retry.push(id);
                 }
